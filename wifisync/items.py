@@ -1,0 +1,133 @@
+"""The item model and the field-level merge of concurrent versions.
+
+A payload holds cells ``[value, time]``: the attributes ``title``, ``type`` and
+``tags`` and every named field, each with its own hybrid-logical-clock time, plus
+the history of values each key has lost or replaced. A field that was removed keeps
+a cell whose value is ``None`` so that a merge does not bring it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import IntegrityError
+
+ITEM_TYPES = ("login", "card", "note", "identity")
+ATTRIBUTES = ("title", "type", "tags")
+HISTORY_LIMIT = 32
+
+Cell = tuple[Any, int]
+
+
+@dataclass(slots=True)
+class ItemState:
+    """A decrypted item version (or the merge of several), cell by cell."""
+
+    attrs: dict[str, Cell] = field(default_factory=dict)
+    fields: dict[str, Cell] = field(default_factory=dict)
+    history: dict[str, list[Cell]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """The item's title."""
+        return str(self.attrs.get("title", ("", 0))[0])
+
+    @property
+    def type(self) -> str:
+        """login, card, note or identity."""
+        return str(self.attrs.get("type", ("login", 0))[0])
+
+    @property
+    def tags(self) -> list[str]:
+        """The item's tags, sorted."""
+        return sorted(self.attrs.get("tags", ([], 0))[0])
+
+    @property
+    def values(self) -> dict[str, str]:
+        """Field name to value, removed fields left out."""
+        return {k: v for k, (v, _t) in sorted(self.fields.items()) if v is not None}
+
+    @property
+    def updated(self) -> int:
+        """Latest clock time of any cell."""
+        return max([t for _v, t in [*self.attrs.values(), *self.fields.values()]], default=0)
+
+    def set(self, key: str, value: Any, now: int) -> None:
+        """Write one attribute (``title``, ``type``, ``tags``) or field ``field:NAME``."""
+        table, name = self._table(key)
+        old = table.get(name)
+        if old is not None and old[0] == value:
+            return
+        if old is not None and old[0] is not None:
+            self._remember(key, old)
+        table[name] = (value, now)
+
+    def _table(self, key: str) -> tuple[dict[str, Cell], str]:
+        if key in ATTRIBUTES:
+            return self.attrs, key
+        if key.startswith("field:"):
+            return self.fields, key[6:]
+        raise ValueError(f"unknown item key {key!r}")
+
+    def _remember(self, key: str, cell: Cell) -> None:
+        past = self.history.setdefault(key, [])
+        if cell not in past:
+            past.append(cell)
+            past.sort(key=lambda c: c[1])
+            del past[:-HISTORY_LIMIT]
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain form that is encrypted into a record body."""
+        return {
+            "attrs": {k: list(c) for k, c in self.attrs.items()},
+            "fields": {k: list(c) for k, c in self.fields.items()},
+            "history": {k: [list(c) for c in cs] for k, cs in self.history.items()},
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> ItemState:
+        """Parse a decrypted payload, checking its shape."""
+        try:
+            attrs = {k: _cell(c) for k, c in payload["attrs"].items()}
+            fields = {str(k): _cell(c) for k, c in payload["fields"].items()}
+            history = {str(k): [_cell(c) for c in cs] for k, cs in payload["history"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IntegrityError("item payload has the wrong shape") from exc
+        return cls(attrs=attrs, fields=fields, history=history)
+
+
+def _cell(c: Any) -> Cell:
+    value, t = c
+    if not isinstance(t, int):
+        raise ValueError("cell time")
+    return (value, t)
+
+
+def _winner(cells: list[Cell]) -> Cell:
+    """The later write wins; equal times are settled by the value so every device agrees."""
+    return max(cells, key=lambda c: (c[1], repr(c[0])))
+
+
+def merge_states(states: Iterable[ItemState]) -> ItemState:
+    """Merge concurrent versions key by key; every loser goes to that key's history."""
+    states = list(states)
+    if len(states) == 1:
+        return states[0]
+    merged = ItemState()
+    for table_name in ("attrs", "fields"):
+        keys = {k for s in states for k in getattr(s, table_name)}
+        for k in sorted(keys):
+            cells = [getattr(s, table_name)[k] for s in states if k in getattr(s, table_name)]
+            win = _winner(cells)
+            getattr(merged, table_name)[k] = win
+            hkey = k if table_name == "attrs" else f"field:{k}"
+            for c in cells:
+                if c[0] != win[0] and c[0] is not None:
+                    merged._remember(hkey, c)
+    for s in states:
+        for k, cs in s.history.items():
+            for c in cs:
+                merged._remember(k, c)
+    return merged

@@ -1,0 +1,283 @@
+"""Signed, immutable records: header + body + author signature, identified by their hash.
+
+The header is readable by anyone who holds the record (the daemon merges and relays
+with it alone); an item's body is XChaCha20-Poly1305 ciphertext under the vault's
+payload key with the header bytes as associated data. Membership and vault-key
+records carry a signed plaintext body, because devices without the master password
+must still know who the members are.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from . import crypto
+from .errors import IntegrityError
+from .identity import DeviceIdentity, device_id_of_certificate, verify_signature
+
+FORMAT_VERSION = 1
+VAULT_ID_BYTES = 16
+ITEM_ID_BYTES = 16
+DEVICE_ID_BYTES = 32
+RECORD_ID_BYTES = 32
+SIGNATURE_BYTES = 64
+MAX_RECORD_BYTES = 256 * 1024
+MAX_VECTOR_ENTRIES = 1024
+SIGNING_CONTEXT = b"wifisync/v1/record\x00"
+
+
+class Kind(enum.IntEnum):
+    """What a record is about."""
+
+    ITEM = 1
+    MEMBER = 2
+    VAULT_KEY = 3
+
+
+VAULT_KEY_ITEM = crypto.sha256(b"wifisync/v1/vault-key-item")[:ITEM_ID_BYTES]
+
+
+def member_item_id(device_id: bytes) -> bytes:
+    """The item ID under which a device's membership lives."""
+    return crypto.sha256(b"wifisync/v1/member-item" + device_id)[:ITEM_ID_BYTES]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """Everything needed to merge, order and relay a record without reading its body."""
+
+    vault: bytes
+    item: bytes
+    kind: Kind
+    author: bytes
+    seq: int
+    versions: Mapping[bytes, int]
+    time: int
+    deleted: bool = False
+
+    def encode(self) -> bytes:
+        """Canonical bytes: the same header always encodes the same way."""
+        vv = [[k, v] for k, v in sorted(self.versions.items())]
+        return msgpack.packb(
+            [FORMAT_VERSION, self.vault, self.item, int(self.kind), self.author, self.seq, vv,
+             self.time, self.deleted],
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> RecordHeader:
+        """Parse and strictly validate header bytes."""
+        try:
+            parts = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        except Exception as exc:  # msgpack raises several unrelated types
+            raise IntegrityError("record header is not valid msgpack") from exc
+        if not isinstance(parts, list) or len(parts) != 9:
+            raise IntegrityError("record header has the wrong shape")
+        fmt, vault, item, kind, author, seq, vv, time, deleted = parts
+        if fmt != FORMAT_VERSION:
+            raise IntegrityError(f"record format {fmt!r} is not supported")
+        _check_bytes(vault, VAULT_ID_BYTES, "vault ID")
+        _check_bytes(item, ITEM_ID_BYTES, "item ID")
+        _check_bytes(author, DEVICE_ID_BYTES, "author")
+        if not isinstance(kind, int) or kind not in Kind._value2member_map_:
+            raise IntegrityError("unknown record kind")
+        if not _is_uint(seq) or seq < 1:
+            raise IntegrityError("bad sequence number")
+        if not _is_uint(time):
+            raise IntegrityError("bad clock time")
+        if not isinstance(deleted, bool):
+            raise IntegrityError("bad deleted flag")
+        if not isinstance(vv, list) or len(vv) > MAX_VECTOR_ENTRIES:
+            raise IntegrityError("bad version vector")
+        versions: dict[bytes, int] = {}
+        previous = b""
+        for entry in vv:
+            if not isinstance(entry, list) or len(entry) != 2:
+                raise IntegrityError("bad version vector entry")
+            k, v = entry
+            _check_bytes(k, DEVICE_ID_BYTES, "version vector device")
+            if not _is_uint(v) or v < 1 or k <= previous:
+                raise IntegrityError("bad version vector entry")
+            versions[k] = v
+            previous = k
+        if versions.get(author) != seq:
+            raise IntegrityError("version vector does not carry the author's sequence number")
+        header = cls(vault, item, Kind(kind), author, seq, versions, time, deleted)
+        if header.encode() != data:
+            raise IntegrityError("record header is not in canonical form")
+        return header
+
+
+def _is_uint(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+
+
+def _check_bytes(v: object, n: int, what: str) -> None:
+    if not isinstance(v, bytes) or len(v) != n:
+        raise IntegrityError(f"bad {what}")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A signed record as stored and sent; ``id`` is the SHA-256 of its encoded bytes."""
+
+    header_bytes: bytes
+    body: bytes
+    signature: bytes
+    header: RecordHeader = field(compare=False)
+    encoded: bytes = field(compare=False, repr=False)
+    id: bytes = field(compare=False)
+
+    @classmethod
+    def create(cls, header: RecordHeader, body: bytes, signature: bytes) -> Record:
+        """Assemble a record from its parts."""
+        header_bytes = header.encode()
+        encoded = msgpack.packb([header_bytes, body, signature], use_bin_type=True)
+        return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
+
+    @classmethod
+    def decode(cls, encoded: bytes) -> Record:
+        """Parse a record's bytes and validate its structure (not yet its signature)."""
+        if len(encoded) > MAX_RECORD_BYTES:
+            raise IntegrityError("record too large")
+        try:
+            parts = msgpack.unpackb(encoded, raw=False, use_list=True)
+        except Exception as exc:
+            raise IntegrityError("record is not valid msgpack") from exc
+        if not isinstance(parts, list) or len(parts) != 3:
+            raise IntegrityError("record has the wrong shape")
+        header_bytes, body, signature = parts
+        if not isinstance(header_bytes, bytes) or not isinstance(body, bytes):
+            raise IntegrityError("record has the wrong shape")
+        _check_bytes(signature, SIGNATURE_BYTES, "signature")
+        header = RecordHeader.decode(header_bytes)
+        if msgpack.packb([header_bytes, body, signature], use_bin_type=True) != encoded:
+            raise IntegrityError("record is not in canonical form")
+        return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
+
+    @classmethod
+    def decode_trusted(cls, encoded: bytes) -> Record:
+        """Rebuild a record our own store validated when it arrived (no canonical re-checks)."""
+        header_bytes, body, signature = msgpack.unpackb(encoded, raw=False, use_list=True)
+        _fmt, vault, item, kind, author, seq, vv, time, deleted = msgpack.unpackb(
+            header_bytes, raw=False, use_list=True)
+        header = RecordHeader(vault, item, Kind(kind), author, seq, {k: v for k, v in vv},
+                              time, deleted)
+        return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
+
+    def signed_message(self) -> bytes:
+        """The bytes the author signed."""
+        return signed_message(self.header_bytes, self.body)
+
+    def verify(self, author_public_key: bytes) -> None:
+        """Check the author's signature over header and body."""
+        verify_signature(author_public_key, self.signature, self.signed_message())
+
+
+def signed_message(header_bytes: bytes, body: bytes) -> bytes:
+    """Domain-separated message an author signs."""
+    return SIGNING_CONTEXT + msgpack.packb([header_bytes, body], use_bin_type=True)
+
+
+def sign_record(identity: DeviceIdentity, header: RecordHeader, body: bytes) -> Record:
+    """Sign a header and body as ``identity`` (which must be the header's author)."""
+    if header.author != identity.device_id:
+        raise ValueError("a device signs only its own records")
+    header_bytes = header.encode()
+    return Record.create(header, body, identity.sign(signed_message(header_bytes, body)))
+
+
+# --- bodies -----------------------------------------------------------------------------
+
+
+def seal_item_body(vault_key: bytes, header: RecordHeader, payload: Mapping[str, Any]) -> bytes:
+    """Encrypt an item payload bound to its header."""
+    plaintext = msgpack.packb(dict(payload), use_bin_type=True)
+    return crypto.seal(crypto.derive_key(vault_key, "record-payload"), plaintext, header.encode())
+
+
+def open_item_body(vault_key: bytes, record: Record) -> dict[str, Any]:
+    """Decrypt and parse an item payload; tampering raises :class:`IntegrityError`."""
+    plaintext = crypto.open_sealed(
+        crypto.derive_key(vault_key, "record-payload"), record.body, record.header_bytes
+    )
+    try:
+        payload = msgpack.unpackb(plaintext, raw=False)
+    except Exception as exc:
+        raise IntegrityError("item payload is not valid msgpack") from exc
+    if not isinstance(payload, dict):
+        raise IntegrityError("item payload is not a map")
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Body of a MEMBER record: a device's certificate and name, and its revocation if any."""
+
+    cert_der: bytes
+    name: str
+    revoked_after: int | None = None
+
+    @property
+    def device_id(self) -> bytes:
+        """The device this membership is about."""
+        return device_id_of_certificate(self.cert_der)
+
+    def encode(self) -> bytes:
+        """Canonical body bytes."""
+        return msgpack.packb(
+            {"cert": self.cert_der, "name": self.name, "revoked_after": self.revoked_after},
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def decode(cls, body: bytes) -> Membership:
+        """Parse and validate a MEMBER body."""
+        try:
+            d = msgpack.unpackb(body, raw=False)
+        except Exception as exc:
+            raise IntegrityError("membership body is not valid msgpack") from exc
+        if not isinstance(d, dict) or set(d) != {"cert", "name", "revoked_after"}:
+            raise IntegrityError("membership body has the wrong shape")
+        cert, name, revoked_after = d["cert"], d["name"], d["revoked_after"]
+        if not isinstance(cert, bytes) or len(cert) > 4096:
+            raise IntegrityError("bad membership certificate")
+        if not isinstance(name, str) or len(name) > 200:
+            raise IntegrityError("bad membership name")
+        if revoked_after is not None and not _is_uint(revoked_after):
+            raise IntegrityError("bad revocation point")
+        m = cls(cert, name, revoked_after)
+        m.device_id  # noqa: B018 - validates the certificate
+        return m
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedVaultKey:
+    """Body of a VAULT_KEY record: the vault key wrapped under the master password."""
+
+    kdf: crypto.KdfParams
+    wrapped: bytes
+
+    def encode(self) -> bytes:
+        """Canonical body bytes."""
+        return msgpack.packb({"kdf": self.kdf.to_dict(), "wrapped": self.wrapped},
+                             use_bin_type=True)
+
+    @classmethod
+    def decode(cls, body: bytes) -> WrappedVaultKey:
+        """Parse and validate a VAULT_KEY body."""
+        try:
+            d = msgpack.unpackb(body, raw=False)
+        except Exception as exc:
+            raise IntegrityError("vault-key body is not valid msgpack") from exc
+        if not isinstance(d, dict) or not isinstance(d.get("kdf"), dict):
+            raise IntegrityError("vault-key body has the wrong shape")
+        wrapped = d.get("wrapped")
+        if not isinstance(wrapped, bytes) or len(wrapped) > 256:
+            raise IntegrityError("bad wrapped key")
+        return cls(crypto.KdfParams.from_dict(d["kdf"]), wrapped)

@@ -1,0 +1,177 @@
+"""The store contract and the append rule shared by every store.
+
+A store is an append-only log of verified records plus three derived views kept in
+the same transaction as every append: the held (maximal) versions of each item, the
+``seen`` vector (per origin, the highest ``n`` with every ``seq <= n`` held), and a
+fingerprint of the set of held record IDs (their sum mod 2**256).
+Stores do not check signatures or membership: the replica does, before appending.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+from ..errors import IntegrityError
+from ..records import Kind, Record
+from ..versions import maximal
+
+FINGERPRINT_MODULUS = 1 << 256
+
+
+class AppendResult(enum.Enum):
+    """What appending one record did."""
+
+    DUPLICATE = "duplicate"  # already held: nothing changed
+    HEAD = "head"  # stored and now a held version of its item
+    OBSOLETE = "obsolete"  # stored in the log, but a held version dominates it
+
+
+def fingerprint_add(fp: bytes, record_id: bytes, sign: int = 1) -> bytes:
+    """Add (or with ``sign=-1`` remove) a record ID to a set fingerprint."""
+    total = (int.from_bytes(fp, "big") + sign * int.from_bytes(record_id, "big"))
+    return (total % FINGERPRINT_MODULUS).to_bytes(32, "big")
+
+
+EMPTY_FINGERPRINT = bytes(32)
+
+
+class RecordStore(ABC):
+    """What the vault, the sync core and the daemon need from a store."""
+
+    # --- primitives each store implements -------------------------------------------------
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group reads and writes into one atomic unit; nested calls join the outer one."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> bytes | None:
+        """A value of the store's own key/value metadata."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: bytes) -> None:
+        """Set a metadata value."""
+
+    @abstractmethod
+    def has_record(self, record_id: bytes) -> bool:
+        """Whether a record with this ID is held."""
+
+    @abstractmethod
+    def get_record(self, record_id: bytes) -> Record | None:
+        """A held record by ID."""
+
+    @abstractmethod
+    def has_seq(self, origin: bytes, seq: int) -> bool:
+        """Whether the record ``(origin, seq)`` is held."""
+
+    @abstractmethod
+    def heads(self, item: bytes) -> list[Record]:
+        """The held versions of one item, ordered by record ID."""
+
+    @abstractmethod
+    def heads_of_kind(self, kind: Kind) -> Iterator[tuple[bytes, list[Record]]]:
+        """Every item of a kind with its held versions."""
+
+    @abstractmethod
+    def versions(self, item: bytes) -> list[Record]:
+        """Every record ever held for an item (the log of its history), oldest first."""
+
+    @abstractmethod
+    def records_after(self, origin: bytes, seq: int, limit: int) -> list[Record]:
+        """Up to ``limit`` records of ``origin`` with sequence numbers above ``seq``, in order."""
+
+    @abstractmethod
+    def record_ids(self) -> Iterator[bytes]:
+        """Every held record ID."""
+
+    @abstractmethod
+    def seen(self) -> dict[bytes, int]:
+        """Per origin, the highest ``n`` such that every record with ``seq <= n`` is held."""
+
+    @abstractmethod
+    def max_seq(self, origin: bytes) -> int:
+        """Highest sequence number held for an origin (0 when none)."""
+
+    @abstractmethod
+    def count_records(self) -> int:
+        """Number of records held."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store."""
+
+    @abstractmethod
+    def _insert(self, record: Record, is_head: bool, dropped: list[bytes]) -> None:
+        """Store a new record, update heads; called inside a transaction."""
+
+    @abstractmethod
+    def _set_seen(self, origin: bytes, seq: int) -> None:
+        """Raise the seen counter of an origin."""
+
+    @abstractmethod
+    def _delete_records(self, records: list[Record]) -> None:
+        """Remove records from the log and heads (revocation only)."""
+
+    # --- shared logic -----------------------------------------------------------------------
+
+    def fingerprint(self) -> bytes:
+        """32-byte fingerprint of the set of held record IDs."""
+        return self.get_meta("fingerprint") or EMPTY_FINGERPRINT
+
+    def next_seq(self, origin: bytes) -> int:
+        """The sequence number this origin's next record gets (use inside a transaction)."""
+        return self.max_seq(origin) + 1
+
+    def append(self, record: Record) -> AppendResult:
+        """Add a verified record, applying the multi-value-register rule to its item."""
+        with self.transaction():
+            if self.has_record(record.id):
+                return AppendResult.DUPLICATE
+            h = record.header
+            if self.has_seq(h.author, h.seq):
+                raise IntegrityError("a different record with the same origin and seq is held")
+            current = self.heads(h.item)
+            keep, drop = maximal([r.header.versions for r in current], h.versions)
+            self._insert(record, keep, [current[i].id for i in drop] if keep else [])
+            self.set_meta("fingerprint", fingerprint_add(self.fingerprint(), record.id))
+            seen = self.seen().get(h.author, 0)
+            if h.seq == seen + 1:
+                n = h.seq
+                while self.has_seq(h.author, n + 1):
+                    n += 1
+                self._set_seen(h.author, n)
+            return AppendResult.HEAD if keep else AppendResult.OBSOLETE
+
+    def purge_after(self, origin: bytes, seq: int) -> int:
+        """Drop every record of ``origin`` above ``seq`` (a revocation); returns how many."""
+        with self.transaction():
+            doomed = self.records_after(origin, seq, limit=1 << 62)
+            if not doomed:
+                return 0
+            items = {r.header.item for r in doomed}
+            fp = self.fingerprint()
+            for r in doomed:
+                fp = fingerprint_add(fp, r.id, -1)
+            self._delete_records(doomed)
+            self.set_meta("fingerprint", fp)
+            if self.seen().get(origin, 0) > seq:
+                self._set_seen(origin, seq)
+            for item in items:
+                self._rebuild_heads(item)
+            return len(doomed)
+
+    def _rebuild_heads(self, item: bytes) -> None:
+        """Recompute the held versions of an item from its log."""
+        held: list[Record] = []
+        for r in self.versions(item):
+            keep, drop = maximal([x.header.versions for x in held], r.header.versions)
+            if keep:
+                held = [x for i, x in enumerate(held) if i not in drop] + [r]
+        self._replace_heads(item, [r.id for r in held])
+
+    @abstractmethod
+    def _replace_heads(self, item: bytes, record_ids: list[bytes]) -> None:
+        """Set the held versions of an item."""

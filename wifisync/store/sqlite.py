@@ -1,0 +1,207 @@
+"""The on-disk store: one SQLite file in WAL mode, every write in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StoreError
+from ..records import Kind, Record
+from .base import RecordStore
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+# Each entry migrates from version i to i+1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    CREATE TABLE records (
+        n INTEGER PRIMARY KEY,
+        id BLOB NOT NULL UNIQUE,
+        origin BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        item BLOB NOT NULL,
+        kind INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        UNIQUE (origin, seq)
+    );
+    CREATE INDEX records_item ON records (item, n);
+    CREATE TABLE heads (
+        item BLOB NOT NULL,
+        id BLOB NOT NULL,
+        kind INTEGER NOT NULL,
+        PRIMARY KEY (item, id)
+    );
+    CREATE INDEX heads_kind ON heads (kind, item);
+    CREATE TABLE seen (origin BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+    """,
+]
+
+
+class SqliteStore(RecordStore):
+    """Records in SQLite; safe to share between the CLI and the daemon at the same time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+        if mode != "wal":
+            raise StoreError(f"{path}: cannot switch the store to WAL mode")
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._migrate()
+
+    def _migrate(self) -> None:
+        try:
+            with self.transaction():
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: store schema {version} is newer than this wifisync "
+                        f"understands ({SCHEMA_VERSION}); upgrade wifisync"
+                    )
+                for target in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {target + 1}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a wifisync store: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE so concurrent writers queue instead of failing; nested calls join."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, *args: object) -> tuple[object, ...] | None:
+        row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+        return row
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", key)
+        return None if row is None else bytes(row[0])  # type: ignore[arg-type]
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def has_record(self, record_id: bytes) -> bool:
+        return self._one("SELECT 1 FROM records WHERE id = ?", record_id) is not None
+
+    def get_record(self, record_id: bytes) -> Record | None:
+        row = self._one("SELECT data FROM records WHERE id = ?", record_id)
+        return None if row is None else Record.decode_trusted(row[0])  # type: ignore[arg-type]
+
+    def has_seq(self, origin: bytes, seq: int) -> bool:
+        return self._one(
+            "SELECT 1 FROM records WHERE origin = ? AND seq = ?", origin, seq) is not None
+
+    def heads(self, item: bytes) -> list[Record]:
+        rows = self._db.execute(
+            "SELECT r.data FROM heads h JOIN records r ON r.id = h.id "
+            "WHERE h.item = ? ORDER BY h.id", (item,))
+        return [Record.decode_trusted(row[0]) for row in rows]
+
+    def heads_of_kind(self, kind: Kind) -> Iterator[tuple[bytes, list[Record]]]:
+        rows = self._db.execute(
+            "SELECT h.item, r.data FROM heads h JOIN records r ON r.id = h.id "
+            "WHERE h.kind = ? ORDER BY h.item, h.id", (int(kind),)).fetchall()
+        current: bytes | None = None
+        group: list[Record] = []
+        for item, data in rows:
+            if item != current:
+                if current is not None:
+                    yield current, group
+                current, group = item, []
+            group.append(Record.decode_trusted(data))
+        if current is not None:
+            yield current, group
+
+    def versions(self, item: bytes) -> list[Record]:
+        rows = self._db.execute("SELECT data FROM records WHERE item = ? ORDER BY n", (item,))
+        return [Record.decode_trusted(row[0]) for row in rows]
+
+    def records_after(self, origin: bytes, seq: int, limit: int) -> list[Record]:
+        rows = self._db.execute(
+            "SELECT data FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (origin, seq, limit))
+        return [Record.decode_trusted(row[0]) for row in rows]
+
+    def record_ids(self) -> Iterator[bytes]:
+        for (rid,) in self._db.execute("SELECT id FROM records ORDER BY id").fetchall():
+            yield bytes(rid)
+
+    def seen(self) -> dict[bytes, int]:
+        return {bytes(o): s for o, s in self._db.execute("SELECT origin, seq FROM seen")}
+
+    def max_seq(self, origin: bytes) -> int:
+        row = self._one("SELECT MAX(seq) FROM records WHERE origin = ?", origin)
+        return int(row[0]) if row and row[0] is not None else 0  # type: ignore[call-overload]
+
+    def count_records(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM records")
+        return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _insert(self, record: Record, is_head: bool, dropped: list[bytes]) -> None:
+        h = record.header
+        self._db.execute(
+            "INSERT INTO records (id, origin, seq, item, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, h.author, h.seq, h.item, int(h.kind), record.encoded))
+        if is_head:
+            self._db.executemany(
+                "DELETE FROM heads WHERE item = ? AND id = ?", [(h.item, d) for d in dropped])
+            self._db.execute(
+                "INSERT INTO heads (item, id, kind) VALUES (?, ?, ?)",
+                (h.item, record.id, int(h.kind)))
+
+    def _set_seen(self, origin: bytes, seq: int) -> None:
+        self._db.execute(
+            "INSERT INTO seen (origin, seq) VALUES (?, ?) "
+            "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq", (origin, seq))
+
+    def _delete_records(self, records: list[Record]) -> None:
+        self._db.executemany("DELETE FROM heads WHERE id = ?", [(r.id,) for r in records])
+        self._db.executemany("DELETE FROM records WHERE id = ?", [(r.id,) for r in records])
+
+    def _replace_heads(self, item: bytes, record_ids: list[bytes]) -> None:
+        kind_row = self._one("SELECT kind FROM records WHERE item = ? LIMIT 1", item)
+        self._db.execute("DELETE FROM heads WHERE item = ?", (item,))
+        if kind_row is not None:
+            self._db.executemany(
+                "INSERT INTO heads (item, id, kind) VALUES (?, ?, ?)",
+                [(item, rid, kind_row[0]) for rid in record_ids])

@@ -1,0 +1,237 @@
+"""The unlocked vault: items read as their merged state, written as signed, encrypted records."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from . import crypto
+from .author import Author
+from .errors import (
+    AlreadyInitialisedError,
+    AmbiguousItemError,
+    ItemNotFoundError,
+    NotInitialisedError,
+    UsageError,
+)
+from .identity import DeviceIdentity
+from .items import ITEM_TYPES, ItemState, merge_states
+from .records import (
+    VAULT_KEY_ITEM,
+    Kind,
+    Membership,
+    Record,
+    WrappedVaultKey,
+    member_item_id,
+    open_item_body,
+    seal_item_body,
+)
+from .store import RecordStore
+
+META_VAULT_ID = "vault_id"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """An item as the user sees it: merged, decrypted, with its pending conflict count."""
+
+    id: bytes
+    state: ItemState
+    conflicts: int
+
+    @property
+    def id_text(self) -> str:
+        """The item ID as the CLI shows it."""
+        return self.id.hex()
+
+
+def vault_id_of(store: RecordStore) -> bytes:
+    """The vault this store belongs to."""
+    vid = store.get_meta(META_VAULT_ID)
+    if vid is None:
+        raise NotInitialisedError("this device holds no vault; run `wifisync init` first")
+    return vid
+
+
+def read_wrapped_key(store: RecordStore) -> WrappedVaultKey:
+    """The current wrapped vault key; concurrent password changes resolve by the later one."""
+    held = store.heads(VAULT_KEY_ITEM)
+    if not held:
+        raise NotInitialisedError("this device has no vault key yet; wait for sync or run init")
+    latest = max(held, key=lambda r: (r.header.time, r.id))
+    return WrappedVaultKey.decode(latest.body)
+
+
+class Vault:
+    """Read and write items with the vault key in hand."""
+
+    def __init__(self, store: RecordStore, identity: DeviceIdentity, vault_key: bytes) -> None:
+        self.store = store
+        self.identity = identity
+        self.vault_key = vault_key
+        self.vault_id = vault_id_of(store)
+        self.author = Author(store, identity, self.vault_id)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, store: RecordStore, identity: DeviceIdentity, device_name: str,
+               password: str, kdf: crypto.KdfParams | None = None) -> Vault:
+        """Make a new vault whose first member is this device."""
+        if store.get_meta(META_VAULT_ID) is not None:
+            raise AlreadyInitialisedError("this device already holds a vault")
+        vault_key = crypto.random_bytes(crypto.KEY_SIZE)
+        kdf = kdf or crypto.KdfParams.fresh()
+        with store.transaction():
+            store.set_meta(META_VAULT_ID, crypto.random_bytes(16))
+            vault = cls(store, identity, vault_key)
+            vault.write_member(Membership(identity.cert_der, device_name))
+            vault._write_wrapped_key(password, kdf)
+        return vault
+
+    @classmethod
+    def unlock(cls, store: RecordStore, identity: DeviceIdentity, password: str) -> Vault:
+        """Unwrap the vault key with the master password."""
+        wrapped = read_wrapped_key(store)
+        key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
+        return cls(store, identity, key)
+
+    def change_password(self, new_password: str, kdf: crypto.KdfParams | None = None) -> None:
+        """Re-wrap the same vault key under a new master password (a new salt each time)."""
+        old = read_wrapped_key(self.store).kdf
+        self._write_wrapped_key(new_password, kdf or crypto.KdfParams.fresh(old.opslimit,
+                                                                             old.memlimit))
+
+    def _write_wrapped_key(self, password: str, kdf: crypto.KdfParams) -> None:
+        body = WrappedVaultKey(kdf, crypto.wrap_vault_key(self.vault_key, password, kdf)).encode()
+        self.author.write(VAULT_KEY_ITEM, Kind.VAULT_KEY, lambda _h, _held: body)
+
+    def write_member(self, membership: Membership) -> Record:
+        """Write a membership (or revocation) record for a device."""
+        body = membership.encode()
+        return self.author.write(member_item_id(membership.device_id), Kind.MEMBER,
+                                 lambda _h, _held: body)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _state(self, record: Record) -> ItemState:
+        return ItemState.from_payload(open_item_body(self.vault_key, record))
+
+    def _view(self, item: bytes, held: list[Record]) -> ItemView | None:
+        live = [r for r in held if not r.header.deleted]
+        if not live:
+            return None
+        return ItemView(item, merge_states(self._state(r) for r in live), len(held) - 1)
+
+    def items(self) -> list[ItemView]:
+        """Every item that is not deleted, sorted by title."""
+        views = [self._view(item, held) for item, held in self.store.heads_of_kind(Kind.ITEM)]
+        return sorted((v for v in views if v is not None), key=lambda v: (v.state.title.lower(),
+                                                                          v.id))
+
+    def get(self, item: bytes) -> ItemView:
+        """One item by ID."""
+        view = self._view(item, self.store.heads(item))
+        if view is None:
+            raise ItemNotFoundError(f"no item {item.hex()}")
+        return view
+
+    def resolve(self, ref: str) -> bytes:
+        """Find an item by full ID, unique ID prefix, or exact unique title."""
+        views = self.items()
+        ref_l = ref.lower()
+        by_id = [v for v in views if v.id_text == ref_l]
+        if by_id:
+            return by_id[0].id
+        matches = {v.id for v in views if len(ref_l) >= 4 and v.id_text.startswith(ref_l)}
+        matches |= {v.id for v in views if v.state.title == ref}
+        if len(matches) == 1:
+            return matches.pop()
+        if not matches:
+            raise ItemNotFoundError(f"no item matches {ref!r}")
+        raise AmbiguousItemError(
+            f"{ref!r} matches {len(matches)} items; use a longer ID prefix")
+
+    def history(self, item: bytes) -> list[tuple[Record, ItemState | None]]:
+        """Every version of an item in the log, oldest first (``None`` for a delete)."""
+        versions = self.store.versions(item)
+        if not versions or versions[0].header.kind != Kind.ITEM:
+            raise ItemNotFoundError(f"no item {item.hex()}")
+        return [(r, None if r.header.deleted else self._state(r)) for r in versions]
+
+    # --- writing --------------------------------------------------------------------------
+
+    def _write_item(self, item: bytes, change: Mapping[str, object], deleted: bool = False
+                    ) -> Record:
+        def body(header: object, held: list[Record]) -> bytes:
+            if deleted:
+                return b""
+            live = [r for r in held if not r.header.deleted]
+            state = merge_states(self._state(r) for r in live) if live else ItemState()
+            for key, value in change.items():
+                state.set(key, value, header.time)  # type: ignore[attr-defined]
+            return seal_item_body(self.vault_key, header, state.to_payload())  # type: ignore[arg-type]
+
+        return self.author.write(item, Kind.ITEM, body, deleted=deleted)
+
+    def add(self, title: str, type_: str = "login", fields: Mapping[str, str] | None = None,
+            tags: Sequence[str] = ()) -> bytes:
+        """Create an item; returns its new ID."""
+        _check_type(type_)
+        item = uuid.uuid4().bytes
+        change: dict[str, object] = {"title": title, "type": type_, "tags": sorted(set(tags))}
+        change.update({f"field:{k}": v for k, v in (fields or {}).items()})
+        self._write_item(item, change)
+        return item
+
+    def edit(self, item: bytes, title: str | None = None,
+             fields: Mapping[str, str] | None = None, unset: Sequence[str] = (),
+             tags: Sequence[str] | None = None, type_: str | None = None) -> None:
+        """Change some attributes or fields of an item (also settles pending conflicts)."""
+        current = self.get(item)
+        change: dict[str, object] = {}
+        if title is not None:
+            change["title"] = title
+        if type_ is not None:
+            _check_type(type_)
+            change["type"] = type_
+        if tags is not None:
+            change["tags"] = sorted(set(tags))
+        change.update({f"field:{k}": v for k, v in (fields or {}).items()})
+        for name in unset:
+            if name not in current.state.values:
+                raise UsageError(f"item has no field {name!r}")
+            change[f"field:{name}"] = None
+        self._write_item(item, change)
+
+    def delete(self, item: bytes) -> None:
+        """Delete an item (a tombstone that dominates every held version)."""
+        self.get(item)
+        self._write_item(item, {}, deleted=True)
+
+    def merge_pending(self) -> int:
+        """Write one dominating version for every item with concurrent versions."""
+        merged = 0
+        for item, held in list(self.store.heads_of_kind(Kind.ITEM)):
+            if len(held) > 1 and any(not r.header.deleted for r in held):
+                self._write_item(item, {})
+                merged += 1
+        return merged
+
+    def verify_all(self) -> int:
+        """Decrypt every held item; returns how many, raising on the first tampered one."""
+        n = 0
+        for _item, held in self.store.heads_of_kind(Kind.ITEM):
+            for r in held:
+                if not r.header.deleted:
+                    self._state(r)
+                    n += 1
+        return n
+
+
+def _check_type(type_: str) -> None:
+    if type_ not in ITEM_TYPES:
+        raise UsageError(f"unknown item type {type_!r} (choose from {', '.join(ITEM_TYPES)})")
+
+
