@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import IntegrityError, StoreError
 from ..records import Kind, Record
 from .base import RecordStore
 
@@ -40,6 +40,18 @@ MIGRATIONS: list[str] = [
     CREATE TABLE seen (origin BLOB PRIMARY KEY, seq INTEGER NOT NULL);
     """,
 ]
+
+
+def _load(record_id: bytes, data: bytes) -> Record:
+    """Rebuild a stored record, refusing one whose bytes no longer hash to its ID."""
+    try:
+        record = Record.decode_trusted(data)
+    except Exception as exc:
+        raise IntegrityError(f"record {bytes(record_id).hex()[:16]} in the store is corrupt"
+                             ) from exc
+    if record.id != record_id:
+        raise IntegrityError(f"record {bytes(record_id).hex()[:16]} in the store was altered")
+    return record
 
 
 class SqliteStore(RecordStore):
@@ -121,8 +133,8 @@ class SqliteStore(RecordStore):
         return self._one("SELECT 1 FROM records WHERE id = ?", record_id) is not None
 
     def get_record(self, record_id: bytes) -> Record | None:
-        row = self._one("SELECT data FROM records WHERE id = ?", record_id)
-        return None if row is None else Record.decode_trusted(row[0])  # type: ignore[arg-type]
+        row = self._one("SELECT id, data FROM records WHERE id = ?", record_id)
+        return None if row is None else _load(row[0], row[1])  # type: ignore[arg-type]
 
     def has_seq(self, origin: bytes, seq: int) -> bool:
         return self._one(
@@ -130,34 +142,34 @@ class SqliteStore(RecordStore):
 
     def heads(self, item: bytes) -> list[Record]:
         rows = self._db.execute(
-            "SELECT r.data FROM heads h JOIN records r ON r.id = h.id "
+            "SELECT r.id, r.data FROM heads h JOIN records r ON r.id = h.id "
             "WHERE h.item = ? ORDER BY h.id", (item,))
-        return [Record.decode_trusted(row[0]) for row in rows]
+        return [_load(*row) for row in rows]
 
     def heads_of_kind(self, kind: Kind) -> Iterator[tuple[bytes, list[Record]]]:
         rows = self._db.execute(
-            "SELECT h.item, r.data FROM heads h JOIN records r ON r.id = h.id "
+            "SELECT h.item, r.id, r.data FROM heads h JOIN records r ON r.id = h.id "
             "WHERE h.kind = ? ORDER BY h.item, h.id", (int(kind),)).fetchall()
         current: bytes | None = None
         group: list[Record] = []
-        for item, data in rows:
+        for item, rid, data in rows:
             if item != current:
                 if current is not None:
                     yield current, group
                 current, group = item, []
-            group.append(Record.decode_trusted(data))
+            group.append(_load(rid, data))
         if current is not None:
             yield current, group
 
     def versions(self, item: bytes) -> list[Record]:
-        rows = self._db.execute("SELECT data FROM records WHERE item = ? ORDER BY n", (item,))
-        return [Record.decode_trusted(row[0]) for row in rows]
+        rows = self._db.execute("SELECT id, data FROM records WHERE item = ? ORDER BY n", (item,))
+        return [_load(*row) for row in rows]
 
     def records_after(self, origin: bytes, seq: int, limit: int) -> list[Record]:
         rows = self._db.execute(
-            "SELECT data FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT id, data FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
             (origin, seq, limit))
-        return [Record.decode_trusted(row[0]) for row in rows]
+        return [_load(*row) for row in rows]
 
     def record_ids(self) -> Iterator[bytes]:
         for (rid,) in self._db.execute("SELECT id FROM records ORDER BY id").fetchall():

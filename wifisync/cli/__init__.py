@@ -1,0 +1,1 @@
+"""The ``wifisync`` command line."""

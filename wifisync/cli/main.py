@@ -1,0 +1,51 @@
+"""Entry point: parse the command line, run one command, turn errors into one line and a code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import WifisyncError
+from . import commands_items
+
+# Each module adds its subcommands; a subcommand sets ``func(args) -> int``.
+COMMAND_MODULES = [commands_items]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"wifisync: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    parser = _Parser(prog="wifisync", description="A password vault synced over your own network.")
+    parser.add_argument("--home", help="keep this device's config, data and runtime files in DIR",
+                        metavar="DIR")
+    parser.add_argument("--password-stdin", action="store_true",
+                        help="read the master password as one line from standard input")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WifisyncError as exc:
+        sys.stderr.write(f"wifisync: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("wifisync: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Where one device keeps its config, data and runtime files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP = "wifisync"
+ENV_HOME = "WIFISYNC_HOME"
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    """The three folders of one device; ``--home DIR`` puts all of them under DIR."""
+
+    config_dir: Path
+    data_dir: Path
+    runtime_dir: Path
+
+    @classmethod
+    def locate(cls, home: str | None = None) -> Home:
+        """``--home``, else ``$WIFISYNC_HOME``, else the platform's own folders."""
+        chosen = home or os.environ.get(ENV_HOME)
+        if chosen:
+            root = Path(chosen).expanduser().absolute()
+            return cls(root / "config", root / "data", root / "run")
+        return cls(
+            Path(platformdirs.user_config_dir(APP)),
+            Path(platformdirs.user_data_dir(APP)),
+            Path(platformdirs.user_runtime_dir(APP)),
+        )
+
+    @property
+    def config_file(self) -> Path:
+        """The TOML configuration."""
+        return self.config_dir / "config.toml"
+
+    @property
+    def store_file(self) -> Path:
+        """The SQLite store."""
+        return self.data_dir / "vault.db"
+
+    @property
+    def control_socket(self) -> Path:
+        """The daemon's control socket (HTTP over a Unix socket, mode 0600)."""
+        return self.runtime_dir / "control.sock"
+
+    @property
+    def daemon_lock(self) -> Path:
+        """Held by the one daemon of this home."""
+        return self.runtime_dir / "daemon.lock"
+
+    def ensure(self) -> None:
+        """Create the folders, readable by this user only."""
+        for d in (self.config_dir, self.data_dir, self.runtime_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(d, 0o700)
