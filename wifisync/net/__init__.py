@@ -1,0 +1,1 @@
+"""Everything that touches the network: transport, discovery, the daemon's control socket."""
