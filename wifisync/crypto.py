@@ -25,6 +25,7 @@ PURPOSES = frozenset(
         "pairing-confirm-joiner",  # SPAKE2 key confirmation, joining side
         "pairing-transfer",  # encrypts the vault secrets handed over at pairing
         "mdns-tag",  # TXT tag that lets members, and only members, recognise each other
+        "backup-identity",  # encrypts the device key inside an encrypted backup file
     }
 )
 

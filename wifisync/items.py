@@ -15,7 +15,7 @@ from typing import Any
 from .errors import IntegrityError
 
 ITEM_TYPES = ("login", "card", "note", "identity")
-ATTRIBUTES = ("title", "type", "tags")
+ATTRIBUTES = ("title", "type", "tags", "hidden", "source")
 HISTORY_LIMIT = 32
 
 Cell = tuple[Any, int]
@@ -45,6 +45,17 @@ class ItemState:
         return sorted(self.attrs.get("tags", ([], 0))[0])
 
     @property
+    def hidden(self) -> list[str]:
+        """Names of the fields shown masked (a source's secret/protected flag), sorted."""
+        return sorted(self.attrs.get("hidden", ([], 0))[0])
+
+    @property
+    def source(self) -> str | None:
+        """Stable key of the imported item this one came from, so a re-import updates it."""
+        value = self.attrs.get("source", (None, 0))[0]
+        return None if value is None else str(value)
+
+    @property
     def values(self) -> dict[str, str]:
         """Field name to value, removed fields left out."""
         return {k: v for k, (v, _t) in sorted(self.fields.items()) if v is not None}
@@ -55,7 +66,7 @@ class ItemState:
         return max([t for _v, t in [*self.attrs.values(), *self.fields.values()]], default=0)
 
     def set(self, key: str, value: Any, now: int) -> None:
-        """Write one attribute (``title``, ``type``, ``tags``) or field ``field:NAME``."""
+        """Write one attribute (see ``ATTRIBUTES``) or field ``field:NAME``."""
         table, name = self._table(key)
         old = table.get(name)
         if old is not None and old[0] == value:

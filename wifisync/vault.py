@@ -176,21 +176,31 @@ class Vault:
         return self.author.write(item, Kind.ITEM, body, deleted=deleted)
 
     def add(self, title: str, type_: str = "login", fields: Mapping[str, str] | None = None,
-            tags: Sequence[str] = ()) -> bytes:
-        """Create an item; returns its new ID."""
+            tags: Sequence[str] = (), hidden: Sequence[str] = (), source: str | None = None
+            ) -> bytes:
+        """Create an item; returns its new ID (``hidden``: masked fields, ``source``: import)."""
         _check_type(type_)
         item = uuid.uuid4().bytes
         change: dict[str, object] = {"title": title, "type": type_, "tags": sorted(set(tags))}
+        if hidden:
+            change["hidden"] = sorted(set(hidden))
+        if source is not None:
+            change["source"] = source
         change.update({f"field:{k}": v for k, v in (fields or {}).items()})
         self._write_item(item, change)
         return item
 
     def edit(self, item: bytes, title: str | None = None,
              fields: Mapping[str, str] | None = None, unset: Sequence[str] = (),
-             tags: Sequence[str] | None = None, type_: str | None = None) -> None:
+             tags: Sequence[str] | None = None, type_: str | None = None,
+             hidden: Sequence[str] | None = None, source: str | None = None) -> None:
         """Change some attributes or fields of an item (also settles pending conflicts)."""
         current = self.get(item)
         change: dict[str, object] = {}
+        if hidden is not None:
+            change["hidden"] = sorted(set(hidden))
+        if source is not None:
+            change["source"] = source
         if title is not None:
             change["title"] = title
         if type_ is not None:
