@@ -11,12 +11,14 @@ from .author import Author
 from .errors import (
     AlreadyInitialisedError,
     AmbiguousItemError,
+    IntegrityError,
     ItemNotFoundError,
     NotInitialisedError,
     UsageError,
 )
 from .identity import DeviceIdentity
 from .items import ITEM_TYPES, ItemState, merge_states
+from .membership import members
 from .records import (
     VAULT_KEY_ITEM,
     Kind,
@@ -63,6 +65,40 @@ def read_wrapped_key(store: RecordStore) -> WrappedVaultKey:
     return WrappedVaultKey.decode(latest.body)
 
 
+class SignatureCheck:
+    """Checks held records against their authors' keys, so an altered store never reads as valid.
+
+    The store checks that each record still hashes to its ID; this catches the edit that
+    also rewrote the ID. Keys come from the membership records and are re-read when an
+    unknown author appears (a device paired since).
+    """
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+        self._keys: dict[bytes, bytes] = {}
+
+    def check(self, record: Record) -> None:
+        """Raise :class:`IntegrityError` unless a member of the vault signed exactly this."""
+        author = record.header.author
+        key = self._keys.get(author)
+        if key is None:
+            self._keys = {d: m.public_key for d, m in members(self.store).items()}
+            key = self._keys.get(author)
+        where = f"record {record.id.hex()[:16]} of item {record.header.item.hex()}"
+        if key is None:
+            raise IntegrityError(f"{where} is signed by a device that is not a member")
+        try:
+            record.verify(key)
+        except IntegrityError:
+            raise IntegrityError(f"{where} has a bad signature; the store was altered"
+                                 ) from None
+
+    def check_all(self, records: list[Record]) -> None:
+        """Check every record of a list."""
+        for r in records:
+            self.check(r)
+
+
 class Vault:
     """Read and write items with the vault key in hand."""
 
@@ -72,6 +108,7 @@ class Vault:
         self.vault_key = vault_key
         self.vault_id = vault_id_of(store)
         self.author = Author(store, identity, self.vault_id)
+        self.signatures = SignatureCheck(store)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -92,7 +129,11 @@ class Vault:
 
     @classmethod
     def unlock(cls, store: RecordStore, identity: DeviceIdentity, password: str) -> Vault:
-        """Unwrap the vault key with the master password."""
+        """Check the vault's membership and key records, then unwrap the vault key."""
+        signatures = SignatureCheck(store)
+        for _item, held in store.heads_of_kind(Kind.MEMBER):
+            signatures.check_all(held)
+        signatures.check_all(store.heads(VAULT_KEY_ITEM))
         wrapped = read_wrapped_key(store)
         key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
         return cls(store, identity, key)
@@ -116,9 +157,16 @@ class Vault:
     # --- reading --------------------------------------------------------------------------
 
     def _state(self, record: Record) -> ItemState:
-        return ItemState.from_payload(open_item_body(self.vault_key, record))
+        """Decrypt a version whose signature was checked; tampering is named with the record."""
+        try:
+            return ItemState.from_payload(open_item_body(self.vault_key, record))
+        except IntegrityError as exc:
+            raise IntegrityError(f"record {record.id.hex()[:16]} of item "
+                                 f"{record.header.item.hex()} failed its integrity check "
+                                 f"({exc}); the store was altered") from None
 
     def _view(self, item: bytes, held: list[Record]) -> ItemView | None:
+        self.signatures.check_all(held)
         live = [r for r in held if not r.header.deleted]
         if not live:
             return None
@@ -158,6 +206,7 @@ class Vault:
         versions = self.store.versions(item)
         if not versions or versions[0].header.kind != Kind.ITEM:
             raise ItemNotFoundError(f"no item {item.hex()}")
+        self.signatures.check_all(versions)
         return [(r, None if r.header.deleted else self._state(r)) for r in versions]
 
     # --- writing --------------------------------------------------------------------------
@@ -167,6 +216,7 @@ class Vault:
         def body(header: object, held: list[Record]) -> bytes:
             if deleted:
                 return b""
+            self.signatures.check_all(held)
             live = [r for r in held if not r.header.deleted]
             state = merge_states(self._state(r) for r in live) if live else ItemState()
             for key, value in change.items():
