@@ -1,0 +1,363 @@
+"""The contract every record store keeps: the MVR rule, seen, fingerprint, atomic transactions."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wifisync.errors import IntegrityError
+from wifisync.identity import DeviceIdentity
+from wifisync.records import Kind, Record
+from wifisync.store import AppendResult, MemoryStore, RecordStore, SqliteStore
+from wifisync.store.base import EMPTY_FINGERPRINT, FINGERPRINT_MODULUS
+from wifisync.versions import dominates
+
+from .builders import MakeRecord, make_record
+
+X, Y, Z, M = b"X" * 16, b"Y" * 16, b"Z" * 16, b"M" * 16
+
+
+def heads_ids(store: RecordStore, item: bytes) -> list[bytes]:
+    return [r.id for r in store.heads(item)]
+
+
+def state_of(store: RecordStore) -> tuple[object, ...]:
+    """Everything a store exposes, for comparing two stores."""
+    items = {
+        kind: [(item, [r.id for r in held]) for item, held in store.heads_of_kind(kind)]
+        for kind in Kind
+    }
+    return (items, store.seen(), store.fingerprint(), sorted(store.record_ids()),
+            store.count_records())
+
+
+# --- single appends --------------------------------------------------------------------
+
+
+def test_append_then_duplicate(store: RecordStore, devices: list[DeviceIdentity],
+                               rec: MakeRecord) -> None:
+    a = devices[0]
+    r = rec(a, 1)
+    assert not store.has_record(r.id)
+    assert store.append(r) is AppendResult.HEAD
+    assert store.append(r) is AppendResult.DUPLICATE
+    assert store.count_records() == 1
+    assert store.has_record(r.id) and store.has_seq(a.device_id, 1)
+    assert not store.has_seq(a.device_id, 2)
+    got = store.get_record(r.id)
+    assert got is not None and got.encoded == r.encoded and got.header == r.header
+    assert store.get_record(b"\x00" * 32) is None
+    assert store.max_seq(a.device_id) == 1 and store.next_seq(a.device_id) == 2
+    assert store.max_seq(devices[1].device_id) == 0
+
+
+def test_dominated_version_is_dropped(store: RecordStore, devices: list[DeviceIdentity],
+                                      rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    r1 = rec(a, 1)
+    r2 = rec(b, 1, versions={a.device_id: 1})
+    store.append(r1)
+    assert store.append(r2) is AppendResult.HEAD
+    assert heads_ids(store, r1.header.item) == [r2.id]
+    assert [r.id for r in store.versions(r1.header.item)] == [r1.id, r2.id]
+
+
+def test_late_dominated_version_is_obsolete_but_kept_in_the_log(
+        store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    r1 = rec(a, 1)
+    r2 = rec(b, 1, versions={a.device_id: 1})
+    store.append(r2)
+    assert store.append(r1) is AppendResult.OBSOLETE
+    assert heads_ids(store, r1.header.item) == [r2.id]
+    assert store.has_record(r1.id)
+    assert store.seen() == {a.device_id: 1, b.device_id: 1}
+    assert [r.id for r in store.versions(r1.header.item)] == [r2.id, r1.id]
+
+
+def test_concurrent_versions_are_both_held(store: RecordStore, devices: list[DeviceIdentity],
+                                           rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    base = rec(a, 1)
+    left = rec(a, 2)
+    right = rec(b, 1, versions={a.device_id: 1})
+    for r in (base, left, right):
+        store.append(r)
+    assert heads_ids(store, base.header.item) == sorted([left.id, right.id])
+    merged = rec(b, 2, versions={a.device_id: 2})
+    store.append(merged)
+    assert heads_ids(store, base.header.item) == [merged.id]
+
+
+def test_equal_version_vector_is_ignored(store: RecordStore, devices: list[DeviceIdentity],
+                                         rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    first = rec(a, 1, versions={b.device_id: 1})
+    twin = rec(b, 1, versions={a.device_id: 1})  # equal vector, different record
+    assert store.append(first) is AppendResult.HEAD
+    assert store.append(twin) is AppendResult.OBSOLETE
+    assert heads_ids(store, first.header.item) == [first.id]
+
+
+def test_same_origin_and_seq_with_other_bytes_is_refused(
+        store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
+    a = devices[0]
+    r = rec(a, 1, body=b"one")
+    store.append(r)
+    before = state_of(store)
+    with pytest.raises(IntegrityError):
+        store.append(rec(a, 1, body=b"two"))
+    assert state_of(store) == before
+
+
+def test_heads_of_kind_groups_items_by_kind(store: RecordStore, devices: list[DeviceIdentity],
+                                            rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    store.append(rec(a, 1, item=Y))
+    store.append(rec(a, 2, item=X))
+    store.append(rec(b, 1, item=X))
+    store.append(rec(a, 3, item=M, kind=Kind.MEMBER))
+    items = list(store.heads_of_kind(Kind.ITEM))
+    assert [item for item, _ in items] == [X, Y]
+    assert [len(held) for _, held in items] == [2, 1]
+    assert [[r.id for r in held] for _, held in items] == [heads_ids(store, X),
+                                                           heads_ids(store, Y)]
+    assert [item for item, _ in store.heads_of_kind(Kind.MEMBER)] == [M]
+    assert list(store.heads_of_kind(Kind.VAULT_KEY)) == []
+
+
+# --- seen and fingerprint --------------------------------------------------------------
+
+
+def test_seen_waits_for_gaps_to_fill(store: RecordStore, devices: list[DeviceIdentity],
+                                     rec: MakeRecord) -> None:
+    a = devices[0]
+    rs = [rec(a, n, item=bytes([n]) * 16) for n in range(1, 6)]
+    store.append(rs[2])
+    assert store.seen() == {}
+    store.append(rs[0])
+    assert store.seen() == {a.device_id: 1}
+    store.append(rs[4])
+    assert store.seen() == {a.device_id: 1}
+    store.append(rs[1])
+    assert store.seen() == {a.device_id: 3}
+    assert store.max_seq(a.device_id) == 5
+    store.append(rs[3])
+    assert store.seen() == {a.device_id: 5}
+
+
+def test_fingerprint_is_the_sum_of_record_ids(store: RecordStore,
+                                              devices: list[DeviceIdentity],
+                                              rec: MakeRecord) -> None:
+    assert store.fingerprint() == EMPTY_FINGERPRINT
+    rs = [rec(devices[0], n, item=bytes([n]) * 16) for n in range(1, 4)]
+    for r in rs:
+        store.append(r)
+    total = sum(int.from_bytes(r.id, "big") for r in rs) % FINGERPRINT_MODULUS
+    assert store.fingerprint() == total.to_bytes(32, "big")
+    assert sorted(store.record_ids()) == sorted(r.id for r in rs)
+
+
+# --- ranges ----------------------------------------------------------------------------
+
+
+def test_records_after_is_ordered_and_limited(store: RecordStore,
+                                              devices: list[DeviceIdentity],
+                                              rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    rs = [rec(a, n, item=bytes([n]) * 16) for n in range(1, 8)]
+    for r in reversed(rs):
+        store.append(r)
+    store.append(rec(b, 1))
+    assert [r.header.seq for r in store.records_after(a.device_id, 0, 100)] == list(range(1, 8))
+    assert [r.header.seq for r in store.records_after(a.device_id, 2, 3)] == [3, 4, 5]
+    assert store.records_after(a.device_id, 7, 10) == []
+    assert [r.id for r in store.records_after(b.device_id, 0, 10)] == [rec(b, 1).id]
+    assert store.records_after(devices[2].device_id, 0, 10) == []
+
+
+def test_records_after_skips_gaps(store: RecordStore, devices: list[DeviceIdentity],
+                                  rec: MakeRecord) -> None:
+    a = devices[0]
+    for n in (1, 4, 6):
+        store.append(rec(a, n, item=bytes([n]) * 16))
+    assert [r.header.seq for r in store.records_after(a.device_id, 1, 2)] == [4, 6]
+
+
+# --- transactions ----------------------------------------------------------------------
+
+
+def test_failed_transaction_leaves_nothing(store: RecordStore, devices: list[DeviceIdentity],
+                                           rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    store.append(rec(a, 1))
+    store.set_meta("k", b"before")
+    before = state_of(store)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append(rec(a, 2))
+        store.append(rec(b, 1, item=Y))
+        with store.transaction():  # a nested call joins the outer one
+            store.append(rec(b, 2, item=Z, kind=Kind.MEMBER))
+        store.set_meta("k", b"after")
+        store.set_meta("new", b"x")
+        raise RuntimeError("boom")
+    assert state_of(store) == before
+    assert store.get_meta("k") == b"before" and store.get_meta("new") is None
+    assert not store.has_seq(a.device_id, 2)
+    assert heads_ids(store, Y) == [] and store.versions(Y) == []
+    assert store.max_seq(b.device_id) == 0
+    # and the store still works afterwards
+    assert store.append(rec(a, 2)) is AppendResult.HEAD
+
+
+def test_failed_purge_is_rolled_back(store: RecordStore, devices: list[DeviceIdentity],
+                                     rec: MakeRecord) -> None:
+    a = devices[0]
+    for n in range(1, 4):
+        store.append(rec(a, n))
+    before = state_of(store)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.purge_after(a.device_id, 1)
+        raise RuntimeError("boom")
+    assert state_of(store) == before
+    assert [r.header.seq for r in store.versions(b"i" * 16)] == [1, 2, 3]
+
+
+# --- revocation purge ------------------------------------------------------------------
+
+
+def test_purge_after_removes_later_records_and_restores_heads(
+        store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    kept = rec(b, 1)
+    by_a1 = rec(a, 1, versions={b.device_id: 1})
+    by_a2 = rec(a, 2, item=Y)
+    by_a3 = rec(a, 3, versions={b.device_id: 1})
+    for r in (kept, by_a1, by_a2, by_a3):
+        store.append(r)
+    assert heads_ids(store, kept.header.item) == [by_a3.id]
+    assert store.purge_after(a.device_id, 1) == 2
+    assert heads_ids(store, kept.header.item) == [by_a1.id]
+    assert heads_ids(store, Y) == []
+    assert store.seen() == {a.device_id: 1, b.device_id: 1}
+    assert store.max_seq(a.device_id) == 1
+    assert not store.has_record(by_a3.id) and not store.has_seq(a.device_id, 2)
+    expected = (int.from_bytes(kept.id, "big") + int.from_bytes(by_a1.id, "big"))
+    assert store.fingerprint() == (expected % FINGERPRINT_MODULUS).to_bytes(32, "big")
+    assert store.purge_after(a.device_id, 1) == 0
+    # Heads rebuilt from the log are the maximal versions again, concurrent ones included.
+    store.append(rec(a, 2, versions={b.device_id: 1}))
+    store.append(rec(devices[2], 1, versions={b.device_id: 1}))
+    assert len(store.heads(kept.header.item)) == 2
+    assert store.purge_after(a.device_id, 1) == 1
+    assert len(store.heads(kept.header.item)) == 2
+
+
+def test_purge_everything_of_an_origin(store: RecordStore, devices: list[DeviceIdentity],
+                                       rec: MakeRecord) -> None:
+    a = devices[0]
+    store.append(rec(a, 1))
+    store.append(rec(a, 2, item=Y))
+    assert store.purge_after(a.device_id, 0) == 2
+    assert store.count_records() == 0 and store.fingerprint() == EMPTY_FINGERPRINT
+    assert store.seen().get(a.device_id, 0) == 0
+    assert list(store.heads_of_kind(Kind.ITEM)) == []
+
+
+# --- every order of arrival ------------------------------------------------------------
+
+
+def scenario(devices: list[DeviceIdentity]) -> list[Record]:
+    """Edits on three devices: dominated, concurrent, a tombstone and a member record."""
+    a, b, c = devices
+    A, B, C = a.device_id, b.device_id, c.device_id
+    return [
+        make_record(a, 1, X),
+        make_record(b, 1, X, {A: 1}),
+        make_record(a, 2, X),
+        make_record(c, 1, Y),
+        make_record(a, 3, Y, {C: 1}),
+        make_record(b, 2, Y, {A: 1}),
+        make_record(c, 2, X, {A: 2, B: 1}),
+        make_record(b, 3, Z, deleted=True, body=b""),
+        make_record(a, 4, M, kind=Kind.MEMBER),
+        make_record(c, 3, Y, {A: 3}),  # dominates (a, 3) only: Y keeps two versions
+    ]
+
+
+def expected_heads(records: list[Record]) -> dict[bytes, list[bytes]]:
+    """The maximal versions per item, by brute force."""
+    out: dict[bytes, list[bytes]] = {}
+    for r in records:
+        rivals = [o for o in records if o.header.item == r.header.item and o.id != r.id]
+        if not any(dominates(o.header.versions, r.header.versions) for o in rivals):
+            out.setdefault(r.header.item, []).append(r.id)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def expected_seen(records: list[Record]) -> dict[bytes, int]:
+    seqs: dict[bytes, set[int]] = {}
+    for r in records:
+        seqs.setdefault(r.header.author, set()).add(r.header.seq)
+    out = {}
+    for origin, have in seqs.items():
+        n = 0
+        while n + 1 in have:
+            n += 1
+        if n:
+            out[origin] = n
+    return out
+
+
+@contextmanager
+def fresh_store(kind: str) -> Iterator[RecordStore]:
+    if kind == "memory":
+        yield MemoryStore()
+        return
+    with tempfile.TemporaryDirectory() as d:
+        s = SqliteStore(Path(d) / "vault.db")
+        try:
+            yield s
+        finally:
+            s.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_order_of_arrival_gives_the_same_state(
+        kind: str, devices: list[DeviceIdentity], data: st.DataObject) -> None:
+    records = scenario(devices)
+    subset = data.draw(st.lists(st.sampled_from(records), unique_by=lambda r: r.id,
+                                min_size=1), label="subset")
+    dups = data.draw(st.lists(st.sampled_from(subset), max_size=3), label="duplicates")
+    order = data.draw(st.permutations(subset + dups), label="order")
+    with fresh_store(kind) as s:
+        for r in order:
+            s.append(r)
+        assert {item: heads_ids(s, item) for item in {r.header.item for r in subset}} == \
+            expected_heads(subset)
+        assert s.seen() == expected_seen(subset)
+        total = sum(int.from_bytes(r.id, "big") for r in subset) % FINGERPRINT_MODULUS
+        assert s.fingerprint() == total.to_bytes(32, "big")
+        assert s.count_records() == len(subset)
+
+
+def test_both_stores_agree_on_the_full_scenario(devices: list[DeviceIdentity],
+                                                tmp_path: Path) -> None:
+    records = scenario(devices)
+    mem, disk = MemoryStore(), SqliteStore(tmp_path / "v.db")
+    for r in records:
+        mem.append(r)
+    for r in reversed(records):
+        disk.append(r)
+    assert state_of(mem) == state_of(disk)
+    assert heads_ids(mem, Y) == sorted([records[-1].id, records[5].id])
+    assert len(heads_ids(mem, X)) == 1
+    disk.close()
