@@ -20,6 +20,7 @@ from .identity import DeviceIdentity
 from .items import ITEM_TYPES, ItemState, merge_states
 from .membership import members
 from .records import (
+    ITEM_ID_BYTES,
     VAULT_KEY_ITEM,
     Kind,
     Membership,
@@ -186,9 +187,13 @@ class Vault:
         return view
 
     def resolve(self, ref: str) -> bytes:
-        """Find an item by full ID, unique ID prefix, or exact unique title."""
-        views = self.items()
+        """Find an item by full ID (deleted ones too), unique ID prefix, or exact unique title."""
         ref_l = ref.lower()
+        if len(ref_l) == 2 * ITEM_ID_BYTES and all(c in "0123456789abcdef" for c in ref_l):
+            held = self.store.heads(bytes.fromhex(ref_l))
+            if held and held[0].header.kind == Kind.ITEM:
+                return bytes.fromhex(ref_l)
+        views = self.items()
         by_id = [v for v in views if v.id_text == ref_l]
         if by_id:
             return by_id[0].id

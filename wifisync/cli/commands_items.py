@@ -3,10 +3,276 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import sys
 from typing import Any
+
+from ..clock import hlc_wall_ms
+from ..config import MAX_DEVICE_NAME, load_config
+from ..crypto import KdfParams
+from ..deviceid import format_device_id, short_device_id
+from ..errors import AlreadyInitialisedError, UsageError
+from ..identity import DeviceIdentity
+from ..items import ITEM_TYPES, ItemState
+from ..membership import members
+from ..records import Record
+from ..store.sqlite import SqliteStore
+from ..vault import ItemView, Vault
+from .common import (
+    ENV_NEW_PASSWORD,
+    PasswordSource,
+    after_write,
+    field_arg,
+    is_initialised,
+    locate_home,
+    unlocked,
+)
 
 
 def register(sub: Any) -> None:
-    """Add this module's subcommands (filled in by the CLI work)."""
-    p: argparse.ArgumentParser = sub.add_parser("id", help="print this device's ID")
-    p.set_defaults(func=lambda args: 0)
+    """Add this module's subcommands."""
+    p = sub.add_parser("init", help="create this device and a new vault")
+    p.add_argument("--name", help="this device's name as other members see it "
+                   "(default: [device] name in the config, else the host name)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("id", help="print this device's ID")
+    p.set_defaults(func=cmd_id)
+
+    p = sub.add_parser("add", help="add an item; prints its ID")
+    p.add_argument("title")
+    p.add_argument("--type", default="login", choices=ITEM_TYPES, help="default: login")
+    _field_options(p)
+    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="a tag (repeatable)")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("list", help="list items (no field values)")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="show one item with its fields")
+    _item_argument(p)
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("edit", help="change an item's title, type, tags or fields")
+    _item_argument(p)
+    p.add_argument("--title")
+    p.add_argument("--type", choices=ITEM_TYPES)
+    _field_options(p)
+    p.add_argument("--unset", action="append", default=[], metavar="NAME",
+                   help="remove a field (repeatable)")
+    p.add_argument("--tag", action="append", metavar="TAG",
+                   help="replace the item's tags with these (repeatable)")
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("rm", help="delete an item")
+    _item_argument(p)
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("history", help="every version of an item, oldest first")
+    _item_argument(p)
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("passwd", help="change the master password")
+    p.set_defaults(func=cmd_passwd)
+
+
+def _item_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("item", metavar="ITEM", help="full ID, unique ID prefix, or exact title")
+
+
+def _field_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--field", action="append", default=[], type=field_arg,
+                   metavar="NAME=VALUE", help="set a field (repeatable)")
+
+
+# --- formatting --------------------------------------------------------------------------
+
+
+def iso_time(hlc_time: int) -> str:
+    """A hybrid-logical-clock time as ISO-8601 UTC with milliseconds."""
+    when = datetime.datetime.fromtimestamp(hlc_wall_ms(hlc_time) / 1000, tz=datetime.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _summary(view: ItemView) -> dict[str, Any]:
+    s = view.state
+    return {"id": view.id_text, "title": s.title, "type": s.type, "tags": s.tags,
+            "updated": iso_time(s.updated)}
+
+
+def _state_lines(state: ItemState, indent: str = "") -> list[str]:
+    lines = [f"{indent}title:   {state.title}", f"{indent}type:    {state.type}"]
+    if state.tags:
+        lines.append(f"{indent}tags:    {', '.join(state.tags)}")
+    values = state.values
+    if values:
+        lines.append(f"{indent}fields:")
+        lines += [f"{indent}  {name}: {value}" for name, value in values.items()]
+    return lines
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the device identity and a new vault; refuse, changing nothing, if one exists."""
+    home = locate_home(args)
+    config = load_config(home)
+    if is_initialised(home):
+        raise AlreadyInitialisedError(
+            f"{home.data_dir} already holds a device; nothing changed")
+    name = config.device.display_name if args.name is None else args.name
+    if not name.strip() or len(name) > MAX_DEVICE_NAME or not name.isprintable():
+        raise UsageError(f"--name: expected a printable name of 1-{MAX_DEVICE_NAME} characters")
+    password = PasswordSource(args).new()
+    kdf = KdfParams.fresh(config.vault.kdf_opslimit, config.vault.kdf_memlimit)
+    home.ensure()
+    identity = DeviceIdentity.generate()
+    created = [home.store_file, *(home.store_file.with_name(home.store_file.name + suffix)
+                                  for suffix in ("-wal", "-shm"))]
+    try:
+        store = SqliteStore(home.store_file)
+        try:
+            Vault.create(store, identity, name, password, kdf)
+        finally:
+            store.close()
+        identity.save(home.data_dir)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    print(identity.device_id_text)
+    return 0
+
+
+def cmd_id(args: argparse.Namespace) -> int:
+    """Print the formatted device ID."""
+    home = locate_home(args)
+    load_config(home)
+    print(DeviceIdentity.load(home.data_dir).device_id_text)
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Add an item and print its ID alone."""
+    if not args.title.strip():
+        raise UsageError("the title must not be empty")
+    with unlocked(args) as (ctx, vault):
+        item = vault.add(args.title, args.type, dict(args.field), args.tag)
+    after_write(ctx.home)
+    print(item.hex())
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List items without their field values."""
+    with unlocked(args) as (_ctx, vault):
+        views = vault.items()
+    if args.json:
+        _print_json([_summary(v) for v in views])
+        return 0
+    for v in views:
+        s = _summary(v)
+        tags = f"  [{', '.join(s['tags'])}]" if s["tags"] else ""
+        print(f"{s['id'][:12]}  {s['type']:<8}  {s['updated'][:16].replace('T', ' ')}  "
+              f"{s['title']}{tags}")
+    if not views:
+        sys.stderr.write("no items yet; add one with `wifisync add TITLE`\n")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one item with its field values."""
+    with unlocked(args) as (_ctx, vault):
+        view = vault.get(vault.resolve(args.item))
+    if args.json:
+        _print_json({**_summary(view), "fields": view.state.values,
+                     "conflicts": view.conflicts})
+        return 0
+    print(f"id:      {view.id_text}")
+    print("\n".join(_state_lines(view.state)))
+    print(f"updated: {iso_time(view.state.updated)}")
+    if view.conflicts:
+        print(f"conflicts: {view.conflicts} concurrent versions merged for display; "
+              "any edit settles them")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    """Change some attributes or fields of an item."""
+    if (args.title is None and args.type is None and not args.field and not args.unset
+            and args.tag is None):
+        raise UsageError("nothing to change: give --title, --type, --field, --unset or --tag")
+    if args.title is not None and not args.title.strip():
+        raise UsageError("the title must not be empty")
+    with unlocked(args) as (ctx, vault):
+        item = vault.resolve(args.item)
+        vault.edit(item, title=args.title, fields=dict(args.field), unset=args.unset,
+                   tags=args.tag, type_=args.type)
+    after_write(ctx.home)
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    """Delete an item (a tombstone that syncs like any edit)."""
+    with unlocked(args) as (ctx, vault):
+        item = vault.resolve(args.item)
+        vault.delete(item)
+    after_write(ctx.home)
+    print(f"deleted {item.hex()}")
+    return 0
+
+
+def _version(record: Record, state: ItemState | None, names: dict[bytes, str]
+             ) -> dict[str, Any]:
+    h = record.header
+    entry: dict[str, Any] = {
+        "record": record.id.hex(), "time": iso_time(h.time),
+        "author": format_device_id(h.author), "author_name": names.get(h.author, ""),
+        "seq": h.seq, "deleted": h.deleted,
+    }
+    if state is not None:
+        entry.update(title=state.title, type=state.type, tags=state.tags, fields=state.values)
+    return entry
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Every version of an item in the log, oldest first."""
+    with unlocked(args) as (ctx, vault):
+        item = vault.resolve(args.item)
+        versions = vault.history(item)
+        names = {d: m.name for d, m in members(ctx.store).items()}
+    entries = [_version(r, state, names) for r, state in versions]
+    if args.json:
+        _print_json(entries)
+        return 0
+    for (record, state), entry in zip(versions, entries, strict=True):
+        who = short_device_id(record.header.author)
+        if entry["author_name"]:
+            who += f" ({entry['author_name']})"
+        print(f"{entry['time']}  by {who}  #{entry['seq']}"
+              + ("  deleted" if state is None else ""))
+        if state is not None:
+            print("\n".join(_state_lines(state, indent="  ")))
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """Re-wrap the vault key under a new master password."""
+    with unlocked(args) as (ctx, vault):
+        new = PasswordSource(args).new(env=ENV_NEW_PASSWORD)
+        vault.change_password(new, KdfParams.fresh(ctx.config.vault.kdf_opslimit,
+                                                   ctx.config.vault.kdf_memlimit))
+    after_write(ctx.home)
+    sys.stderr.write("master password changed\n")
+    return 0
+
