@@ -1,0 +1,228 @@
+"""Bitwarden's unencrypted JSON export (also inside its ``.zip`` export as ``data.json``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+from ..fields import (
+    BRAND,
+    CARDHOLDER,
+    CODE,
+    EXPIRY,
+    NUMBER,
+    PASSWORD,
+    SOURCE_TYPE,
+    TOTP,
+    URL,
+    USERNAME,
+)
+from ..model import NOTES, ImportedItem, ImportFormatError, ItemDraft, ParseResult
+from ..text import decode, normalise_newlines
+
+FORMAT = "bitwarden-json"
+FAMILY = "bitwarden"
+
+TYPES = {1: "login", 2: "note", 3: "card", 4: "identity"}
+TYPE_NAMES = {5: "SSH key", 6: "bank account", 7: "driver's license", 8: "passport"}
+IDENTITY_FIELDS = (
+    ("title", "title"), ("firstName", "first name"), ("middleName", "middle name"),
+    ("lastName", "last name"), ("address1", "address 1"), ("address2", "address 2"),
+    ("address3", "address 3"), ("city", "city"), ("state", "state"),
+    ("postalCode", "postal code"), ("country", "country"), ("company", "company"),
+    ("email", "email"), ("phone", "phone"), ("ssn", "ssn"), ("username", USERNAME),
+    ("passportNumber", "passport number"), ("licenseNumber", "license number"),
+)
+SECRET_IDENTITY = frozenset({"ssn", "passport number", "license number"})
+LINKED: dict[int, str] = {100: "username", 101: "password", 300: "cardholder", 301: "expiry month",
+          302: "expiry year", 303: "code", 304: "brand", 305: "number"}
+FIELD_TEXT, FIELD_HIDDEN, FIELD_BOOLEAN, FIELD_LINKED = 0, 1, 2, 3
+KNOWN_KEYS = frozenset({
+    "id", "organizationId", "folderId", "type", "reprompt", "name", "notes", "favorite",
+    "fields", "passwordHistory", "creationDate", "revisionDate", "deletedDate", "archivedDate",
+    "collectionIds", "key", "login", "secureNote", "card", "identity", "sshKey", "attachments",
+})
+
+
+def sniff(data: bytes) -> bool:
+    """A JSON object with ``items`` and ``encrypted``, or a zip holding ``data.json``."""
+    if data.startswith(b"PK\x03\x04"):
+        return _zip_member(data) is not None
+    doc = _json_object(data)
+    return doc is not None and "items" in doc and (
+        "encrypted" in doc or "folders" in doc or "collections" in doc)
+
+
+def _zip_member(data: bytes) -> bytes | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return z.read("data.json") if "data.json" in z.namelist() else None
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return None
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(decode(data))
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def load_document(data: bytes) -> dict[str, Any]:
+    """The export's top-level object, refusing encrypted exports with the way out."""
+    attachments = 0
+    if data.startswith(b"PK\x03\x04"):
+        member = _zip_member(data)
+        if member is None:
+            raise ImportFormatError("the zip file holds no Bitwarden data.json")
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            attachments = sum(1 for n in z.namelist() if n.startswith("attachments/")
+                              and not n.endswith("/"))
+        data = member
+    try:
+        doc = json.loads(decode(data))
+    except ValueError as exc:
+        raise ImportFormatError(f"not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        raise ImportFormatError("not a Bitwarden export: no list of items")
+    if doc.get("encrypted") is True:
+        kind = "password-protected" if doc.get("passwordProtected") else "account-encrypted"
+        raise ImportFormatError(
+            f"this Bitwarden export is {kind}; export again choosing the .json format "
+            "without encryption")
+    doc["_attachments"] = attachments
+    return doc
+
+
+def parse(data: bytes, source_password: str | None = None) -> ParseResult:
+    """Every item of the export; a malformed item is reported and skipped."""
+    doc = load_document(data)
+    result = ParseResult(FORMAT)
+    folders = {f.get("id"): f.get("name") for f in doc.get("folders") or []
+               if isinstance(f, dict)}
+    collections = {c.get("id"): c.get("name") for c in doc.get("collections") or []
+                   if isinstance(c, dict)}
+    if doc["_attachments"]:
+        result.problem("zip", f"{doc['_attachments']} attachment file(s) not imported "
+                              "(wifisync holds no files)")
+    for n, raw in enumerate(doc["items"], start=1):
+        position = f"item {n}"
+        try:
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            position = f"item {n} ({raw.get('name')!r})" if raw.get("name") else position
+            result.items.append(_item(raw, folders, collections))
+        except (ValueError, TypeError, AttributeError) as exc:
+            result.problem(position, str(exc) or type(exc).__name__)
+            continue
+        if raw.get("attachments"):
+            result.problem(position, f"{len(raw['attachments'])} attachment(s) not imported")
+    return result
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return normalise_newlines(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _item(raw: dict[str, Any], folders: dict[Any, Any], collections: dict[Any, Any]
+          ) -> ImportedItem:
+    kind = raw.get("type")
+    if not isinstance(kind, int) or isinstance(kind, bool):
+        raise ValueError(f"item type {kind!r} is not a number")
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ValueError("item name is not text")
+    draft = ItemDraft(name or "", TYPES.get(kind, "note"))
+    if kind not in TYPES:
+        draft.put(SOURCE_TYPE, TYPE_NAMES.get(kind, f"Bitwarden type {kind}"), custom=True)
+    folder = folders.get(raw.get("folderId"))
+    draft.tag(folder if isinstance(folder, str) else None)
+    for cid in raw.get("collectionIds") or []:
+        c = collections.get(cid)
+        draft.tag(c if isinstance(c, str) else None)
+    if raw.get("favorite"):
+        draft.tag("favorite")
+    if kind == 1:
+        _login(draft, raw.get("login") or {})
+    elif kind == 3:
+        _card(draft, raw.get("card") or {})
+    elif kind == 4:
+        ident = raw.get("identity") or {}
+        for key, label in IDENTITY_FIELDS:
+            draft.put(label, _text(ident.get(key)), hidden=label in SECRET_IDENTITY)
+        _rest(draft, ident, {k for k, _ in IDENTITY_FIELDS})
+    elif kind not in TYPES:
+        for key, value in raw.items():
+            if key not in KNOWN_KEYS or (key == "sshKey" and isinstance(value, dict)):
+                if isinstance(value, dict):
+                    for k, v in value.items():
+                        draft.put(k, _text(v), hidden="private" in k.lower(), custom=True)
+                else:
+                    draft.put(key, _text(value), custom=True)
+    for f in raw.get("fields") or []:
+        if not isinstance(f, dict):
+            raise ValueError("a custom field is not an object")
+        ftype = f.get("type", FIELD_TEXT)
+        value = f.get("value")
+        if ftype == FIELD_LINKED:
+            linked = f.get("linkedId")
+            target = LINKED.get(linked, linked) if isinstance(linked, int) else linked
+            value = f"(linked to {target})"
+        draft.put(_text(f.get("name")) or "field", _text(value), hidden=ftype == FIELD_HIDDEN,
+                  custom=True)
+    if raw.get("reprompt") == 1:
+        draft.put("master password re-prompt", "true", custom=True)
+    history = [h for h in raw.get("passwordHistory") or [] if isinstance(h, dict)]
+    if history:
+        lines = [f"{h.get('lastUsedDate') or ''} {h.get('password') or ''}".strip()
+                 for h in history]
+        draft.put("password history", "\n".join(lines), hidden=True, custom=True)
+    draft.put(NOTES, _text(raw.get("notes")))
+    source = raw.get("id")
+    return draft.build(source if isinstance(source, str) else None)
+
+
+def _login(draft: ItemDraft, login: dict[str, Any]) -> None:
+    for u in login.get("uris") or []:
+        if isinstance(u, dict):
+            draft.put(URL, _text(u.get("uri")))
+    draft.put(USERNAME, _text(login.get("username")))
+    draft.put(PASSWORD, _text(login.get("password")), hidden=True)
+    draft.put(TOTP, _text(login.get("totp")), hidden=True)
+    passkeys = login.get("fido2Credentials") or []
+    if passkeys:
+        draft.put("passkeys", _text(passkeys), hidden=True, custom=True)
+    _rest(draft, login, {"uris", "username", "password", "totp", "fido2Credentials",
+                         "passwordRevisionDate"})
+
+
+def _card(draft: ItemDraft, card: dict[str, Any]) -> None:
+    draft.put(CARDHOLDER, _text(card.get("cardholderName")))
+    draft.put(BRAND, _text(card.get("brand")))
+    draft.put(NUMBER, _text(card.get("number")), hidden=True)
+    month, year = _text(card.get("expMonth")), _text(card.get("expYear"))
+    if month or year:
+        draft.put(EXPIRY, f"{month.zfill(2)}/{year}" if month and year else month or year)
+    draft.put(CODE, _text(card.get("code")), hidden=True)
+    _rest(draft, card, {"cardholderName", "brand", "number", "expMonth", "expYear", "code"})
+
+
+def _rest(draft: ItemDraft, obj: dict[str, Any], known: set[str]) -> None:
+    """Keys a newer Bitwarden may add: kept as custom fields rather than dropped."""
+    for key, value in obj.items():
+        if key not in known:
+            draft.put(key, _text(value), custom=True)
