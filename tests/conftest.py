@@ -1,0 +1,94 @@
+"""Fixtures shared by the suite: the real ``wifisync`` CLI run in a subprocess on a temp home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "correct horse battery staple"
+# Argon2id at the lowest allowed cost keeps each CLI call fast; the format is unchanged.
+FAST_CONFIG = "[vault]\nkdf_opslimit = 1\n"
+
+
+@dataclass
+class Cli:
+    """Runs ``python -m wifisync.cli.main --home HOME ...`` as a user would."""
+
+    home: Path
+    password: str | None = PASSWORD
+
+    def env(self, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+        """The child's environment: no inherited WIFISYNC_*, our password, then ``extra``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
+        if self.password is not None:
+            env["WIFISYNC_PASSWORD"] = self.password
+        for k, v in (extra or {}).items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        """The full command line of one CLI call."""
+        return [sys.executable, "-m", "wifisync.cli.main", "--home", str(self.home), *args]
+
+    def run(self, *args: str, input: str | None = None,
+            env: Mapping[str, str | None] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run one command; stdin is ``input`` or empty (never a terminal)."""
+        return subprocess.run(
+            self.argv(*args), input=input if input is not None else "", capture_output=True,
+            text=True, env=self.env(env), timeout=timeout, check=False)
+
+    def ok(self, *args: str, **kw: object) -> str:
+        """Run a command that must succeed; returns its stdout."""
+        r = self.run(*args, **kw)  # type: ignore[arg-type]
+        assert r.returncode == 0, f"wifisync {' '.join(args)} -> {r.returncode}: {r.stderr}"
+        return r.stdout
+
+    def fails(self, *args: str, code: int = 1, **kw: object) -> str:
+        """Run a command that must fail with ``code`` and one clean line; returns that line."""
+        r = self.run(*args, **kw)  # type: ignore[arg-type]
+        assert r.returncode == code, (
+            f"wifisync {' '.join(args)}: want {code}, got {r.returncode}: {r.stdout}{r.stderr}")
+        assert "Traceback" not in r.stderr, r.stderr
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("wifisync: "), r.stderr
+        return lines[0]
+
+    def init(self, name: str = "test-device", fast: bool = True) -> str:
+        """``wifisync init``; returns the device ID. ``fast`` writes the cheapest KDF config."""
+        if fast:
+            self.home.joinpath("config").mkdir(parents=True, exist_ok=True)
+            self.home.joinpath("config", "config.toml").write_text(FAST_CONFIG)
+        return self.ok("init", "--name", name).strip()
+
+
+@pytest.fixture
+def make_cli(tmp_path: Path) -> Callable[[str], Cli]:
+    """Factory of CLI runners, one temp home per name (several devices in one test)."""
+
+    def make(name: str = "home") -> Cli:
+        return Cli(tmp_path / name)
+
+    return make
+
+
+@pytest.fixture
+def cli(make_cli: Callable[[str], Cli]) -> Cli:
+    """A CLI runner on an empty, not yet initialised home."""
+    return make_cli("home")
+
+
+@pytest.fixture
+def initialised_cli(cli: Cli) -> Cli:
+    """A CLI runner on a home where ``wifisync init`` has run."""
+    cli.init()
+    return cli
