@@ -361,3 +361,40 @@ def test_both_stores_agree_on_the_full_scenario(devices: list[DeviceIdentity],
     assert heads_ids(mem, Y) == sorted([records[-1].id, records[5].id])
     assert len(heads_ids(mem, X)) == 1
     disk.close()
+
+
+def full_state(store: RecordStore, devices: list[DeviceIdentity]) -> tuple[object, ...]:
+    """state_of plus the logs and per-origin counters."""
+    logs = {item: [r.id for r in store.versions(item)] for item in (X, Y, Z, M)}
+    tops = [store.max_seq(d.device_id) for d in devices]
+    after = [[r.id for r in store.records_after(d.device_id, 0, 100)] for d in devices]
+    return (state_of(store), logs, tops, after)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_failed_transaction_is_undone_completely(
+        kind: str, devices: list[DeviceIdentity], data: st.DataObject) -> None:
+    records = scenario(devices)
+    order = data.draw(st.permutations(records), label="order")
+    split = data.draw(st.integers(0, len(order)), label="committed")
+    purge = data.draw(st.none() | st.tuples(st.sampled_from(devices), st.integers(0, 3)),
+                      label="purge")
+    with fresh_store(kind) as s:
+        for r in order[:split]:
+            s.append(r)
+        before = full_state(s, devices)
+        with pytest.raises(RuntimeError), s.transaction():
+            for r in order[split:]:
+                s.append(r)
+            if purge is not None:
+                s.purge_after(purge[0].device_id, purge[1])
+            raise RuntimeError("abort")
+        assert full_state(s, devices) == before
+        for r in order[split:]:
+            s.append(r)
+        with fresh_store("memory") as reference:
+            for r in records:
+                reference.append(r)
+            assert state_of(s) == state_of(reference)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..records import Kind, Record
 from .base import RecordStore
 
 
 class MemoryStore(RecordStore):
-    """Dicts instead of tables; a failed transaction restores the state it started from."""
+    """Dicts instead of tables; a failed transaction replays an undo log of its changes."""
 
     def __init__(self) -> None:
         self._meta: dict[str, bytes] = {}
@@ -22,6 +22,7 @@ class MemoryStore(RecordStore):
         self._seen: dict[bytes, int] = {}
         self._max: dict[bytes, int] = {}
         self._depth = 0
+        self._undo: list[Callable[[], None]] = []
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -32,23 +33,28 @@ class MemoryStore(RecordStore):
             finally:
                 self._depth -= 1
             return
-        saved = copy.copy(self.__dict__)
-        saved = {k: copy.copy(v) for k, v in saved.items()}
-        saved["_by_item"] = {k: list(v) for k, v in self._by_item.items()}
-        saved["_heads"] = {k: set(v) for k, v in self._heads.items()}
+        self._undo = []
         self._depth = 1
         try:
             yield
         except BaseException:
-            self.__dict__.update(saved)
-            self._depth = 0
+            for undo in reversed(self._undo):
+                undo()
             raise
-        self._depth = 0
+        finally:
+            self._depth = 0
+            self._undo = []
+
+    def _on_rollback(self, undo: Callable[[], None]) -> None:
+        """Remember how to reverse one change if the open transaction fails."""
+        if self._depth:
+            self._undo.append(undo)
 
     def get_meta(self, key: str) -> bytes | None:
         return self._meta.get(key)
 
     def set_meta(self, key: str, value: bytes) -> None:
+        self._on_rollback(_restore(self._meta, key))
         self._meta[key] = value
 
     def has_record(self, record_id: bytes) -> bool:
@@ -100,6 +106,7 @@ class MemoryStore(RecordStore):
 
     def _insert(self, record: Record, is_head: bool, dropped: list[bytes]) -> None:
         h = record.header
+        self._on_rollback(self._uninsert_undo(record))
         self._records[record.id] = record
         self._by_seq[(h.author, h.seq)] = record.id
         self._max[h.author] = max(self._max.get(h.author, 0), h.seq)
@@ -109,11 +116,31 @@ class MemoryStore(RecordStore):
             held.difference_update(dropped)
             held.add(record.id)
 
+    def _uninsert_undo(self, record: Record) -> Callable[[], None]:
+        h = record.header
+        restore_max = _restore(self._max, h.author)
+        held = self._heads.get(h.item)
+        restore_heads = _restore(self._heads, h.item, _MISSING if held is None else set(held))
+
+        def undo() -> None:
+            del self._records[record.id]
+            del self._by_seq[(h.author, h.seq)]
+            log = self._by_item[h.item]
+            log.pop()
+            if not log:
+                del self._by_item[h.item]
+            restore_max()
+            restore_heads()
+
+        return undo
+
     def _set_seen(self, origin: bytes, seq: int) -> None:
+        self._on_rollback(_restore(self._seen, origin))
         self._seen[origin] = seq
 
     def _delete_records(self, records: list[Record]) -> None:
         for r in records:
+            self._on_rollback(self._undelete_undo(r))
             h = r.header
             del self._records[r.id]
             del self._by_seq[(h.author, h.seq)]
@@ -122,5 +149,39 @@ class MemoryStore(RecordStore):
             self._max[h.author] = max(
                 (s for (o, s) in self._by_seq if o == h.author), default=0)
 
+    def _undelete_undo(self, record: Record) -> Callable[[], None]:
+        h = record.header
+        log = self._by_item[h.item]
+        position = log.index(record.id)
+        was_head = record.id in self._heads.get(h.item, set())
+        restore_max = _restore(self._max, h.author)
+
+        def undo() -> None:
+            self._records[record.id] = record
+            self._by_seq[(h.author, h.seq)] = record.id
+            self._by_item[h.item].insert(position, record.id)
+            if was_head:
+                self._heads.setdefault(h.item, set()).add(record.id)
+            restore_max()
+
+        return undo
+
     def _replace_heads(self, item: bytes, record_ids: list[bytes]) -> None:
+        self._on_rollback(_restore(self._heads, item))
         self._heads[item] = set(record_ids)
+
+
+_MISSING = object()
+
+
+def _restore(table: dict[Any, Any], key: Any, value: Any = _MISSING) -> Callable[[], None]:
+    """An undo step that puts ``table[key]`` back as it is now (or as ``value``)."""
+    old = table.get(key, _MISSING) if value is _MISSING else value
+
+    def undo() -> None:
+        if old is _MISSING:
+            table.pop(key, None)
+        else:
+            table[key] = old
+
+    return undo
