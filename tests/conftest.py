@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
 # Argon2id at the lowest allowed cost keeps each CLI call fast; the format is unchanged.
 FAST_CONFIG = "[vault]\nkdf_opslimit = 1\n"
@@ -26,6 +27,8 @@ class Cli:
     def env(self, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
         """The child's environment: no inherited WIFISYNC_*, our password, then ``extra``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
+        # This checkout's package, whatever the test's working directory.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         if self.password is not None:
             env["WIFISYNC_PASSWORD"] = self.password
         for k, v in (extra or {}).items():
