@@ -51,8 +51,11 @@ def sniff(data: bytes) -> bool:
     if data.startswith(b"PK\x03\x04"):
         return _zip_member(data) is not None
     doc = _json_object(data)
-    return doc is not None and "items" in doc and (
-        "encrypted" in doc or "folders" in doc or "collections" in doc)
+    if doc is None:
+        return False
+    if doc.get("encrypted") is True:
+        return "passwordProtected" in doc or "encKeyValidation_DO_NOT_EDIT" in doc
+    return "items" in doc and ("encrypted" in doc or "folders" in doc or "collections" in doc)
 
 
 def _zip_member(data: bytes) -> bytes | None:
@@ -89,13 +92,13 @@ def load_document(data: bytes) -> dict[str, Any]:
         doc = json.loads(decode(data))
     except ValueError as exc:
         raise ImportFormatError(f"not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-        raise ImportFormatError("not a Bitwarden export: no list of items")
-    if doc.get("encrypted") is True:
+    if isinstance(doc, dict) and doc.get("encrypted") is True:
         kind = "password-protected" if doc.get("passwordProtected") else "account-encrypted"
         raise ImportFormatError(
             f"this Bitwarden export is {kind}; export again choosing the .json format "
             "without encryption")
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        raise ImportFormatError("not a Bitwarden export: no list of items")
     doc["_attachments"] = attachments
     return doc
 

@@ -110,12 +110,11 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
         layout = _guess_layout(text)
     if skip:
         text = rest
-    windows_escapes = layout == "A" and '\\"' in text
-    if windows_escapes:
-        text = text.replace('\\"', '""')
     for line, row in csv_rows(text):
         line += skip
         row = [normalise_newlines(c) for c in row]
+        if layout == "A":  # mSecure 3.5 for Windows wrote \" for a quote
+            row = [c.replace('\\"', '"') for c in row]
         while row and row[-1] == "":
             row.pop()
         if not row:

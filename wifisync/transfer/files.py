@@ -1,0 +1,36 @@
+"""Writing files that hold secrets: readable by this user only, never half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from ..errors import WifisyncError
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (through a temporary file, then renamed)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise WifisyncError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise WifisyncError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def read_input(path: Path) -> bytes:
+    """A file's bytes, or one clear error."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise WifisyncError(f"cannot read {path}: {exc.strerror}") from exc

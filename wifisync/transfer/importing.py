@@ -1,0 +1,133 @@
+"""Writing parsed items into the vault: new ones added, known ones updated or skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..items import ItemState
+from ..vault import Vault
+from .fields import NUMBER, URL, USERNAME
+from .model import NOTES, ImportedItem, ParseResult, Problem
+
+#: Items written per transaction: few commits for a big import, short locks for the daemon.
+BATCH = 1000
+OUTCOMES = ("imported", "updated", "skipped")
+
+Progress = Callable[[int, int], None]
+
+
+def source_key(family: str, item: ImportedItem) -> str:
+    """The key that finds this source item again on a re-import.
+
+    The source's own record ID when it has one; otherwise a hash of what identifies the
+    item (type, title, user name, first URL, card number), so a changed password still
+    updates the same item.
+    """
+    if item.source_id is not None:
+        return f"{family}:{item.source_id}" if family else item.source_id
+    values = item.values
+    identity = [item.type, item.title, values.get(USERNAME, ""), values.get(URL, ""),
+                values.get(NUMBER, "")]
+    if not any(identity[2:]):
+        identity.append(values.get(NOTES, ""))
+    digest = hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()
+    return f"{family or 'wifisync'}#{digest[:32]}"
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import did (or, in a dry run, would do), by item type."""
+
+    format: str
+    dry_run: bool
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    custom_fields: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+
+    def count(self, type_: str, outcome: str) -> None:
+        """Count one item's outcome."""
+        self.counts.setdefault(type_, Counter())[outcome] += 1
+
+    def total(self, outcome: str) -> int:
+        """Items of every type with this outcome."""
+        return sum(c[outcome] for c in self.counts.values())
+
+    def lines(self) -> list[str]:
+        """The summary as the CLI prints it."""
+        head = f"{self.format}: " + ", ".join(f"{self.total(o)} {o}" for o in OUTCOMES)
+        out = [head + (" (dry run: nothing written)" if self.dry_run else "")]
+        for type_ in sorted(self.counts):
+            c = self.counts[type_]
+            out.append(f"  {type_}: " + ", ".join(f"{c[o]} {o}" for o in OUTCOMES))
+        if self.custom_fields:
+            kept = ", ".join(f"{name} ({n})" for name, n in sorted(self.custom_fields.items()))
+            out.append(f"custom fields kept: {kept}")
+        if self.problems:
+            out.append(f"{len(self.problems)} item(s) or part(s) not imported:")
+            out.extend(f"  {p}" for p in self.problems)
+        return out
+
+
+def import_items(vault: Vault, parsed: ParseResult, family: str, extra_tags: Sequence[str] = (),
+                 dry_run: bool = False, progress: Progress | None = None) -> ImportSummary:
+    """Add new items and update changed ones, in a few transactions; nothing in a dry run."""
+    summary = ImportSummary(parsed.format, dry_run, problems=list(parsed.problems))
+    known: dict[str, tuple[bytes, ItemState]] = {}
+    for view in vault.items():
+        if view.state.source is not None:
+            known[view.state.source] = (view.id, view.state)
+        known.setdefault(f"wifisync:{view.id_text}", (view.id, view.state))
+    used: Counter[str] = Counter()
+    total = len(parsed.items)
+    for start in range(0, total, BATCH):
+        batch = parsed.items[start:start + BATCH]
+        if dry_run:
+            for item in batch:
+                _one(vault, item, _unique(source_key(family, item), used), known, extra_tags,
+                     summary, write=False)
+        else:
+            with vault.store.transaction():
+                for item in batch:
+                    _one(vault, item, _unique(source_key(family, item), used), known,
+                         extra_tags, summary, write=True)
+        if progress is not None:
+            progress(start + len(batch), total)
+    return summary
+
+
+def _unique(key: str, used: Counter[str]) -> str:
+    """Two source items with the same key (identical rows) stay two items, every time."""
+    used[key] += 1
+    return key if used[key] == 1 else f"{key}~{used[key]}"
+
+
+def _one(vault: Vault, item: ImportedItem, key: str,
+         known: dict[str, tuple[bytes, ItemState]], extra_tags: Sequence[str],
+         summary: ImportSummary, write: bool) -> None:
+    tags = sorted({*item.tags, *extra_tags})
+    match = known.get(key)
+    if match is None:
+        if write:
+            vault.add(item.title, item.type, dict(item.fields), tags,
+                      hidden=sorted(item.hidden), source=key)
+        summary.count(item.type, "imported")
+        summary.custom_fields.update(item.custom)
+        return
+    item_id, state = match
+    values = state.values
+    changed = {k: v for k, v in item.fields if values.get(k) != v}
+    new_tags = sorted({*state.tags, *tags})
+    new_hidden = sorted({*state.hidden, *item.hidden})
+    if (not changed and item.title == state.title and item.type == state.type
+            and new_tags == state.tags and new_hidden == state.hidden):
+        summary.count(item.type, "skipped")
+        return
+    if write:
+        vault.edit(item_id, title=item.title, fields=changed, tags=new_tags, type_=item.type,
+                   hidden=new_hidden, source=key if state.source is None else None)
+    summary.count(item.type, "updated")
+    summary.custom_fields.update(n for n in item.custom if n in changed)
