@@ -83,11 +83,16 @@ class SignatureCheck:
         author = record.header.author
         key = self._keys.get(author)
         if key is None:
-            self._keys = {d: m.public_key for d, m in members(self.store).items()}
+            try:
+                self._keys = {d: m.public_key for d, m in members(self.store).items()}
+            except IntegrityError as exc:
+                raise IntegrityError(f"a membership record failed its integrity check ({exc}); "
+                                     "the store was altered") from None
             key = self._keys.get(author)
         where = f"record {record.id.hex()[:16]} of item {record.header.item.hex()}"
         if key is None:
-            raise IntegrityError(f"{where} is signed by a device that is not a member")
+            raise IntegrityError(f"{where} names an author that is not a member; "
+                                 "the store was altered")
         try:
             record.verify(key)
         except IntegrityError:
