@@ -1,0 +1,211 @@
+"""Daemon and membership commands: daemon, status, devices, revoke."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from typing import Any
+
+from ..config import load_config, parse_host_port
+from ..deviceid import format_device_id, parse_device_id, short_device_id
+from ..errors import UsageError, WifisyncError
+from ..membership import Member, members
+from ..net.addressbook import AddressBook
+from ..net.control_client import daemon_status
+from ..records import Kind, Membership
+from ..vault import vault_id_of
+from .common import Context, after_write, loaded, locate_home
+
+
+def _host_port(text: str) -> str:
+    try:
+        parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommands."""
+    p = sub.add_parser("daemon", help="run the sync daemon in the foreground")
+    p.add_argument("--listen", type=_host_port, metavar="HOST:PORT",
+                   help="address to serve peers on (default: daemon.listen in the config)")
+    p.add_argument("--peer", type=_host_port, action="append", default=[], metavar="HOST:PORT",
+                   help="a static peer to dial (repeatable; added to daemon.peers)")
+    p.set_defaults(func=cmd_daemon)
+
+    p = sub.add_parser("status", help="this device, its vault, the daemon and its peers")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("devices", help="the member devices of the vault")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("revoke", help="remove a device from the vault for good")
+    p.add_argument("device", metavar="DEVICE", help="device ID, ID prefix or unique name")
+    p.set_defaults(func=cmd_revoke)
+
+
+# --- daemon ---------------------------------------------------------------------------------
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM or SIGINT."""
+    from ..net.daemon import Daemon  # aiohttp is imported only by the command that needs it
+
+    home = locate_home(args)
+    config = load_config(home)
+    logging.basicConfig(
+        stream=sys.stderr, level=config.daemon.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
+    for noisy in ("aiohttp.access", "aiohttp.server", "aiohttp.websocket", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    daemon = Daemon(home, config, listen=args.listen, peers=args.peer)
+    return asyncio.run(daemon.run())
+
+
+# --- status and devices ---------------------------------------------------------------------
+
+
+def _live(ctx: Context) -> dict[str, Any] | None:
+    try:
+        return daemon_status(ctx.home)
+    except WifisyncError:
+        return None
+
+
+def _connected(live: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {p["id"]: p for p in (live or {}).get("peers", [])}
+
+
+def _device_rows(ctx: Context, live: dict[str, Any] | None) -> list[dict[str, Any]]:
+    connected = _connected(live)
+    me = ctx.identity.device_id
+    rows = []
+    for device, m in sorted(members(ctx.store).items(), key=lambda kv: (kv[1].name, kv[0])):
+        did = format_device_id(device)
+        rows.append({"id": did, "name": m.name, "self": device == me, "revoked": m.revoked,
+                     "connected": did in connected})
+    return rows
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """List the members with whether the daemon holds a session with each."""
+    with loaded(args) as ctx:
+        rows = _device_rows(ctx, _live(ctx))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        flags = [f for f, on in (("this device", r["self"]), ("revoked", r["revoked"]),
+                                 ("connected", r["connected"])) if on]
+        print(f"{r['id']}  {r['name']}" + (f"  ({', '.join(flags)})" if flags else ""))
+    return 0
+
+
+def _counts(ctx: Context) -> tuple[int, int]:
+    items = sum(1 for _item, held in ctx.store.heads_of_kind(Kind.ITEM)
+                if any(not r.header.deleted for r in held))
+    return items, ctx.store.count_records()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Report device, vault, daemon and peers; works with the daemon stopped."""
+    with loaded(args) as ctx:
+        me = ctx.identity.device_id
+        live = _live(ctx)
+        all_members = members(ctx.store)
+        own = all_members.get(me)
+        connected = _connected(live)
+        book = AddressBook(ctx.home.data_dir).all()
+        peers = []
+        for device, m in sorted(all_members.items(), key=lambda kv: (kv[1].name, kv[0])):
+            if device == me or m.revoked:
+                continue
+            did = format_device_id(device)
+            link = connected.get(did)
+            peers.append({
+                "id": did, "name": m.name, "connected": link is not None,
+                "address": link["address"] if link else book.get(device),
+                "last_seen": link["last_seen"] if link else None,
+            })
+        items, records = _counts(ctx)
+        result = {
+            "id": format_device_id(me),
+            "name": own.name if own else "",
+            "vault": vault_id_of(ctx.store).hex(),
+            "daemon": {"running": live is not None,
+                       "listen": live.get("listen") if live else None,
+                       "pid": live.get("pid") if live else None},
+            "peers": peers,
+            "items": items,
+            "records": records,
+        }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"device  {result['id']}  {result['name']}")
+    print(f"vault   {result['vault']}  ({items} items, {records} records)")
+    if live:
+        print(f"daemon  running (pid {live.get('pid')}), listening on {live.get('listen')}")
+    else:
+        print("daemon  not running")
+    for p in peers:
+        state = "connected" if p["connected"] else "not connected"
+        where = f" at {p['address']}" if p["address"] else ""
+        print(f"peer    {short_device_id(parse_device_id(p['id']))}  {p['name']}  {state}{where}")
+    return 0
+
+
+# --- revoke ---------------------------------------------------------------------------------
+
+
+def resolve_device(all_members: dict[bytes, Member], ref: str) -> Member:
+    """A member by full ID, ID prefix (dashes optional) or unique name."""
+    try:
+        device = parse_device_id(ref)
+    except (ValueError, WifisyncError):
+        device = None
+    if device is not None and device in all_members:
+        return all_members[device]
+    key = ref.replace("-", "").upper()
+    by_prefix = [m for d, m in all_members.items()
+                 if len(key) >= 4 and format_device_id(d).replace("-", "").startswith(key)]
+    by_name = [m for m in all_members.values() if m.name == ref]
+    matches = {m.device_id: m for m in [*by_prefix, *by_name]}
+    if len(matches) == 1:
+        return next(iter(matches.values()))
+    if not matches:
+        raise UsageError(f"no member device matches {ref!r}; see `wifisync devices`")
+    raise UsageError(f"{ref!r} matches {len(matches)} devices; use a longer ID prefix")
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Write the revocation record; the daemon pushes it and cuts the device off."""
+    from ..author import Author
+    from ..records import member_item_id
+
+    with loaded(args) as ctx:
+        all_members = members(ctx.store)
+        target = resolve_device(all_members, args.device)
+        if target.device_id == ctx.identity.device_id:
+            raise UsageError("a device cannot revoke itself; revoke it from another member")
+        if target.revoked:
+            print(f"{format_device_id(target.device_id)} is already revoked")
+            return 0
+        author = Author(ctx.store, ctx.identity, vault_id_of(ctx.store))
+        with ctx.store.transaction():
+            revoked_after = ctx.store.seen().get(target.device_id, 0)
+            body = Membership(target.cert_der, target.name, revoked_after).encode()
+            author.write(member_item_id(target.device_id), Kind.MEMBER, lambda _h, _held: body)
+        with_book = AddressBook(ctx.home.data_dir)
+        with contextlib.suppress(WifisyncError):
+            with_book.forget(target.device_id)
+        after_write(ctx.home)
+    print(f"revoked {format_device_id(target.device_id)} ({target.name})")
+    return 0

@@ -1,0 +1,51 @@
+"""The daemon's control socket: HTTP over a Unix socket only this user can open.
+
+The CLI posts ``/notify`` after it committed records, so the daemon pushes them at
+once without ever polling the store; ``/status`` reports the daemon's live view.
+Pairing adds its own endpoints here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+NOTIFY_PATH = "/notify"
+STATUS_PATH = "/status"
+
+
+def control_app(notify: Callable[[], Awaitable[int]],
+                status: Callable[[], Awaitable[dict[str, Any]]]) -> web.Application:
+    """The control endpoints; the daemon supplies what they do."""
+
+    async def handle_notify(_request: web.Request) -> web.Response:
+        pushed = await notify()
+        return web.json_response({"pushed": pushed})
+
+    async def handle_status(_request: web.Request) -> web.Response:
+        return web.json_response(await status())
+
+    app = web.Application(client_max_size=64 * 1024)
+    app.router.add_post(NOTIFY_PATH, handle_notify)
+    app.router.add_get(STATUS_PATH, handle_status)
+    return app
+
+
+async def serve_control(app: web.Application, path: Path) -> web.AppRunner:
+    """Listen on ``path`` with mode 0600 from the first moment (a stale socket is replaced)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    old_umask = os.umask(0o177)
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    return runner

@@ -1,0 +1,447 @@
+"""The daemon: serves and dials peers, drives one sync session per link, relays, obeys the CLI.
+
+It never needs the master password: it moves signed ciphertext records, checks their
+headers and signatures through the sync core, and learns about local commits from
+the CLI over the control socket rather than by polling the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..config import Config, parse_host_port
+from ..deviceid import format_device_id, short_device_id
+from ..errors import DaemonError, IntegrityError, NotInitialisedError
+from ..home import Home
+from ..identity import DeviceIdentity, device_id_of_certificate
+from ..membership import Member, current_members
+from ..records import Kind, Record
+from ..store.sqlite import SqliteStore
+from ..sync import Replica, SyncSession
+from ..vault import vault_id_of
+from . import tls
+from .addressbook import AddressBook
+from .control import control_app, serve_control
+from .link import CloseCode, Direction, Link, LinkEnd
+from .peers import AuthenticationFailed, PeerManager
+from .server import SYNC_PATH, Gate, bind, serve
+from .worker import StoreWorker
+
+log = logging.getLogger("wifisync.daemon")
+
+LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
+MAX_FRAME_BYTES = 8 * 1024 * 1024  # above the sync core's own frame limit; it rejects first
+PUSH_CHUNK = 500  # local records read per store call when the CLI notifies
+
+
+def format_address(host: str, port: int) -> str:
+    """``HOST:PORT``, IPv6 in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class DaemonLock:
+    """One daemon per home: an exclusive ``flock`` on the runtime dir's lock file."""
+
+    def __init__(self, home: Home) -> None:
+        self.path = home.daemon_lock
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or say who holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise DaemonError(f"a daemon is already running for this home"
+                                  f"{f' (pid {holder})' if holder else ''}") from None
+            raise DaemonError(f"{self.path}: cannot lock: {exc.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the next daemon in."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def notify_systemd(message: str) -> None:
+    """Tell systemd our state when it asked us to (``Type=notify``); no dependency needed."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, \
+            contextlib.suppress(OSError):
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+class Daemon:
+    """Everything one running daemon owns."""
+
+    def __init__(self, home: Home, config: Config, listen: str | None = None,
+                 peers: list[str] | None = None) -> None:
+        self.home = home
+        self.config = config
+        self.listen = listen or config.daemon.listen
+        self.static_peers = list(dict.fromkeys([*config.daemon.peers, *(peers or [])]))
+        self.ping_interval = config.daemon.ping_interval
+        self.peer_timeout = config.daemon.peer_timeout
+        self.worker = StoreWorker()
+        self.members: dict[bytes, Member] = {}
+        self.port = 0
+        self._stop = asyncio.Event()
+        self._local_seq = 0
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self.pairing: Any = None
+
+    # --- start and stop -------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Identity, store, vault ID and members; errors here are the user's to fix."""
+        home = self.home
+        self.identity = DeviceIdentity.load(home.data_dir)
+        self.self_id = self.identity.device_id
+        if not home.store_file.exists():
+            raise NotInitialisedError("this device holds no vault; run `wifisync init` or "
+                                      "`wifisync join` first")
+        self.store = SqliteStore(home.store_file)
+        self.vault_id = vault_id_of(self.store)
+        self.replica = Replica(self.store, self.vault_id, self.self_id)
+        self.members = current_members(self.store)
+        if self.self_id not in self.members:
+            raise DaemonError("this device is not a current member of its vault (revoked?)")
+        self._local_seq = self.store.max_seq(self.self_id)
+        self.addressbook = AddressBook(home.data_dir)
+        self.creds = tls.Credentials.in_dir(home.data_dir)
+
+    async def run(self) -> int:
+        """Serve until SIGTERM or SIGINT; returns the exit status."""
+        self._loop = asyncio.get_running_loop()
+        self.home.ensure()
+        lock = DaemonLock(self.home)
+        lock.acquire()
+        try:
+            self._open()
+            try:
+                await self._start()
+                await self._stop.wait()
+                log.info("stopping")
+            finally:
+                await self._shutdown()
+        finally:
+            with contextlib.suppress(AttributeError):
+                self.store.close()
+            lock.release()
+        log.info("stopped")
+        return 0
+
+    def stop(self) -> None:
+        """Ask the daemon to drain and exit (signal handlers call this)."""
+        self._stop.set()
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        host, port = parse_host_port(self.listen)
+        sock = bind(host, port)
+        self.port = sock.getsockname()[1]
+        self.listener = tls.TrustedListener(self.creds, self._trusted_pems())
+        self._client_ctx = tls.client_context(self.creds, self._trusted_pems())
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True))
+        self._cleanups.append(self.http.close)
+        self.peers = PeerManager(self.self_id, self._dial, self._remember_address)
+
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_get(SYNC_PATH, self._accept)
+        control = control_app(self._notify, self._status)
+        self._start_pairing(app, control)
+        self.gate = Gate(self._is_member_cert, self._pairing_open)
+        runner, server = await serve(app, self.gate, sock, self.listener.context)
+        self._cleanups.append(runner.cleanup)
+        self._cleanups.append(self._closer(server))
+        control_runner = await serve_control(control, self.home.control_socket)
+        self._cleanups.append(control_runner.cleanup)
+        log.info("device %s listening on %s, vault %s, %d member(s)",
+                 short_device_id(self.self_id), format_address(host, self.port),
+                 self.vault_id.hex()[:8], len(self.members))
+
+        for address in self.static_peers:
+            self.peers.add_address(address, static=True)
+        for device, address in self.addressbook.all().items():
+            if device in self.members and device != self.self_id:
+                self.peers.add_address(address, device=device)
+        if self.config.daemon.mdns:
+            await self._start_discovery()
+        notify_systemd("READY=1\nSTATUS=listening")
+
+    def _start_pairing(self, app: web.Application, control: web.Application) -> None:
+        try:
+            from ..pairing.service import PairingService
+        except ImportError:
+            log.debug("pairing is not available in this build")
+            return
+        self.pairing = PairingService(
+            store=SqliteStore(self.home.store_file), identity=self.identity,
+            vault_id=self.vault_id, on_joined=self._on_joined,
+            default_timeout=self.config.daemon.pairing_timeout)
+        self.pairing.add_routes(app)
+        self.pairing.add_control_routes(control)
+        self._cleanups.append(self.pairing.async_close)
+
+    async def _start_discovery(self) -> None:
+        from .discovery import DiscoveryManager
+
+        discovery = DiscoveryManager(
+            interfaces=list(self.config.daemon.interfaces), port=self.port,
+            vault_id=self.vault_id, instance=short_device_id(self.self_id),
+            on_found=self._on_found)
+        await discovery.async_start()
+        self._cleanups.append(discovery.async_stop)
+
+    @staticmethod
+    def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
+        async def close() -> None:
+            server.close()
+        return close
+
+    async def _shutdown(self) -> None:
+        notify_systemd("STOPPING=1")
+        with contextlib.suppress(AttributeError):
+            await self.peers.close()  # first: the HTTP server waits for its WebSocket handlers
+        for cleanup in reversed(self._cleanups):
+            try:
+                await cleanup()
+            except Exception as exc:
+                log.warning("while stopping: %s", exc)
+        await asyncio.get_running_loop().run_in_executor(None, self.worker.shutdown)
+        with contextlib.suppress(FileNotFoundError):
+            self.home.control_socket.unlink()
+
+    # --- membership and trust -------------------------------------------------------------
+
+    def _trusted_pems(self) -> list[bytes]:
+        return [tls.der_to_pem(m.cert_der) for m in self.members.values()]
+
+    def _is_member_cert(self, cert_der: bytes) -> bool:
+        try:
+            device = device_id_of_certificate(cert_der)
+        except IntegrityError:
+            return False
+        member = self.members.get(device)
+        return member is not None and member.cert_der == cert_der
+
+    def _membership_changed(self, members: dict[bytes, Member]) -> None:
+        """New trust for new handshakes; links of devices no longer members close at once."""
+        gone = set(self.members) - set(members)
+        self.members = members
+        pems = self._trusted_pems()
+        self.listener.update(pems)
+        self._client_ctx = tls.client_context(self.creds, pems)
+        for device in gone:
+            log.info("device %s is no longer a member: closing its connections",
+                     short_device_id(device))
+            self.peers.drop(device, CloseCode.NOT_MEMBER, "not a member")
+            with contextlib.suppress(Exception):
+                self.addressbook.forget(device)
+        for device in set(self.peers.links) - set(members):
+            self.peers.drop(device, CloseCode.NOT_MEMBER, "not a member")
+        self.peers.wake()
+
+    def _membership_threadsafe(self) -> None:
+        """On the worker: re-read members and hand them to the loop."""
+        members = current_members(self.store)
+        self._loop.call_soon_threadsafe(self._membership_changed, members)
+
+    # --- sessions (worker thread) ---------------------------------------------------------
+
+    def new_session(self, peer_id: bytes) -> SyncSession:
+        """A fresh session with a peer (on the worker)."""
+        return SyncSession(self.replica, peer_id, now=time.monotonic())
+
+    def after_receive(self, link: Link, out: Any) -> None:
+        """Relay what a session applied to every other link; react to membership news."""
+        if out.applied:
+            records = list(out.applied)
+            for other in list(self.peers.links.values()):
+                if other is not link:
+                    other.push_threadsafe(records)
+        if out.revoked:
+            for device in out.revoked:
+                self._loop.call_soon_threadsafe(
+                    self.peers.drop, device, CloseCode.NOT_MEMBER, "revoked")
+        if out.membership_changed or out.revoked:
+            self._membership_threadsafe()
+
+    def _push_local(self) -> int:
+        """Push this device's records committed since the last notify (on the worker)."""
+        total = 0
+        membership = False
+        while True:
+            records = self.store.records_after(self.self_id, self._local_seq, PUSH_CHUNK)
+            if not records:
+                break
+            self._local_seq = records[-1].header.seq
+            for link in list(self.peers.links.values()):
+                link.push_threadsafe(records)
+            total += len(records)
+            membership = membership or any(r.header.kind == Kind.MEMBER for r in records)
+        if membership:
+            self._membership_threadsafe()
+        return total
+
+    # --- control socket -------------------------------------------------------------------
+
+    async def _notify(self) -> int:
+        return await self.worker.run(self._push_local)
+
+    async def _on_joined(self, record: Record) -> None:
+        """Pairing wrote a new MEMBER record: push it and trust the new device."""
+        log.info("device %s joined the vault", short_device_id(
+            device_id_of_record_member(record)))
+        await self._notify()
+
+    async def _status(self) -> dict[str, Any]:
+        links = self.peers.links
+        host, _port = parse_host_port(self.listen)
+        return {
+            "pid": os.getpid(),
+            "device": format_device_id(self.self_id),
+            "listen": format_address(host, self.port),
+            "pairing": bool(self.pairing is not None and self.pairing.window_open()),
+            "peers": [
+                {"id": format_device_id(d), "connected": True, "address": link.address,
+                 "direction": link.direction.value, "in_sync": link.in_sync,
+                 "since": link.connected_at, "last_seen": link.last_seen}
+                for d, link in links.items()
+            ],
+            "dialing": [
+                {"address": d.address, "static": d.static,
+                 "id": format_device_id(d.device) if d.device else None,
+                 "error": d.last_error or None}
+                for d in self.peers.dialers.values()
+            ],
+        }
+
+    def _pairing_open(self) -> bool:
+        return bool(self.pairing is not None and self.pairing.window_open())
+
+    # --- links ----------------------------------------------------------------------------
+
+    def _remember_address(self, device: bytes, address: str) -> None:
+        try:
+            self.addressbook.set(device, address)
+        except Exception as exc:
+            log.warning("cannot remember the address of %s: %s", short_device_id(device), exc)
+
+    def _on_found(self, host: str, port: int) -> None:
+        address = format_address(host, port)
+        self.peers.add_address(address)
+        self.peers.wake(address)
+
+    async def _run_link(self, link: Link) -> LinkEnd:
+        if not self.peers.attach(link):
+            await link.ws.close(code=CloseCode.DUPLICATE, message=b"duplicate connection")
+            return LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
+        log.info("connected to %s (%s, %s)", link.name, link.direction.value, link.address)
+        try:
+            end = await link.run()
+        finally:
+            self.peers.detach(link)
+        log.info("disconnected from %s: %s (%d)", link.name, end.reason, end.code)
+        return end
+
+    async def _accept(self, request: web.Request) -> web.StreamResponse:
+        """``/sync``: the gate let only a current member's certificate through."""
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport \
+            else None
+        cert = tls.peer_certificate(ssl_object)
+        assert cert is not None
+        peer_id = device_id_of_certificate(cert)
+        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=MAX_FRAME_BYTES,
+                                   autoclose=True)
+        await ws.prepare(request)
+        remote = request.remote or "?"
+        port_text = request.headers.get(LISTEN_PORT_HEADER, "")
+        address = remote
+        if port_text.isdigit() and 0 < int(port_text) < 65536 and request.remote:
+            address = format_address(request.remote, int(port_text))
+            if peer_id != self.self_id:
+                self._remember_address(peer_id, address)
+                self.peers.add_address(address, device=peer_id)
+        if peer_id == self.self_id:
+            await ws.close(code=CloseCode.NOT_MEMBER, message=b"that is this device")
+            return ws
+        await self._run_link(Link(self, ws, peer_id, Direction.INBOUND, address, self.self_id))
+        return ws
+
+    async def _dial(self, address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
+        """Open a link to whatever member answers at ``address``."""
+        host, port = parse_host_port(address)
+        url = f"https://{format_address(host, port)}{SYNC_PATH}"
+        try:
+            ws = await self.http.ws_connect(
+                url, ssl=self._client_ctx, server_hostname=tls.SERVER_NAME, autoping=False,
+                compress=0, max_msg_size=MAX_FRAME_BYTES,
+                headers={LISTEN_PORT_HEADER: str(self.port)})
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise AuthenticationFailed("its certificate is not a member's") from exc
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
+                aiohttp.ClientConnectorError) as exc:
+            if _is_tls_refusal(exc):
+                raise AuthenticationFailed("it does not accept this device's certificate"
+                                           ) from exc
+            raise
+        cert = tls.peer_certificate(ws.get_extra_info("ssl_object"))
+        if cert is None or not self._is_member_cert(cert):
+            await ws.close()
+            raise AuthenticationFailed("its certificate is not a current member's")
+        peer_id = device_id_of_certificate(cert)
+        if peer_id == self.self_id:
+            await ws.close()
+            raise AuthenticationFailed("that address is this device")
+        link = Link(self, ws, peer_id, Direction.OUTBOUND, address, self.self_id)
+        return link, lambda: self._run_link(link)
+
+
+def device_id_of_record_member(record: Record) -> bytes:
+    """The device a MEMBER record is about (for log lines)."""
+    from ..records import Membership
+
+    return Membership.decode(record.body).device_id
+
+
+def _is_tls_refusal(exc: BaseException) -> bool:
+    """Whether a failed dial was the peer's TLS stack refusing our certificate."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(current, ssl.SSLError) and "alert" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,0 +1,247 @@
+"""One authenticated WebSocket to a member device, moving the frames of its sync session.
+
+The session itself (``wifisync.sync``) is sans-IO; a link feeds it received frames on
+the store worker, sends what it returns in order, fires its timers, answers pings and
+takes the peer for dead when nothing arrives for ``peer_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from ..deviceid import short_device_id
+from ..errors import ProtocolError
+
+if TYPE_CHECKING:
+    from ..sync import SyncSession
+
+log = logging.getLogger("wifisync.daemon")
+
+WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes a link uses; the 4xxx ones are wifisync's own."""
+
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED = 1003
+    TOO_BIG = 1009
+    DUPLICATE = 4000  # the other connection between the same two devices survives
+    TIMEOUT = 4001  # nothing heard for peer_timeout seconds
+    NOT_MEMBER = 4003  # the peer is no current member (revoked): do not come back
+
+
+class Direction(enum.Enum):
+    """Who dialed."""
+
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class Hub(Protocol):
+    """What a link needs from the daemon that owns it."""
+
+    worker: Any
+    ping_interval: float
+    peer_timeout: float
+
+    def new_session(self, peer_id: bytes) -> SyncSession:
+        """A fresh sync session with ``peer_id`` (called on the worker)."""
+
+    def after_receive(self, link: Link, out: Any) -> None:
+        """Relay what a session applied and react to membership news (called on the worker)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEnd:
+    """Why a link ended, as the dialer needs it."""
+
+    code: int
+    reason: str
+
+
+class Link:
+    """A live session with one peer device over one WebSocket."""
+
+    def __init__(self, hub: Hub, ws: WebSocket, peer_id: bytes, direction: Direction,
+                 address: str, self_id: bytes) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.peer_id = peer_id
+        self.direction = direction
+        self.address = address
+        self.dialer = self_id if direction is Direction.OUTBOUND else peer_id
+        self.session: SyncSession | None = None
+        self.connected_at = time.time()
+        self.last_seen = time.time()
+        self.in_sync = False
+        self._loop = asyncio.get_running_loop()
+        self._outbox: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
+        self._last_rx = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self._end: LinkEnd | None = None
+        self._busy = asyncio.Lock()  # held while a frame is being applied
+
+    @property
+    def name(self) -> str:
+        """Short device ID for log lines."""
+        return short_device_id(self.peer_id)
+
+    # --- called on the worker thread ------------------------------------------------------
+
+    def send_threadsafe(self, frames: list[bytes]) -> None:
+        """Queue frames from the worker; the loop sends them in the order they were made."""
+        if frames:
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, frames)
+
+    def _start(self) -> None:
+        self.session = self.hub.new_session(self.peer_id)
+        self.send_threadsafe(self.session.start(time.monotonic()))
+        self._timer_threadsafe()
+
+    def _receive(self, frame: bytes) -> None:
+        assert self.session is not None
+        out = self.session.receive(frame, time.monotonic())
+        self.send_threadsafe(list(out.send))
+        self.hub.after_receive(self, out)
+        if out.finished_initial:
+            self._loop.call_soon_threadsafe(self._synced)
+        self._timer_threadsafe()
+
+    def _fire_timer(self) -> None:
+        if self.session is None:
+            return
+        self.send_threadsafe(self.session.handle_timer(time.monotonic()))
+        self._timer_threadsafe()
+
+    def push_threadsafe(self, records: list[Any]) -> None:
+        """Offer new records to this peer (called on the worker)."""
+        if self.session is not None and records and self._end is None:
+            self.send_threadsafe(self.session.push(records, time.monotonic()))
+            self._timer_threadsafe()
+
+    def _timer_threadsafe(self) -> None:
+        assert self.session is not None
+        deadline = self.session.next_timer()
+        self._loop.call_soon_threadsafe(self._arm_timer, deadline)
+
+    # --- event loop -----------------------------------------------------------------------
+
+    def _arm_timer(self, deadline: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is None or self._end is not None:
+            return
+        delay = max(0.0, deadline - time.monotonic())
+        self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._loop.create_task(self._guarded(self._fire_timer))
+
+    async def _guarded(self, fn: Callable[..., None], *args: object) -> None:
+        async with self._busy:
+            if self._end is not None:
+                return
+            try:
+                await self.hub.worker.run(fn, *args)
+            except ProtocolError as exc:
+                self.close_soon(CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
+            except Exception as exc:
+                log.exception("session with %s failed", self.name)
+                self.close_soon(CloseCode.PROTOCOL_ERROR, f"internal error: {exc}")
+
+    def _synced(self) -> None:
+        if not self.in_sync:
+            self.in_sync = True
+            log.info("in sync with %s", self.name)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """End the link from anywhere on the loop; the run loop does the rest."""
+        if self._end is None:
+            self._end = LinkEnd(code, reason)
+            self._outbox.put_nowait(None)
+
+    async def _writer(self) -> None:
+        while True:
+            frames = await self._outbox.get()
+            if frames is None:
+                return
+            for frame in frames:
+                await self.ws.send_bytes(frame)
+
+    async def _watchdog(self) -> None:
+        interval = self.hub.ping_interval
+        while True:
+            await asyncio.sleep(min(interval, self.hub.peer_timeout / 2))
+            silent = self._loop.time() - self._last_rx
+            if silent > self.hub.peer_timeout:
+                self.close_soon(CloseCode.TIMEOUT, f"nothing heard for {silent:.1f} s")
+                return
+            if silent >= interval:
+                await self.ws.ping()
+
+    async def run(self) -> LinkEnd:
+        """Drive the session until either side ends it; returns why it ended."""
+        writer = self._loop.create_task(self._writer())
+        watchdog = self._loop.create_task(self._watchdog())
+        reader = self._loop.create_task(self._read())
+        try:
+            await self._guarded(self._start)
+            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader.cancel()
+            watchdog.cancel()
+            if self._end is None:
+                self._end = LinkEnd(int(self.ws.close_code or CloseCode.GOING_AWAY),
+                                    "closed by peer")
+            self._outbox.put_nowait(None)
+            try:
+                await asyncio.wait_for(writer, 1.0)
+            except (TimeoutError, Exception):
+                writer.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+            if not self.ws.closed:
+                with contextlib.suppress(TimeoutError, Exception):
+                    await asyncio.wait_for(
+                        self.ws.close(code=self._end.code, message=self._end.reason[:120].encode()),
+                        1.0)
+        return self._end
+
+    async def _read(self) -> None:
+        while self._end is None:
+            msg = await self.ws.receive()
+            self._last_rx = self._loop.time()
+            self.last_seen = time.time()
+            if msg.type is aiohttp.WSMsgType.BINARY:
+                await self._guarded(self._receive, msg.data)
+            elif msg.type is aiohttp.WSMsgType.PING:
+                await self.ws.pong(msg.data)
+            elif msg.type is aiohttp.WSMsgType.PONG:
+                continue
+            elif msg.type is aiohttp.WSMsgType.TEXT:
+                self.close_soon(CloseCode.UNSUPPORTED, "text frame")
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                exc = self.ws.exception()
+                code = CloseCode.TOO_BIG if "too big" in str(exc).lower() else \
+                    CloseCode.PROTOCOL_ERROR
+                self.close_soon(code, f"bad frame: {exc}")
+            else:  # CLOSE, CLOSING, CLOSED
+                code = int(self.ws.close_code or CloseCode.GOING_AWAY)
+                extra = msg.extra if isinstance(msg.extra, str) and msg.extra else ""
+                self._end = LinkEnd(code, extra or "closed by peer")
+                self._outbox.put_nowait(None)
+                return

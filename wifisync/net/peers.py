@@ -1,0 +1,192 @@
+"""The connection manager: one link per peer device, dialers with backoff, the tie-break.
+
+When two devices dial each other at once, both end up holding two links; the one
+dialed by the device with the smaller ID survives on both sides, so they agree
+without talking about it. Dialers back off exponentially with jitter, wait while
+their device is connected, and treat an authentication failure (the peer's
+certificate is not a member's, or it refuses ours) as something retrying soon cannot fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from .link import CloseCode, Link, LinkEnd
+
+log = logging.getLogger("wifisync.daemon")
+
+BACKOFF_FIRST = 0.2
+BACKOFF_MAX = 15.0
+AUTH_BACKOFF_FIRST = 30.0
+AUTH_BACKOFF_MAX = 600.0
+DIAL_TIMEOUT = 10.0
+
+
+class AuthenticationFailed(Exception):
+    """The peer is not a member we trust, or it does not trust us."""
+
+
+def backoff(attempt: int, first: float, cap: float) -> float:
+    """Full-jitter exponential backoff: uniform in [first/2, min(cap, first * 2**attempt)]."""
+    top = min(cap, first * (2 ** min(attempt, 30)))
+    return random.uniform(min(first / 2, top), top)
+
+
+@dataclass
+class Dialer:
+    """Keeps trying one address until a link to whatever member answers there is up."""
+
+    address: str
+    static: bool
+    device: bytes | None = None  # learned from the certificate the address answered with
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    last_error: str = ""
+
+
+class PeerManager:
+    """Owns every link and every dialer of the daemon."""
+
+    def __init__(self, self_id: bytes,
+                 dial: Callable[[str], Awaitable[tuple[Link, Callable[[], Awaitable[LinkEnd]]]]],
+                 on_address: Callable[[bytes, str], None]) -> None:
+        self.self_id = self_id
+        self.links: dict[bytes, Link] = {}
+        self.dialers: dict[str, Dialer] = {}
+        self._dial = dial
+        self._on_address = on_address
+        self._changed = asyncio.Condition()
+        self._closing = False
+
+    # --- links ----------------------------------------------------------------------------
+
+    def survives(self, new: Link, old: Link) -> bool:
+        """The tie-break: the link dialed by the smaller device ID wins; else the newer one."""
+        preferred = min(self.self_id, new.peer_id)
+        if (new.dialer == preferred) != (old.dialer == preferred):
+            return new.dialer == preferred
+        return True
+
+    def attach(self, link: Link) -> bool:
+        """Register an authenticated link; False when it must close as the duplicate."""
+        if self._closing:
+            return False
+        old = self.links.get(link.peer_id)
+        if old is not None:
+            if not self.survives(link, old):
+                return False
+            old.close_soon(CloseCode.DUPLICATE, "duplicate connection")
+        self.links[link.peer_id] = link
+        self._notify()
+        return True
+
+    def detach(self, link: Link) -> None:
+        """Forget a link that ended."""
+        if self.links.get(link.peer_id) is link:
+            del self.links[link.peer_id]
+            self._notify()
+
+    def drop(self, device: bytes, code: int, reason: str) -> None:
+        """Close the link to a device at once (revocation)."""
+        link = self.links.get(device)
+        if link is not None:
+            link.close_soon(code, reason)
+
+    def _notify(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+        asyncio.get_running_loop().create_task(notify())
+
+    async def _wait_gone(self, device: bytes, wake: asyncio.Event) -> None:
+        async with self._changed:
+            while device in self.links and not self._closing and not wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 5.0)
+
+    # --- dialers --------------------------------------------------------------------------
+
+    def add_address(self, address: str, static: bool = False, device: bytes | None = None
+                    ) -> Dialer:
+        """Dial ``address`` from now on (static peers, address book, discovery)."""
+        dialer = self.dialers.get(address)
+        if dialer is None:
+            dialer = Dialer(address, static, device)
+            self.dialers[address] = dialer
+            dialer.task = asyncio.get_running_loop().create_task(self._run_dialer(dialer))
+        dialer.static = dialer.static or static
+        return dialer
+
+    def wake(self, address: str | None = None) -> None:
+        """Retry now: discovery saw the peer again, or membership changed."""
+        for d in self.dialers.values():
+            if address is None or d.address == address:
+                d.wake.set()
+
+    async def _sleep(self, dialer: Dialer, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(dialer.wake.wait(), seconds)
+
+    async def _run_dialer(self, dialer: Dialer) -> None:
+        failures = 0
+        auth_failures = 0
+        while not self._closing:
+            dialer.wake.clear()
+            if dialer.device is not None and dialer.device in self.links:
+                await self._wait_gone(dialer.device, dialer.wake)
+                await self._sleep(dialer, random.uniform(0.0, 0.05))
+                continue
+            try:
+                link, run = await asyncio.wait_for(self._dial(dialer.address), DIAL_TIMEOUT)
+            except AuthenticationFailed as exc:
+                dialer.last_error = str(exc)
+                delay = backoff(auth_failures, AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)
+                auth_failures += 1
+                log.warning("peer %s refused: %s; not retrying for %.0f s unless membership "
+                            "changes", dialer.address, exc, delay)
+                await self._sleep(dialer, delay)
+                continue
+            except (OSError, aiohttp.ClientError, TimeoutError, ssl.SSLError,
+                    asyncio.IncompleteReadError) as exc:
+                dialer.last_error = str(exc) or type(exc).__name__
+                delay = backoff(failures, BACKOFF_FIRST, BACKOFF_MAX)
+                failures += 1
+                log.debug("cannot reach %s (%s); retry in %.1f s", dialer.address,
+                          dialer.last_error, delay)
+                await self._sleep(dialer, delay)
+                continue
+            if dialer.device != link.peer_id:
+                dialer.device = link.peer_id
+            self._on_address(link.peer_id, dialer.address)
+            failures = auth_failures = 0
+            started = time.monotonic()
+            end = await run()
+            if end.code == CloseCode.NOT_MEMBER:
+                auth_failures += 1
+                await self._sleep(dialer, backoff(auth_failures, AUTH_BACKOFF_FIRST,
+                                                  AUTH_BACKOFF_MAX))
+            elif end.code != CloseCode.DUPLICATE and time.monotonic() - started < 1.0:
+                failures += 1  # a link that dies at once must not spin
+                await self._sleep(dialer, backoff(failures, BACKOFF_FIRST, BACKOFF_MAX))
+
+    async def close(self) -> None:
+        """Stop dialing and close every link (shutdown)."""
+        self._closing = True
+        for d in self.dialers.values():
+            d.wake.set()
+        for link in list(self.links.values()):
+            link.close_soon(CloseCode.GOING_AWAY, "daemon stopping")
+        tasks = [d.task for d in self.dialers.values() if d.task is not None]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=3.0)
+            for t in pending:
+                t.cancel()
