@@ -1,0 +1,106 @@
+"""Encrypted backups: nothing readable inside; restore brings back the vault and the member."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wifisync import crypto
+from wifisync.errors import AlreadyInitialisedError, WrongPasswordError
+from wifisync.home import Home
+from wifisync.identity import DeviceIdentity
+from wifisync.membership import current_members
+from wifisync.records import Membership
+from wifisync.store import SqliteStore
+from wifisync.transfer.backup import BackupError, RevokedDeviceError, make_backup, restore_backup
+from wifisync.vault import Vault
+
+from .conftest import PASSWORD, new_vault
+
+SECRETS = (b"Door codes", b"Garage 1234", b"s3cret-value", PASSWORD.encode())
+
+
+def filled() -> Vault:
+    vault = new_vault()
+    vault.add("Door codes", "note", {"notes": "Garage 1234"})
+    vault.add("Router", "login", {"password": "s3cret-value"}, ["Network"], hidden=["password"])
+    return vault
+
+
+def test_backup_holds_nothing_readable_and_not_the_device_key() -> None:
+    vault = filled()
+    data = make_backup(vault)
+    for secret in SECRETS:
+        assert secret not in data
+    assert b"PRIVATE KEY" not in data
+    assert vault.identity.key_pem not in data
+
+
+def test_restore_round_trip_brings_back_items_records_and_membership(tmp_path: Path) -> None:
+    vault = filled()
+    home = Home.locate(str(tmp_path / "restored"))
+    restored = restore_backup(make_backup(vault), home, PASSWORD)
+    assert restored.identity.device_id == vault.identity.device_id
+    store = SqliteStore(home.store_file)
+    try:
+        assert store.fingerprint() == vault.store.fingerprint()
+        assert store.seen() == vault.store.seen()
+        again = Vault.unlock(store, DeviceIdentity.load(home.data_dir), PASSWORD)
+        assert [(v.state.title, v.state.values, v.state.hidden) for v in again.items()] == [
+            (v.state.title, v.state.values, v.state.hidden) for v in vault.items()]
+        assert vault.identity.device_id in current_members(store)
+        # The restored device writes on after its last sequence number.
+        again.add("After restore")
+        me = vault.identity.device_id
+        assert store.max_seq(me) == vault.store.max_seq(me) + 1
+    finally:
+        store.close()
+
+
+def test_restore_with_wrong_password_leaves_the_home_empty(tmp_path: Path) -> None:
+    home = Home.locate(str(tmp_path / "r"))
+    with pytest.raises(WrongPasswordError):
+        restore_backup(make_backup(filled()), home, "wrong")
+    assert not home.store_file.exists() and not DeviceIdentity.exists(home.data_dir)
+
+
+def test_restore_refuses_a_home_that_holds_a_device(tmp_path: Path) -> None:
+    home = Home.locate(str(tmp_path / "r"))
+    DeviceIdentity.generate().save(home.data_dir)
+    with pytest.raises(AlreadyInitialisedError):
+        restore_backup(make_backup(filled()), home, PASSWORD)
+
+
+def test_restore_of_a_revoked_device_says_so(tmp_path: Path) -> None:
+    owner = filled()
+    laptop = DeviceIdentity.generate()
+    owner.write_member(Membership(laptop.cert_der, "laptop"))
+    laptop_vault = Vault(owner.store, laptop, owner.vault_key)
+    laptop_vault.add("written by laptop")
+    owner.write_member(Membership(laptop.cert_der, "laptop", revoked_after=1))
+    home = Home.locate(str(tmp_path / "r"))
+    with pytest.raises(RevokedDeviceError, match="revoked"):
+        restore_backup(make_backup(laptop_vault), home, PASSWORD)
+    assert not home.store_file.exists()
+
+
+@pytest.mark.parametrize("damage", ["magic", "flip", "truncate"])
+def test_damaged_backups_are_refused(tmp_path: Path, damage: str) -> None:
+    data = bytearray(make_backup(filled()))
+    if damage == "magic":
+        data[0] ^= 1
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0x40
+    else:
+        del data[len(data) // 2:]
+    home = Home.locate(str(tmp_path / "r"))
+    with pytest.raises((BackupError, WrongPasswordError)):
+        restore_backup(bytes(data), home, PASSWORD)
+    assert not home.store_file.exists()
+
+
+def test_backup_identity_key_purpose_known_answer() -> None:
+    # Pinned: changing it makes every existing backup's device key unreadable.
+    assert crypto.derive_key(bytes(range(32)), "backup-identity").hex() == (
+        "a0c295690ed2ada955e808d31ec71b69d5a6f4b189c4ff238788bd70290aa14b")
