@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from .lab import Lab, lab, netns_unavailable_reason
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -95,3 +97,13 @@ def initialised_cli(cli: Cli) -> Cli:
     """A CLI runner on a home where ``wifisync init`` has run."""
     cli.init()
     return cli
+
+
+@pytest.fixture
+def netns_lab() -> Iterator[Lab]:
+    """A private network-namespace lab (tests/lab.py); skips where `ip netns` is not permitted."""
+    reason = netns_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"netns lab unavailable: {reason}")
+    with lab() as built:
+        yield built
