@@ -447,3 +447,29 @@ def test_tampered_ciphertext_with_a_consistent_id_is_refused(
     with pytest.raises(IntegrityError):
         forged.verify(a.identity.public_key)
     assert a.verify_all() == 1
+
+
+def test_a_bad_signature_is_found_among_many_items(tmp_path: Path,
+                                                  identities: tuple[DeviceIdentity, ...]
+                                                  ) -> None:
+    """Long lists are checked on several threads; a forged record is still caught."""
+    import hashlib
+    import sqlite3
+
+    path = tmp_path / "vault.db"
+    store = SqliteStore(path)
+    v = Vault.create(store, identities[0], "laptop", PASSWORD, kdf=fast_kdf())
+    with store.transaction():
+        ids = [v.add(f"item {n}") for n in range(700)]
+    assert len(v.items()) == 700
+    [record] = store.heads(ids[555])
+    altered = record.encoded[:-1] + bytes([record.encoded[-1] ^ 0x01])  # last signature byte
+    new_id = hashlib.sha256(altered).digest()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE records SET data = ?, id = ? WHERE id = ?", (altered, new_id, record.id))
+    db.execute("UPDATE heads SET id = ? WHERE id = ?", (new_id, record.id))
+    db.close()
+    fresh = Vault(store, identities[0], v.vault_key)
+    with pytest.raises(IntegrityError, match="bad signature"):
+        fresh.items()
+    store.close()

@@ -10,6 +10,7 @@ must still know who the members are.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,17 +196,21 @@ def sign_record(identity: DeviceIdentity, header: RecordHeader, body: bytes) -> 
 # --- bodies -----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8)
+def _payload_key(vault_key: bytes) -> bytes:
+    """The vault's payload key, derived once: listing 10k items would otherwise derive 10k times."""
+    return crypto.derive_key(vault_key, "record-payload")
+
+
 def seal_item_body(vault_key: bytes, header: RecordHeader, payload: Mapping[str, Any]) -> bytes:
     """Encrypt an item payload bound to its header."""
     plaintext = msgpack.packb(dict(payload), use_bin_type=True)
-    return crypto.seal(crypto.derive_key(vault_key, "record-payload"), plaintext, header.encode())
+    return crypto.seal(_payload_key(vault_key), plaintext, header.encode())
 
 
 def open_item_body(vault_key: bytes, record: Record) -> dict[str, Any]:
     """Decrypt and parse an item payload; tampering raises :class:`IntegrityError`."""
-    plaintext = crypto.open_sealed(
-        crypto.derive_key(vault_key, "record-payload"), record.body, record.header_bytes
-    )
+    plaintext = crypto.open_sealed(_payload_key(vault_key), record.body, record.header_bytes)
     try:
         payload = msgpack.unpackb(plaintext, raw=False)
     except Exception as exc:
