@@ -71,6 +71,9 @@ async def test_unknown_interface_is_one_clear_config_error() -> None:
     assert not manager.running
     with pytest.raises(ConfigError, match="wsync-nope0"):
         await async_find_pairing("7", interfaces=["wsync-nope0"], timeout=1)
+    # Loopback is never announced on: it has no address discovery would use.
+    with pytest.raises(ConfigError, match="no IPv4 address on lo"):
+        await async_find_pairing("7", interfaces=["lo"], timeout=1)
 
 
 # --- real multicast in the lab ------------------------------------------------------------

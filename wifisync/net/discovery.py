@@ -178,7 +178,12 @@ class DiscoveryManager:
             check_interfaces(self._names)
         self._links = link_states(self._names)
         if self._addresses():
-            self._bring_up()
+            try:
+                self._bring_up()
+            except OSError as exc:
+                # The daemon still syncs with static and remembered peers; the watcher retries.
+                log.warning("mdns: cannot start yet: %s", exc)
+                self._aiozc = None
         else:
             log.warning("mdns: waiting for an IPv4 address on %s", ", ".join(self._names or []))
         self._watcher = asyncio.create_task(self._watch(), name="mdns-watch")
@@ -189,6 +194,9 @@ class DiscoveryManager:
 
     async def async_stop(self) -> None:
         """Withdraw everything we announced (goodbyes where the link allows) and close zeroconf."""
+        if self._browser is not None:
+            await self._browser.async_cancel()  # first, so no new resolve task starts
+            self._browser = None
         tasks = [t for t in (self._watcher, *self._tasks, *self._resolving.values()) if t]
         self._watcher = None
         for task in tasks:
@@ -199,9 +207,6 @@ class DiscoveryManager:
         aiozc, self._aiozc = self._aiozc, None
         if aiozc is None:
             return
-        if self._browser is not None:
-            await self._browser.async_cancel()
-            self._browser = None
         try:
             await asyncio.wait_for(aiozc.async_close(), CLOSE_TIMEOUT_SECONDS)
         except (TimeoutError, OSError) as exc:
@@ -392,7 +397,10 @@ async def async_find_pairing(
     if interfaces:
         check_interfaces(interfaces)
     states = link_states(interfaces or None)
-    aiozc = _new_zeroconf(_zeroconf_interfaces(interfaces or None, states))
+    bind_to = _zeroconf_interfaces(interfaces or None, states)
+    if not bind_to:
+        raise ConfigError(f"no IPv4 address on {', '.join(interfaces or [])} to look for pairing")
+    aiozc = _new_zeroconf(bind_to)
     found: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
     tasks: set[asyncio.Task[None]] = set()
 
