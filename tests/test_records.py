@@ -58,7 +58,8 @@ def raw_header(me: DeviceIdentity, **over: Any) -> list[Any]:
 
 
 def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True)
+    return packed
 
 
 # --- header encoding -------------------------------------------------------------------

@@ -64,10 +64,9 @@ class RecordHeader:
     def encode(self) -> bytes:
         """Canonical bytes: the same header always encodes the same way."""
         vv = [[k, v] for k, v in sorted(self.versions.items())]
-        return msgpack.packb(
+        return _pack(
             [FORMAT_VERSION, self.vault, self.item, int(self.kind), self.author, self.seq, vv,
              self.time, self.deleted],
-            use_bin_type=True,
         )
 
     @classmethod
@@ -112,6 +111,12 @@ class RecordHeader:
         if header.encode() != data:
             raise IntegrityError("record header is not in canonical form")
         return header
+
+
+def _pack(obj: object) -> bytes:
+    """msgpack with the bin type for bytes (msgpack itself is not typed)."""
+    packed: bytes = msgpack.packb(obj, use_bin_type=True)
+    return packed
 
 
 def _is_uint(v: object) -> bool:
@@ -182,7 +187,7 @@ class Record:
 
 def signed_message(header_bytes: bytes, body: bytes) -> bytes:
     """Domain-separated message an author signs."""
-    return SIGNING_CONTEXT + msgpack.packb([header_bytes, body], use_bin_type=True)
+    return SIGNING_CONTEXT + _pack([header_bytes, body])
 
 
 def sign_record(identity: DeviceIdentity, header: RecordHeader, body: bytes) -> Record:
@@ -235,10 +240,8 @@ class Membership:
 
     def encode(self) -> bytes:
         """Canonical body bytes."""
-        return msgpack.packb(
-            {"cert": self.cert_der, "name": self.name, "revoked_after": self.revoked_after},
-            use_bin_type=True,
-        )
+        return _pack(
+            {"cert": self.cert_der, "name": self.name, "revoked_after": self.revoked_after})
 
     @classmethod
     def decode(cls, body: bytes) -> Membership:
@@ -270,8 +273,7 @@ class WrappedVaultKey:
 
     def encode(self) -> bytes:
         """Canonical body bytes."""
-        return msgpack.packb({"kdf": self.kdf.to_dict(), "wrapped": self.wrapped},
-                             use_bin_type=True)
+        return _pack({"kdf": self.kdf.to_dict(), "wrapped": self.wrapped})
 
     @classmethod
     def decode(cls, body: bytes) -> WrappedVaultKey:
