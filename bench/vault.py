@@ -1,0 +1,213 @@
+"""Benchmark of the single-device vault: unlock, list, show, add and open+write over 10k items.
+
+Builds a vault of ``--items`` items in a temporary ``--home`` with the library (fast), then
+times what a user waits for: the in-process operations and, when the CLI has the command,
+the real ``wifisync`` subprocess. Prints median and p99 per operation, the machine, and the
+targets of issue 4 (list < 1 s with unlock, open store + write one item < 5 ms).
+
+    .venv/bin/python bench/vault.py [--items 10000] [--home DIR] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from wifisync import crypto  # noqa: E402
+from wifisync.home import Home  # noqa: E402
+from wifisync.identity import DeviceIdentity  # noqa: E402
+from wifisync.store import SqliteStore  # noqa: E402
+from wifisync.vault import Vault  # noqa: E402
+
+PASSWORD = "bench master password"
+LIST_TARGET_S = 1.0
+WRITE_TARGET_MS = 5.0
+
+
+def machine() -> str:
+    """Cores, CPU model and Python version, for reading the figures later."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores, {model}, Python {platform.python_version()} "
+            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def timed(fn: Callable[[], object], repeat: int, budget_s: float) -> list[float]:
+    """Run ``fn`` up to ``repeat`` times or until ``budget_s`` is spent; seconds per run."""
+    samples: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(samples) < repeat and (not samples or time.perf_counter() < deadline):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def report(name: str, samples: list[float], target_s: float | None = None) -> None:
+    """One line: median and p99 in ms, the sample count, and the target verdict."""
+    med, p99 = statistics.median(samples), percentile(samples, 99)
+    verdict = ""
+    if target_s is not None:
+        verdict = f"  target < {target_s * 1000:g} ms: {'met' if p99 < target_s else 'MISSED'}"
+        if med < target_s <= p99:
+            verdict += " (median met)"
+    print(f"  {name:<44} median {med * 1000:9.2f} ms   p99 {p99 * 1000:9.2f} ms"
+          f"   n={len(samples)}{verdict}")
+
+
+def build(home: Home, items: int) -> tuple[DeviceIdentity, bytes, list[bytes]]:
+    """A home with a device and a vault of ``items`` realistic login items."""
+    home.ensure()
+    identity = DeviceIdentity.generate()
+    identity.save(home.data_dir)
+    store = SqliteStore(home.store_file)
+    vault = Vault.create(store, identity, "bench", PASSWORD)  # default Argon2id, 64 MiB
+    ids: list[bytes] = []
+    with store.transaction():
+        for n in range(items):
+            ids.append(vault.add(
+                f"Site {n:05d}", "login",
+                {"username": f"user{n}@example.org", "password": crypto.random_bytes(12).hex(),
+                 "url": f"https://site{n}.example.org/login"},
+                tags=["bench", f"group{n % 20}"]))
+    key = vault.vault_key
+    store.close()
+    return identity, key, ids
+
+
+def cli_has(command: str) -> bool:
+    """Whether the CLI (written concurrently) already offers ``command``."""
+    try:
+        from wifisync.cli import commands_items
+    except ImportError:
+        return False
+    return f"cmd_{command}" in vars(commands_items)
+
+
+def cli(home: Path, *argv: str) -> Callable[[], object]:
+    """A real ``wifisync`` process, master password on stdin."""
+    cmd = [sys.executable, "-m", "wifisync.cli.main", "--home", str(home), "--password-stdin",
+           *argv]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("WIFISYNC_PASSWORD", None)
+
+    def run() -> object:
+        done = subprocess.run(cmd, input=PASSWORD + "\n", capture_output=True, text=True,
+                              env=env, timeout=120, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    return run
+
+
+def main() -> int:
+    """Build the vault, time every operation, print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=10_000)
+    ap.add_argument("--home", type=Path, help="build the vault here (default: a temp dir)")
+    ap.add_argument("--repeat", type=int, default=200, help="runs of the fast operations")
+    ap.add_argument("--slow-repeat", type=int, default=10,
+                    help="runs of unlock/list and of each CLI subprocess")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="wifisync-bench-") as tmp:
+        root = args.home or Path(tmp)
+        if root.exists() and any(root.iterdir()) and root != Path(tmp):
+            raise SystemExit(f"{root} is not empty")
+        home = Home.locate(str(root))
+        print(f"machine: {machine()}")
+        print(f"targets: list {args.items} items incl. unlock < {LIST_TARGET_S:g} s; "
+              f"open store + write one item < {WRITE_TARGET_MS:g} ms")
+        t = time.perf_counter()
+        identity, key, ids = build(home, args.items)
+        size = sum(p.stat().st_size for p in home.data_dir.iterdir())
+        print(f"built {args.items} items in {time.perf_counter() - t:.1f} s "
+              f"({size / 1e6:.1f} MB on disk) under {root}")
+        run_all(home, identity, key, ids, args.repeat, args.slow_repeat)
+    return 0
+
+
+def run_all(home: Home, identity: DeviceIdentity, key: bytes, ids: list[bytes],
+            repeat: int, slow: int) -> None:
+    """Time each operation; slow ones get fewer runs, every loop has a time budget."""
+    store = SqliteStore(home.store_file)
+    print("in-process:")
+    report("unlock (Argon2id 64 MiB)",
+           timed(lambda: Vault.unlock(store, identity, PASSWORD), slow, 30))
+
+    def list_with_unlock() -> object:
+        s = SqliteStore(home.store_file)
+        try:
+            return Vault.unlock(s, identity, PASSWORD).items()
+        finally:
+            s.close()
+
+    report(f"list {len(ids)} items incl. open + unlock", timed(list_with_unlock, slow, 60),
+           LIST_TARGET_S)
+    vault = Vault(store, identity, key)
+    report(f"list {len(ids)} items (already unlocked)", timed(vault.items, slow, 60))
+
+    def open_and_write() -> object:
+        s = SqliteStore(home.store_file)
+        try:
+            return Vault(s, identity, key).add("written", "login", {"password": "x"})
+        finally:
+            s.close()
+
+    report("open store + write one item + close", timed(open_and_write, repeat, 30),
+           WRITE_TARGET_MS / 1000)
+    middle = ids[len(ids) // 2]
+    report("show one item by ID (unlocked)", timed(lambda: vault.get(middle), repeat, 30))
+    report("resolve + show by title (unlocked)",
+           timed(lambda: vault.get(vault.resolve("Site 00042")), slow, 60))
+    report("add one item (unlocked, store open)",
+           timed(lambda: vault.add("added", "login", {"password": "y"}), repeat, 30))
+    store.close()
+
+    if not cli_has("list"):
+        print("CLI: `wifisync list` not available yet; subprocess figures skipped")
+        return
+    root = home.data_dir.parent
+    print("CLI subprocesses (Python start-up and unlock included):")
+    report(f"wifisync list ({len(ids)} items)", timed(cli(root, "list"), slow, 120),
+           LIST_TARGET_S)
+    report("wifisync list --json", timed(cli(root, "list", "--json"), slow, 120))
+    if cli_has("show"):
+        report("wifisync show ID", timed(cli(root, "show", middle.hex()), slow, 120))
+        report("wifisync show TITLE", timed(cli(root, "show", "Site 00042"), slow, 120))
+    if cli_has("add"):
+        report("wifisync add", timed(cli(root, "add", "cli item", "--field", "a=b"),
+                                     slow, 120))
+    report("python start-up + import wifisync.cli.main",
+           timed(lambda: subprocess.run([sys.executable, "-c", "import wifisync.cli.main"],
+                                        env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                        check=True), slow, 60))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
