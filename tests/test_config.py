@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wifisync.config import Config, load_config, parse_config, parse_host_port
+from wifisync.config import SECTIONS, Config, load_config, parse_config, parse_host_port
 from wifisync.errors import ConfigError
 from wifisync.home import Home
 
@@ -36,13 +36,13 @@ def test_example_parses_to_exactly_the_defaults() -> None:
 def test_example_documents_every_key_with_a_comment() -> None:
     text = EXAMPLE.read_text()
     data = tomllib.loads(text)
-    for section in dataclasses.fields(Config):
-        keys = {f.name for f in dataclasses.fields(section.default_factory())}  # type: ignore[misc]
-        assert set(data[section.name]) == keys, section.name
+    assert set(SECTIONS) == {f.name for f in dataclasses.fields(Config)} == set(data)
+    for name, section in SECTIONS.items():
+        keys = {f.name for f in dataclasses.fields(section)}
+        assert set(data[name]) == keys, name
         for key in keys:
             # the line before each key is a comment saying what it does
-            m = re.search(rf"^#.*\n{key} = ", text, re.M)
-            assert m, f"{section.name}.{key} has no comment"
+            assert re.search(rf"^#.*\n{key} = ", text, re.M), f"{name}.{key} has no comment"
 
 
 def test_values_are_typed(tmp_path: Path) -> None:
