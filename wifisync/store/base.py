@@ -96,6 +96,10 @@ class RecordStore(ABC):
         """Highest sequence number held for an origin (0 when none)."""
 
     @abstractmethod
+    def origins(self) -> dict[bytes, int]:
+        """Every origin with at least one held record, mapped to its highest held seq."""
+
+    @abstractmethod
     def count_records(self) -> int:
         """Number of records held."""
 

@@ -98,6 +98,9 @@ class MemoryStore(RecordStore):
     def max_seq(self, origin: bytes) -> int:
         return self._max.get(origin, 0)
 
+    def origins(self) -> dict[bytes, int]:
+        return {o: n for o, n in self._max.items() if n > 0}
+
     def count_records(self) -> int:
         return len(self._records)
 

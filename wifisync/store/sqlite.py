@@ -182,6 +182,10 @@ class SqliteStore(RecordStore):
         row = self._one("SELECT MAX(seq) FROM records WHERE origin = ?", origin)
         return int(row[0]) if row and row[0] is not None else 0  # type: ignore[call-overload]
 
+    def origins(self) -> dict[bytes, int]:
+        rows = self._db.execute("SELECT origin, MAX(seq) FROM records GROUP BY origin")
+        return {bytes(o): int(n) for o, n in rows}
+
     def count_records(self) -> int:
         row = self._one("SELECT COUNT(*) FROM records")
         return int(row[0]) if row else 0  # type: ignore[call-overload]

@@ -1,0 +1,81 @@
+"""What to send a peer, read lazily from the store and cut into bounded batches.
+
+Membership records go first, introducers before the devices they introduce, so the
+receiver knows every author before it sees that author's items. Everything else follows
+ordered by (origin, seq), read a chunk at a time so a 100k-record vault is never held in
+memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from ..errors import IntegrityError
+from ..records import Kind, Membership, Record
+from ..store import RecordStore
+from .messages import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
+
+READ_CHUNK = 512
+
+
+def _subject(record: Record) -> bytes | None:
+    """The device a MEMBER record is about."""
+    try:
+        return Membership.decode(record.body).device_id
+    except IntegrityError:
+        return None
+
+
+def member_records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -> list[Record]:
+    """MEMBER records the peer lacks, each after the record that makes its author known."""
+    lacking: list[Record] = []
+    introduced: set[bytes] = set()
+    for _item, _held in store.heads_of_kind(Kind.MEMBER):
+        for r in store.versions(_item):
+            if r.header.seq > peer_seen.get(r.header.author, 0):
+                lacking.append(r)
+            else:
+                subject = _subject(r)
+                if subject is not None:
+                    introduced.add(subject)
+    pending = sorted(lacking, key=lambda r: (r.header.author, r.header.seq))
+    ordered: list[Record] = []
+    while pending:
+        ready = [r for r in pending if r.header.author in introduced] or pending[:1]
+        ready_ids = {r.id for r in ready}
+        ordered.extend(ready)
+        introduced.update(s for s in map(_subject, ready) if s is not None)
+        pending = [r for r in pending if r.id not in ready_ids]
+    return ordered
+
+
+def records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -> Iterator[Record]:
+    """Every held record with ``seq > peer_seen[origin]``, MEMBER records first."""
+    members_first = member_records_missing(store, peer_seen)
+    yield from members_first
+    sent = {r.id for r in members_first}
+    for origin, top in sorted(store.origins().items()):
+        cursor = peer_seen.get(origin, 0)
+        while cursor < top:
+            chunk = store.records_after(origin, cursor, READ_CHUNK)
+            if not chunk:
+                break
+            for r in chunk:
+                if r.id not in sent:
+                    yield r
+            cursor = chunk[-1].header.seq
+
+
+def batches(records: Iterable[Record]) -> Iterator[list[Record]]:
+    """Cut a record stream into batches within the count and byte limits."""
+    batch: list[Record] = []
+    size = 0
+    for r in records:
+        n = len(r.encoded)
+        if batch and (len(batch) >= MAX_BATCH_RECORDS or size + n > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(r)
+        size += n
+    if batch:
+        yield batch

@@ -1,0 +1,225 @@
+"""The replication model: which records a device accepts, and what accepting them changes.
+
+Every record from the wire passes here before it reaches the store: it must belong to our
+vault, name an author that is a member (a revoked one only up to its revocation point),
+carry that author's valid signature, and, for membership and vault-key records, a body
+that parses. Refused records are counted and never stored. No I/O beyond the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..errors import IntegrityError
+from ..identity import public_key_of_certificate, verify_signature
+from ..membership import Member, members
+from ..records import (
+    VAULT_KEY_ITEM,
+    Kind,
+    Membership,
+    Record,
+    WrappedVaultKey,
+    member_item_id,
+)
+from ..store import AppendResult, RecordStore
+
+log = logging.getLogger(__name__)
+
+PARALLEL_VERIFY_MIN = 64  # records below which handing work to threads costs more than it saves
+VERIFY_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def verify_pool() -> Executor:
+    """A small shared thread pool: Ed25519 verification releases the GIL."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="wifisync-verify")
+        return _pool
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What applying a batch did."""
+
+    applied: list[Record] = field(default_factory=list)  # newly stored, in arrival order
+    refused: int = 0
+    membership_changed: bool = False
+    revoked: set[bytes] = field(default_factory=set)
+    duplicates: int = 0
+
+
+def _signature_ok(record: Record, key: bytes) -> bool:
+    try:
+        verify_signature(key, record.signature, record.signed_message())
+    except IntegrityError:
+        return False
+    return True
+
+
+def _verify_many(pairs: list[tuple[Record, bytes]], pool: Executor | None) -> list[bool]:
+    """Signature check of each (record, key), split over threads when the list is long."""
+    if pool is None or len(pairs) < PARALLEL_VERIFY_MIN:
+        return [_signature_ok(r, k) for r, k in pairs]
+    parts = max(1, min(VERIFY_THREADS * 2, len(pairs) // (PARALLEL_VERIFY_MIN // 2)))
+    size = -(-len(pairs) // parts)
+    chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+    futures = [pool.submit(lambda c: [_signature_ok(r, k) for r, k in c], c) for c in chunks]
+    out: list[bool] = []
+    for f in futures:
+        out.extend(f.result())
+    return out
+
+
+def _body_ok(record: Record) -> bool:
+    """Kind-specific structure the daemon can check without the vault key."""
+    h = record.header
+    try:
+        if h.kind == Kind.MEMBER:
+            return h.item == member_item_id(Membership.decode(record.body).device_id)
+        if h.kind == Kind.VAULT_KEY:
+            WrappedVaultKey.decode(record.body)
+            return h.item == VAULT_KEY_ITEM
+    except IntegrityError:
+        return False
+    return h.item != VAULT_KEY_ITEM
+
+
+class Replica:
+    """Accepts records for one vault into one store; shared by every session of a daemon."""
+
+    def __init__(self, store: RecordStore, vault_id: bytes, self_id: bytes, *,
+                 pool: Executor | None = None, parallel: bool = True) -> None:
+        self.store = store
+        self.vault_id = vault_id
+        self.self_id = self_id
+        self._pool = pool if pool is not None else (verify_pool() if parallel else None)
+
+    def members(self) -> dict[bytes, Member]:
+        """Every member the store knows (revoked ones included)."""
+        return members(self.store)
+
+    def _author_ok(self, record: Record, known: dict[bytes, Member]) -> bool:
+        m = known.get(record.header.author)
+        if m is None:
+            return False
+        return m.revoked_after is None or record.header.seq <= m.revoked_after
+
+    def apply(self, records: Sequence[Record]) -> ApplyResult:
+        """Check and store a batch in one store transaction; returns what changed."""
+        result = ApplyResult()
+        with self.store.transaction():
+            known = self.members()
+            member_recs = [r for r in records if r.header.kind == Kind.MEMBER]
+            others = [r for r in records if r.header.kind != Kind.MEMBER]
+            if member_recs:
+                known = self._apply_members(member_recs, known, result)
+            candidates: list[tuple[Record, bytes]] = []
+            for r in others:
+                if r.header.vault != self.vault_id or not self._author_ok(r, known) \
+                        or not _body_ok(r):
+                    result.refused += 1
+                    continue
+                candidates.append((r, known[r.header.author].public_key))
+            ok = _verify_many(candidates, self._pool)
+            accepted = [r for (r, _k), good in zip(candidates, ok, strict=True) if good]
+            result.refused += len(candidates) - len(accepted)
+            self._store_all(accepted, result)
+        if result.refused:
+            log.info("refused %d of %d records", result.refused, len(records))
+        return result
+
+    def _apply_members(self, pending: list[Record], known: dict[bytes, Member],
+                       result: ApplyResult) -> dict[bytes, Member]:
+        """Apply MEMBER records, each as soon as its author is known (any order of arrival)."""
+        while pending:
+            waiting: list[Record] = []
+            progress = False
+            for r in pending:
+                if r.header.vault != self.vault_id or not _body_ok(r):
+                    result.refused += 1
+                    continue
+                if r.header.author not in known:
+                    waiting.append(r)
+                    continue
+                if not self._author_ok(r, known) or \
+                        not _signature_ok(r, known[r.header.author].public_key):
+                    result.refused += 1
+                    continue
+                progress = True
+                if self._store_all([r], result):
+                    known = self._after_membership_change(known, result)
+            if not progress:
+                result.refused += len(waiting)
+                break
+            pending = waiting
+        return known
+
+    def _after_membership_change(self, before: dict[bytes, Member], result: ApplyResult
+                                 ) -> dict[bytes, Member]:
+        """Reload members; a new or earlier revocation purges the device's later records."""
+        result.membership_changed = True
+        now = self.members()
+        for device, m in now.items():
+            old = before.get(device)
+            if m.revoked_after is None:
+                continue
+            if old is None or old.revoked_after is None or m.revoked_after < old.revoked_after:
+                purged = self.store.purge_after(device, m.revoked_after)
+                result.revoked.add(device)
+                log.info("device %s revoked after %d; %d later records dropped",
+                         device.hex()[:16], m.revoked_after, purged)
+        return now
+
+    def _store_all(self, records: list[Record], result: ApplyResult) -> int:
+        """Append checked records; returns how many were new."""
+        new = 0
+        for r in records:
+            try:
+                outcome = self.store.append(r)
+            except IntegrityError:
+                # Another record with the same (origin, seq) is held: the author equivocated.
+                result.refused += 1
+                continue
+            if outcome is AppendResult.DUPLICATE:
+                result.duplicates += 1
+            else:
+                result.applied.append(r)
+                new += 1
+        return new
+
+    def bootstrap(self, records: Sequence[Record]) -> ApplyResult:
+        """Store the member and vault-key records handed over at pairing.
+
+        The pairing authenticated them, so their authors may be introduced by the set
+        itself (the vault creator's own first membership record is self-signed); each
+        signature is still checked against the key its author's membership names.
+        """
+        result = ApplyResult()
+        with self.store.transaction():
+            keys = {d: m.public_key for d, m in self.members().items()}
+            for r in records:
+                if r.header.kind == Kind.MEMBER and _body_ok(r):
+                    cert = Membership.decode(r.body).cert_der
+                    device = Membership.decode(r.body).device_id
+                    keys.setdefault(device, public_key_of_certificate(cert))
+            before = self.members()
+            ordered = sorted(records, key=lambda r: r.header.kind != Kind.MEMBER)
+            for r in ordered:
+                key = keys.get(r.header.author)
+                if r.header.kind == Kind.ITEM or r.header.vault != self.vault_id \
+                        or not _body_ok(r) or key is None or not _signature_ok(r, key):
+                    result.refused += 1
+                    continue
+                self._store_all([r], result)
+            if any(r.header.kind == Kind.MEMBER for r in result.applied):
+                self._after_membership_change(before, result)
+        return result

@@ -1,0 +1,374 @@
+"""One sync session with one peer, as a sans-IO state machine: frames in, frames out.
+
+The exchange runs in rounds. Round 0 starts when both HELLOs are known, round k when both
+SUMMARYs of round k are: equal fingerprints end the exchange (``in_sync``); otherwise each
+side streams what the other lacks, as windowed batches the receiver applies atomically
+and acknowledges with a CHECKPOINT, then says DONE, and both send a SUMMARY. A round
+streams by ``seen`` vectors (DELTA) while the previous one moved records; if a round moved
+nothing yet the fingerprints still differ, the next round exchanges sorted record IDs
+(ID_LIST) and sends exactly what the other lacks. Both sides take every decision from the
+two summaries and the two record counts, so they always agree on the next step.
+
+Legal messages per phase (anything else is a ProtocolError):
+
+    AWAIT_SUMMARY : HELLO (round 0, once) or SUMMARY (round k); PUSH; ERROR
+    STREAMING     : BATCH, ID_LIST (ID_LIST rounds), CHECKPOINT, DONE; PUSH; ERROR
+    IN_SYNC       : PUSH; ERROR
+
+No sockets, no asyncio, no clock: time is an argument. One caller at a time per session.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import IntegrityError, ProtocolError
+from ..records import Kind, Record
+from .messages import (
+    MAX_IDS_PER_LIST,
+    PROTOCOL_VERSION,
+    Batch,
+    Checkpoint,
+    Done,
+    Error,
+    Hello,
+    IdList,
+    Message,
+    Push,
+    Summary,
+    decode_message,
+    encode_message,
+)
+from .outbound import batches, records_missing
+from .replica import ApplyResult, Replica
+
+log = logging.getLogger(__name__)
+
+WINDOW = 4  # stream items in flight before the sender waits for a checkpoint
+MAX_ROUNDS = 8  # bounds the exchange while writes keep arriving during it
+STALL_SECONDS = 60.0  # no message at all during the initial exchange: give up
+
+
+class Phase(enum.Enum):
+    """Where the initial exchange stands."""
+
+    NEW = "new"
+    AWAIT_SUMMARY = "await-summary"
+    STREAMING = "streaming"
+    IN_SYNC = "in-sync"
+
+
+class Mode(enum.Enum):
+    """How a round finds what the peer lacks."""
+
+    DELTA = "delta"
+    ID_LIST = "id-list"
+
+
+class _Blocked:
+    """Stream item: nothing to send until the peer's record ID list is complete."""
+
+
+BLOCKED = _Blocked()
+StreamItem = list[Record] | tuple[tuple[bytes, ...], bool] | _Blocked
+
+
+@dataclass(slots=True)
+class SessionOutput:
+    """What one input produced: frames to send and what the store accepted."""
+
+    send: list[bytes] = field(default_factory=list)
+    applied: list[Record] = field(default_factory=list)
+    membership_changed: bool = False
+    revoked: set[bytes] = field(default_factory=set)
+    finished_initial: bool = False
+    refused: int = 0
+
+    def absorb(self, result: ApplyResult) -> None:
+        """Add what a batch application did."""
+        self.applied.extend(result.applied)
+        self.membership_changed |= result.membership_changed
+        self.revoked |= result.revoked
+        self.refused += result.refused
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters for logs, tests and the benchmark."""
+
+    rounds: int = 0
+    records_sent: int = 0
+    records_received: int = 0
+    records_applied: int = 0
+    refused: int = 0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    frames_received: int = 0
+    bytes_received: int = 0
+    id_exchanges: int = 0
+    fingerprint_mismatch: bool = False  # fingerprints still differed when the exchange ended
+
+
+class SyncSession:
+    """The replication protocol with one authenticated peer."""
+
+    def __init__(self, replica: Replica, peer_id: bytes, *, now: float) -> None:
+        self.replica = replica
+        self.store = replica.store
+        self.peer_id = peer_id
+        self.stats = SessionStats()
+        self._phase = Phase.NEW
+        self._round = 0
+        self._mode = Mode.DELTA
+        self._mine: tuple[dict[bytes, int], bytes] | None = None
+        self._theirs: tuple[Mapping[bytes, int], bytes] | None = None
+        self._got_hello = False
+        self._stream: Iterator[StreamItem] | None = None
+        self._unacked: deque[int] = deque()
+        self._next_serial = 0
+        self._peer_serial = 0
+        self._sent_done = False
+        self._peer_done: Done | None = None
+        self._sent_count = 0
+        self._received_count = 0
+        self._moved_last_round = 0
+        self._id_exchange_done = False
+        self._peer_ids: list[bytes] = []
+        self._peer_ids_complete = False
+        self._last_progress = now
+
+    # --- public face -----------------------------------------------------------------------
+
+    @property
+    def in_sync(self) -> bool:
+        """The initial exchange finished both ways; only live pushes follow."""
+        return self._phase is Phase.IN_SYNC
+
+    @property
+    def phase(self) -> Phase:
+        """The current phase (for logs and tests)."""
+        return self._phase
+
+    def start(self, now: float) -> list[bytes]:
+        """The frames to send first: our HELLO."""
+        if self._phase is not Phase.NEW:
+            return []
+        self._last_progress = now
+        self._phase = Phase.AWAIT_SUMMARY
+        seen, fp = self._mine = self._snapshot()
+        return [self._encode(Hello(PROTOCOL_VERSION, self.replica.vault_id, seen, fp))]
+
+    def receive(self, frame: bytes, now: float) -> SessionOutput:
+        """Handle one frame from the peer; malformed or out-of-place input raises."""
+        out = SessionOutput()
+        if self._phase is Phase.NEW:
+            out.send.extend(self.start(now))
+        self.stats.frames_received += 1
+        self.stats.bytes_received += len(frame)
+        msg = decode_message(frame)
+        self._last_progress = now
+        was_in_sync = self.in_sync
+        self._dispatch(msg, out)
+        self._pump(out)
+        out.finished_initial = self.in_sync and not was_in_sync
+        return out
+
+    def push(self, records: Sequence[Record], now: float) -> list[bytes]:
+        """Frames carrying newly committed (local or relayed) records to the peer."""
+        if self._phase is Phase.NEW or not records:
+            return []  # not started: the initial exchange will carry them
+        return [self._encode(Push(tuple(r.encoded for r in b))) for b in batches(records)]
+
+    def next_timer(self) -> float | None:
+        """When :meth:`handle_timer` wants to run (stall detection of the initial exchange)."""
+        if self._phase in (Phase.NEW, Phase.IN_SYNC):
+            return None
+        return self._last_progress + STALL_SECONDS
+
+    def handle_timer(self, now: float) -> list[bytes]:
+        """Raise :class:`ProtocolError` if the initial exchange made no progress for too long."""
+        deadline = self.next_timer()
+        if deadline is not None and now >= deadline:
+            raise ProtocolError(
+                f"sync with the peer stalled: nothing received for {STALL_SECONDS:.0f} s")
+        return []
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[dict[bytes, int], bytes]:
+        return self.store.seen(), self.store.fingerprint()
+
+    def _encode(self, msg: Message) -> bytes:
+        frame = encode_message(msg)
+        self.stats.frames_sent += 1
+        self.stats.bytes_sent += len(frame)
+        return frame
+
+    def _dispatch(self, msg: Message, out: SessionOutput) -> None:
+        match msg:
+            case Error():
+                raise ProtocolError(f"peer ended the session: {msg.reason}")
+            case Hello():
+                self._on_hello(msg, out)
+            case Push():
+                self._require(self._got_hello, "PUSH before HELLO")
+                self._apply(msg.records, out)
+            case Summary():
+                self._require(self._phase is Phase.AWAIT_SUMMARY and self._got_hello
+                              and msg.round == self._round, "unexpected SUMMARY")
+                self._theirs = (msg.seen, msg.fingerprint)
+                self._begin_round(out)
+            case Batch():
+                self._require(self._phase is Phase.STREAMING and self._peer_done is None
+                              and (self._mode is Mode.DELTA or self._peer_ids_complete),
+                              "unexpected BATCH")
+                self._take_serial(msg.serial)
+                self._received_count += len(msg.records)
+                self._apply(msg.records, out)
+                out.send.append(self._encode(Checkpoint(msg.serial)))
+            case IdList():
+                self._require(self._phase is Phase.STREAMING and self._mode is Mode.ID_LIST
+                              and not self._peer_ids_complete, "unexpected ID_LIST")
+                self._take_serial(msg.serial)
+                if msg.ids and self._peer_ids and msg.ids[0] <= self._peer_ids[-1]:
+                    raise ProtocolError("record ID list is not sorted")
+                self._peer_ids.extend(msg.ids)
+                self._peer_ids_complete = msg.last
+                out.send.append(self._encode(Checkpoint(msg.serial)))
+            case Checkpoint():
+                self._require(bool(self._unacked) and self._unacked[0] == msg.serial,
+                              "CHECKPOINT for nothing sent")
+                self._unacked.popleft()
+            case Done():
+                self._require(self._phase is Phase.STREAMING and self._peer_done is None
+                              and msg.round == self._round
+                              and (self._mode is Mode.DELTA or self._peer_ids_complete),
+                              "unexpected DONE")
+                if msg.records != self._received_count:
+                    raise ProtocolError(f"peer says it sent {msg.records} records, "
+                                        f"{self._received_count} arrived")
+                self._peer_done = msg
+
+    @staticmethod
+    def _require(condition: bool, what: str) -> None:
+        if not condition:
+            raise ProtocolError(f"{what} (protocol violation)")
+
+    def _take_serial(self, serial: int) -> None:
+        if serial != self._peer_serial:
+            raise ProtocolError(f"stream item {serial} arrived, {self._peer_serial} expected")
+        self._peer_serial += 1
+
+    def _on_hello(self, msg: Hello, out: SessionOutput) -> None:
+        self._require(not self._got_hello, "second HELLO")
+        if msg.vault_id != self.replica.vault_id:
+            raise ProtocolError(
+                f"peer syncs vault {msg.vault_id.hex()}, this device holds vault "
+                f"{self.replica.vault_id.hex()}")
+        self._got_hello = True
+        self._theirs = (msg.seen, msg.fingerprint)
+        self._begin_round(out)
+
+    def _apply(self, encoded: Sequence[bytes], out: SessionOutput) -> None:
+        """Decode every record first: one malformed record rejects the whole message."""
+        try:
+            records = [Record.decode(e) for e in encoded]
+        except IntegrityError as exc:
+            raise ProtocolError(f"malformed record from peer: {exc}") from exc
+        result = self.replica.apply(records)
+        out.absorb(result)
+        self.stats.records_received += len(records)
+        self.stats.records_applied += len(result.applied)
+        self.stats.refused += result.refused
+
+    def _begin_round(self, out: SessionOutput) -> None:
+        assert self._mine is not None and self._theirs is not None
+        peer_seen, peer_fp = self._theirs
+        if self._mine[1] == peer_fp:
+            self._finish(matched=True)
+            return
+        self.stats.rounds += 1
+        if self._round >= MAX_ROUNDS:
+            log.warning("sync with %s: still differing after %d rounds; live pushes continue",
+                        self.peer_id.hex()[:16], self._round)
+            self._finish(matched=False)
+            return
+        if self._round == 0 or self._moved_last_round:
+            self._mode = Mode.DELTA
+            self._stream = (b for b in batches(records_missing(self.store, peer_seen)))
+        elif not self._id_exchange_done:
+            log.warning("sync with %s: fingerprints differ although nothing is missing by "
+                        "seq; exchanging record IDs", self.peer_id.hex()[:16])
+            self._mode = Mode.ID_LIST
+            self._id_exchange_done = True
+            self.stats.id_exchanges += 1
+            self._stream = self._id_stream()
+        else:
+            log.error("sync with %s: fingerprints differ even after exchanging record IDs",
+                      self.peer_id.hex()[:16])
+            self._finish(matched=False)
+            return
+        self._phase = Phase.STREAMING
+
+    def _finish(self, *, matched: bool) -> None:
+        self._phase = Phase.IN_SYNC
+        self._stream = None
+        self.stats.fingerprint_mismatch = not matched
+
+    def _id_stream(self) -> Iterator[StreamItem]:
+        """Our sorted record IDs in chunks, then (once theirs are in) what they lack."""
+        chunk: list[bytes] = []
+        for rid in self.store.record_ids():
+            chunk.append(rid)
+            if len(chunk) == MAX_IDS_PER_LIST:
+                yield tuple(chunk), False
+                chunk = []
+        yield tuple(chunk), True
+        while not self._peer_ids_complete:
+            yield BLOCKED
+        theirs = set(self._peer_ids)
+        self._peer_ids = []
+        lacking = [r for rid in self.store.record_ids() if rid not in theirs
+                   if (r := self.store.get_record(rid)) is not None]
+        lacking.sort(key=lambda r: (r.header.kind != Kind.MEMBER, r.header.author,
+                                    r.header.seq))
+        yield from batches(lacking)
+
+    def _pump(self, out: SessionOutput) -> None:
+        """Send stream items while the window allows; close the round when both are done."""
+        while self._stream is not None and len(self._unacked) < WINDOW:
+            item = next(self._stream, None)
+            if item is None:
+                self._stream = None
+                break
+            if isinstance(item, _Blocked):
+                break
+            serial = self._next_serial
+            self._next_serial += 1
+            self._unacked.append(serial)
+            if isinstance(item, list):
+                self._sent_count += len(item)
+                self.stats.records_sent += len(item)
+                out.send.append(self._encode(Batch(serial, tuple(r.encoded for r in item))))
+            else:
+                out.send.append(self._encode(IdList(serial, item[0], item[1])))
+        if self._phase is not Phase.STREAMING:
+            return
+        if self._stream is None and not self._unacked and not self._sent_done:
+            out.send.append(self._encode(Done(self._round, self._sent_count)))
+            self._sent_done = True
+        if self._sent_done and self._peer_done is not None:
+            self._moved_last_round = self._sent_count + self._peer_done.records
+            self._round += 1
+            self._sent_done = False
+            self._peer_done = None
+            self._sent_count = self._received_count = 0
+            self._peer_ids, self._peer_ids_complete = [], False
+            self._phase = Phase.AWAIT_SUMMARY
+            seen, fp = self._mine = self._snapshot()
+            self._theirs = None
+            out.send.append(self._encode(Summary(self._round, seen, fp)))
