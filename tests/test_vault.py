@@ -19,7 +19,7 @@ from wifisync.errors import (
     WrongPasswordError,
 )
 from wifisync.identity import DeviceIdentity
-from wifisync.records import VAULT_KEY_ITEM, Kind, Membership
+from wifisync.records import VAULT_KEY_ITEM, Kind, Membership, member_item_id
 from wifisync.store import MemoryStore, RecordStore, SqliteStore
 from wifisync.vault import META_VAULT_ID, Vault, read_wrapped_key, vault_id_of
 from wifisync.versions import dominates
@@ -473,3 +473,22 @@ def test_a_bad_signature_is_found_among_many_items(tmp_path: Path,
     with pytest.raises(IntegrityError, match="bad signature"):
         fresh.items()
     store.close()
+
+
+@pytest.mark.xfail(strict=True, reason="membership is not yet chained to an existing member: "
+                   "a self-signed MEMBER record makes its author a member (see SECURITY.md)")
+def test_a_self_appointed_member_cannot_hide_items(pair: tuple[Vault, Vault, Clock, Clock]
+                                                   ) -> None:
+    """Someone who can write the store, but holds no member's key, adds himself and deletes."""
+    from wifisync.author import Author
+
+    a = pair[0]
+    item = a.add("Bank", fields={"pin": "1234"})
+    intruder = DeviceIdentity.generate()
+    forger = Author(a.store, intruder, a.vault_id)
+    forger.write(member_item_id(intruder.device_id), Kind.MEMBER,
+                 lambda _h, _held: Membership(intruder.cert_der, "intruder").encode())
+    forger.write(item, Kind.ITEM, lambda _h, _held: b"", deleted=True)
+    fresh = Vault.unlock(a.store, a.identity, PASSWORD)
+    with pytest.raises(IntegrityError):
+        fresh.get(item)
