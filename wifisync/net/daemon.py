@@ -32,6 +32,7 @@ from ..membership import Member, current_members
 from ..records import Kind, Record
 from ..store.sqlite import SqliteStore
 from ..sync import Replica, SyncSession
+from ..sync.messages import MAX_FRAME_BYTES
 from ..vault import vault_id_of
 from . import tls
 from .addressbook import AddressBook
@@ -44,7 +45,6 @@ from .worker import StoreWorker
 log = logging.getLogger("wifisync.daemon")
 
 LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
-MAX_FRAME_BYTES = 8 * 1024 * 1024  # above the sync core's own frame limit; it rejects first
 PUSH_CHUNK = 500  # local records read per store call when the CLI notifies
 
 

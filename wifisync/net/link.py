@@ -236,9 +236,10 @@ class Link:
                 self.close_soon(CloseCode.UNSUPPORTED, "text frame")
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 exc = self.ws.exception()
-                code = CloseCode.TOO_BIG if "too big" in str(exc).lower() else \
-                    CloseCode.PROTOCOL_ERROR
-                self.close_soon(code, f"bad frame: {exc}")
+                if getattr(exc, "code", None) == CloseCode.TOO_BIG:
+                    self.close_soon(CloseCode.TOO_BIG, f"frame too big: {exc}")
+                else:
+                    self.close_soon(CloseCode.PROTOCOL_ERROR, f"bad frame: {exc}")
             else:  # CLOSE, CLOSING, CLOSED
                 code = int(self.ws.close_code or CloseCode.GOING_AWAY)
                 extra = msg.extra if isinstance(msg.extra, str) and msg.extra else ""

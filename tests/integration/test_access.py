@@ -1,0 +1,163 @@
+"""Who may talk to a daemon: members only, pairing clients only in a window, revoked never again."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.integration.conftest import Device, wait_for
+from tests.net.faultproxy import FaultProxy
+from wifisync.identity import DeviceIdentity
+from wifisync.net import tls
+from wifisync.sync.messages import MAX_FRAME_BYTES
+
+
+def _raw_request(port: int, context: ssl.SSLContext, path: str) -> bytes:
+    """TLS-connect, send one HTTP request, return every byte that comes back (b"" if none)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=tls.SERVER_NAME) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                          .encode())
+                chunks = []
+                while chunk := s.recv(4096):
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return b""
+
+
+def _context_with(cert_dir: Path | None, server_pem: bytes) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cadata=server_pem.decode())
+    if cert_dir is not None:
+        creds = tls.Credentials.in_dir(cert_dir)
+        ctx.load_cert_chain(creds.cert_file, creds.key_file)
+    return ctx
+
+
+def _server_pem(d: Device) -> bytes:
+    return DeviceIdentity.load(d.home.data_dir).cert_pem
+
+
+def test_a_certificate_that_is_not_a_members_gets_no_http_response(
+        devices: Callable[..., list[Device]], tmp_path: Path) -> None:
+    (a,) = devices(1)
+    a.start()
+    stranger = tmp_path / "stranger"
+    DeviceIdentity.generate().save(stranger)
+    for path in ("/sync", "/pair", "/status", "/"):
+        assert _raw_request(a.port, _context_with(stranger, _server_pem(a)), path) == b""
+    assert a.proc is not None and a.proc.poll() is None
+
+
+def test_a_client_without_certificate_reaches_nothing_without_a_pairing_window(
+        devices: Callable[..., list[Device]]) -> None:
+    (a,) = devices(1)
+    a.start()
+    for path in ("/sync", "/pair", "/status", "/"):
+        assert _raw_request(a.port, _context_with(None, _server_pem(a)), path) == b""
+
+
+def test_a_members_certificate_gets_an_answer(devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2)
+    a.start()
+    answer = _raw_request(a.port, _context_with(b.home.data_dir, _server_pem(a)), "/sync")
+    assert answer.startswith(b"HTTP/1.1 ")  # a plain GET is no WebSocket upgrade: 4xx, but HTTP
+
+
+def test_revoke_cuts_the_open_session_and_keeps_the_device_out(
+        devices: Callable[..., list[Device]]) -> None:
+    a, b, c = devices(3)
+    b.peers = [a]
+    c.peers = [a]
+    for d in (a, b, c):
+        d.start()
+    wait_for(lambda: a.connected_to(b) and a.connected_to(c), 5, "both sessions")
+    started = time.monotonic()
+    a.cli.ok("revoke", b.device_id[:7])
+    wait_for(lambda: not a.connected_to(b) and not b.connected_to(a), 5, "the cut")
+    assert time.monotonic() - started < 2.0
+    wait_for(lambda: "no longer a member" in c.log(), 5, "C to learn of the revocation")
+    time.sleep(1.0)  # B's dialer would be back by now if it were let in
+    assert not a.connected_to(b) and not c.connected_to(b)
+    assert a.connected_to(c)
+    item = b.add("written by a revoked device")
+    time.sleep(0.5)
+    assert not a.holds(item)
+    devices_on_a = a.cli.ok("devices", "--json")
+    assert '"revoked": true' in devices_on_a
+
+
+async def _member_ws(member: Device, target: Device) -> aiohttp.ClientWebSocketResponse:
+    creds = tls.Credentials.in_dir(member.home.data_dir)
+    ctx = tls.client_context(creds, [_server_pem(target)])
+    session = aiohttp.ClientSession()
+    ws = await session.ws_connect(f"https://{target.address}/sync", ssl=ctx,
+                                  server_hostname=tls.SERVER_NAME, max_msg_size=0)
+    ws._wifisync_session = session  # type: ignore[attr-defined]
+    return ws
+
+
+async def _send_and_wait_close(member: Device, target: Device, frame: bytes) -> int | None:
+    ws = await _member_ws(member, target)
+    try:
+        await ws.send_bytes(frame)
+        async with asyncio.timeout(5):
+            while True:
+                msg = await ws.receive()
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                aiohttp.WSMsgType.ERROR):
+                    return ws.close_code
+    finally:
+        await ws.close()
+        await ws._wifisync_session.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("frame", [b"\xc1 not msgpack", b"\x93\x01\x02", b"\x00" * 100],
+                         ids=["garbage", "wrong-shape", "zeros"])
+def test_a_malformed_frame_from_a_member_closes_its_session_and_applies_nothing(
+        devices: Callable[..., list[Device]], frame: bytes) -> None:
+    a, b = devices(2)
+    a.start()
+    before = a.record_count()
+    code = asyncio.run(_send_and_wait_close(b, a, frame))
+    assert code is not None and code >= 1002
+    assert a.record_count() == before
+    assert a.proc is not None and a.proc.poll() is None
+
+
+def test_an_oversized_frame_closes_the_session(devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2)
+    a.start()
+    before = a.record_count()
+    code = asyncio.run(_send_and_wait_close(b, a, b"\x00" * (MAX_FRAME_BYTES + 1)))
+    assert code in (1006, 1009)  # 1006 when the close overtakes our own sending
+    wait_for(lambda: "too big" in a.log().lower(), 5, "A to log the oversized frame")
+    assert a.record_count() == before
+
+
+def test_a_peer_that_stalls_is_taken_for_dead(devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2)
+    proxy = FaultProxy(a.port).start()
+    try:
+        b.peers = []
+        b.start("--peer", proxy.address)
+        a.start()
+        wait_for(lambda: a.connected_to(b) and b.connected_to(a), 5, "the session")
+        proxy.stall()
+        stalled_at = time.monotonic()
+        wait_for(lambda: "nothing heard" in a.log() and "nothing heard" in b.log(), 6,
+                 "both ends to notice the stall")
+        assert time.monotonic() - stalled_at < 4.0  # peer_timeout is 2 s in these tests
+    finally:
+        proxy.close()

@@ -1,0 +1,98 @@
+"""The daemon as a process: starts fast, refuses clearly, stops cleanly, reports its state."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from tests.integration.conftest import Device, free_port, wait_for
+
+
+def _one_line_failure(d: Device, *args: str) -> str:
+    r = subprocess.run(d.cli.argv("daemon", *args), env=d.cli.env(), capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wifisync: "), r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_daemon_with_status_0(devices: Callable[..., list[Device]],
+                                                 sig: int) -> None:
+    a, b = devices(2)
+    b.peers = [a]
+    a.start()
+    b.start()
+    wait_for(lambda: a.connected_to(b), 5, "the session")
+    assert b.stop(sig) == 0
+    assert not b.home.control_socket.exists()
+    wait_for(lambda: not a.connected_to(b), 5, "A to see B go")
+
+
+def test_a_port_in_use_is_one_clear_line(devices: Callable[..., list[Device]]) -> None:
+    (a,) = devices(1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", a.port))
+        taken.listen()
+        assert "already in use" in _one_line_failure(a)
+
+
+def test_a_second_daemon_on_the_same_home_is_refused(devices: Callable[..., list[Device]]
+                                                     ) -> None:
+    (a,) = devices(1)
+    a.start()
+    line = _one_line_failure(a, "--listen", f"127.0.0.1:{free_port()}")
+    assert "already running" in line
+    assert a.status() is not None  # the first one is untouched
+
+
+def test_an_unreadable_store_is_one_clear_line(devices: Callable[..., list[Device]]) -> None:
+    (a,) = devices(1)
+    a.home.store_file.write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        a.home.store_file.with_name(a.home.store_file.name + suffix).unlink(missing_ok=True)
+    _one_line_failure(a)
+
+
+def test_a_home_without_a_vault_is_one_clear_line(make_cli: Callable[[str], object]) -> None:
+    from tests.conftest import Cli
+
+    cli = make_cli("empty")
+    assert isinstance(cli, Cli)
+    assert "init" in cli.fails("daemon", "--listen", f"127.0.0.1:{free_port()}")
+
+
+def test_status_and_devices_work_with_and_without_the_daemon(
+        devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2)
+    a.add("one item")
+    stopped = json.loads(a.cli.ok("status", "--json"))
+    assert stopped["daemon"]["running"] is False
+    assert stopped["items"] == 1 and stopped["records"] >= 4
+    assert [p["id"] for p in stopped["peers"]] == [b.device_id]
+    assert stopped["peers"][0]["connected"] is False
+    b.peers = [a]
+    a.start()
+    b.start()
+    wait_for(lambda: a.connected_to(b), 5, "the session")
+    running = json.loads(a.cli.ok("status", "--json"))
+    assert running["daemon"]["running"] is True
+    assert running["daemon"]["listen"] == a.address
+    peer = running["peers"][0]
+    assert peer["connected"] is True and peer["name"] == b.name and peer["last_seen"]
+    listed = {d["id"]: d for d in json.loads(a.cli.ok("devices", "--json"))}
+    assert listed[a.device_id]["self"] is True and listed[b.device_id]["connected"] is True
+    assert "not running" in b.cli.ok("status") or "running" in b.cli.ok("status")
+
+
+def test_the_control_socket_is_private(devices: Callable[..., list[Device]]) -> None:
+    (a,) = devices(1)
+    a.start()
+    assert a.home.control_socket.stat().st_mode & 0o777 == 0o600
