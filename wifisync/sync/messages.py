@@ -89,11 +89,17 @@ class Done:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """Start of the next round: what the sender holds once both streams were applied."""
+    """Start of the next round: what the sender holds once both streams were applied.
+
+    ``applied`` counts the records the sender newly stored from this peer in the round
+    that ended; when neither side stored anything yet the fingerprints differ, comparing
+    seen vectors again would change nothing, so the next round exchanges record IDs.
+    """
 
     round: int
     seen: Mapping[bytes, int]
     fingerprint: bytes
+    applied: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +149,8 @@ def encode_message(msg: Message) -> bytes:
         case Done():
             fields = [MessageType.DONE, msg.round, msg.records]
         case Summary():
-            fields = [MessageType.SUMMARY, msg.round, _pack_seen(msg.seen), msg.fingerprint]
+            fields = [MessageType.SUMMARY, msg.round, _pack_seen(msg.seen), msg.fingerprint,
+                      msg.applied]
         case IdList():
             fields = [MessageType.ID_LIST, msg.serial, list(msg.ids), msg.last]
         case Push():
@@ -256,9 +263,10 @@ def decode_message(frame: bytes) -> Message:
             _arity(parts, 3, "DONE")
             return Done(_uint(parts[1], "round"), _uint(parts[2], "record count"))
         case MessageType.SUMMARY:
-            _arity(parts, 4, "SUMMARY")
+            _arity(parts, 5, "SUMMARY")
             return Summary(_uint(parts[1], "round"), _seen(parts[2]),
-                           _bin(parts[3], FINGERPRINT_BYTES, "fingerprint"))
+                           _bin(parts[3], FINGERPRINT_BYTES, "fingerprint"),
+                           _uint(parts[4], "applied count"))
         case MessageType.ID_LIST:
             _arity(parts, 4, "ID_LIST")
             if not isinstance(parts[3], bool):

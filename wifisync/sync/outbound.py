@@ -41,7 +41,9 @@ def member_records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -
     pending = sorted(lacking, key=lambda r: (r.header.author, r.header.seq))
     ordered: list[Record] = []
     while pending:
-        ready = [r for r in pending if r.header.author in introduced] or pending[:1]
+        ready = ([r for r in pending if r.header.author in introduced]
+                 or [r for r in pending if _subject(r) == r.header.author]  # a vault's founder
+                 or pending[:1])
         ready_ids = {r.id for r in ready}
         ordered.extend(ready)
         introduced.update(s for s in map(_subject, ready) if s is not None)

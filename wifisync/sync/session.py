@@ -4,10 +4,10 @@ The exchange runs in rounds. Round 0 starts when both HELLOs are known, round k 
 SUMMARYs of round k are: equal fingerprints end the exchange (``in_sync``); otherwise each
 side streams what the other lacks, as windowed batches the receiver applies atomically
 and acknowledges with a CHECKPOINT, then says DONE, and both send a SUMMARY. A round
-streams by ``seen`` vectors (DELTA) while the previous one moved records; if a round moved
-nothing yet the fingerprints still differ, the next round exchanges sorted record IDs
+streams by ``seen`` vectors (DELTA) while the previous one stored new records on either
+side; if a round stored nothing yet the fingerprints still differ, the next round exchanges sorted record IDs
 (ID_LIST) and sends exactly what the other lacks. Both sides take every decision from the
-two summaries and the two record counts, so they always agree on the next step.
+two summaries (fingerprints and counts of records stored), so they always agree on the next step.
 
 Legal messages per phase (anything else is a ProtocolError):
 
@@ -135,7 +135,8 @@ class SyncSession:
         self._peer_done: Done | None = None
         self._sent_count = 0
         self._received_count = 0
-        self._moved_last_round = 0
+        self._applied_this_round = 0
+        self._applied_last_round = 0
         self._id_exchange_done = False
         self._peer_ids: list[bytes] = []
         self._peer_ids_complete = False
@@ -221,6 +222,7 @@ class SyncSession:
                 self._require(self._phase is Phase.AWAIT_SUMMARY and self._got_hello
                               and msg.round == self._round, "unexpected SUMMARY")
                 self._theirs = (msg.seen, msg.fingerprint)
+                self._applied_last_round += msg.applied
                 self._begin_round(out)
             case Batch():
                 self._require(self._phase is Phase.STREAMING and self._peer_done is None
@@ -283,6 +285,7 @@ class SyncSession:
         out.absorb(result)
         self.stats.records_received += len(records)
         self.stats.records_applied += len(result.applied)
+        self._applied_this_round += len(result.applied)
         self.stats.refused += result.refused
 
     def _begin_round(self, out: SessionOutput) -> None:
@@ -297,7 +300,7 @@ class SyncSession:
                         self.peer_id.hex()[:16], self._round)
             self._finish(matched=False)
             return
-        if self._round == 0 or self._moved_last_round:
+        if self._round == 0 or self._applied_last_round:
             self._mode = Mode.DELTA
             self._stream = (b for b in batches(records_missing(self.store, peer_seen)))
         elif not self._id_exchange_done:
@@ -362,7 +365,9 @@ class SyncSession:
             out.send.append(self._encode(Done(self._round, self._sent_count)))
             self._sent_done = True
         if self._sent_done and self._peer_done is not None:
-            self._moved_last_round = self._sent_count + self._peer_done.records
+            applied = self._applied_this_round
+            self._applied_last_round = applied  # the peer's count arrives in its SUMMARY
+            self._applied_this_round = 0
             self._round += 1
             self._sent_done = False
             self._peer_done = None
@@ -371,4 +376,4 @@ class SyncSession:
             self._phase = Phase.AWAIT_SUMMARY
             seen, fp = self._mine = self._snapshot()
             self._theirs = None
-            out.send.append(self._encode(Summary(self._round, seen, fp)))
+            out.send.append(self._encode(Summary(self._round, seen, fp, applied)))

@@ -1,0 +1,126 @@
+"""What the replica accepts: members' validly signed records of our vault, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from wifisync.records import Kind, Membership, Record, RecordHeader, sign_record
+from wifisync.store import MemoryStore
+from wifisync.sync import Replica
+
+from .helpers import Device, household, identity, join_device, sync
+from .test_session import add_items
+
+
+def stranger_record(device: Device, seq: int = 1) -> Record:
+    """A well-formed record of our vault signed by a device that is not a member."""
+    outsider = identity(9)
+    header = RecordHeader(vault=device.store.get_meta("vault_id") or b"", item=bytes(16),
+                          kind=Kind.ITEM, author=outsider.device_id, seq=seq,
+                          versions={outsider.device_id: seq}, time=1)
+    return sign_record(outsider, header, b"ciphertext")
+
+
+def test_unknown_author_is_refused_and_counted() -> None:
+    a, b = household(2)
+    result = b.replica.apply([stranger_record(b)])
+    assert result.refused == 1
+    assert result.applied == []
+    assert b.store.count_records() == 2 + 1  # genesis, vault key, b's membership
+
+
+def test_bad_signature_is_refused_and_counted() -> None:
+    a, b = household(2)
+    good = a.store.heads(add_items(a, 1)[0])[0]
+    forged = Record.create(good.header, good.body + b"!", good.signature)
+    result = b.replica.apply([forged])
+    assert (result.refused, result.applied) == (1, [])
+    assert not b.store.has_record(forged.id)
+    assert b.replica.apply([good]).applied == [good]
+
+
+def test_record_of_another_vault_is_refused() -> None:
+    a, b = household(2)
+    good = a.store.heads(add_items(a, 1)[0])[0]
+    header = replace(good.header, vault=bytes(16))
+    other = sign_record(a.identity, header, good.body)
+    assert b.replica.apply([other]).refused == 1
+
+
+def test_member_record_with_a_bad_body_is_refused() -> None:
+    a, b = household(2)
+    me = a.identity
+    seq = a.store.next_seq(me.device_id)
+    header = RecordHeader(vault=a.replica.vault_id, item=bytes(16), kind=Kind.MEMBER,
+                          author=me.device_id, seq=seq, versions={me.device_id: seq}, time=1)
+    junk = sign_record(me, header, b"not a membership")
+    assert b.replica.apply([junk]).refused == 1
+
+
+def test_items_and_their_authors_membership_in_one_batch_any_order() -> None:
+    a, b = household(2)
+    d = join_device(a, "d", identity(3))
+    add_items(d, 2)
+    news = sorted(a.record_ids() - b.record_ids()) + sorted(d.record_ids() - b.record_ids())
+    records = [r for rid in news if (r := a.store.get_record(rid) or d.store.get_record(rid))]
+    items_first = sorted(records, key=lambda r: r.header.kind == Kind.MEMBER)
+    result = b.replica.apply(items_first)
+    assert result.refused == 0
+    assert result.membership_changed
+    assert d.id in b.replica.members()
+
+
+def test_the_same_origin_and_seq_twice_is_refused_not_fatal() -> None:
+    a, b = household(2)
+    first = a.store.heads(add_items(a, 1)[0])[0]
+    twin = sign_record(a.identity, replace(first.header, time=first.header.time + 1), first.body)
+    assert b.replica.apply([first]).applied == [first]
+    result = b.replica.apply([twin, stranger_record(b)])
+    assert result.refused == 2
+    assert not b.store.has_record(twin.id)
+
+
+def revoke(revoker: Device, device: Device) -> int:
+    """``revoker`` writes a revocation of ``device`` at its own seen number; returns it."""
+    point = revoker.store.seen().get(device.id, 0)
+    revoker.vault.write_member(Membership(device.identity.cert_der, device.name, point))
+    return point
+
+
+def test_revoked_devices_later_records_are_refused_everywhere_and_earlier_kept() -> None:
+    a, b, c = household(3)
+    sync(a, c)
+    early = add_items(c, 3, prefix="early")
+    sync(c, a)
+    sync(c, b)
+    late = add_items(c, 2, prefix="late")
+    sync(c, b)  # b holds c's late records; a never sees them before the revocation
+    point = revoke(a, c)
+    assert point == a.store.seen()[c.id]
+    wire = sync(a, b)
+    assert c.id in {d for out in wire.outputs[1] for d in out.revoked}
+    late_ids = {r.id for item in late for r in c.store.versions(item)}
+    early_ids = {r.id for item in early for r in c.store.versions(item)}
+    for device in (a, b):
+        assert not late_ids & device.record_ids()
+        assert early_ids <= device.record_ids()
+    assert a.state() == b.state()
+    # c keeps offering its late records: every member refuses them.
+    wire = sync(c, b)
+    assert wire.refused(1) == len(late_ids)
+    assert not late_ids & b.record_ids()
+    assert b.replica.members()[c.id].revoked_after == point
+
+
+def test_bootstrap_accepts_the_self_signed_founder_but_no_items() -> None:
+    (a,) = household(1)
+    item_record = a.store.heads(add_items(a, 1)[0])[0]
+    store = MemoryStore()
+    vault_id = a.replica.vault_id
+    store.set_meta("vault_id", vault_id)
+    handed = [r for _i, held in a.store.heads_of_kind(Kind.MEMBER) for r in held]
+    handed += a.store.heads_of_kind(Kind.VAULT_KEY).__next__()[1]
+    result = Replica(store, vault_id, identity(5).device_id).bootstrap(handed + [item_record])
+    assert result.refused == 1
+    assert a.id in Replica(store, vault_id, identity(5).device_id).members()
+    assert not store.has_record(item_record.id)
