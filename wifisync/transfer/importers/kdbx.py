@@ -19,8 +19,6 @@ from ..text import normalise_newlines
 FORMAT = "kdbx"
 FAMILY = "keepass"
 MAGIC = b"\x03\xd9\xa2\x9a"
-#: Extra URLs KeePassXC and KeePass2Android keep as attributes.
-URL_ATTRIBUTE = "KP2A_URL"
 
 
 def sniff(data: bytes) -> bool:
@@ -43,29 +41,43 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     except Exception as exc:  # pykeepass/construct raise many unrelated types for bad files
         raise ImportFormatError(f"not a readable KeePass database: {exc}") from exc
     result = ParseResult(FORMAT)
-    bin_group = kp.recyclebin_group
+    groups = _GroupTags(kp.recyclebin_group)
     for n, entry in enumerate(kp.entries, start=1):
-        position = f"entry {n}"
         try:
-            if bin_group is not None and _inside(entry.group, bin_group):
+            in_bin, tag = groups.of(entry)
+            if in_bin:
                 continue
-            position = f"entry {'/'.join(p or '' for p in entry.path)!r}"
-            result.items.append(_item(kp, entry))
+            result.items.append(_item(kp, entry, tag))
         except Exception as exc:  # one broken entry must not stop the others
-            result.problem(position, f"unreadable entry: {exc}")
+            result.problem(f"entry {n}", f"unreadable entry: {exc}")
             continue
-        for a in entry.attachments:
-            result.problem(position, f"attachment {a.filename!r} not imported "
-                                     "(wifisync holds no files)")
+        for binary in entry._element.findall("Binary"):
+            result.problem(f"entry {n} ({entry.title!r})",
+                           f"attachment {binary.findtext('Key')!r} not imported "
+                           "(wifisync holds no files)")
     return result
 
 
-def _inside(group: Any, ancestor: Any) -> bool:
-    while group is not None:
-        if group.uuid == ancestor.uuid:
-            return True
-        group = group.parentgroup
-    return False
+class _GroupTags:
+    """Per group (computed once): whether it is in the recycle bin, and its path tag."""
+
+    def __init__(self, recycle_bin: Any) -> None:
+        self.bin_uuid = None if recycle_bin is None else recycle_bin.uuid
+        self.known: dict[Any, tuple[bool, str | None]] = {}
+
+    def of(self, entry: Any) -> tuple[bool, str | None]:
+        element = entry._element.getparent()
+        if element not in self.known:
+            group = entry.group
+            in_bin, names = False, []
+            while group is not None:
+                if self.bin_uuid is not None and group.uuid == self.bin_uuid:
+                    in_bin = True
+                if not group.is_root_group and group.name:
+                    names.append(group.name)
+                group = group.parentgroup
+            self.known[element] = (in_bin, "/".join(reversed(names)) or None)
+        return self.known[element]
 
 
 def _value(kp: Any, raw: str | None) -> str:
@@ -82,27 +94,43 @@ def _value(kp: Any, raw: str | None) -> str:
     return normalise_newlines(raw)
 
 
-def _item(kp: Any, entry: Any) -> ImportedItem:
-    draft = ItemDraft(_value(kp, entry.title), "login")
-    group_path = [g for g in (entry.group.path or []) if g]
-    draft.tag("/".join(group_path) if group_path else None)
-    for tag in entry.tags or []:
-        draft.tag(tag)
-    draft.put(USERNAME, _value(kp, entry.username))
-    draft.put(PASSWORD, _value(kp, entry.password), hidden=True)
-    draft.put(URL, _value(kp, entry.url))
-    draft.put(TOTP, _value(kp, entry.otp), hidden=True)
-    props = entry.custom_properties
-    for key in sorted(k for k in props if k == URL_ATTRIBUTE or k.startswith(URL_ATTRIBUTE + "_")):
-        draft.put(URL, _value(kp, props[key]))
-    for key, raw in props.items():
-        if key == URL_ATTRIBUTE or key.startswith(URL_ATTRIBUTE + "_"):
+#: Extra URLs are kept by KeePassXC and KeePass2Android as attributes ``KP2A_URL``,
+#: ``KP2A_URL_1``, ...; they become our ``url 2``, ``url 3``, ...
+
+
+def _strings(entry: Any) -> tuple[dict[str, str], set[str]]:
+    """An entry's string fields and which are protected, in one pass over its XML."""
+    values: dict[str, str] = {}
+    protected: set[str] = set()
+    for element in entry._element.findall("String"):
+        key = element.findtext("Key")
+        value = element.find("Value")
+        if key is None or value is None:
             continue
-        draft.put(key, _value(kp, raw), hidden=bool(entry.is_custom_property_protected(key)),
-                  custom=True)
+        values[key] = value.text or ""
+        if value.get("Protected") == "True":
+            protected.add(key)
+    return values, protected
+
+
+def _item(kp: Any, entry: Any, group_tag: str | None) -> ImportedItem:
+    strings, protected = _strings(entry)
+    draft = ItemDraft(_value(kp, strings.pop("Title", "")), "login")
+    draft.tag(group_tag)
+    for tag in (entry._element.findtext("Tags") or "").replace(",", ";").split(";"):
+        draft.tag(tag)
+    draft.put(USERNAME, _value(kp, strings.pop("UserName", "")))
+    draft.put(PASSWORD, _value(kp, strings.pop("Password", "")), hidden=True)
+    draft.put(URL, _value(kp, strings.pop("URL", "")))
+    draft.put(TOTP, _value(kp, strings.pop("otp", "")), hidden=True)
+    notes = _value(kp, strings.pop("Notes", ""))
+    for key in sorted(k for k in strings if k.split("_", 2)[:2] == ["KP2A", "URL"]):
+        draft.put(URL, _value(kp, strings.pop(key)))
+    for key, raw in strings.items():
+        draft.put(key, _value(kp, raw), hidden=key in protected, custom=True)
     if entry.expires and entry.expiry_time is not None:
         draft.put("expires", entry.expiry_time.isoformat(), custom=True)
-    draft.put(NOTES, _value(kp, entry.notes))
+    draft.put(NOTES, notes)
     if not any(draft.has(n) for n in (USERNAME, PASSWORD, URL, TOTP)):
         draft.type = "note"
     return draft.build(entry.uuid.hex if entry.uuid else None)

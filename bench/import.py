@@ -1,0 +1,166 @@
+"""Import throughput: 10k-item Bitwarden JSON and a 10k-entry KeePass file, unlock included.
+
+Run: .venv/bin/python bench/import.py [--items N] [--runs R]
+Each run imports into a fresh SQLite vault on disk (unlock with the default Argon2id cost,
+parse, write through ``Vault`` in batched transactions). Also timed: a re-import of the
+same file (everything skipped) and one full ``wifisync import`` CLI process.
+Target: 10k Bitwarden JSON items in under 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wifisync import crypto  # noqa: E402
+from wifisync.identity import DeviceIdentity  # noqa: E402
+from wifisync.store import SqliteStore  # noqa: E402
+from wifisync.transfer import importers  # noqa: E402
+from wifisync.transfer.importing import import_items  # noqa: E402
+from wifisync.vault import Vault  # noqa: E402
+
+PASSWORD = "bench master password"
+KDBX_PASSWORD = "bench source password"
+
+
+def machine() -> str:
+    """Cores, CPU model and Python version."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
+
+
+def bitwarden_file(n: int) -> bytes:
+    """A Bitwarden export of ``n`` items: mostly logins, some notes and cards."""
+    items = []
+    for i in range(n):
+        item: dict[str, object] = {"id": f"id-{i}", "folderId": "f1", "name": f"Site {i}",
+                                   "notes": f"note {i}\nsecond line", "favorite": i % 10 == 0,
+                                   "reprompt": 0, "fields": [
+                                       {"name": "PIN", "value": str(i), "type": 1}]}
+        if i % 10 == 9:
+            item.update(type=3, card={"cardholderName": "Ada", "number": "4111" * 4,
+                                      "expMonth": "9", "expYear": "2029", "code": "123"})
+        elif i % 10 == 8:
+            item.update(type=2, secureNote={"type": 0})
+        else:
+            item.update(type=1, login={"uris": [{"uri": f"https://site{i}.example"}],
+                                       "username": f"user{i}", "password": f"pw-{i}-secret"})
+        items.append(item)
+    doc = {"encrypted": False, "folders": [{"id": "f1", "name": "Bench"}], "items": items}
+    return json.dumps(doc).encode()
+
+
+def kdbx_file(path: Path, n: int) -> bytes:
+    """A KeePass file with ``n`` entries in a few groups."""
+    from pykeepass import create_database
+
+    kp = create_database(str(path), password=KDBX_PASSWORD)
+    groups = [kp.add_group(kp.root_group, f"Group {g}") for g in range(10)]
+    for i in range(n):
+        e = kp.add_entry(groups[i % 10], f"Entry {i}", f"user{i}", f"pw-{i}",
+                         url=f"https://site{i}.example", notes=f"note {i}",
+                         force_creation=True)
+        if i % 5 == 0:
+            e.set_custom_property("PIN", str(i), protect=True)
+    kp.save()
+    return path.read_bytes()
+
+
+def new_home(root: Path) -> tuple[SqliteStore, DeviceIdentity]:
+    """A fresh vault on disk with the default (production) Argon2id cost."""
+    root.mkdir()
+    identity = DeviceIdentity.generate()
+    store = SqliteStore(root / "vault.db")
+    Vault.create(store, identity, "bench", PASSWORD, crypto.KdfParams.fresh())
+    return store, identity
+
+
+def one_import(store: SqliteStore, identity: DeviceIdentity, data: bytes,
+               source_password: str | None) -> int:
+    """What ``wifisync import`` does after start-up: unlock, parse, write."""
+    vault = Vault.unlock(store, identity, PASSWORD)
+    module = importers.importer(None, data)
+    parsed = module.parse(data, source_password)
+    summary = import_items(vault, parsed, module.FAMILY)
+    return summary.total("imported") + summary.total("updated") + summary.total("skipped")
+
+
+def report(name: str, n: int, times: list[float]) -> None:
+    times = sorted(times)
+    median = statistics.median(times)
+    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
+    print(f"{name:<34} n={n:<6} median {median:6.2f} s  p99 {p99:6.2f} s  "
+          f"{n / median:8.0f} items/s  (runs: {len(times)})")
+
+
+def bench(name: str, data: bytes, n: int, runs: int, tmp: Path,
+          source_password: str | None = None) -> None:
+    first: list[float] = []
+    again: list[float] = []
+    for r in range(runs):
+        store, identity = new_home(tmp / f"{name}-{r}")
+        try:
+            for bucket in (first, again):
+                t = time.perf_counter()
+                count = one_import(store, identity, data, source_password)
+                bucket.append(time.perf_counter() - t)
+                assert count == n, count
+        finally:
+            store.close()
+    report(f"{name} import", n, first)
+    report(f"{name} re-import (all skipped)", n, again)
+
+
+def cli_once(data: bytes, n: int, tmp: Path) -> None:
+    """One real ``wifisync import`` process (Python start-up and imports included)."""
+    home = tmp / "cli-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
+    env.update(WIFISYNC_PASSWORD=PASSWORD, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    base = [sys.executable, "-m", "wifisync.cli.main", "--home", str(home)]
+    subprocess.run([*base, "init", "--name", "bench"], env=env, check=True,
+                   capture_output=True)
+    src = tmp / "cli.json"
+    src.write_bytes(data)
+    t = time.perf_counter()
+    subprocess.run([*base, "import", str(src)], env=env, check=True, capture_output=True)
+    report("CLI process, bitwarden-json", n, [time.perf_counter() - t])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        bw = bitwarden_file(args.items)
+        bench("bitwarden-json", bw, args.items, args.runs, tmp)
+        t = time.perf_counter()
+        kdbx = kdbx_file(tmp / "bench.kdbx", args.items)
+        print(f"(kdbx fixture of {args.items} entries built in {time.perf_counter() - t:.1f} s)")
+        bench("kdbx", kdbx, args.items, max(1, args.runs - 2), tmp, KDBX_PASSWORD)
+        cli_once(bw, args.items, tmp)
+    print("target: bitwarden-json import of 10k items under 3 s (median, unlock included)")
+
+
+if __name__ == "__main__":
+    main()
