@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -92,10 +93,22 @@ def cli(make_cli: Callable[[str], Cli]) -> Cli:
     return make_cli("home")
 
 
+@pytest.fixture(scope="session")
+def initialised_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home where ``wifisync init`` ran, made once per session and copied per test."""
+    template = Cli(tmp_path_factory.mktemp("template") / "home")
+    template.init()
+    return template.home
+
+
 @pytest.fixture
-def initialised_cli(cli: Cli) -> Cli:
-    """A CLI runner on a home where ``wifisync init`` has run."""
-    cli.init()
+def initialised_cli(cli: Cli, initialised_template: Path) -> Cli:
+    """A CLI runner on a home where ``wifisync init`` has run (device "test-device").
+
+    A copy of one session-wide home, so the device ID is the same in every test; for
+    several distinct devices in one test use ``make_cli(name).init()``.
+    """
+    shutil.copytree(initialised_template, cli.home)
     return cli
 
 
