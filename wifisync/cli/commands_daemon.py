@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from ..config import load_config, parse_host_port
-from ..deviceid import format_device_id, parse_device_id, short_device_id
+from ..deviceid import format_device_id, parse_device_id
 from ..errors import UsageError, WifisyncError
 from ..membership import Member, members
 from ..net.addressbook import AddressBook
@@ -158,7 +158,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for p in peers:
         state = "connected" if p["connected"] else "not connected"
         where = f" at {p['address']}" if p["address"] else ""
-        print(f"peer    {short_device_id(parse_device_id(p['id']))}  {p['name']}  {state}{where}")
+        print(f"peer    {str(p['id']).split('-')[0]}  {p['name']}  {state}{where}")
     return 0
 
 

@@ -82,6 +82,7 @@ class _GatedProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ssl_object = transport.get_extra_info("ssl_object")
         if not self._gate.admit_connection(ssl_object):
+            assert isinstance(transport, asyncio.Transport)
             transport.abort()
             return
         self._admitted = True
