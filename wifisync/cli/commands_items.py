@@ -1,4 +1,9 @@
-"""Vault and item commands: init, id, add, list, show, edit, rm, history, passwd."""
+"""Vault and item commands: init, id, add, list, show, edit, rm, history, passwd.
+
+Reading commands never write. Every writing command, having unlocked the vault anyway,
+also settles items that hold concurrent versions from other devices (the field-by-field
+merge of DESIGN.md section 2), so conflicts shown by ``show`` last until the next write.
+"""
 
 from __future__ import annotations
 
@@ -168,6 +173,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise UsageError("the title must not be empty")
     with unlocked(args) as (ctx, vault):
         item = vault.add(args.title, args.type, dict(args.field), args.tag)
+        vault.merge_pending()
     after_write(ctx.home)
     print(item.hex())
     return 0
@@ -202,8 +208,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("\n".join(_state_lines(view.state)))
     print(f"updated: {iso_time(view.state.updated)}")
     if view.conflicts:
-        print(f"conflicts: {view.conflicts} concurrent versions merged for display; "
-              "any edit settles them")
+        print(f"conflicts: {view.conflicts} concurrent versions, shown merged; "
+              "the next change on this device settles them")
     return 0
 
 
@@ -218,6 +224,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         item = vault.resolve(args.item)
         vault.edit(item, title=args.title, fields=dict(args.field), unset=args.unset,
                    tags=args.tag, type_=args.type)
+        vault.merge_pending()
     after_write(ctx.home)
     return 0
 
@@ -227,6 +234,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     with unlocked(args) as (ctx, vault):
         item = vault.resolve(args.item)
         vault.delete(item)
+        vault.merge_pending()
     after_write(ctx.home)
     print(f"deleted {item.hex()}")
     return 0
@@ -272,6 +280,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         new = PasswordSource(args).new(env=ENV_NEW_PASSWORD)
         vault.change_password(new, KdfParams.fresh(ctx.config.vault.kdf_opslimit,
                                                    ctx.config.vault.kdf_memlimit))
+        vault.merge_pending()
     after_write(ctx.home)
     sys.stderr.write("master password changed\n")
     return 0
