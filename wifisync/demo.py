@@ -10,13 +10,18 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import wifisync
+from wifisync.clock import hlc_wall_ms
 
 DEMO_PASSWORD = "demo master password"
 PACKAGE_ROOT = Path(wifisync.__file__).resolve().parents[1]
@@ -86,6 +91,181 @@ def single_device(root: Path) -> Device:
     return laptop
 
 
+class Daemon:
+    """One demo daemon on 127.0.0.1, its log in the demo folder, stopped at the end."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+        config = device.home / "config" / "config.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f'[daemon]\nlisten = "{self.address}"\nmdns = false\n')
+
+    @property
+    def address(self) -> str:
+        """Where it listens."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, *peers: Daemon) -> None:
+        """Start it in the background and wait until its control socket answers."""
+        from .home import Home
+        from .net.control_client import daemon_status
+
+        args = [a for p in peers for a in ("--peer", p.address)]
+        print(f"$ wifisync --home $DEMO/{self.device.name} daemon {shlex.join(args)} &",
+              flush=True)
+        log = (self.device.root / f"{self.device.name}.daemon.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wifisync.cli.main", "--home", str(self.device.home),
+             "daemon", *args], env=self.device.env(), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=log)
+        home = Home.locate(str(self.device.home))
+        deadline = time.monotonic() + 15
+        while daemon_status(home) is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise DemoError(f"the daemon of {self.device.name} did not start")
+            time.sleep(0.02)
+        print(f"  listening on {self.address}\n", flush=True)
+
+    def wait_connected(self, count: int) -> None:
+        """Until it holds ``count`` sessions."""
+        from .home import Home
+        from .net.control_client import daemon_status
+
+        home = Home.locate(str(self.device.home))
+        deadline = time.monotonic() + 15
+        while len((daemon_status(home) or {}).get("peers", [])) < count:
+            if time.monotonic() > deadline:
+                raise DemoError(f"{self.device.name} did not connect to its peers")
+            time.sleep(0.02)
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+
+def pair(member: Device, member_daemon: Daemon, newcomer: Device) -> None:
+    """``pair`` on a member, ``join CODE`` on the newcomer: the real pairing, by code."""
+    print(f"$ wifisync --home $DEMO/{member.name} pair", flush=True)
+    pairing = subprocess.Popen(
+        [sys.executable, "-m", "wifisync.cli.main", "--home", str(member.home), "pair",
+         "--timeout", "60"], env=member.env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert pairing.stdout is not None
+    line = pairing.stdout.readline().strip()
+    print(f"  {line}\n", flush=True)
+    if not line.startswith("Pairing code:"):
+        pairing.kill()
+        raise DemoError(f"`wifisync pair` printed {line!r}")
+    code = line.split(":", 1)[1].strip()
+    newcomer.run("join", code, "--address", member_daemon.address, "--name", newcomer.name)
+    rest = pairing.communicate(timeout=30)[0]
+    if rest.strip():
+        print("  " + rest.strip().replace("\n", "\n  ") + "\n", flush=True)
+    if pairing.returncode != 0:
+        raise DemoError(f"`wifisync pair` exited with {pairing.returncode}")
+
+
+class ArrivalWatch:
+    """Notes the wall-clock moment new records land in other devices' stores."""
+
+    def __init__(self, devices: Sequence[Device]) -> None:
+        from .home import Home
+        from .store.sqlite import SqliteStore
+
+        self.stores = {d.name: SqliteStore(Home.locate(str(d.home)).store_file)
+                       for d in devices}
+        self.baseline = {n: s.count_records() for n, s in self.stores.items()}
+        self.arrived: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            for name, store in self.stores.items():
+                if name not in self.arrived and store.count_records() > self.baseline[name]:
+                    self.arrived[name] = time.time()
+            if len(self.arrived) == len(self.stores):
+                return
+            time.sleep(0.0005)
+
+    def finish(self, item_id: str) -> dict[str, float]:
+        """Seconds from the item's write (its record's clock time, in ms) to its arrival."""
+        self._thread.join(30)
+        self._stop.set()
+        out = {}
+        for name, store in self.stores.items():
+            held = store.heads(bytes.fromhex(item_id))
+            if not held or name not in self.arrived:
+                raise DemoError(f"the item never arrived on {name}")
+            out[name] = self.arrived[name] - hlc_wall_ms(held[0].header.time) / 1000
+            store.close()
+        return out
+
+
+def pairing_available() -> bool:
+    """Whether this build has the ``pair`` and ``join`` commands."""
+    import argparse as _argparse
+
+    from .cli.main import build_parser
+
+    for action in build_parser()._actions:
+        if isinstance(action, _argparse._SubParsersAction):
+            return {"pair", "join"} <= set(action.choices)
+    return False
+
+
+def three_devices(root: Path) -> None:
+    """Three devices on this machine in a line (phone - nas - desktop), paired by code."""
+    heading("three devices on this machine: paired by code, synced live over mutual TLS")
+    print("(each device has its own --home and its own daemon on 127.0.0.1; "
+          "the phone only knows the nas, the nas only knows the desktop)\n")
+    desktop, nas, phone = (Device(root, n) for n in ("desktop", "nas", "phone"))
+    daemons = [Daemon(d) for d in (desktop, nas, phone)]
+    d_desktop, d_nas, d_phone = daemons
+    try:
+        desktop.run("init", "--name", "desktop")
+        desktop.run("add", "Home Wi-Fi", "--field", "ssid=home", "--field", "password=hunter22")
+        d_desktop.start()
+        pair(desktop, d_desktop, nas)
+        d_nas.start(d_desktop)
+        pair(nas, d_nas, phone)
+        d_phone.start(d_nas)
+        d_nas.wait_connected(2)
+        phone.run("list")
+        heading("a change on the desktop arrives on the nas and, through it, on the phone")
+        watch = ArrivalWatch([nas, phone])
+        item = desktop.run("add", "Streaming service", "--field", "user=family",
+                           "--field", "password=popcorn").strip()
+        for name, seconds in watch.finish(item).items():
+            print(f"  arrived on {name} {seconds * 1000:.0f} ms after the desktop wrote it "
+                  "(clock resolution 1 ms)")
+        print(flush=True)
+        phone.run("show", "Streaming service")
+        nas.run("status")
+        desktop.run("devices")
+    finally:
+        heading("stopping the daemons")
+        for d in daemons:
+            code = d.stop()
+            if code is not None:
+                print(f"  {d.device.name}: daemon exited with status {code}")
+        print(flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo in a temporary folder."""
     parser = argparse.ArgumentParser(prog="python -m wifisync.demo", description=__doc__)
@@ -95,6 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"DEMO={root}\n")
     try:
         single_device(root)
+        if pairing_available():
+            three_devices(root)
+        else:
+            print("(the three-device part needs `wifisync pair` and `join`, "
+                  "which this build does not have yet)\n")
     except DemoError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
@@ -103,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print("demo finished: everything above ran on this machine only, no network used.")
+    print("demo finished: everything above ran on this machine only (daemons on 127.0.0.1).")
     return 0
 
 
