@@ -18,17 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wifisync import crypto  # noqa: E402
-from wifisync.identity import DeviceIdentity  # noqa: E402
-from wifisync.store import SqliteStore  # noqa: E402
-from wifisync.transfer import importers  # noqa: E402
-from wifisync.transfer.importing import import_items  # noqa: E402
-from wifisync.vault import Vault  # noqa: E402
+from wifisync import crypto
+from wifisync.identity import DeviceIdentity
+from wifisync.store import SqliteStore
+from wifisync.transfer import importers
+from wifisync.transfer.importing import import_items
+from wifisync.vault import Vault
 
 PASSWORD = "bench master password"
 KDBX_PASSWORD = "bench source password"
@@ -107,7 +106,7 @@ def report(name: str, n: int, times: list[float]) -> None:
     times = sorted(times)
     median = statistics.median(times)
     p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
-    print(f"{name:<34} n={n:<6} median {median:6.2f} s  p99 {p99:6.2f} s  "
+    print(f"{name:<38} n={n:<6} median {median:6.2f} s  p99 {p99:6.2f} s  "
           f"{n / median:8.0f} items/s  (runs: {len(times)})")
 
 
