@@ -306,8 +306,8 @@ class Vault:
     def merge_pending(self) -> int:
         """Write one dominating version for every item with concurrent versions."""
         merged = 0
-        for item, held in list(self.store.heads_of_kind(Kind.ITEM)):
-            if len(held) > 1 and any(not r.header.deleted for r in held):
+        for item in self.store.items_with_concurrent_versions(Kind.ITEM):
+            if any(not r.header.deleted for r in self.store.heads(item)):
                 self._write_item(item, {})
                 merged += 1
         return merged

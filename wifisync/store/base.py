@@ -125,6 +125,10 @@ class RecordStore(ABC):
         """32-byte fingerprint of the set of held record IDs."""
         return self.get_meta("fingerprint") or EMPTY_FINGERPRINT
 
+    def items_with_concurrent_versions(self, kind: Kind) -> list[bytes]:
+        """Items of a kind that hold more than one version: what a merge has to settle."""
+        return [item for item, held in self.heads_of_kind(kind) if len(held) > 1]
+
     def next_seq(self, origin: bytes) -> int:
         """The sequence number this origin's next record gets (use inside a transaction)."""
         return self.max_seq(origin) + 1

@@ -161,6 +161,13 @@ class SqliteStore(RecordStore):
         if current is not None:
             yield current, group
 
+    def items_with_concurrent_versions(self, kind: Kind) -> list[bytes]:
+        """From the heads index alone, without loading any record."""
+        rows = self._db.execute(
+            "SELECT item FROM heads WHERE kind = ? GROUP BY item HAVING COUNT(*) > 1",
+            (int(kind),)).fetchall()
+        return [bytes(item) for (item,) in rows]
+
     def versions(self, item: bytes) -> list[Record]:
         rows = self._db.execute("SELECT id, data FROM records WHERE item = ? ORDER BY n", (item,))
         return [_load(*row) for row in rows]
