@@ -22,7 +22,7 @@ def stranger_record(device: Device, seq: int = 1) -> Record:
 
 
 def test_unknown_author_is_refused_and_counted() -> None:
-    a, b = household(2)
+    _a, b = household(2)
     result = b.replica.apply([stranger_record(b)])
     assert result.refused == 1
     assert result.applied == []
@@ -120,7 +120,7 @@ def test_bootstrap_accepts_the_self_signed_founder_but_no_items() -> None:
     store.set_meta("vault_id", vault_id)
     handed = [r for _i, held in a.store.heads_of_kind(Kind.MEMBER) for r in held]
     handed += a.store.heads_of_kind(Kind.VAULT_KEY).__next__()[1]
-    result = Replica(store, vault_id, identity(5).device_id).bootstrap(handed + [item_record])
+    result = Replica(store, vault_id, identity(5).device_id).bootstrap([*handed, item_record])
     assert result.refused == 1
     assert a.id in Replica(store, vault_id, identity(5).device_id).members()
     assert not store.has_record(item_record.id)

@@ -5,9 +5,10 @@ SUMMARYs of round k are: equal fingerprints end the exchange (``in_sync``); othe
 side streams what the other lacks, as windowed batches the receiver applies atomically
 and acknowledges with a CHECKPOINT, then says DONE, and both send a SUMMARY. A round
 streams by ``seen`` vectors (DELTA) while the previous one stored new records on either
-side; if a round stored nothing yet the fingerprints still differ, the next round exchanges sorted record IDs
-(ID_LIST) and sends exactly what the other lacks. Both sides take every decision from the
-two summaries (fingerprints and counts of records stored), so they always agree on the next step.
+side; if a round stored nothing yet the fingerprints still differ, the next round
+exchanges sorted record IDs (ID_LIST) and sends exactly what the other lacks. Both sides
+take every decision from the two summaries (fingerprints and counts of records stored),
+so they always agree on the next step.
 
 Legal messages per phase (anything else is a ProtocolError):
 
