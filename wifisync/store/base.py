@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from ..errors import IntegrityError
@@ -152,6 +152,24 @@ class RecordStore(ABC):
                     n += 1
                 self._set_seen(h.author, n)
             return AppendResult.HEAD if keep else AppendResult.OBSOLETE
+
+    def append_many(self, records: Sequence[Record]) -> list[AppendResult]:
+        """Append records in order in one transaction (as ``append`` each would).
+
+        Raises :class:`IntegrityError`, having written nothing, when a record conflicts
+        with a different held (or earlier listed) record of the same origin and seq.
+        """
+        with self.transaction():
+            self._check_no_conflict(records)
+            return [self.append(r) for r in records]
+
+    def _check_no_conflict(self, records: Sequence[Record]) -> None:
+        listed: dict[tuple[bytes, int], bytes] = {}
+        for r in records:
+            key = (r.header.author, r.header.seq)
+            if listed.setdefault(key, r.id) != r.id or (
+                    not self.has_record(r.id) and self.has_seq(*key)):
+                raise IntegrityError("a different record with the same origin and seq is held")
 
     def purge_after(self, origin: bytes, seq: int) -> int:
         """Drop every record of ``origin`` above ``seq`` (a revocation); returns how many."""

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import IntegrityError, StoreError
 from ..records import Kind, Record
-from .base import RecordStore
+from ..versions import maximal
+from .base import AppendResult, RecordStore, fingerprint_add
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
+_IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
 
 # Each entry migrates from version i to i+1.
 MIGRATIONS: list[str] = [
@@ -211,6 +213,93 @@ class SqliteStore(RecordStore):
             self._db.execute(
                 "INSERT INTO heads (item, id, kind) VALUES (?, ?, ?)",
                 (h.item, record.id, int(h.kind)))
+
+    def append_many(self, records: Sequence[Record]) -> list[AppendResult]:
+        """The batched append of the contract with a handful of statements per batch.
+
+        Sync applies batches of up to a thousand records: looking everything up at once
+        and writing with ``executemany`` makes a 100k-record initial sync several times
+        faster than one ``append`` (eight statements) per record.
+        """
+        with self.transaction():
+            if not records:
+                return []
+            ids = [r.id for r in records]
+            held_ids = self._existing("SELECT id FROM records WHERE id IN ({})", ids)
+            by_origin: dict[bytes, list[int]] = {}
+            for r in records:
+                by_origin.setdefault(r.header.author, []).append(r.header.seq)
+            held_seq: dict[tuple[bytes, int], bytes] = {}
+            for origin, seqs in by_origin.items():
+                rows = self._db.execute(
+                    "SELECT seq, id FROM records WHERE origin = ? AND seq BETWEEN ? AND ?",
+                    (origin, min(seqs), max(seqs)))
+                held_seq.update(((origin, seq), bytes(rid)) for seq, rid in rows)
+            items = list({r.header.item for r in records if r.id not in held_ids})
+            heads: dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]] = {}
+            for i in range(0, len(items), _IN_CHUNK):
+                chunk = items[i:i + _IN_CHUNK]
+                rows = self._db.execute(
+                    "SELECT h.item, r.id, r.data FROM heads h JOIN records r ON r.id = h.id "
+                    f"WHERE h.item IN ({','.join('?' * len(chunk))}) ORDER BY h.id", chunk)
+                for item, rid, data in rows:
+                    heads.setdefault(bytes(item), []).append(
+                        (bytes(rid), _load(rid, data).header.versions))
+            original = {item: {rid for rid, _v in held} for item, held in heads.items()}
+            results: list[AppendResult] = []
+            new: list[Record] = []
+            for r in records:
+                h = r.header
+                key = (h.author, h.seq)
+                if r.id in held_ids:
+                    results.append(AppendResult.DUPLICATE)
+                    continue
+                if held_seq.setdefault(key, r.id) != r.id:
+                    raise IntegrityError(
+                        "a different record with the same origin and seq is held")
+                current = heads.get(h.item, [])
+                keep, drop = maximal([v for _rid, v in current], h.versions)
+                if keep:
+                    heads[h.item] = [x for i, x in enumerate(current) if i not in drop]
+                    heads[h.item].append((r.id, h.versions))
+                held_ids.add(r.id)
+                new.append(r)
+                results.append(AppendResult.HEAD if keep else AppendResult.OBSOLETE)
+            self._db.executemany(
+                "INSERT INTO records (id, origin, seq, item, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.id, r.header.author, r.header.seq, r.header.item, int(r.header.kind),
+                  r.encoded) for r in new])
+            kinds = {r.header.item: int(r.header.kind) for r in new}
+            removed: list[tuple[bytes, bytes]] = []
+            added: list[tuple[bytes, bytes, int]] = []
+            for item, held in heads.items():
+                now = {rid for rid, _v in held}
+                before = original.get(item, set())
+                removed.extend((item, rid) for rid in before - now)
+                added.extend((item, rid, kinds[item]) for rid in now - before)
+            self._db.executemany("DELETE FROM heads WHERE item = ? AND id = ?", removed)
+            self._db.executemany("INSERT INTO heads (item, id, kind) VALUES (?, ?, ?)", added)
+            fp = self.fingerprint()
+            for r in new:
+                fp = fingerprint_add(fp, r.id)
+            self.set_meta("fingerprint", fp)
+            seen = self.seen()
+            for origin in {r.header.author for r in new}:
+                start = n = seen.get(origin, 0)
+                batch_seqs = {seq for (o, seq) in held_seq if o == origin}
+                while n + 1 in batch_seqs or self.has_seq(origin, n + 1):
+                    n += 1
+                if n > start:
+                    self._set_seen(origin, n)
+            return results
+
+    def _existing(self, sql: str, keys: list[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i:i + _IN_CHUNK]
+            found.update(bytes(k) for (k,) in self._db.execute(
+                sql.format(",".join("?" * len(chunk))), chunk))
+        return found
 
     def _set_seen(self, origin: bytes, seq: int) -> None:
         self._db.execute(

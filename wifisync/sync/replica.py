@@ -181,15 +181,22 @@ class Replica:
 
     def _store_all(self, records: list[Record], result: ApplyResult) -> int:
         """Append checked records; returns how many were new."""
+        try:
+            outcomes: list[AppendResult | None] = list(self.store.append_many(records))
+        except IntegrityError:
+            # The author equivocated (another record with the same origin and seq is held):
+            # nothing was written; store the others one by one and refuse the twins.
+            outcomes = []
+            for r in records:
+                try:
+                    outcomes.append(self.store.append_many([r])[0])
+                except IntegrityError:
+                    outcomes.append(None)
         new = 0
-        for r in records:
-            try:
-                outcome = self.store.append(r)
-            except IntegrityError:
-                # Another record with the same (origin, seq) is held: the author equivocated.
+        for r, outcome in zip(records, outcomes, strict=True):
+            if outcome is None:
                 result.refused += 1
-                continue
-            if outcome is AppendResult.DUPLICATE:
+            elif outcome is AppendResult.DUPLICATE:
                 result.duplicates += 1
             else:
                 result.applied.append(r)
