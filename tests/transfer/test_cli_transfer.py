@@ -158,8 +158,3 @@ def test_restore_of_a_revoked_devices_backup_says_so(cli: Cli, make_cli: Callabl
         store.close()
     line = make_cli("laptop").fails("restore", str(backup))
     assert "revoked" in line
-
-
-@pytest.mark.skip(reason="needs `wifisync daemon` (issue 6) to connect two devices")
-def test_an_import_on_one_device_arrives_on_a_connected_peer() -> None:
-    """Import 1k items on A while A and B run daemons; B lists them all (target: < 2 s)."""
