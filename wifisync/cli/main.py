@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import WifisyncError
-from . import commands_daemon, commands_items, commands_transfer
+from . import commands_daemon, commands_items, commands_pairing, commands_transfer
 
 # Each module adds its subcommands; a subcommand sets ``func(args) -> int``.
-COMMAND_MODULES = [commands_items, commands_transfer, commands_daemon]
+COMMAND_MODULES = [commands_items, commands_transfer, commands_daemon, commands_pairing]
 
 
 class _Parser(argparse.ArgumentParser):

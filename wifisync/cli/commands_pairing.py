@@ -1,0 +1,135 @@
+"""Pairing commands: `pair` on a member opens a window, `join CODE` on a new device uses it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+from typing import Any
+
+from ..config import MAX_DEVICE_NAME, load_config, parse_host_port
+from ..deviceid import format_device_id
+from ..errors import PairingError, UsageError
+from ..home import Home
+from ..identity import DeviceIdentity
+from ..net.addressbook import AddressBook
+from ..pairing.bootstrap import check_offer, refuse_if_holding_vault, store_offer
+from ..pairing.code import PairingCode
+from ..store.sqlite import SqliteStore
+from .common import locate_home
+
+MDNS_FIND_TIMEOUT = 10.0
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommands."""
+    p = sub.add_parser("pair", help="let a new device join: print a one-use pairing code")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="how long the code stays valid (default: daemon.pairing_timeout)")
+    p.set_defaults(func=cmd_pair)
+
+    p = sub.add_parser("join", help="join a vault with a code from `wifisync pair`")
+    p.add_argument("code", help="the code `wifisync pair` printed, e.g. 42-maple-violin")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="where the member's daemon listens (default: find it by mDNS)")
+    p.add_argument("--name", help="this device's name as other members see it "
+                   "(default: [device] name in the config, else the host name)")
+    p.set_defaults(func=cmd_join)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 86400):
+        raise argparse.ArgumentTypeError("expected 0-86400 seconds")
+    return value
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    """Open a window on the running daemon, print its code, wait for a device to join."""
+    from ..pairing.control import request_pairing
+
+    home = locate_home(args)
+    load_config(home)
+
+    def show(code: str) -> None:
+        print(f"Pairing code: {code}", flush=True)
+
+    outcome = asyncio.run(request_pairing(home, args.timeout, show))
+    if outcome.get("outcome") == "joined":
+        print(f"Device {outcome.get('name')} ({outcome.get('device')}) joined.", flush=True)
+        return 0
+    reason = outcome.get("reason") or f"pairing ended: {outcome.get('outcome')}"
+    raise PairingError(f"{reason}; no device joined")
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    """Join the vault of the member that shows this code; refuse if this home holds a vault."""
+    code = PairingCode.parse(args.code)
+    home = locate_home(args)
+    config = load_config(home)
+    name = config.device.display_name if args.name is None else args.name
+    if not name.strip() or len(name) > MAX_DEVICE_NAME or not name.isprintable():
+        raise UsageError(f"--name: expected a printable name of 1-{MAX_DEVICE_NAME} characters")
+    host, port = "", 0
+    if args.address is not None:
+        try:
+            host, port = parse_host_port(args.address)
+        except ValueError as exc:
+            raise UsageError(f"--address: {exc}") from None
+    if home.store_file.exists():
+        store = SqliteStore(home.store_file)
+        try:
+            refuse_if_holding_vault(store)
+        finally:
+            store.close()
+    fresh_identity = not DeviceIdentity.exists(home.data_dir)
+    identity = DeviceIdentity.generate() if fresh_identity else DeviceIdentity.load(home.data_dir)
+
+    async def exchange() -> Any:
+        from ..pairing.joiner import request_join
+
+        nonlocal host, port
+        if args.address is None:
+            from ..net.discovery import async_find_pairing
+
+            host, port = await async_find_pairing(
+                str(code.nameplate), interfaces=list(config.daemon.interfaces) or None,
+                timeout=MDNS_FIND_TIMEOUT)
+        return await request_join(host, port, code, identity, name)
+
+    offer, member_cert = asyncio.run(exchange())
+    checked = check_offer(offer, identity, member_cert)
+    _store_joined(home, identity, fresh_identity, checked)
+    AddressBook(home.data_dir).set(checked.sponsor.device_id,
+                                   f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    print(f"Joined vault {checked.vault_id.hex()} as {name} ({identity.device_id_text}), "
+          f"paired with {checked.sponsor.name} ({format_device_id(checked.sponsor.device_id)}); "
+          f"{len(checked.members)} members.", flush=True)
+    print("Start `wifisync daemon` to sync; the master password is needed only to read items.",
+          file=sys.stderr)
+    return 0
+
+
+def _store_joined(home: Home, identity: DeviceIdentity, fresh_identity: bool,
+                  checked: Any) -> None:
+    """Write identity, vault ID and records; a failure leaves the home as it was."""
+    home.ensure()
+    new_store = not home.store_file.exists()
+    created = [home.store_file.with_name(home.store_file.name + s) for s in ("", "-wal", "-shm")]
+    try:
+        store = SqliteStore(home.store_file)
+        try:
+            store_offer(store, checked, identity.device_id)
+        finally:
+            store.close()
+        if fresh_identity:
+            identity.save(home.data_dir)
+    except BaseException:
+        if new_store:
+            for path in created:
+                path.unlink(missing_ok=True)
+        raise
