@@ -163,5 +163,5 @@ def test_oversized_message_is_refused_before_parsing() -> None:
 
 
 def test_refusal_becomes_a_pairing_error_with_its_reason() -> None:
-    with pytest.raises(PairingError, match="^wrong pairing code$"):
+    with pytest.raises(PairingError, match=r"^wrong pairing code$"):
         messages.decode(messages.encode(Refusal("wrong pairing code")), Hello, 1024)
