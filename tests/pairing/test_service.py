@@ -39,6 +39,7 @@ class Member:
     home: Home
     port: int
     joined: list[Record] = field(default_factory=list)
+    announced: list[int | None] = field(default_factory=list)
 
     async def join(self, code: PairingCode, joiner: DeviceIdentity | None = None,
                    port: int | None = None) -> tuple[messages.VaultOffer, bytes]:
@@ -59,7 +60,7 @@ async def _serve(tmp_path: Path, clock: list[float] | None = None
 
     member.service = PairingService(
         store=household.store, identity=household.member, vault_id=household.vault.vault_id,
-        on_joined=on_joined, default_timeout=300,
+        on_joined=on_joined, default_timeout=300, on_window_change=member.announced.append,
         **({"clock": lambda: clock[0]} if clock is not None else {}))
     app, control = web.Application(), web.Application()
     member.service.add_routes(app)
@@ -105,6 +106,7 @@ async def test_right_code_makes_the_joiner_a_member(member: Member) -> None:
     result = await member.service.outcome(window)
     assert result.state is WindowState.JOINED and result.device_name == "laptop"
     assert not member.service.window_open()
+    assert member.announced == [window.code.nameplate, None]
     # The joiner needs no password to hold the vault, and reads it with the password.
     store = MemoryStore()
     store_offer(store, checked, joiner.device_id)
@@ -136,6 +138,7 @@ async def test_window_expires_after_its_timeout(member: Member) -> None:
     result = await asyncio.wait_for(member.service.outcome(window), 5)
     assert result.state is WindowState.EXPIRED
     assert not member.service.window_open()
+    assert member.announced == [window.code.nameplate, None]
     with pytest.raises(PairingError, match="no open pairing window"):
         await member.join(window.code)
 

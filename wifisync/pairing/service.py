@@ -41,6 +41,9 @@ SESSION_TIMEOUT = 30.0  # seconds for a whole exchange, whatever happens
 MAX_WINDOW_SECONDS = 24 * 3600
 
 OnJoined = Callable[[Record], Awaitable[None]]
+#: Told the nameplate of the newest open window whenever that changes (None: no window open),
+#: so the daemon can announce it by mDNS for `wifisync join CODE` without an address.
+OnWindowChange = Callable[[int | None], None]
 
 
 class PairingService:
@@ -48,14 +51,17 @@ class PairingService:
 
     def __init__(self, *, store: RecordStore, identity: DeviceIdentity, vault_id: bytes,
                  on_joined: OnJoined, default_timeout: float,
+                 on_window_change: OnWindowChange | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.identity = identity
         self.vault_id = vault_id
         self.on_joined = on_joined
         self.default_timeout = float(default_timeout)
+        self.on_window_change = on_window_change
         self.clock = clock
         self.windows = PairingWindows()
+        self._announced: int | None = None
         self._outcomes: dict[str, asyncio.Future[WindowResult]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sessions: set[asyncio.Task[Any]] = set()
@@ -80,6 +86,7 @@ class PairingService:
         self._outcomes[key] = loop.create_future()
         self._timers[key] = loop.call_later(seconds, self._expire, window)
         log.info("pairing window %d open for %g s", window.code.nameplate, seconds)
+        self._announce()
         return window
 
     async def outcome(self, window: PairingWindow) -> WindowResult:
@@ -118,6 +125,21 @@ class PairingService:
         if future is not None and not future.done():
             future.set_result(window.result)
         self.windows.sweep(self.clock())
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell the daemon which window to announce, when that changed."""
+        now = self.clock()
+        open_windows = [w for w in self.windows.windows.values() if w.is_open(now)]
+        newest = max(open_windows, key=lambda w: w.expires_at).code.nameplate \
+            if open_windows else None
+        if newest == self._announced or self.on_window_change is None:
+            return
+        self._announced = newest
+        try:
+            self.on_window_change(newest)
+        except Exception:
+            log.exception("pairing: announcing the window failed")
 
     async def async_close(self) -> None:
         """Cancel every window and exchange (the daemon is stopping)."""
