@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 
 import aiohttp
@@ -61,7 +62,9 @@ async def request_join(host: str, port: int, code: PairingCode, identity: Device
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
             aiohttp.ClientPayloadError) as exc:
         if isinstance(exc, aiohttp.ClientConnectorError):
-            raise PairingError(f"cannot reach {where}: {exc.strerror or exc}") from None
+            errno = exc.os_error.errno
+            reason = os.strerror(errno) if errno else str(exc.os_error)
+            raise PairingError(f"cannot reach {where}: {reason}") from None
         raise PairingError(f"{where} closed the connection: no pairing window is open there "
                            "(run `wifisync pair` on that device first)") from None
     except aiohttp.ClientError as exc:
