@@ -2,7 +2,8 @@
 
 Run inside a lab namespace (``python -m tests.net.discovery_peer ...``). Lines out: ``advertised``,
 ``found HOST PORT``, ``pairing HOST PORT``, ``error MESSAGE``. Lines in (member mode): ``pair
-NAMEPLATE PORT``, ``withdraw``, ``quit``.
+NAMEPLATE PORT``, ``withdraw``, ``show NAMEPLATE PORT`` / ``hide`` (the synchronous form),
+``quit``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ async def member(args: argparse.Namespace) -> int:
             elif words[0] == "withdraw":
                 await manager.async_withdraw_pairing()
                 say("pairing-withdrawn")
+            elif words[0] == "show":
+                manager.show_pairing(words[1], int(words[2]))
+            elif words[0] == "hide":
+                manager.show_pairing(None, 0)
 
     commands = asyncio.create_task(obey())
     await stop.wait()

@@ -156,6 +156,12 @@ def test_pairing_service_is_found_by_nameplate_and_withdrawn(netns_lab: Lab) -> 
     pa.send("withdraw")
     pa.wait_for(lambda line: line == "pairing-withdrawn", FIND_TIMEOUT)
     assert find_pairing(netns_lab, b, "4711", 3).startswith("error no device offers pairing")
+
+    # The synchronous form, as a window callback uses it: quick changes take effect in order.
+    for command in ("show 4713 4100", "hide", "show 4714 4101"):
+        pa.send(command)
+    assert find_pairing(netns_lab, b, "4714", FIND_TIMEOUT) == f"pairing {a.address} 4101"
+    assert find_pairing(netns_lab, b, "4713", 2).startswith("error no device offers pairing")
     stop_cleanly(pa)
 
 

@@ -224,17 +224,22 @@ class DiscoveryManager:
     async def async_advertise_pairing(self, nameplate: str, port: int) -> None:
         """Announce an open pairing window so `wifisync join CODE` can find this device."""
         self._pairing = (nameplate, port)
-        if self._aiozc is not None:
-            async with self._announce_lock:
-                await self._register_pairing()
+        async with self._announce_lock:
+            await self._sync_pairing()
 
     async def async_withdraw_pairing(self) -> None:
         """Take the pairing announcement down (window closed, used or expired)."""
         self._pairing = None
         async with self._announce_lock:
-            await self._unregister(self._pairing_info)
-            self._pairing_info = None
-        log.info("mdns: pairing service withdrawn")
+            await self._sync_pairing()
+
+    def show_pairing(self, nameplate: str | None, port: int) -> None:
+        """For synchronous callers (a window opened or closed): advertise or withdraw in the
+        background; calls take effect in order."""
+        if nameplate is None:
+            self._spawn(self.async_withdraw_pairing(), "mdns-pairing")
+        else:
+            self._spawn(self.async_advertise_pairing(nameplate, port), "mdns-pairing")
 
     # --- announcing ---
 
@@ -291,14 +296,18 @@ class DiscoveryManager:
                 ", ".join(self._addresses()),
                 self._port,
             )
-            if self._pairing is not None:
-                await self._register_pairing()
+            await self._sync_pairing()
         self._advertised.set()
 
-    async def _register_pairing(self) -> None:
-        assert self._pairing is not None
+    async def _sync_pairing(self) -> None:
+        """Make the announced pairing service match ``self._pairing`` (fresh name each time)."""
+        if self._pairing_info is not None:
+            await self._unregister(self._pairing_info)
+            self._pairing_info = None
+            log.info("mdns: pairing service withdrawn")
+        if self._pairing is None or self._aiozc is None:
+            return
         nameplate, port = self._pairing
-        await self._unregister(self._pairing_info)
         self._pairing_info = self._info(
             PAIRING_SERVICE_TYPE, {NAMEPLATE_KEY: nameplate.encode()}, port
         )
