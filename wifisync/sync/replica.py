@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import IntegrityError
@@ -65,18 +65,41 @@ def _signature_ok(record: Record, key: bytes) -> bool:
     return True
 
 
-def _verify_many(pairs: list[tuple[Record, bytes]], pool: Executor | None) -> list[bool]:
-    """Signature check of each (record, key), split over threads when the list is long."""
-    if pool is None or len(pairs) < PARALLEL_VERIFY_MIN:
-        return [_signature_ok(r, k) for r, k in pairs]
-    parts = max(1, min(VERIFY_THREADS * 2, len(pairs) // (PARALLEL_VERIFY_MIN // 2)))
-    size = -(-len(pairs) // parts)
-    chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
-    futures = [pool.submit(lambda c: [_signature_ok(r, k) for r, k in c], c) for c in chunks]
-    out: list[bool] = []
-    for f in futures:
-        out.extend(f.result())
-    return out
+class SignatureChecks:
+    """Signature checks of (record, key) pairs, started at once and collected later."""
+
+    def __init__(self, pairs: list[tuple[Record, bytes]], pool: Executor | None) -> None:
+        self.keys = {r.id: k for r, k in pairs}
+        self._results: dict[bytes, bool] = {}
+        self._futures: list[Future[list[tuple[bytes, bool]]]] = []
+        if pool is None or len(pairs) < PARALLEL_VERIFY_MIN:
+            self._results = {r.id: _signature_ok(r, k) for r, k in pairs}
+            return
+        parts = min(VERIFY_THREADS * 2, len(pairs) // (PARALLEL_VERIFY_MIN // 2))
+        size = -(-len(pairs) // parts)
+        self._futures = [pool.submit(_check_chunk, pairs[i:i + size])
+                         for i in range(0, len(pairs), size)]
+
+    def result(self, record: Record, key: bytes) -> bool:
+        """Whether ``record`` is validly signed by ``key`` (checked now if not started)."""
+        if self._futures:
+            futures, self._futures = self._futures, []
+            self._results.update(rid_ok for f in futures for rid_ok in f.result())
+        if self.keys.get(record.id) != key:
+            return _signature_ok(record, key)
+        return self._results[record.id]
+
+
+def _check_chunk(pairs: list[tuple[Record, bytes]]) -> list[tuple[bytes, bool]]:
+    return [(r.id, _signature_ok(r, k)) for r, k in pairs]
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch whose signature checks are running; :meth:`Replica.commit` stores it."""
+
+    records: list[Record]
+    checks: SignatureChecks
 
 
 def _body_ok(record: Record) -> bool:
@@ -115,23 +138,37 @@ class Replica:
 
     def apply(self, records: Sequence[Record]) -> ApplyResult:
         """Check and store a batch in one store transaction; returns what changed."""
+        return self.commit(self.prepare(records))
+
+    def prepare(self, records: Sequence[Record]) -> PreparedBatch:
+        """Start the signature checks of a batch on the thread pool and return at once.
+
+        Sync overlaps the checks of one batch with storing the previous one: Ed25519
+        releases the GIL, SQLite and decoding do not.
+        """
+        known = self.members()
+        pairs = [(r, known[r.header.author].public_key) for r in records
+                 if r.header.kind != Kind.MEMBER and r.header.author in known]
+        return PreparedBatch(list(records), SignatureChecks(pairs, self._pool))
+
+    def commit(self, batch: PreparedBatch) -> ApplyResult:
+        """Check membership against the store as it is now and store the batch atomically."""
         result = ApplyResult()
+        records = batch.records
         with self.store.transaction():
             known = self.members()
             member_recs = [r for r in records if r.header.kind == Kind.MEMBER]
             others = [r for r in records if r.header.kind != Kind.MEMBER]
             if member_recs:
                 known = self._apply_members(member_recs, known, result)
-            candidates: list[tuple[Record, bytes]] = []
+            accepted: list[Record] = []
             for r in others:
                 if r.header.vault != self.vault_id or not self._author_ok(r, known) \
-                        or not _body_ok(r):
+                        or not _body_ok(r) \
+                        or not batch.checks.result(r, known[r.header.author].public_key):
                     result.refused += 1
                     continue
-                candidates.append((r, known[r.header.author].public_key))
-            ok = _verify_many(candidates, self._pool)
-            accepted = [r for (r, _k), good in zip(candidates, ok, strict=True) if good]
-            result.refused += len(candidates) - len(accepted)
+                accepted.append(r)
             self._store_all(accepted, result)
         if result.refused:
             log.info("refused %d of %d records", result.refused, len(records))

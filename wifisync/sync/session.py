@@ -3,7 +3,9 @@
 The exchange runs in rounds. Round 0 starts when both HELLOs are known, round k when both
 SUMMARYs of round k are: equal fingerprints end the exchange (``in_sync``); otherwise each
 side streams what the other lacks, as windowed batches the receiver applies atomically
-and acknowledges with a CHECKPOINT, then says DONE, and both send a SUMMARY. A round
+and acknowledges with a CHECKPOINT, then says DONE; once every batch is acknowledged and
+the peer's DONE is in, both send a SUMMARY. The receiver stores a few batches per
+transaction, keeping the newest back while its signature checks run on other cores. A round
 streams by ``seen`` vectors (DELTA) while the previous one stored new records on either
 side; if a round stored nothing yet the fingerprints still differ, the next round
 exchanges sorted record IDs (ID_LIST) and sends exactly what the other lacks. Both sides
@@ -45,11 +47,13 @@ from .messages import (
     encode_message,
 )
 from .outbound import batches, records_missing
-from .replica import ApplyResult, Replica
+from .replica import ApplyResult, PreparedBatch, Replica
 
 log = logging.getLogger(__name__)
 
-WINDOW = 4  # stream items in flight before the sender waits for a checkpoint
+COMMIT_GROUP = 4  # received batches stored per store transaction (random-key indexes make
+# SQLite write nearly every index page per commit: fewer, larger commits write far less)
+WINDOW = 2 * COMMIT_GROUP  # stream items in flight before the sender waits; > COMMIT_GROUP
 MAX_ROUNDS = 8  # bounds the exchange while writes keep arriving during it
 STALL_SECONDS = 60.0  # no message at all during the initial exchange: give up
 
@@ -141,6 +145,7 @@ class SyncSession:
         self._id_exchange_done = False
         self._peer_ids: list[bytes] = []
         self._peer_ids_complete = False
+        self._pending: list[tuple[int, PreparedBatch]] = []
         self._last_progress = now
 
     # --- public face -----------------------------------------------------------------------
@@ -218,7 +223,8 @@ class SyncSession:
                 self._on_hello(msg, out)
             case Push():
                 self._require(self._got_hello, "PUSH before HELLO")
-                self._apply(msg.records, out)
+                self._commit_pending(out)
+                self._commit(self.replica.prepare(self._decode(msg.records)), out)
             case Summary():
                 self._require(self._phase is Phase.AWAIT_SUMMARY and self._got_hello
                               and msg.round == self._round, "unexpected SUMMARY")
@@ -231,8 +237,9 @@ class SyncSession:
                               "unexpected BATCH")
                 self._take_serial(msg.serial)
                 self._received_count += len(msg.records)
-                self._apply(msg.records, out)
-                out.send.append(self._encode(Checkpoint(msg.serial)))
+                self._pending.append((msg.serial, self.replica.prepare(self._decode(msg.records))))
+                if len(self._pending) > COMMIT_GROUP:
+                    self._commit_pending(out, keep_newest=True)
             case IdList():
                 self._require(self._phase is Phase.STREAMING and self._mode is Mode.ID_LIST
                               and not self._peer_ids_complete, "unexpected ID_LIST")
@@ -251,6 +258,7 @@ class SyncSession:
                               and msg.round == self._round
                               and (self._mode is Mode.DELTA or self._peer_ids_complete),
                               "unexpected DONE")
+                self._commit_pending(out)
                 if msg.records != self._received_count:
                     raise ProtocolError(f"peer says it sent {msg.records} records, "
                                         f"{self._received_count} arrived")
@@ -276,18 +284,36 @@ class SyncSession:
         self._theirs = (msg.seen, msg.fingerprint)
         self._begin_round(out)
 
-    def _apply(self, encoded: Sequence[bytes], out: SessionOutput) -> None:
+    @staticmethod
+    def _decode(encoded: Sequence[bytes]) -> list[Record]:
         """Decode every record first: one malformed record rejects the whole message."""
         try:
-            records = [Record.decode(e) for e in encoded]
+            return [Record.decode(e) for e in encoded]
         except IntegrityError as exc:
             raise ProtocolError(f"malformed record from peer: {exc}") from exc
-        result = self.replica.apply(records)
+
+    def _commit_pending(self, out: SessionOutput, *, keep_newest: bool = False) -> None:
+        """Store held-back batches in one transaction, then acknowledge each.
+
+        The newest batch may stay behind so its signature checks, running on other cores,
+        overlap with storing the ones before it.
+        """
+        group = self._pending[:-1] if keep_newest else self._pending
+        self._pending = self._pending[len(group):]
+        if not group:
+            return
+        with self.store.transaction():
+            for _serial, prepared in group:
+                self._commit(prepared, out)
+        out.send.extend(self._encode(Checkpoint(serial)) for serial, _p in group)
+
+    def _commit(self, prepared: PreparedBatch, out: SessionOutput) -> None:
+        result = self.replica.commit(prepared)
         out.absorb(result)
-        self.stats.records_received += len(records)
+        self.stats.records_received += len(prepared.records)
         self.stats.records_applied += len(result.applied)
-        self._applied_this_round += len(result.applied)
         self.stats.refused += result.refused
+        self._applied_this_round += len(result.applied)
 
     def _begin_round(self, out: SessionOutput) -> None:
         assert self._mine is not None and self._theirs is not None
@@ -362,10 +388,10 @@ class SyncSession:
                 out.send.append(self._encode(IdList(serial, item[0], item[1])))
         if self._phase is not Phase.STREAMING:
             return
-        if self._stream is None and not self._unacked and not self._sent_done:
+        if self._stream is None and not self._sent_done:
             out.send.append(self._encode(Done(self._round, self._sent_count)))
             self._sent_done = True
-        if self._sent_done and self._peer_done is not None:
+        if self._sent_done and not self._unacked and self._peer_done is not None:
             applied = self._applied_this_round
             self._applied_last_round = applied  # the peer's count arrives in its SUMMARY
             self._applied_this_round = 0

@@ -1,0 +1,159 @@
+"""Sync core throughput: two SQLite stores in one process joined by an in-memory wire.
+
+Prints records/s for an initial sync of 10k and 100k records (signature checks and SQLite
+commits included) and, for a 100k vault, what a session costs when nothing changed
+(bytes on the wire, ms median and p99). Targets: 100k initial sync < 4 s; no-change
+session < 10 ms and < 4 KiB.
+
+    .venv/bin/python bench/sync_core.py [--sizes 10000 100000] [--runs 20] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wifisync import crypto  # noqa: E402
+from wifisync.identity import DeviceIdentity  # noqa: E402
+from wifisync.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record  # noqa: E402
+from wifisync.store import SqliteStore  # noqa: E402
+from wifisync.sync import Replica, SyncSession  # noqa: E402
+from wifisync.vault import META_VAULT_ID, Vault  # noqa: E402
+
+BODY_BYTES = 500
+BUILD_CHUNK = 5000
+
+
+def machine() -> str:
+    """Cores, CPU model, Python, load: figures from a shared machine need their context."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} cores, {model}, Python {platform.python_version()} "
+            f"({platform.python_implementation()}), load average {load}")
+
+
+def build_source(path: Path, n: int) -> tuple[SqliteStore, DeviceIdentity, list[Record]]:
+    """A vault with ``n`` item records signed directly (no encryption needed for the bench)."""
+    ident = DeviceIdentity.generate()
+    store = SqliteStore(path)
+    Vault.create(store, ident, "source", "pw", crypto.KdfParams.fresh(1, 8192))
+    vault_id = store.get_meta(META_VAULT_ID)
+    assert vault_id is not None
+    me = ident.device_id
+    trusted = [r for _i, held in store.heads_of_kind(Kind.MEMBER) for r in held]
+    trusted += store.versions(VAULT_KEY_ITEM)
+    seq = store.next_seq(me)
+    made = 0
+    while made < n:
+        chunk = []
+        for _ in range(min(BUILD_CHUNK, n - made)):
+            header = RecordHeader(vault_id, uuid.uuid4().bytes, Kind.ITEM, me, seq, {me: seq},
+                                  time.time_ns() // 1_000_000 << 16, False)
+            chunk.append(sign_record(ident, header, os.urandom(BODY_BYTES)))
+            seq += 1
+        store.append_many(chunk)
+        made += len(chunk)
+    return store, ident, trusted
+
+
+def empty_peer(path: Path, vault_id: bytes, trusted: list[Record]) -> tuple[SqliteStore, bytes]:
+    """A freshly paired device: it holds only what pairing handed over."""
+    ident = DeviceIdentity.generate()
+    store = SqliteStore(path)
+    store.set_meta(META_VAULT_ID, vault_id)
+    Replica(store, vault_id, ident.device_id).bootstrap(trusted)
+    return store, ident.device_id
+
+
+def run_session(a: SqliteStore, a_id: bytes, b: SqliteStore, b_id: bytes, vault_id: bytes
+                ) -> tuple[float, int, list[SyncSession]]:
+    """One complete session, frames delivered in order; returns seconds and wire bytes."""
+    t0 = time.perf_counter()
+    sessions = [SyncSession(Replica(a, vault_id, a_id), b_id, now=0.0),
+                SyncSession(Replica(b, vault_id, b_id), a_id, now=0.0)]
+    queue: deque[tuple[int, bytes]] = deque()
+    for side in (0, 1):
+        queue.extend((1 - side, f) for f in sessions[side].start(0.0))
+    wire_bytes = 0
+    while queue:
+        to, frame = queue.popleft()
+        wire_bytes += len(frame)
+        out = sessions[to].receive(frame, 0.0)
+        queue.extend((1 - to, f) for f in out.send)
+    elapsed = time.perf_counter() - t0
+    assert all(s.in_sync and not s.stats.fingerprint_mismatch for s in sessions)
+    return elapsed, wire_bytes, sessions
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--runs", type=int, default=20, help="no-change sessions to time")
+    parser.add_argument("--profile", action="store_true", help="cProfile the largest sync")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"records: {BODY_BYTES} B bodies, one author, SQLite synchronous=FULL, "
+          f"Ed25519 checks on every received record")
+    with tempfile.TemporaryDirectory(prefix="wifisync-bench-") as tmp:
+        for n in args.sizes:
+            t0 = time.perf_counter()
+            src, ident, trusted = build_source(Path(tmp) / f"src{n}.db", n)
+            vault_id = src.get_meta(META_VAULT_ID)
+            assert vault_id is not None
+            dst, dst_id = empty_peer(Path(tmp) / f"dst{n}.db", vault_id, trusted)
+            build = time.perf_counter() - t0
+            profiler = cProfile.Profile() if args.profile and n == max(args.sizes) else None
+            if profiler:
+                profiler.enable()
+            cpu0 = time.process_time()
+            secs, wire, sessions = run_session(dst, dst_id, src, ident.device_id, vault_id)
+            cpu = time.process_time() - cpu0
+            if profiler:
+                profiler.disable()
+            assert dst.fingerprint() == src.fingerprint()
+            moved = sessions[0].stats.records_applied
+            print(f"initial sync {n:>7} records: {secs:6.2f} s, {moved / secs:9,.0f} records/s, "
+                  f"{wire / 2**20:6.1f} MiB on the wire, {cpu:.2f} s CPU "
+                  f"(building the source took {build:.1f} s)")
+            if profiler:
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            if n == max(args.sizes):
+                times, sizes = [], []
+                for _ in range(args.runs):
+                    secs, wire, _s = run_session(dst, dst_id, src, ident.device_id, vault_id)
+                    times.append(secs * 1000)
+                    sizes.append(wire)
+                print(f"no-change session, {n} records each side, {args.runs} runs: "
+                      f"median {statistics.median(times):.2f} ms, p99 {pct(times, 99):.2f} ms, "
+                      f"{max(sizes)} bytes on the wire (both ways)")
+            src.close()
+            dst.close()
+
+
+if __name__ == "__main__":
+    main()
