@@ -121,10 +121,16 @@ class Lab:
         self.nodes[label] = node
         return node
 
-    def run(self, node: Node, command: Sequence[str], timeout: float = 30.0) -> str:
+    def run(
+        self,
+        node: Node,
+        command: Sequence[str],
+        timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         """Run a command to completion inside ``node``; its stdout, or an error with stderr."""
         done = subprocess.run(
-            node.argv(command), capture_output=True, text=True, timeout=timeout, cwd=REPO
+            node.argv(command), capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
         )
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} in {node.label}: {done.stderr.strip()}")
