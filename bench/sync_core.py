@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wifisync import crypto  # noqa: E402
-from wifisync.identity import DeviceIdentity  # noqa: E402
-from wifisync.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record  # noqa: E402
-from wifisync.store import SqliteStore  # noqa: E402
-from wifisync.sync import Replica, SyncSession  # noqa: E402
-from wifisync.vault import META_VAULT_ID, Vault  # noqa: E402
+from wifisync import crypto
+from wifisync.identity import DeviceIdentity
+from wifisync.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record
+from wifisync.store import SqliteStore
+from wifisync.sync import Replica, SyncSession
+from wifisync.vault import META_VAULT_ID, Vault
 
 BODY_BYTES = 500
 BUILD_CHUNK = 5000

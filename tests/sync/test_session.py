@@ -221,11 +221,13 @@ def test_messages_out_of_place_are_protocol_errors() -> None:
 
 
 def test_new_member_records_arrive_after_their_membership(small_batches: int) -> None:
-    a, b = household(2)
+    # The newcomer's ID sorts before its introducer's: by (origin, seq) alone its items
+    # would travel in batches ahead of the membership record a wrote for it.
+    newcomer, other, introducer = sorted((identity(k) for k in range(3, 6)),
+                                         key=lambda i: i.device_id)
+    a = create_device("introducer", introducer)
+    b = join_device(a, "b", other)
     sync(a, b)
-    # A newcomer whose ID sorts before a's: by (origin, seq) alone its items would travel
-    # in batches ahead of the membership record a wrote for it.
-    newcomer = next(identity(k) for k in range(3, 60) if identity(k).device_id < a.id)
     d = join_device(a, "newcomer", newcomer)
     add_items(d, 3 * small_batches, prefix="d")
     sync(d, a)
