@@ -117,3 +117,28 @@ msgpack_values = st.recursive(
 def test_well_formed_msgpack_of_the_wrong_shape_only_raises_protocol_error(
         kind: int, fields: list[object]) -> None:
     _decodes_or_protocol_error(msgpack.packb([kind, *fields], use_bin_type=True))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_session_fed_mutated_frames_raises_only_protocol_error(data: st.DataObject) -> None:
+    from .helpers import Wire, household
+    from .test_session import add_items
+
+    a, b = household(2)
+    add_items(a, 3)
+    wire = Wire(a, b)
+    victim = data.draw(st.integers(0, 5))
+    for n in range(200):
+        if not wire.queue:
+            break
+        frame = wire.queue.popleft()
+        if n == victim:
+            raw = bytearray(frame.data)
+            pos = data.draw(st.integers(0, len(raw) - 1))
+            raw[pos] ^= 1 << data.draw(st.integers(0, 7))
+            frame.data = bytes(raw)
+        try:
+            wire.deliver_one(frame)
+        except ProtocolError:
+            return
