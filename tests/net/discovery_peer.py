@@ -16,6 +16,7 @@ import sys
 import threading
 
 from wifisync.errors import WifisyncError
+from wifisync.net import discovery
 from wifisync.net.discovery import DiscoveryManager, async_find_pairing
 
 
@@ -98,11 +99,15 @@ def main() -> int:
     m.add_argument("--port", type=int, required=True)
     m.add_argument("--vault", required=True)
     m.add_argument("--name", default="lab-node")
+    m.add_argument("--window-seconds", type=float, help="shorten the tag window (rollover tests)")
     f = sub.add_parser("find")
     f.add_argument("--iface", required=True)
     f.add_argument("--nameplate", required=True)
     f.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
+    if getattr(args, "window_seconds", None):
+        discovery.TAG_WINDOW_SECONDS = args.window_seconds
+        discovery.RECHECK_SECONDS = args.window_seconds / 3
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("wifisync").setLevel(logging.DEBUG)
     return asyncio.run(member(args) if args.mode == "member" else find(args))

@@ -78,13 +78,15 @@ async def test_unknown_interface_is_one_clear_config_error() -> None:
 # --- real multicast in the lab ------------------------------------------------------------
 
 
-def start_member(lab: Lab, node: Node, vault: bytes, port: int) -> LabProcess:
+def start_member(
+    lab: Lab, node: Node, vault: bytes, port: int, *extra: str
+) -> LabProcess:
     """A discovery process for ``vault`` bound to ``node``'s lab interface."""
     return lab.python(
         node,
         [
             "-m", "tests.net.discovery_peer", "member", "--iface", node.iface,
-            "--port", str(port), "--vault", vault.hex(), "--name", node.label,
+            "--port", str(port), "--vault", vault.hex(), "--name", node.label, *extra,
         ],
     )  # fmt: skip
 
@@ -191,4 +193,23 @@ def test_member_is_found_again_after_its_link_is_cut_and_restored(
     pa.wait_for(lambda line: line == found(b, 4002), FIND_TIMEOUT, start=seen_a)
     pb.wait_for(lambda line: line == found(a, 4001), FIND_TIMEOUT, start=seen_b)
     print(f"found again {time.monotonic() - start:.2f} s after restore", file=sys.stderr)
+    stop_cleanly(pa, pb)
+
+
+@pytest.mark.netns
+def test_tag_rollover_reannounces_under_new_names_and_members_keep_matching(
+    netns_lab: Lab,
+) -> None:
+    a, b = netns_lab.add_node("a"), netns_lab.add_node("b")
+    short = ("--window-seconds", "3")
+    pa = start_member(netns_lab, a, VAULT, 4001, *short)
+    pb = start_member(netns_lab, b, VAULT, 4002, *short)
+    pb.wait_for(lambda line: line == found(a, 4001), FIND_TIMEOUT)
+    # Three rollovers: each one a new tag under a new instance name, found again by the peer.
+    for _ in range(3):
+        seen = len(pb.lines)
+        pb.wait_for(lambda line: line == found(a, 4001), FIND_TIMEOUT, start=seen)
+    rollovers = [line for line in pa.errors if "tag window rolled over" in line]
+    assert len(rollovers) >= 2, pa.errors[-10:]
+    assert not any("not a member's tag" in line for line in pa.errors + pb.errors)
     stop_cleanly(pa, pb)
