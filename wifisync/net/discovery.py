@@ -41,6 +41,7 @@ LINK_SETTLE_SECONDS = 0.2
 _RTMGRP_LINK = 0x1
 _RTMGRP_IPV4_IFADDR = 0x10
 CLOSE_TIMEOUT_SECONDS = 5.0
+OWN_NAMES_KEPT = 16
 
 FoundCallback = Callable[[str, int], None]
 
@@ -167,7 +168,8 @@ class DiscoveryManager:
         self._member_info: ServiceInfo | None = None
         self._pairing: tuple[str, int] | None = None
         self._pairing_info: ServiceInfo | None = None
-        self._own_names: set[str] = set()
+        # Names we published lately (ours to ignore when browsing); insertion-ordered, bounded.
+        self._own_names: dict[str, None] = {}
         self._window = -1
         self._announce_lock = asyncio.Lock()
         self._advertised = asyncio.Event()
@@ -193,7 +195,8 @@ class DiscoveryManager:
                 log.warning("mdns: cannot start yet: %s", exc)
                 self._aiozc = None
         else:
-            log.warning("mdns: waiting for an IPv4 address on %s", ", ".join(self._names or []))
+            where = ", ".join(self._names) if self._names else "any interface"
+            log.warning("mdns: waiting for an IPv4 address on %s", where)
         self._watcher = asyncio.create_task(self._watch(), name="mdns-watch")
 
     async def async_wait_advertised(self) -> None:
@@ -260,7 +263,9 @@ class DiscoveryManager:
     def _info(self, type_: str, properties: dict[bytes, bytes], port: int) -> ServiceInfo:
         label = _random_label()
         name = f"{label}.{type_}"
-        self._own_names.add(name)
+        self._own_names[name] = None
+        while len(self._own_names) > OWN_NAMES_KEPT:
+            del self._own_names[next(iter(self._own_names))]
         return ServiceInfo(
             type_,
             name,
