@@ -42,6 +42,8 @@ _RTMGRP_LINK = 0x1
 _RTMGRP_IPV4_IFADDR = 0x10
 CLOSE_TIMEOUT_SECONDS = 5.0
 OWN_NAMES_KEPT = 16
+# A host flooding the LAN with services gets this many lookups at a time, no more.
+MAX_RESOLVING = 32
 
 FoundCallback = Callable[[str, int], None]
 
@@ -331,6 +333,9 @@ class DiscoveryManager:
             return
         running = self._resolving.get(name)
         if running is not None and not running.done():
+            return
+        if len(self._resolving) >= MAX_RESOLVING:
+            log.debug("mdns: too many services at once; %s left for its next announcement", name)
             return
         task = asyncio.create_task(self._resolve(service_type, name), name="mdns-resolve")
         self._resolving[name] = task
