@@ -475,12 +475,11 @@ def test_a_bad_signature_is_found_among_many_items(tmp_path: Path,
     store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="membership is not yet chained to an existing member: "
-                   "a self-signed MEMBER record makes its author a member (see SECURITY.md)")
 def test_a_self_appointed_member_cannot_hide_items(pair: tuple[Vault, Vault, Clock, Clock]
                                                    ) -> None:
     """Someone who can write the store, but holds no member's key, adds himself and deletes."""
     from wifisync.author import Author
+    from wifisync.membership import members
 
     a = pair[0]
     item = a.add("Bank", fields={"pin": "1234"})
@@ -489,6 +488,52 @@ def test_a_self_appointed_member_cannot_hide_items(pair: tuple[Vault, Vault, Clo
     forger.write(member_item_id(intruder.device_id), Kind.MEMBER,
                  lambda _h, _held: Membership(intruder.cert_der, "intruder").encode())
     forger.write(item, Kind.ITEM, lambda _h, _held: b"", deleted=True)
-    fresh = Vault.unlock(a.store, a.identity, PASSWORD)
-    with pytest.raises(IntegrityError):
-        fresh.get(item)
+    assert intruder.device_id not in members(a.store)
+    with pytest.raises(IntegrityError, match="not a member"):
+        Vault.unlock(a.store, a.identity, PASSWORD)
+    with pytest.raises(IntegrityError, match="not a member"):
+        Vault(a.store, a.identity, a.vault_key).get(item)
+
+
+def test_a_forged_sponsor_signature_does_not_chain_a_member(
+        pair: tuple[Vault, Vault, Clock, Clock]) -> None:
+    """A MEMBER record that claims a member as author but is not signed by it admits nobody,
+    even once the intruder's own, validly signed version has replaced it."""
+    from wifisync.author import Author
+    from wifisync.membership import members
+    from wifisync.records import Record, RecordHeader
+
+    a = pair[0]
+    intruder = DeviceIdentity.generate()
+    target = member_item_id(intruder.device_id)
+    body = Membership(intruder.cert_der, "intruder").encode()
+    header = RecordHeader(vault=a.vault_id, item=target, kind=Kind.MEMBER,
+                          author=a.identity.device_id, seq=a.store.next_seq(a.identity.device_id),
+                          versions={a.identity.device_id: 99}, time=1, deleted=False)
+    a.store.append(Record.create(header, body, intruder.sign(b"not the member's signature")))
+    Author(a.store, intruder, a.vault_id).write(target, Kind.MEMBER, lambda _h, _held: body)
+    assert [r.header.author for r in a.store.heads(target)] == [intruder.device_id]
+    assert intruder.device_id not in members(a.store)
+
+
+def test_membership_chains_from_the_vault_creator(identities: tuple[DeviceIdentity, ...]
+                                                  ) -> None:
+    """The vault ID names its creator; a device is a member through whoever added it, even
+    after the device that added it was revoked by the one it added."""
+    from wifisync.membership import is_vault_root, members
+
+    creator, first, second = identities
+    store = MemoryStore()
+    v = Vault.create(store, creator, "creator", PASSWORD, kdf=fast_kdf())
+    assert is_vault_root(v.vault_id, creator.device_id)
+    assert not is_vault_root(v.vault_id, first.device_id)
+    v.write_member(Membership(first.cert_der, "first"))
+    as_first = Vault(store, first, v.vault_key)
+    as_first.write_member(Membership(second.cert_der, "second"))
+    as_second = Vault(store, second, v.vault_key)
+    seen_first = store.seen().get(first.device_id, 0)
+    as_second.write_member(Membership(first.cert_der, "first", revoked_after=seen_first))
+    known = members(store)
+    assert set(known) == {creator.device_id, first.device_id, second.device_id}
+    assert known[first.device_id].revoked_after == seen_first
+    assert not known[second.device_id].revoked

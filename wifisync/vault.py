@@ -20,7 +20,7 @@ from .errors import (
 )
 from .identity import DeviceIdentity
 from .items import ITEM_TYPES, ItemState, merge_states
-from .membership import members
+from .membership import META_VAULT_ID, members, new_vault_id
 from .records import (
     ITEM_ID_BYTES,
     VAULT_KEY_ITEM,
@@ -34,7 +34,6 @@ from .records import (
 )
 from .store import RecordStore
 
-META_VAULT_ID = "vault_id"
 PARALLEL_CHECK_MIN = 256  # records per thread below which splitting costs more than it saves
 
 
@@ -147,7 +146,7 @@ class Vault:
         vault_key = crypto.random_bytes(crypto.KEY_SIZE)
         kdf = kdf or crypto.KdfParams.fresh()
         with store.transaction():
-            store.set_meta(META_VAULT_ID, crypto.random_bytes(16))
+            store.set_meta(META_VAULT_ID, new_vault_id(identity.device_id))
             vault = cls(store, identity, vault_key)
             vault.write_member(Membership(identity.cert_der, device_name))
             vault._write_wrapped_key(password, kdf)
