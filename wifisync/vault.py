@@ -20,7 +20,8 @@ from .errors import (
 )
 from .identity import DeviceIdentity
 from .items import ITEM_TYPES, ItemState, merge_states
-from .membership import META_VAULT_ID, members, new_vault_id
+from .membership import META_VAULT_ID as META_VAULT_ID  # the meta key callers read
+from .membership import members, new_vault_id
 from .records import (
     ITEM_ID_BYTES,
     VAULT_KEY_ITEM,

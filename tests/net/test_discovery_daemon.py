@@ -58,11 +58,6 @@ def test_daemons_find_each_other_by_mdns_and_sync(netns_lab: Lab, tmp_path: Path
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(
-    strict=True,
-    reason="the daemon does not yet pass PairingService(on_window_change=...) to "
-    "DiscoveryManager.show_pairing, so no pairing window is announced by mDNS",
-)
 def test_join_finds_the_pairing_window_by_mdns(netns_lab: Lab, tmp_path: Path) -> None:
     nodes = [netns_lab.add_node("a"), netns_lab.add_node("b")]
     devices = [Device(Cli(tmp_path / f"dev{i}"), f"dev{i}", port=PORT) for i in range(2)]

@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -41,6 +41,10 @@ from .link import CloseCode, Direction, Link, LinkEnd
 from .peers import AuthenticationFailed, PeerManager
 from .server import SYNC_PATH, Gate, bind, serve
 from .worker import StoreWorker
+
+if TYPE_CHECKING:
+    from ..pairing.service import PairingService
+    from .discovery import DiscoveryManager
 
 log = logging.getLogger("wifisync.daemon")
 
@@ -113,7 +117,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._local_seq = 0
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
-        self.pairing: Any = None
+        self.pairing: PairingService | None = None
+        self.discovery: DiscoveryManager | None = None
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -198,18 +203,26 @@ class Daemon:
         notify_systemd("READY=1\nSTATUS=listening")
 
     def _start_pairing(self, app: web.Application, control: web.Application) -> None:
-        try:
-            from ..pairing.service import PairingService
-        except ImportError:
-            log.debug("pairing is not available in this build")
-            return
+        from ..pairing.service import PairingService
+
+        store = SqliteStore(self.home.store_file)
+
+        async def close_store() -> None:
+            store.close()
+
+        self._cleanups.append(close_store)
         self.pairing = PairingService(
-            store=SqliteStore(self.home.store_file), identity=self.identity,
-            vault_id=self.vault_id, on_joined=self._on_joined,
-            default_timeout=self.config.daemon.pairing_timeout)
+            store=store, identity=self.identity, vault_id=self.vault_id,
+            on_joined=self._on_joined, default_timeout=self.config.daemon.pairing_timeout,
+            on_window_change=self._on_window_change)
         self.pairing.add_routes(app)
         self.pairing.add_control_routes(control)
         self._cleanups.append(self.pairing.async_close)
+
+    def _on_window_change(self, nameplate: int | None) -> None:
+        """Announce the open pairing window by mDNS so `join CODE` needs no address."""
+        if self.discovery is not None:
+            self.discovery.show_pairing(None if nameplate is None else str(nameplate), self.port)
 
     async def _start_discovery(self) -> None:
         from .discovery import DiscoveryManager
@@ -219,6 +232,7 @@ class Daemon:
             vault_id=self.vault_id, instance=short_device_id(self.self_id),
             on_found=self._on_found)
         await discovery.async_start()
+        self.discovery = discovery
         self._cleanups.append(discovery.async_stop)
 
     @staticmethod
