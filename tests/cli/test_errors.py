@@ -137,3 +137,41 @@ def test_empty_password_is_refused(cli: Cli) -> None:
     assert "must not be empty" in cli.fails("--password-stdin", "init", input="\n")
     assert "no password line" in cli.fails("--password-stdin", "init", input="")
     assert not (cli.home / "data" / "device.key").exists()
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(initialised_cli: Cli) -> None:
+    """`wifisync list | head`: the pipe closes before the listing is written."""
+    import subprocess
+
+    c = initialised_cli
+    c.ok("add", "Mail")
+    proc = subprocess.Popen(c.argv("list"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=c.env())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    proc.wait(timeout=60)
+    assert proc.stderr.read() == b""
+    assert proc.returncode == 1
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_on_output_is_one_line(initialised_cli: Cli) -> None:
+    import subprocess
+
+    c = initialised_cli
+    c.ok("add", "Mail")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(c.argv("list"), stdin=subprocess.DEVNULL, stdout=full,
+                           stderr=subprocess.PIPE, text=True, env=c.env(), timeout=60)
+    assert r.returncode == 1
+    assert r.stderr == "wifisync: No space left on device\n"
+
+
+def test_every_file_of_a_home_is_private_to_its_user(cli: Cli) -> None:
+    """Whatever the caller's umask, nothing the CLI writes is readable by others."""
+    cli.init()  # the test writes config/config.toml itself; the CLI writes data/
+    cli.ok("add", "Mail", "--field", "password=p")
+    files = list((cli.home / "data").rglob("*"))
+    assert files
+    for p in files:
+        assert p.stat().st_mode & 0o077 == 0, f"{p} is {oct(p.stat().st_mode)}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -36,12 +38,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    os.umask(0o077)  # everything this program writes is private to its user
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()
+        return status
     except WifisyncError as exc:
         sys.stderr.write(f"wifisync: {exc}\n")
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader left early (`wifisync list | head`): say nothing, and keep the
+        # interpreter's final flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"wifisync: {exc.strerror or exc}{where}\n")
+        return 1
+    except sqlite3.Error as exc:
+        sys.stderr.write(f"wifisync: the store failed: {exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("wifisync: interrupted\n")
         return 130
