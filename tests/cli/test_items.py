@@ -174,3 +174,33 @@ def test_home_can_come_from_the_environment(initialised_cli: Cli) -> None:
                        text=True, check=True)
     assert json.loads(r.stdout)[0]["id"] == a
     assert PASSWORD not in r.stdout
+
+
+def test_a_secret_field_is_read_from_stdin_stored_hidden_and_masked(initialised_cli: Cli
+                                                                    ) -> None:
+    """`--secret NAME` keeps the value out of argv; `show` masks it unless --reveal."""
+    c = initialised_cli
+    c.ok("add", "Router", "--field", "user=admin", "--secret", "password", input="hunter2\n")
+    text = c.ok("show", "Router")
+    assert "hunter2" not in text
+    assert "password: ******** (hidden" in text and "user: admin" in text
+    assert "password: hunter2" in c.ok("show", "Router", "--reveal")
+    shown = json.loads(c.ok("show", "Router", "--json"))
+    assert shown["fields"] == {"user": "admin", "password": "hunter2"}
+    assert "hunter2" not in c.ok("history", "Router")
+
+    # With --password-stdin the master password is the first line, then one per --secret.
+    c.ok("--password-stdin", "edit", "Router", "--secret", "pin", "--field", "user=root",
+         input=f"{PASSWORD}\n1234\n", env={"WIFISYNC_PASSWORD": None})
+    shown = json.loads(c.ok("show", "Router", "--json"))
+    assert shown["fields"] == {"user": "root", "password": "hunter2", "pin": "1234"}
+    text = c.ok("show", "Router")
+    assert "pin: ******** (hidden" in text and "password: ******** (hidden" in text
+
+
+def test_a_secret_without_its_line_changes_nothing(initialised_cli: Cli) -> None:
+    c = initialised_cli
+    line = c.fails("add", "Router", "--secret", "password", input="")
+    assert line == "wifisync: no line on standard input for 'password'"
+    assert json.loads(c.ok("list", "--json")) == []
+    assert "expected a field NAME" in c.fails("add", "Router", "--secret", "a=b", code=2)

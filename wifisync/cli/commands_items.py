@@ -29,8 +29,10 @@ from .common import (
     PasswordSource,
     after_write,
     field_arg,
+    field_name,
     is_initialised,
     locate_home,
+    read_secret,
     unlocked,
 )
 
@@ -59,7 +61,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("show", help="show one item with its fields")
     _item_argument(p)
-    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("--json", action="store_true", help="print a JSON object (every value)")
+    p.add_argument("--reveal", action="store_true", help="print hidden fields' values too")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("edit", help="change an item's title, type, tags or fields")
@@ -79,7 +82,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("history", help="every version of an item, oldest first")
     _item_argument(p)
-    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--json", action="store_true", help="print a JSON array (every value)")
+    p.add_argument("--reveal", action="store_true", help="print hidden fields' values too")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("passwd", help="change the master password")
@@ -93,6 +97,9 @@ def _item_argument(p: argparse.ArgumentParser) -> None:
 def _field_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--field", action="append", default=[], type=field_arg,
                    metavar="NAME=VALUE", help="set a field (repeatable)")
+    p.add_argument("--secret", action="append", default=[], type=field_name, metavar="NAME",
+                   help="set a hidden field, its value asked for without echo (or one line "
+                   "of standard input), so it never shows in the command line (repeatable)")
 
 
 # --- formatting --------------------------------------------------------------------------
@@ -114,15 +121,28 @@ def _summary(view: ItemView) -> dict[str, Any]:
             "updated": iso_time(s.updated)}
 
 
-def _state_lines(state: ItemState, indent: str = "") -> list[str]:
+HIDDEN_MASK = "******** (hidden; --reveal shows it)"
+
+
+def _state_lines(state: ItemState, indent: str = "", reveal: bool = True) -> list[str]:
     lines = [f"{indent}title:   {state.title}", f"{indent}type:    {state.type}"]
     if state.tags:
         lines.append(f"{indent}tags:    {', '.join(state.tags)}")
     values = state.values
+    hidden = set() if reveal else set(state.hidden)
     if values:
         lines.append(f"{indent}fields:")
-        lines += [f"{indent}  {name}: {value}" for name, value in values.items()]
+        lines += [f"{indent}  {name}: {HIDDEN_MASK if name in hidden else value}"
+                  for name, value in values.items()]
     return lines
+
+
+def _fields_with_secrets(args: argparse.Namespace) -> dict[str, str]:
+    """``--field`` values, then each ``--secret`` read from the terminal or standard input."""
+    fields = dict(args.field)
+    for name in args.secret:
+        fields[name] = read_secret(f"{name}: ")
+    return fields
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -172,7 +192,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     if not args.title.strip():
         raise UsageError("the title must not be empty")
     with unlocked(args) as (ctx, vault):
-        item = vault.add(args.title, args.type, dict(args.field), args.tag)
+        item = vault.add(args.title, args.type, _fields_with_secrets(args), args.tag,
+                         hidden=args.secret)
         vault.merge_pending()
     after_write(ctx.home)
     print(item.hex())
@@ -205,7 +226,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                      "conflicts": view.conflicts})
         return 0
     print(f"id:      {view.id_text}")
-    print("\n".join(_state_lines(view.state)))
+    print("\n".join(_state_lines(view.state, reveal=args.reveal)))
     print(f"updated: {iso_time(view.state.updated)}")
     if view.conflicts:
         print(f"conflicts: {view.conflicts} concurrent versions, shown merged; "
@@ -215,15 +236,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_edit(args: argparse.Namespace) -> int:
     """Change some attributes or fields of an item."""
-    if (args.title is None and args.type is None and not args.field and not args.unset
-            and args.tag is None):
-        raise UsageError("nothing to change: give --title, --type, --field, --unset or --tag")
+    if (args.title is None and args.type is None and not args.field and not args.secret
+            and not args.unset and args.tag is None):
+        raise UsageError("nothing to change: give --title, --type, --field, --secret, --unset "
+                         "or --tag")
     if args.title is not None and not args.title.strip():
         raise UsageError("the title must not be empty")
     with unlocked(args) as (ctx, vault):
         item = vault.resolve(args.item)
-        vault.edit(item, title=args.title, fields=dict(args.field), unset=args.unset,
-                   tags=args.tag, type_=args.type)
+        hidden = None
+        if args.secret:
+            hidden = [*vault.get(item).state.hidden, *args.secret]
+        vault.edit(item, title=args.title, fields=_fields_with_secrets(args), unset=args.unset,
+                   tags=args.tag, type_=args.type, hidden=hidden)
         vault.merge_pending()
     after_write(ctx.home)
     return 0
@@ -270,7 +295,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"{entry['time']}  by {who}  #{entry['seq']}"
               + ("  deleted" if state is None else ""))
         if state is not None:
-            print("\n".join(_state_lines(state, indent="  ")))
+            print("\n".join(_state_lines(state, indent="  ", reveal=args.reveal)))
     return 0
 
 

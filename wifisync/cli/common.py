@@ -132,6 +132,27 @@ def _prompt(prompt: str, confirm: bool) -> str:
     return password
 
 
+def read_secret(prompt: str, stdin: TextIO | None = None) -> str:
+    """A value that must not appear in argv: asked without echo, or one line of stdin."""
+    stdin = stdin or sys.stdin
+    if stdin.isatty():
+        try:
+            return getpass.getpass(prompt)
+        except EOFError:
+            raise WifisyncError("no value entered") from None
+    line = stdin.readline()
+    if not line:
+        raise WifisyncError(f"no line on standard input for {prompt.rstrip(': ')!r}")
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def field_name(text: str) -> str:
+    """argparse type of a field name (``--secret NAME``)."""
+    if not text.strip() or "=" in text:
+        raise argparse.ArgumentTypeError(f"expected a field NAME, got {text!r}")
+    return text.strip()
+
+
 def field_arg(text: str) -> tuple[str, str]:
     """argparse type of ``--field NAME=VALUE``: anything else is a usage error."""
     name, sep, value = text.partition("=")
