@@ -20,5 +20,8 @@ def test_demo_runs_the_round_trip_and_cleans_up() -> None:
     for command in ("init", "add", "list", "show", "edit", "history", "rm", "passwd"):
         assert f"$DEMO/laptop {command}" in r.stdout, command
     assert "correct-horse" in r.stdout and "battery-staple" in r.stdout
+    # Item passwords go in through --secret prompts (stdin), never a child's argv.
+    assert "password=" not in r.stdout
+    assert "--secret password" in r.stdout and "password: popcorn" in r.stdout
     demo_dir = re.search(r"^DEMO=(.+)$", r.stdout, re.M)
     assert demo_dir and not Path(demo_dir.group(1)).exists()

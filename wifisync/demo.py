@@ -47,13 +47,19 @@ class Device:
                                                           env.get("PYTHONPATH")]))
         return env
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> str:
-        """Show the command as a user would type it, run it, show its output."""
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            secrets: tuple[str, ...] = ()) -> str:
+        """Show the command as a user would type it, run it, show its output.
+
+        ``secrets`` answer its ``--secret`` prompts through standard input, never argv.
+        """
         print(f"$ wifisync --home $DEMO/{self.name} {shlex.join(args)}", flush=True)
+        for value in secrets:
+            print(f"  (typed at the prompt, not echoed: {value})", flush=True)
         result = subprocess.run(
             [sys.executable, "-m", "wifisync.cli.main", "--home", str(self.home), *args],
             capture_output=True, text=True, env={**self.env(), **(env or {})},
-            stdin=subprocess.DEVNULL, timeout=120, check=False)
+            input="".join(f"{v}\n" for v in secrets), timeout=120, check=False)
         output = result.stdout + result.stderr
         if output:
             print("  " + output.rstrip("\n").replace("\n", "\n  "), flush=True)
@@ -76,13 +82,13 @@ def single_device(root: Path) -> Device:
           "given through WIFISYNC_PASSWORD)\n")
     laptop.run("init", "--name", "laptop")
     laptop.run("id")
-    item = laptop.run("add", "Home router", "--field", "user=admin",
-                      "--field", "password=correct-horse", "--tag", "network").strip()
+    item = laptop.run("add", "Home router", "--field", "user=admin", "--secret", "password",
+                      "--tag", "network", secrets=("correct-horse",)).strip()
     laptop.run("add", "Library card", "--type", "card", "--field", "number=0042-1337")
     laptop.run("list")
     laptop.run("show", "Home router")
-    laptop.run("edit", item[:8], "--field", "password=battery-staple", "--field",
-               "url=http://192.168.1.1")
+    laptop.run("edit", item[:8], "--secret", "password", "--field", "url=http://192.168.1.1",
+               secrets=("battery-staple",))
     laptop.run("show", item[:8], "--json")
     laptop.run("history", "Home router")
     laptop.run("rm", "Library card")
@@ -238,7 +244,8 @@ def three_devices(root: Path) -> None:
     d_desktop, d_nas, d_phone = daemons
     try:
         desktop.run("init", "--name", "desktop")
-        desktop.run("add", "Home Wi-Fi", "--field", "ssid=home", "--field", "password=hunter22")
+        desktop.run("add", "Home Wi-Fi", "--field", "ssid=home", "--secret", "password",
+                    secrets=("hunter22",))
         d_desktop.start()
         pair(desktop, d_desktop, nas)
         d_nas.start(d_desktop)
@@ -249,12 +256,12 @@ def three_devices(root: Path) -> None:
         heading("a change on the desktop arrives on the nas and, through it, on the phone")
         watch = ArrivalWatch([nas, phone])
         item = desktop.run("add", "Streaming service", "--field", "user=family",
-                           "--field", "password=popcorn").strip()
+                           "--secret", "password", secrets=("popcorn",)).strip()
         for name, seconds in watch.finish(item).items():
             print(f"  arrived on {name} {seconds * 1000:.0f} ms after the desktop wrote it "
                   "(clock resolution 1 ms)")
         print(flush=True)
-        phone.run("show", "Streaming service")
+        phone.run("show", "Streaming service", "--reveal")
         nas.run("status")
         desktop.run("devices")
     finally:
