@@ -19,7 +19,7 @@ def flip_byte(home: Path, kind: int, part: str, where: float, rehash: bool) -> N
     """Flip one byte inside one part of the newest record of ``kind`` in the SQLite file.
 
     ``where`` is the position in the part (0 = first byte, 1 = last). With ``rehash`` the
-    ``id`` column (and the heads table) is rewritten to the new bytes' SHA-256, so the
+    ``id`` column is rewritten to the new bytes' SHA-256, so the
     store's own hash check passes and only signature and AEAD checks are left to catch it.
     """
     db = sqlite3.connect(home / "data" / "vault.db")
@@ -35,7 +35,6 @@ def flip_byte(home: Path, kind: int, part: str, where: float, rehash: bool) -> N
         with db:
             db.execute("UPDATE records SET data = ?, id = ? WHERE id = ?",
                        (altered, new_id, old_id))
-            db.execute("UPDATE heads SET id = ? WHERE id = ?", (new_id, old_id))
     finally:
         db.close()
 

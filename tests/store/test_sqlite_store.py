@@ -13,7 +13,7 @@ import pytest
 from wifisync.errors import IntegrityError, StoreError
 from wifisync.identity import DeviceIdentity
 from wifisync.records import Kind
-from wifisync.store import SqliteStore
+from wifisync.store import AppendResult, MemoryStore, SqliteStore
 from wifisync.store.sqlite import SCHEMA_VERSION
 
 from .builders import make_record
@@ -160,4 +160,74 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path,
     assert [r.header.seq for r in s.records_after(me, 0, 1000)] == list(
         range(1, 2 * per_process + 1))
     assert len(list(s.heads_of_kind(Kind.ITEM))) == 2 * per_process
+    s.close()
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE records (
+    n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, origin BLOB NOT NULL,
+    seq INTEGER NOT NULL, item BLOB NOT NULL, kind INTEGER NOT NULL, data BLOB NOT NULL,
+    UNIQUE (origin, seq)
+);
+CREATE INDEX records_item ON records (item, n);
+CREATE TABLE heads (
+    item BLOB NOT NULL, id BLOB NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (item, id)
+);
+CREATE INDEX heads_kind ON heads (kind, item);
+CREATE TABLE seen (origin BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_file_is_upgraded_with_its_records_intact(
+        tmp_path: Path, devices: list[DeviceIdentity]) -> None:
+    """A store written by the v1 schema (heads table) opens, migrates, and keeps working."""
+    a, b = devices[0], devices[1]
+    item, member = b"A" * 16, b"M" * 16
+    log = [
+        make_record(a, 1, item),
+        make_record(a, 2, item),  # dominates a#1, which stays in the log only
+        make_record(b, 1, item),  # concurrent with a#2: both held
+        make_record(a, 3, member, kind=Kind.MEMBER),
+    ]
+    reference = MemoryStore()
+    for r in log:
+        reference.append(r)
+    path = tmp_path / "vault.db"
+    db = raw(path)
+    db.executescript(V1_SCHEMA)
+    db.execute("BEGIN")
+    for r in log:
+        h = r.header
+        db.execute("INSERT INTO records (id, origin, seq, item, kind, data) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
+                   (r.id, h.author, h.seq, h.item, int(h.kind), r.encoded))
+    for key in (item, member):
+        for held in reference.heads(key):
+            db.execute("INSERT INTO heads (item, id, kind) VALUES (?, ?, ?)",
+                       (key, held.id, int(held.header.kind)))
+    db.executemany("INSERT INTO seen (origin, seq) VALUES (?, ?)", reference.seen().items())
+    db.execute("INSERT INTO meta (key, value) VALUES ('fingerprint', ?)",
+               (reference.fingerprint(),))
+    db.execute("COMMIT")
+    db.close()
+
+    s = SqliteStore(path)
+    assert raw(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert [r.id for r in s.heads(item)] == [r.id for r in reference.heads(item)]
+    assert len(s.heads(item)) == 2
+    assert [r.id for r in s.versions(item)] == [r.id for r in log[:3]]
+    assert [(i, [r.id for r in held]) for i, held in s.heads_of_kind(Kind.MEMBER)] == [
+        (member, [log[3].id])]
+    assert s.items_with_concurrent_versions(Kind.ITEM) == [item]
+    assert s.items_with_concurrent_versions(Kind.MEMBER) == []
+    assert all(s.get_record(r.id) == r for r in log)
+    assert s.seen() == reference.seen() and s.fingerprint() == reference.fingerprint()
+    tables = {name for (name,) in raw(path).execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+    assert "heads" not in tables and "records_item" not in tables
+    merged = make_record(a, 4, item, versions={b.device_id: 1})
+    assert s.append(merged) is AppendResult.HEAD
+    assert [r.id for r in s.heads(item)] == [merged.id]
     s.close()
