@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from .store.sqlite import SqliteStore
 
 APP = "wifisync"
 ENV_HOME = "WIFISYNC_HOME"
@@ -58,3 +62,21 @@ class Home:
         for d in (self.config_dir, self.data_dir, self.runtime_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(d, 0o700)
+
+    @contextmanager
+    def creating_store(self) -> Iterator[SqliteStore]:
+        """The store, for setting up a vault: if the block fails, a file it made is removed."""
+        self.ensure()
+        new = not self.store_file.exists()
+        try:
+            store = SqliteStore(self.store_file)
+            try:
+                yield store
+            finally:
+                store.close()
+        except BaseException:
+            if new:
+                for suffix in ("", "-wal", "-shm"):
+                    self.store_file.with_name(self.store_file.name + suffix).unlink(
+                        missing_ok=True)
+            raise

@@ -22,7 +22,6 @@ from ..identity import DeviceIdentity
 from ..items import ITEM_TYPES, ItemState
 from ..membership import members
 from ..records import Record
-from ..store.sqlite import SqliteStore
 from ..vault import ItemView, Vault
 from .common import (
     ENV_NEW_PASSWORD,
@@ -160,21 +159,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"--name: expected a printable name of 1-{MAX_DEVICE_NAME} characters")
     password = PasswordSource(args).new()
     kdf = KdfParams.fresh(config.vault.kdf_opslimit, config.vault.kdf_memlimit)
-    home.ensure()
     identity = DeviceIdentity.generate()
-    created = [home.store_file, *(home.store_file.with_name(home.store_file.name + suffix)
-                                  for suffix in ("-wal", "-shm"))]
-    try:
-        store = SqliteStore(home.store_file)
-        try:
-            Vault.create(store, identity, name, password, kdf)
-        finally:
-            store.close()
+    with home.creating_store() as store:
+        Vault.create(store, identity, name, password, kdf)
         identity.save(home.data_dir)
-    except BaseException:
-        for path in created:
-            path.unlink(missing_ok=True)
-        raise
     print(identity.device_id_text)
     return 0
 

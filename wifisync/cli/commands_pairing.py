@@ -117,19 +117,7 @@ def cmd_join(args: argparse.Namespace) -> int:
 def _store_joined(home: Home, identity: DeviceIdentity, fresh_identity: bool,
                   checked: Any) -> None:
     """Write identity, vault ID and records; a failure leaves the home as it was."""
-    home.ensure()
-    new_store = not home.store_file.exists()
-    created = [home.store_file.with_name(home.store_file.name + s) for s in ("", "-wal", "-shm")]
-    try:
-        store = SqliteStore(home.store_file)
-        try:
-            store_offer(store, checked, identity.device_id)
-        finally:
-            store.close()
+    with home.creating_store() as store:
+        store_offer(store, checked, identity.device_id)
         if fresh_identity:
             identity.save(home.data_dir)
-    except BaseException:
-        if new_store:
-            for path in created:
-                path.unlink(missing_ok=True)
-        raise

@@ -22,7 +22,7 @@ from ..home import Home
 from ..identity import DeviceIdentity
 from ..membership import members
 from ..records import Record
-from ..store import MemoryStore, RecordStore, SqliteStore
+from ..store import MemoryStore, RecordStore
 from ..vault import META_VAULT_ID, Vault, read_wrapped_key
 
 MAGIC = b"WIFISYNC-BACKUP\x00"
@@ -147,22 +147,11 @@ def restore_backup(data: bytes, home: Home, password: str) -> RestoredVault:
             f"this backup's device ({identity.short_id}, {me.name!r}) was revoked from the "
             "vault; it cannot sync again. Join the vault as a new device instead")
     Vault(staging, identity, vault_key).verify_all()
-    home.ensure()
-    created = [home.store_file.with_name(home.store_file.name + suffix)
-               for suffix in ("", "-wal", "-shm")]
-    try:
-        store = SqliteStore(home.store_file)
-        try:
-            _copy(staging, store, doc["vault"])
-            items = len(Vault(store, identity, vault_key).items())
-            count = store.count_records()
-        finally:
-            store.close()
+    with home.creating_store() as store:
+        _copy(staging, store, doc["vault"])
+        items = len(Vault(store, identity, vault_key).items())
+        count = store.count_records()
         identity.save(home.data_dir)
-    except BaseException:
-        for path in created:
-            path.unlink(missing_ok=True)
-        raise
     return RestoredVault(identity, count, items)
 
 
