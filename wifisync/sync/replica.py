@@ -26,11 +26,13 @@ from ..records import (
     WrappedVaultKey,
     member_item_id,
 )
+from ..sigproc import SignatureWorkers, shared_workers
 from ..store import AppendResult, RecordStore
 
 log = logging.getLogger(__name__)
 
 PARALLEL_VERIFY_MIN = 64  # records below which handing work to threads costs more than it saves
+PROCESS_VERIFY_MIN = 256  # records from which helper processes check (no GIL hand-offs)
 VERIFY_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 _pool: ThreadPoolExecutor | None = None
@@ -66,12 +68,30 @@ def _signature_ok(record: Record, key: bytes) -> bool:
 
 
 class SignatureChecks:
-    """Signature checks of (record, key) pairs, started at once and collected later."""
+    """Signature checks of (record, key) pairs, started at once and collected later.
 
-    def __init__(self, pairs: list[tuple[Record, bytes]], pool: Executor | None) -> None:
+    Large batches go to helper processes (:mod:`wifisync.sigproc`), medium ones to the
+    thread pool, small ones are checked on the spot. Whatever a helper fails to answer
+    is checked here instead: no record is ever taken as signed without a check.
+    """
+
+    def __init__(self, pairs: list[tuple[Record, bytes]], pool: Executor | None,
+                 workers: SignatureWorkers | None = None) -> None:
         self.keys = {r.id: k for r, k in pairs}
         self._results: dict[bytes, bool] = {}
         self._futures: list[Future[list[tuple[bytes, bool]]]] = []
+        self._remote: list[tuple[list[Record], bytes, Future[bytes]]] = []
+        if workers is not None and len(pairs) >= PROCESS_VERIFY_MIN:
+            by_key: dict[bytes, list[Record]] = {}
+            for r, k in pairs:
+                by_key.setdefault(k, []).append(r)
+            for key, records in by_key.items():
+                size = -(-len(records) // VERIFY_THREADS)
+                for i in range(0, len(records), size):
+                    chunk = records[i:i + size]
+                    self._remote.append((chunk, key, workers.submit(
+                        key, [(r.signature, r.signed_message()) for r in chunk])))
+            return
         if pool is None or len(pairs) < PARALLEL_VERIFY_MIN:
             self._results = {r.id: _signature_ok(r, k) for r, k in pairs}
             return
@@ -85,9 +105,27 @@ class SignatureChecks:
         if self._futures:
             futures, self._futures = self._futures, []
             self._results.update(rid_ok for f in futures for rid_ok in f.result())
+        if self._remote:
+            remote, self._remote = self._remote, []
+            for chunk, chunk_key, future in remote:
+                self._results.update(_collect(chunk, chunk_key, future))
         if self.keys.get(record.id) != key:
             return _signature_ok(record, key)
         return self._results[record.id]
+
+
+def _collect(chunk: list[Record], key: bytes, future: Future[bytes]
+             ) -> list[tuple[bytes, bool]]:
+    """A helper's answers for ``chunk``, or our own checks when it gave none we can use."""
+    try:
+        flags = future.result()
+        if isinstance(flags, bytes) and len(flags) == len(chunk) \
+                and set(flags) <= {0, 1}:
+            return [(r.id, flag == 1) for r, flag in zip(chunk, flags, strict=True)]
+        log.warning("signature helper answered out of shape; checking here")
+    except Exception as exc:  # the helper could not start or died: check here
+        log.warning("signature helper failed (%s); checking here", exc)
+    return [(r.id, _signature_ok(r, key)) for r in chunk]
 
 
 def _check_chunk(pairs: list[tuple[Record, bytes]]) -> list[tuple[bytes, bool]]:
@@ -125,6 +163,7 @@ class Replica:
         self.vault_id = vault_id
         self.self_id = self_id
         self._pool = pool if pool is not None else (verify_pool() if parallel else None)
+        self._workers = shared_workers() if parallel else None
 
     def members(self) -> dict[bytes, Member]:
         """Every member the store knows (revoked ones included)."""
@@ -149,7 +188,7 @@ class Replica:
         known = self.members()
         pairs = [(r, known[r.header.author].public_key) for r in records
                  if r.header.kind != Kind.MEMBER and r.header.author in known]
-        return PreparedBatch(list(records), SignatureChecks(pairs, self._pool))
+        return PreparedBatch(list(records), SignatureChecks(pairs, self._pool, self._workers))
 
     def commit(self, batch: PreparedBatch) -> ApplyResult:
         """Check membership against the store as it is now and store the batch atomically."""

@@ -1,0 +1,98 @@
+"""Signature checks of large batches in helper processes: forgeries caught, failures fail closed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+import pytest
+
+from wifisync.records import Record
+from wifisync.sigproc import SignatureWorkers, check_all
+from wifisync.sync.replica import PROCESS_VERIFY_MIN, SignatureChecks, _collect
+
+from .helpers import household
+from .test_session import add_items
+
+
+def forged(good: Record) -> Record:
+    """``good`` with one body byte changed and its signature kept."""
+    return Record.create(good.header, good.body[:-1] + bytes([good.body[-1] ^ 1]),
+                         good.signature)
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[list[Record], bytes, Record]:
+    """A batch of one author's records, one of them forged, and that author's key."""
+    a, _b = household(2)
+    records = [a.store.heads(i)[0] for i in add_items(a, PROCESS_VERIFY_MIN + 40)]
+    bad = forged(records[123])
+    records[123] = bad
+    return records, a.identity.public_key, bad
+
+
+@pytest.fixture
+def workers() -> Iterator[SignatureWorkers]:
+    w = SignatureWorkers(2)
+    yield w
+    w.close()
+
+
+def test_check_all_flags_each_pair() -> None:
+    a, _b = household(2)
+    [good] = [a.store.heads(i)[0] for i in add_items(a, 1)]
+    key = a.identity.public_key
+    bad = forged(good)
+    pairs = [(good.signature, good.signed_message()), (bad.signature, bad.signed_message()),
+             (good.signature[:10], good.signed_message()), (good.signature, b"")]
+    assert check_all(key, pairs) == bytes([1, 0, 0, 0])
+
+
+def test_helpers_catch_the_forged_record_of_a_large_batch(
+        batch: tuple[list[Record], bytes, Record], workers: SignatureWorkers,
+        caplog: pytest.LogCaptureFixture) -> None:
+    records, key, bad = batch
+    with caplog.at_level(logging.WARNING):
+        checks = SignatureChecks([(r, key) for r in records], None, workers)
+        verdicts = {r.id: checks.result(r, key) for r in records}
+    assert not caplog.records  # the helpers answered: no fallback was needed
+    assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
+
+
+def test_a_dead_helper_fails_closed_and_every_record_is_checked_here(
+        batch: tuple[list[Record], bytes, Record], workers: SignatureWorkers,
+        caplog: pytest.LogCaptureFixture) -> None:
+    records, key, bad = batch
+    workers.submit(key, []).result(timeout=30)  # started
+    for w in workers._workers:
+        w._proc.kill()
+        w._proc.wait()
+    with caplog.at_level(logging.WARNING):
+        checks = SignatureChecks([(r, key) for r in records], None, workers)
+        verdicts = {r.id: checks.result(r, key) for r in records}
+    assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
+    assert len(verdicts) == len(records)
+
+
+@pytest.mark.parametrize("answer", [b"\x01" * 5, "not bytes", None])
+def test_an_answer_out_of_shape_is_not_trusted(
+        batch: tuple[list[Record], bytes, Record], answer: object) -> None:
+    records, key, bad = batch
+    future: Future[bytes] = Future()
+    if answer is None:
+        future.set_exception(OSError("helper exited"))
+    else:
+        future.set_result(answer)  # type: ignore[arg-type]
+    verdicts = dict(_collect(records, key, future))
+    assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
+
+
+def test_replica_refuses_a_forged_record_in_a_large_batch() -> None:
+    a, b = household(2)
+    records = [a.store.heads(i)[0] for i in add_items(a, PROCESS_VERIFY_MIN + 10)]
+    bad = forged(records[-3])
+    records[-3] = bad
+    result = b.replica.apply(records)
+    assert result.refused == 1 and len(result.applied) == len(records) - 1
+    assert not b.store.has_record(bad.id)

@@ -1,0 +1,200 @@
+"""Ed25519 checks of large batches in helper processes, so they never queue for our GIL.
+
+Checking a signature releases the GIL, but each of the 100k checks of an initial sync
+takes it back twice; with the session's decoding and SQLite work holding it meanwhile,
+threads of the same process spend more time handing the GIL around than verifying. A
+helper process (``python -m wifisync.sigproc``, importing only libsodium and msgpack)
+gets a core of its own. It sees only public keys, signatures and signed bytes, never a
+secret, and it fails closed: a helper that cannot start, dies or answers out of shape
+makes :meth:`SignatureWorkers.submit`'s future raise, and the caller checks in-process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import IO
+
+import msgpack
+import nacl.bindings
+import nacl.exceptions
+
+_LENGTH = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024  # far above any batch; a longer frame means a broken stream
+
+
+def check_all(public_key: bytes, pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """One byte per (signature, message): 1 when ``public_key`` signed the message."""
+    flags = bytearray(len(pairs))
+    for i, (signature, message) in enumerate(pairs):
+        if len(signature) != nacl.bindings.crypto_sign_BYTES:
+            continue
+        try:
+            nacl.bindings.crypto_sign_open(signature + message, public_key)
+        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+            continue
+        flags[i] = 1
+    return bytes(flags)
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(head)
+    if size > MAX_FRAME:
+        raise ValueError("frame too large")
+    body = stream.read(size)
+    return body if len(body) == size else None
+
+
+def _write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(_LENGTH.pack(len(payload)) + payload)
+    stream.flush()
+
+
+class _Worker:
+    """One helper process; requests are answered in order, each resolving its future."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])  # the child imports this very code
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "wifisync.sigproc"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        self._lock = threading.Lock()
+        self._waiting: dict[int, Future[bytes]] = {}
+        self._ids = itertools.count()
+        self.alive = True
+        threading.Thread(target=self._read_answers, name="wifisync-sigproc", daemon=True
+                         ).start()
+
+    def submit(self, public_key: bytes, pairs: list[tuple[bytes, bytes]]) -> Future[bytes]:
+        future: Future[bytes] = Future()
+        with self._lock:
+            if not self.alive:
+                future.set_exception(OSError("signature helper is gone"))
+                return future
+            n = next(self._ids)
+            self._waiting[n] = future
+            assert self._proc.stdin is not None
+            try:
+                _write_frame(self._proc.stdin,
+                             msgpack.packb([n, public_key, pairs], use_bin_type=True))
+            except OSError as exc:
+                self._fail(exc)
+        return future
+
+    def _read_answers(self) -> None:
+        assert self._proc.stdout is not None
+        try:
+            while (frame := _read_frame(self._proc.stdout)) is not None:
+                n, flags = msgpack.unpackb(frame)
+                with self._lock:
+                    future = self._waiting.pop(n)
+                future.set_result(flags)
+        except Exception as exc:  # an answer out of shape: trust nothing more from it
+            with self._lock:
+                self._fail(exc)
+            return
+        with self._lock:
+            self._fail(OSError("signature helper exited"))
+
+    def _fail(self, exc: BaseException) -> None:
+        """Fail every open request (called with the lock held)."""
+        self.alive = False
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._waiting.clear()
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+
+
+class SignatureWorkers:
+    """A few helper processes started on first use and stopped at exit."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._workers: list[_Worker] = []
+        self._next = itertools.count()
+        self._lock = threading.Lock()
+
+    def submit(self, public_key: bytes, pairs: list[tuple[bytes, bytes]]) -> Future[bytes]:
+        """Check ``pairs`` in a helper; the future holds one flag byte per pair."""
+        with self._lock:
+            self._workers = [w for w in self._workers if w.alive]
+            if len(self._workers) < self._count:
+                try:
+                    self._workers.append(_Worker())
+                except OSError as exc:
+                    failed: Future[bytes] = Future()
+                    failed.set_exception(exc)
+                    return failed
+            worker = self._workers[next(self._next) % len(self._workers)]
+        return worker.submit(public_key, pairs)
+
+    def close(self) -> None:
+        """Stop the helpers (they also stop on their own when we exit)."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for w in workers:
+            w.close()
+
+
+_shared: SignatureWorkers | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_workers() -> SignatureWorkers:
+    """The process-wide helpers, one per core (at most four)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = SignatureWorkers(max(1, min(4, os.cpu_count() or 1)))
+            atexit.register(_shared.close)
+        return _shared
+
+
+def _serve() -> None:
+    """The helper's loop: frames of [n, key, pairs] in, frames of [n, flags] out.
+
+    A thread keeps reading requests while the main loop checks, so the parent's writes
+    never wait for a check to finish.
+    """
+    requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read_all() -> None:
+        try:
+            while (frame := _read_frame(sys.stdin.buffer)) is not None:
+                requests.put(frame)
+        finally:
+            requests.put(None)
+
+    threading.Thread(target=read_all, daemon=True).start()
+    while (frame := requests.get()) is not None:
+        n, key, pairs = msgpack.unpackb(frame)
+        _write_frame(sys.stdout.buffer,
+                     msgpack.packb([n, check_all(key, pairs)], use_bin_type=True))
+
+
+if __name__ == "__main__":
+    _serve()
