@@ -40,6 +40,8 @@ class Kind(enum.IntEnum):
     VAULT_KEY = 3
 
 
+_KINDS = {int(k): k for k in Kind}
+
 VAULT_KEY_ITEM = crypto.sha256(b"wifisync/v1/vault-key-item")[:ITEM_ID_BYTES]
 
 
@@ -84,7 +86,7 @@ class RecordHeader:
         _check_bytes(vault, VAULT_ID_BYTES, "vault ID")
         _check_bytes(item, ITEM_ID_BYTES, "item ID")
         _check_bytes(author, DEVICE_ID_BYTES, "author")
-        if not isinstance(kind, int) or kind not in Kind._value2member_map_:
+        if type(kind) is not int or kind not in _KINDS:
             raise IntegrityError("unknown record kind")
         if not _is_uint(seq) or seq < 1:
             raise IntegrityError("bad sequence number")
@@ -107,10 +109,11 @@ class RecordHeader:
             previous = k
         if versions.get(author) != seq:
             raise IntegrityError("version vector does not carry the author's sequence number")
-        header = cls(vault, item, Kind(kind), author, seq, versions, time, deleted)
-        if header.encode() != data:
+        # Every field is checked and the vector sorted, so ``parts`` is what encode() would
+        # pack: packing it again is the canonical-form check, without rebuilding the header.
+        if _pack(parts) != data:
             raise IntegrityError("record header is not in canonical form")
-        return header
+        return cls(vault, item, _KINDS[kind], author, seq, versions, time, deleted)
 
 
 def _pack(obj: object) -> bytes:
@@ -120,11 +123,11 @@ def _pack(obj: object) -> bytes:
 
 
 def _is_uint(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+    return type(v) is int and 0 <= v < 2**63
 
 
 def _check_bytes(v: object, n: int, what: str) -> None:
-    if not isinstance(v, bytes) or len(v) != n:
+    if type(v) is not bytes or len(v) != n:
         raise IntegrityError(f"bad {what}")
 
 
@@ -172,8 +175,7 @@ class Record:
         header_bytes, body, signature = msgpack.unpackb(encoded, raw=False, use_list=True)
         _fmt, vault, item, kind, author, seq, vv, time, deleted = msgpack.unpackb(
             header_bytes, raw=False, use_list=True)
-        header = RecordHeader(vault, item, Kind(kind), author, seq, {k: v for k, v in vv},
-                              time, deleted)
+        header = RecordHeader(vault, item, _KINDS[kind], author, seq, dict(vv), time, deleted)
         return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
 
     def signed_message(self) -> bytes:
