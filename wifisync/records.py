@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,9 +117,19 @@ class RecordHeader:
         return cls(vault, item, _KINDS[kind], author, seq, versions, time, deleted)
 
 
+_packers = threading.local()
+
+
 def _pack(obj: object) -> bytes:
-    """msgpack with the bin type for bytes (msgpack itself is not typed)."""
-    packed: bytes = msgpack.packb(obj, use_bin_type=True)
+    """msgpack with the bin type for bytes, through this thread's reusable packer.
+
+    ``msgpack.packb`` builds a new packer (and its buffer) per call, which costs more
+    than packing a record; a packer is not thread-safe, hence one per thread.
+    """
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    packed: bytes = packer.pack(obj)
     return packed
 
 
@@ -146,7 +157,7 @@ class Record:
     def create(cls, header: RecordHeader, body: bytes, signature: bytes) -> Record:
         """Assemble a record from its parts."""
         header_bytes = header.encode()
-        encoded = msgpack.packb([header_bytes, body, signature], use_bin_type=True)
+        encoded = _pack([header_bytes, body, signature])
         return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
 
     @classmethod
@@ -165,7 +176,7 @@ class Record:
             raise IntegrityError("record has the wrong shape")
         _check_bytes(signature, SIGNATURE_BYTES, "signature")
         header = RecordHeader.decode(header_bytes)
-        if msgpack.packb([header_bytes, body, signature], use_bin_type=True) != encoded:
+        if _pack([header_bytes, body, signature]) != encoded:
             raise IntegrityError("record is not in canonical form")
         return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
 
@@ -211,7 +222,7 @@ def _payload_key(vault_key: bytes) -> bytes:
 
 def seal_item_body(vault_key: bytes, header: RecordHeader, payload: Mapping[str, Any]) -> bytes:
     """Encrypt an item payload bound to its header."""
-    plaintext = msgpack.packb(dict(payload), use_bin_type=True)
+    plaintext = _pack(dict(payload))
     return crypto.seal(_payload_key(vault_key), plaintext, header.encode())
 
 

@@ -27,10 +27,18 @@ from typing import IO
 
 import msgpack
 import nacl.bindings
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
 import nacl.exceptions
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # far above any batch; a longer frame means a broken stream
+PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
+HELPER_NICENESS = 5  # the process that decodes and stores is the critical path: when the
+# helpers and it share a core, it gets three quarters (initial sync of 100k: 4.4 s -> 3.9 s)
 
 
 def check_all(public_key: bytes, pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -63,6 +71,15 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
+def _widen_pipe(stream: IO[bytes] | None) -> None:
+    """Let a whole request sit in the pipe (Linux), so writing it never waits on the helper."""
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if stream is None or setpipe is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(stream.fileno(), setpipe, PIPE_BYTES)
+
+
 class _Worker:
     """One helper process; requests are answered in order, each resolving its future."""
 
@@ -73,6 +90,7 @@ class _Worker:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "wifisync.sigproc"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        _widen_pipe(self._proc.stdin)
         self._lock = threading.Lock()
         self._waiting: dict[int, Future[bytes]] = {}
         self._ids = itertools.count()
@@ -197,4 +215,6 @@ def _serve() -> None:
 
 
 if __name__ == "__main__":
+    if hasattr(os, "nice"):
+        os.nice(HELPER_NICENESS)
     _serve()

@@ -248,8 +248,6 @@ class SqliteStore(RecordStore):
         with self.transaction():
             if not records:
                 return []
-            ids = [r.id for r in records]
-            held_ids = self._existing("SELECT id FROM records WHERE id IN ({})", ids)
             by_origin: dict[bytes, list[int]] = {}
             for r in records:
                 by_origin.setdefault(r.header.author, []).append(r.header.seq)
@@ -259,6 +257,9 @@ class SqliteStore(RecordStore):
                     "SELECT seq, id FROM records WHERE origin = ? AND seq BETWEEN ? AND ?",
                     (origin, min(seqs), max(seqs)))
                 held_seq.update(((origin, seq), bytes(rid)) for seq, rid in rows)
+            # A record's ID hashes bytes that include its origin and seq, so a held record
+            # with the same ID sits at the same (origin, seq): that lookup finds duplicates.
+            held_ids = set(held_seq.values())
             items = list({r.header.item for r in records if r.id not in held_ids})
             heads: dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]] = {}
             stored: dict[bytes, tuple[bytes, int]] = {}  # heads held before: ID -> (item, n)
@@ -324,14 +325,6 @@ class SqliteStore(RecordStore):
         self._db.executemany(
             "UPDATE item_log SET held = 0 WHERE item = ? AND n = ?",
             [item_n for rid, item_n in stored.items() if rid not in held])
-
-    def _existing(self, sql: str, keys: list[bytes]) -> set[bytes]:
-        found: set[bytes] = set()
-        for i in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[i:i + _IN_CHUNK]
-            found.update(bytes(k) for (k,) in self._db.execute(
-                sql.format(",".join("?" * len(chunk))), chunk))
-        return found
 
     def _set_seen(self, origin: bytes, seq: int) -> None:
         self._db.execute(

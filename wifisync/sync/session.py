@@ -51,9 +51,12 @@ from .replica import ApplyResult, PreparedBatch, Replica
 
 log = logging.getLogger(__name__)
 
-COMMIT_GROUP = 4  # received batches stored per store transaction (random-key indexes make
-# SQLite write nearly every index page per commit: fewer, larger commits write far less)
-WINDOW = 2 * COMMIT_GROUP  # stream items in flight before the sender waits; > COMMIT_GROUP
+COMMIT_GROUP = 8  # received batches stored per store transaction (random-key indexes make
+# SQLite write nearly every index page per commit, and each commit waits for an fsync:
+# fewer, larger commits write far less; at most 8 MiB of records per transaction)
+LOOKAHEAD = 8  # newer batches kept back while a group is stored: their signature checks run
+# on the other cores meanwhile, so neither the checks nor the store wait for each other
+WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
 MAX_ROUNDS = 8  # bounds the exchange while writes keep arriving during it
 STALL_SECONDS = 60.0  # no message at all during the initial exchange: give up
 
@@ -238,8 +241,8 @@ class SyncSession:
                 self._take_serial(msg.serial)
                 self._received_count += len(msg.records)
                 self._pending.append((msg.serial, self.replica.prepare(self._decode(msg.records))))
-                if len(self._pending) > COMMIT_GROUP:
-                    self._commit_pending(out, keep_newest=True)
+                if len(self._pending) >= COMMIT_GROUP + LOOKAHEAD:
+                    self._commit_pending(out, keep=LOOKAHEAD)
             case IdList():
                 self._require(self._phase is Phase.STREAMING and self._mode is Mode.ID_LIST
                               and not self._peer_ids_complete, "unexpected ID_LIST")
@@ -292,13 +295,13 @@ class SyncSession:
         except IntegrityError as exc:
             raise ProtocolError(f"malformed record from peer: {exc}") from exc
 
-    def _commit_pending(self, out: SessionOutput, *, keep_newest: bool = False) -> None:
+    def _commit_pending(self, out: SessionOutput, *, keep: int = 0) -> None:
         """Store held-back batches in one transaction, then acknowledge each.
 
-        The newest batch may stay behind so its signature checks, running on other cores,
-        overlap with storing the ones before it.
+        The newest ``keep`` batches stay behind so their signature checks, running on
+        other cores, overlap with storing the ones before them.
         """
-        group = self._pending[:-1] if keep_newest else self._pending
+        group = self._pending[:len(self._pending) - keep]
         self._pending = self._pending[len(group):]
         if not group:
             return
