@@ -94,9 +94,10 @@ class _Worker:
         self._lock = threading.Lock()
         self._waiting: dict[int, Future[bytes]] = {}
         self._ids = itertools.count()
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.alive = True
-        threading.Thread(target=self._read_answers, name="wifisync-sigproc", daemon=True
-                         ).start()
+        for loop in (self._read_answers, self._write_requests):
+            threading.Thread(target=loop, name="wifisync-sigproc", daemon=True).start()
 
     def submit(self, public_key: bytes, pairs: list[tuple[bytes, bytes]]) -> Future[bytes]:
         future: Future[bytes] = Future()
@@ -106,13 +107,22 @@ class _Worker:
                 return future
             n = next(self._ids)
             self._waiting[n] = future
-            assert self._proc.stdin is not None
-            try:
-                _write_frame(self._proc.stdin,
-                             msgpack.packb([n, public_key, pairs], use_bin_type=True))
-            except OSError as exc:
-                self._fail(exc)
+        self._outbox.put(msgpack.packb([n, public_key, pairs], use_bin_type=True))
         return future
+
+    def _write_requests(self) -> None:
+        """Feed the helper from a thread of its own: the caller never waits on the pipe."""
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            while (frame := self._outbox.get()) is not None:
+                _write_frame(stdin, frame)
+        except OSError as exc:
+            with self._lock:
+                self._fail(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
 
     def _read_answers(self) -> None:
         assert self._proc.stdout is not None
@@ -138,9 +148,7 @@ class _Worker:
         self._waiting.clear()
 
     def close(self) -> None:
-        if self._proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._proc.stdin.close()
+        self._outbox.put(None)  # the writer closes the helper's stdin: it exits on EOF
         try:
             self._proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
