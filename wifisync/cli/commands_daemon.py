@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -56,6 +55,8 @@ def register(sub: Any) -> None:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
+    import asyncio  # like aiohttp, only for the command that needs it
+
     from ..net.daemon import Daemon  # aiohttp is imported only by the command that needs it
 
     home = locate_home(args)

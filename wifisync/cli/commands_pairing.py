@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import sys
 from typing import Any
@@ -13,11 +12,11 @@ from ..deviceid import format_device_id
 from ..errors import PairingError, UsageError
 from ..home import Home
 from ..identity import DeviceIdentity
-from ..net.addressbook import AddressBook
-from ..pairing.bootstrap import check_offer, refuse_if_holding_vault, store_offer
-from ..pairing.code import PairingCode
 from ..store.sqlite import SqliteStore
 from .common import locate_home
+
+# asyncio, the pairing protocol and the sync core load only when pair/join run: every
+# other command (`list` above all) would pay for them at start-up.
 
 MDNS_FIND_TIMEOUT = 10.0
 
@@ -50,6 +49,8 @@ def _seconds(text: str) -> float:
 
 def cmd_pair(args: argparse.Namespace) -> int:
     """Open a window on the running daemon, print its code, wait for a device to join."""
+    import asyncio
+
     from ..pairing.control import request_pairing
 
     home = locate_home(args)
@@ -68,6 +69,12 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 def cmd_join(args: argparse.Namespace) -> int:
     """Join the vault of the member that shows this code; refuse if this home holds a vault."""
+    import asyncio
+
+    from ..net.addressbook import AddressBook
+    from ..pairing.bootstrap import check_offer, refuse_if_holding_vault
+    from ..pairing.code import PairingCode
+
     code = PairingCode.parse(args.code)
     home = locate_home(args)
     config = load_config(home)
@@ -117,6 +124,8 @@ def cmd_join(args: argparse.Namespace) -> int:
 def _store_joined(home: Home, identity: DeviceIdentity, fresh_identity: bool,
                   checked: Any) -> None:
     """Write identity, vault ID and records; a failure leaves the home as it was."""
+    from ..pairing.bootstrap import store_offer
+
     with home.creating_store() as store:
         store_offer(store, checked, identity.device_id)
         if fresh_identity:
