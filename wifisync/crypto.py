@@ -26,6 +26,7 @@ PURPOSES = frozenset(
         "pairing-transfer",  # encrypts the vault secrets handed over at pairing
         "mdns-tag",  # TXT tag that lets members, and only members, recognise each other
         "backup-identity",  # encrypts the device key inside an encrypted backup file
+        "signature-mark",  # keys the marks of records whose signature this device checked
     }
 )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import crypto
+from . import crypto, sigmarks
 from .author import Author
 from .errors import (
     AlreadyInitialisedError,
@@ -16,6 +17,7 @@ from .errors import (
     IntegrityError,
     ItemNotFoundError,
     NotInitialisedError,
+    StoreError,
     UsageError,
 )
 from .identity import DeviceIdentity
@@ -74,37 +76,52 @@ class SignatureCheck:
 
     The store checks that each record still hashes to its ID; this catches the edit that
     also rewrote the ID. Keys come from the membership records and are re-read when an
-    unknown author appears (a device paired since).
+    unknown author appears (a device paired since). With this device's ``mark_key``, a
+    record whose signature this device already checked carries a valid mark
+    (:mod:`wifisync.sigmarks`) and is not verified again; its author must still be a member.
     """
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(self, store: RecordStore, mark_key: bytes | None = None) -> None:
         self.store = store
         self._keys: dict[bytes, bytes] = {}
+        self._mark_key = mark_key
 
     def check(self, record: Record) -> None:
         """Raise :class:`IntegrityError` unless a member of the vault signed exactly this."""
-        if record.header.author not in self._keys:
-            self._refresh_keys()
-        _verify_author(record, self._keys.get(record.header.author))
+        self.check_all([record])
 
     def check_all(self, records: list[Record]) -> None:
         """Check every record of a list; long lists are split over the CPU cores."""
         if any(r.header.author not in self._keys for r in records):
             self._refresh_keys()
         keys = self._keys
+        for r in records:
+            if keys.get(r.header.author) is None:
+                _verify_author(r, None)
+        unmarked = records
+        if self._mark_key is not None:
+            key = self._mark_key
+            stored = self.store.signature_marks([r.id for r in records])
+            unmarked = [r for r in records if not sigmarks.is_marked(key, r.id, stored.get(r.id))]
 
         def run(chunk: list[Record]) -> None:
             for r in chunk:
                 _verify_author(r, keys.get(r.header.author))
 
-        workers = min(os.cpu_count() or 1, len(records) // PARALLEL_CHECK_MIN)
+        workers = min(os.cpu_count() or 1, len(unmarked) // PARALLEL_CHECK_MIN)
         if workers < 2:
-            run(records)
-            return
-        # Ed25519 verification releases the GIL: listing 10k items is bound by it.
-        with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(run, [records[i::workers] for i in range(workers)]):
-                pass
+            run(unmarked)
+        else:
+            # Ed25519 verification releases the GIL: listing 10k items is bound by it.
+            with ThreadPoolExecutor(workers) as pool:
+                for _ in pool.map(run, [unmarked[i::workers] for i in range(workers)]):
+                    pass
+        if self._mark_key is not None and unmarked:
+            key = self._mark_key
+            # A store we cannot write (read-only, full) only costs the next read its time.
+            with contextlib.suppress(StoreError):
+                self.store.add_signature_marks(
+                    {r.id: sigmarks.mark(key, r.id) for r in unmarked})
 
     def _refresh_keys(self) -> None:
         try:
@@ -134,7 +151,7 @@ class Vault:
         self.vault_key = vault_key
         self.vault_id = vault_id_of(store)
         self.author = Author(store, identity, self.vault_id)
-        self.signatures = SignatureCheck(store)
+        self.signatures = SignatureCheck(store, sigmarks.mark_key(identity))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -156,7 +173,7 @@ class Vault:
     @classmethod
     def unlock(cls, store: RecordStore, identity: DeviceIdentity, password: str) -> Vault:
         """Check the vault's membership and key records, then unwrap the vault key."""
-        signatures = SignatureCheck(store)
+        signatures = SignatureCheck(store, sigmarks.mark_key(identity))
         for _item, held in store.heads_of_kind(Kind.MEMBER):
             signatures.check_all(held)
         signatures.check_all(store.heads(VAULT_KEY_ITEM))

@@ -270,6 +270,31 @@ def test_purge_everything_of_an_origin(store: RecordStore, devices: list[DeviceI
     assert list(store.heads_of_kind(Kind.ITEM)) == []
 
 
+# --- signature marks -------------------------------------------------------------------
+
+
+def test_signature_marks_are_kept_replaced_and_purged_with_their_records(
+        store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
+    a = devices[0]
+    first, second = rec(a, 1), rec(a, 2, item=Y)
+    store.append(first)
+    store.append(second)
+    assert store.signature_marks([first.id, second.id]) == {}
+    store.add_signature_marks({first.id: b"1" * 16, second.id: b"2" * 16})
+    store.add_signature_marks({first.id: b"3" * 16})
+    assert store.signature_marks([first.id, second.id, b"?" * 32]) == {
+        first.id: b"3" * 16, second.id: b"2" * 16}
+    many = [bytes([n % 256, n // 256]) * 16 for n in range(1200)]  # more than one IN list
+    store.add_signature_marks({rid: rid[:16] for rid in many})
+    assert store.signature_marks(many) == {rid: rid[:16] for rid in many}
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_signature_marks({second.id: b"4" * 16})
+        raise RuntimeError("boom")
+    assert store.signature_marks([second.id]) == {second.id: b"2" * 16}
+    store.purge_after(a.device_id, 1)
+    assert store.signature_marks([first.id, second.id]) == {first.id: b"3" * 16}
+
+
 # --- every order of arrival ------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from ..errors import IntegrityError
@@ -102,6 +102,17 @@ class RecordStore(ABC):
     @abstractmethod
     def count_records(self) -> int:
         """Number of records held."""
+
+    @abstractmethod
+    def signature_marks(self, record_ids: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The stored signature marks (:mod:`wifisync.sigmarks`) of those records with one."""
+
+    @abstractmethod
+    def add_signature_marks(self, marks: Mapping[bytes, bytes]) -> None:
+        """Store signature marks by record ID, replacing older ones (one transaction).
+
+        Raises :class:`StoreError` when the store cannot be written.
+        """
 
     @abstractmethod
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ class MemoryStore(RecordStore):
         self._heads: dict[bytes, set[bytes]] = {}
         self._seen: dict[bytes, int] = {}
         self._max: dict[bytes, int] = {}
+        self._marks: dict[bytes, bytes] = {}
         self._depth = 0
         self._undo: list[Callable[[], None]] = []
 
@@ -104,6 +105,15 @@ class MemoryStore(RecordStore):
     def count_records(self) -> int:
         return len(self._records)
 
+    def signature_marks(self, record_ids: Sequence[bytes]) -> dict[bytes, bytes]:
+        return {rid: self._marks[rid] for rid in record_ids if rid in self._marks}
+
+    def add_signature_marks(self, marks: Mapping[bytes, bytes]) -> None:
+        with self.transaction():
+            for rid, value in marks.items():
+                self._on_rollback(_restore(self._marks, rid))
+                self._marks[rid] = value
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -145,6 +155,8 @@ class MemoryStore(RecordStore):
         for r in records:
             self._on_rollback(self._undelete_undo(r))
             h = r.header
+            self._on_rollback(_restore(self._marks, r.id))
+            self._marks.pop(r.id, None)
             del self._records[r.id]
             del self._by_seq[(h.author, h.seq)]
             self._by_item[h.item].remove(r.id)

@@ -14,7 +14,7 @@ from ..records import Kind, Record
 from ..versions import maximal
 from .base import AppendResult, RecordStore, fingerprint_add
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 32 * 1024  # page cache per connection: the random-key indexes of a 100k vault fit
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
@@ -62,6 +62,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX item_log_control ON item_log (kind, item) WHERE held = 1 AND kind != 1;
     DROP TABLE heads;
     DROP INDEX records_item;
+    """,
+    # v3: this device's marks of records whose signature it has checked (wifisync.sigmarks)
+    """
+    CREATE TABLE signature_marks (id BLOB PRIMARY KEY, mark BLOB NOT NULL) WITHOUT ROWID;
     """,
 ]
 _ITEM = int(Kind.ITEM)
@@ -224,6 +228,24 @@ class SqliteStore(RecordStore):
         row = self._one("SELECT COUNT(*) FROM records")
         return int(row[0]) if row else 0
 
+    def signature_marks(self, record_ids: Sequence[bytes]) -> dict[bytes, bytes]:
+        marks: dict[bytes, bytes] = {}
+        for i in range(0, len(record_ids), _IN_CHUNK):
+            chunk = list(record_ids[i:i + _IN_CHUNK])
+            marks.update((bytes(rid), bytes(m)) for rid, m in self._db.execute(
+                f"SELECT id, mark FROM signature_marks WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        return marks
+
+    def add_signature_marks(self, marks: Mapping[bytes, bytes]) -> None:
+        try:
+            with self.transaction():
+                self._db.executemany(
+                    "INSERT INTO signature_marks (id, mark) VALUES (?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET mark = excluded.mark", marks.items())
+        except sqlite3.Error as exc:  # read-only file, full disk: the caller decides
+            raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
+
     def close(self) -> None:
         self._db.close()
 
@@ -336,6 +358,8 @@ class SqliteStore(RecordStore):
             "DELETE FROM item_log WHERE item = ? AND n = (SELECT n FROM records WHERE id = ?)",
             [(r.header.item, r.id) for r in records])
         self._db.executemany("DELETE FROM records WHERE id = ?", [(r.id,) for r in records])
+        self._db.executemany("DELETE FROM signature_marks WHERE id = ?",
+                             [(r.id,) for r in records])
 
     def _replace_heads(self, item: bytes, record_ids: list[bytes]) -> None:
         self._db.execute("UPDATE item_log SET held = 0 WHERE item = ?", (item,))
