@@ -36,6 +36,7 @@ import nacl.exceptions
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # far above any batch; a longer frame means a broken stream
+MAX_STARTS_PER_HELPER = 3  # helpers that keep dying are not restarted for ever
 PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
 HELPER_NICENESS = 5  # the process that decodes and stores is the critical path: when the
 # helpers and it share a core, it gets three quarters (initial sync of 100k: 4.4 s -> 3.9 s)
@@ -163,18 +164,21 @@ class SignatureWorkers:
         self._workers: list[_Worker] = []
         self._next = itertools.count()
         self._lock = threading.Lock()
+        self._starts = 0
 
     def submit(self, public_key: bytes, pairs: list[tuple[bytes, bytes]]) -> Future[bytes]:
         """Check ``pairs`` in a helper; the future holds one flag byte per pair."""
         with self._lock:
             self._workers = [w for w in self._workers if w.alive]
-            if len(self._workers) < self._count:
+            if len(self._workers) < self._count and self._starts < MAX_STARTS_PER_HELPER * (
+                    self._count):
+                self._starts += 1
                 try:
                     self._workers.append(_Worker())
-                except OSError as exc:
-                    failed: Future[bytes] = Future()
-                    failed.set_exception(exc)
-                    return failed
+                except Exception as exc:  # no interpreter to start, no pipes: check in-process
+                    return _failed(exc)
+            if not self._workers:
+                return _failed(OSError("no signature helper could be started"))
             worker = self._workers[next(self._next) % len(self._workers)]
         return worker.submit(public_key, pairs)
 
@@ -184,6 +188,12 @@ class SignatureWorkers:
             workers, self._workers = self._workers, []
         for w in workers:
             w.close()
+
+
+def _failed(exc: BaseException) -> Future[bytes]:
+    future: Future[bytes] = Future()
+    future.set_exception(exc)
+    return future
 
 
 _shared: SignatureWorkers | None = None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Future
 
 import pytest
 
 from wifisync.records import Record
-from wifisync.sigproc import SignatureWorkers, check_all
+from wifisync.sigproc import MAX_STARTS_PER_HELPER, SignatureWorkers, check_all
 from wifisync.sync.replica import PROCESS_VERIFY_MIN, SignatureChecks, _collect
 
 from .helpers import household
@@ -96,3 +97,15 @@ def test_replica_refuses_a_forged_record_in_a_large_batch() -> None:
     result = b.replica.apply(records)
     assert result.refused == 1 and len(result.applied) == len(records) - 1
     assert not b.store.has_record(bad.id)
+
+
+def test_helpers_that_cannot_start_leave_the_checks_to_us_and_are_not_retried_for_ever(
+        batch: tuple[list[Record], bytes, Record], monkeypatch: pytest.MonkeyPatch) -> None:
+    records, key, bad = batch
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    workers = SignatureWorkers(2)
+    for _ in range(5):
+        checks = SignatureChecks([(r, key) for r in records], None, workers)
+        verdicts = {r.id: checks.result(r, key) for r in records}
+        assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
+    assert workers._starts == MAX_STARTS_PER_HELPER * 2
