@@ -234,5 +234,6 @@ def _serve() -> None:
 
 if __name__ == "__main__":
     if hasattr(os, "nice"):
-        os.nice(HELPER_NICENESS)
+        with contextlib.suppress(OSError):
+            os.nice(HELPER_NICENESS)
     _serve()
