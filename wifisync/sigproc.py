@@ -85,7 +85,8 @@ class _Worker:
     """One helper process; requests are answered in order, each resolving its future."""
 
     def __init__(self) -> None:
-        env = dict(os.environ)
+        # No WIFISYNC_* variables: the master password may be one, and a helper needs none.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
         root = str(Path(__file__).resolve().parents[1])  # the child imports this very code
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(

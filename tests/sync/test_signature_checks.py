@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,19 @@ def test_helpers_that_cannot_start_leave_the_checks_to_us_and_are_not_retried_fo
         verdicts = {r.id: checks.result(r, key) for r in records}
         assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
     assert workers._starts == MAX_STARTS_PER_HELPER * 2
+
+
+def test_helpers_inherit_no_wifisync_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The master password may sit in WIFISYNC_PASSWORD; a helper process never sees it."""
+    monkeypatch.setenv("WIFISYNC_PASSWORD", "hunter2")
+    workers = SignatureWorkers(1)
+    try:
+        workers.submit(b"k" * 32, []).result(timeout=30)
+        [helper] = workers._workers
+        environ = Path(f"/proc/{helper._proc.pid}/environ")
+        if not environ.exists():
+            pytest.skip("no /proc on this system")
+        assert b"hunter2" not in environ.read_bytes()
+        assert b"PYTHONPATH=" in environ.read_bytes()
+    finally:
+        workers.close()
