@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchlib import machine, percentile
 
 from wifisync import crypto
 from wifisync.identity import DeviceIdentity
@@ -33,19 +34,6 @@ from wifisync.vault import Vault
 
 PASSWORD = "bench master password"
 KDBX_PASSWORD = "bench source password"
-
-
-def machine() -> str:
-    """Cores, CPU model and Python version."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
 
 
 def bitwarden_file(n: int) -> bytes:
@@ -107,7 +95,7 @@ def one_import(store: SqliteStore, identity: DeviceIdentity, data: bytes,
 def report(name: str, n: int, times: list[float]) -> None:
     times = sorted(times)
     median = statistics.median(times)
-    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
+    p99 = percentile(times, 99)
     print(f"{name:<42} n={n:<6} median {median:6.2f} s  p99 {p99:6.2f} s  "
           f"{n / median:8.0f} items/s  (runs: {len(times)})")
 

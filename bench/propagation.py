@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -26,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchlib import machine, percentile  # noqa: E402
+
 from wifisync.crypto import KdfParams  # noqa: E402
 from wifisync.home import Home  # noqa: E402
 from wifisync.identity import DeviceIdentity  # noqa: E402
@@ -35,18 +36,6 @@ from wifisync.store.sqlite import SqliteStore  # noqa: E402
 from wifisync.vault import META_VAULT_ID, Vault  # noqa: E402
 
 PASSWORD = "bench password"
-
-
-def machine() -> str:
-    """Cores, CPU model and Python, for the figures to mean something."""
-    model = platform.processor() or "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (f"{os.cpu_count()} cores, {model}, Python {platform.python_version()} "
-            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
 
 
 def free_port() -> int:
@@ -155,7 +144,7 @@ def propagation(source: Node, target: Node, changes: int) -> list[float]:
 def summary(name: str, seconds: list[float]) -> None:
     """Print median and p99 in milliseconds."""
     ms = sorted(s * 1000 for s in seconds)
-    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
+    p99 = percentile(ms, 99)
     print(f"{name:<44} n={len(ms):<4} p50 {statistics.median(ms):7.2f} ms   "
           f"p99 {p99:7.2f} ms   max {ms[-1]:7.2f} ms")
 

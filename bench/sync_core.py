@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchlib import machine, percentile
+
 from wifisync import crypto
 from wifisync.identity import DeviceIdentity
 from wifisync.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record
@@ -38,21 +39,6 @@ from wifisync.vault import META_VAULT_ID, Vault
 
 BODY_BYTES = 500
 BUILD_CHUNK = 5000
-
-
-def machine() -> str:
-    """Cores, CPU model, Python, load: figures from a shared machine need their context."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} cores, {model}, Python {platform.python_version()} "
-            f"({platform.python_implementation()}), load average {load}")
 
 
 def build_source(path: Path, n: int) -> tuple[SqliteStore, DeviceIdentity, list[Record]]:
@@ -118,12 +104,6 @@ def machine_cpu_s() -> float:
     return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -165,7 +145,7 @@ def main() -> None:
                 if attempt < args.syncs - 1:
                     dst.close()
             print(f"initial sync {n:>7} records, {len(times)} runs: median "
-                  f"{statistics.median(times):.2f} s, p99 {pct(times, 99):.2f} s "
+                  f"{statistics.median(times):.2f} s, p99 {percentile(times, 99):.2f} s "
                   f"(building the source took {build:.1f} s)")
             if n == max(args.sizes):
                 times, sizes = [], []
@@ -174,7 +154,8 @@ def main() -> None:
                     times.append(secs * 1000)
                     sizes.append(wire)
                 print(f"no-change session, {n} records each side, {args.runs} runs: "
-                      f"median {statistics.median(times):.2f} ms, p99 {pct(times, 99):.2f} ms, "
+                      f"median {statistics.median(times):.2f} ms, "
+                      f"p99 {percentile(times, 99):.2f} ms, "
                       f"{max(sizes)} bytes on the wire (both ways)")
             src.close()
             dst.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchlib import machine, percentile  # noqa: E402
+
 from wifisync import crypto  # noqa: E402
 from wifisync.home import Home  # noqa: E402
 from wifisync.identity import DeviceIdentity  # noqa: E402
@@ -33,27 +34,6 @@ from wifisync.vault import Vault  # noqa: E402
 PASSWORD = "bench master password"
 LIST_TARGET_S = 1.0
 WRITE_TARGET_MS = 5.0
-
-
-def machine() -> str:
-    """Cores, CPU model and Python version, for reading the figures later."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores, {model}, Python {platform.python_version()} "
-            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def timed(fn: Callable[[], object], repeat: int, budget_s: float) -> list[float]:
