@@ -29,6 +29,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/sync_core.py
+	$(BIN)/python bench/propagation.py
+	$(BIN)/python bench/import.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
