@@ -50,7 +50,23 @@ def forge_signature(v: Vault, title: str) -> Record:
     return forged
 
 
+def drop_marks(v: Vault) -> None:
+    """Forget every mark, as for records that arrived from another device."""
+    db = sqlite3.connect(v.store.path)  # type: ignore[attr-defined]
+    with db:
+        db.execute("DELETE FROM signature_marks")
+    db.close()
+
+
+def test_this_devices_own_writes_are_marked_as_they_are_signed(vault: Vault,
+                                                                me: DeviceIdentity) -> None:
+    record = vault.store.heads(vault.add("fresh"))[0]
+    marks = vault.store.signature_marks([record.id])
+    assert sigmarks.is_marked(sigmarks.mark_key(me), record.id, marks.get(record.id))
+
+
 def test_checked_records_get_this_devices_marks(vault: Vault, me: DeviceIdentity) -> None:
+    drop_marks(vault)
     assert [v.state.title for v in vault.items()] == ["item 0", "item 1", "item 2"]
     held = [r for _i, rs in vault.store.heads_of_kind(Kind.ITEM) for r in rs]
     marks = vault.store.signature_marks([r.id for r in held])
@@ -73,6 +89,16 @@ def test_a_valid_mark_is_what_stands_in_for_the_check(vault: Vault, me: DeviceId
     forged = forge_signature(vault, "forged")
     vault.store.add_signature_marks({forged.id: sigmarks.mark(sigmarks.mark_key(me), forged.id)})
     assert "forged" in [v.state.title for v in reopened(vault).items()]
+
+
+def test_verify_all_checks_every_signature_whatever_the_marks(vault: Vault,
+                                                              me: DeviceIdentity) -> None:
+    """`wifisync verify` is for a user who suspects even this device's key."""
+    forged = forge_signature(vault, "forged")
+    vault.store.add_signature_marks({forged.id: sigmarks.mark(sigmarks.mark_key(me), forged.id)})
+    assert "forged" in [v.state.title for v in reopened(vault).items()]
+    with pytest.raises(IntegrityError, match="bad signature"):
+        reopened(vault).verify_all()
 
 
 def test_marks_an_attacker_can_make_are_refused(vault: Vault) -> None:

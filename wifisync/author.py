@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import sigmarks
 from .clock import HybridClock
 from .identity import DeviceIdentity
 from .records import Kind, Record, RecordHeader, sign_record
@@ -29,6 +30,10 @@ class Author:
     vault_id: bytes
     clock: HybridClock = field(default_factory=HybridClock)
     now_ms: Callable[[], int] = wall_ms
+    _mark_key: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._mark_key = sigmarks.mark_key(self.identity)
 
     def write(self, item: bytes, kind: Kind, make_body: BodyMaker, deleted: bool = False) -> Record:
         """Write one record in one transaction; ``make_body`` sees header and held versions."""
@@ -46,4 +51,6 @@ class Author:
             )
             record = sign_record(self.identity, header, make_body(header, held))
             self.store.append(record)
+            # Signed here, so valid: reading it back need not verify it again.
+            self.store.add_signature_marks({record.id: sigmarks.mark(self._mark_key, record.id)})
         return record

@@ -80,3 +80,13 @@ def test_a_flipped_byte_in_a_vault_record_is_detected_before_unlocking(
     c.ok("add", "Secret Mail", "--field", "password=hunter2")
     flip_byte(c.home, kind, part, 0.5, rehash=True)
     assert_detected(c, "list")
+
+
+def test_verify_walks_every_record_and_names_an_altered_one(initialised_cli: Cli) -> None:
+    c = initialised_cli
+    c.ok("add", "Secret Mail", "--field", "password=hunter2")
+    c.ok("add", "Other")
+    out = c.ok("verify")
+    assert out.startswith("4 records checked") and "intact" in out
+    flip_byte(c.home, ITEM, "ciphertext", 0.5, rehash=True)
+    assert_detected(c, "verify")
