@@ -158,3 +158,47 @@ def test_restore_of_a_revoked_devices_backup_says_so(cli: Cli, make_cli: Callabl
         store.close()
     line = make_cli("laptop").fails("restore", str(backup))
     assert "revoked" in line
+
+
+def test_an_import_killed_midway_keeps_whole_batches_and_a_rerun_completes_it(
+        initialised_cli: Cli, tmp_path: Path) -> None:
+    """kill -9 during a long import: no half batch, and importing again adds the rest once."""
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from wifisync.transfer.importing import BATCH
+
+    n = 4 * BATCH
+    items = [{"id": f"bw-{i}", "type": 1, "name": f"Site {i}", "folderId": None,
+              "login": {"username": f"user{i}", "password": f"pw{i}", "uris": []}}
+             for i in range(n)]
+    src = tmp_path / "big.json"
+    src.write_text(json.dumps({"encrypted": False, "folders": [], "items": items}))
+    c = initialised_cli
+    db_path = c.home / "data" / "vault.db"
+    base = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM records").fetchone()[0]
+
+    def stored() -> int:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM records").fetchone()[0]) - base
+        finally:
+            db.close()
+
+    proc = subprocess.Popen(c.argv("import", str(src)), env=c.env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while stored() < BATCH and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    partial = stored()
+    assert 0 < partial < n, "the kill came too late to cut the import"
+    assert partial % BATCH == 0, f"{partial} records: a batch was half applied"
+    assert len(titles(c)) == partial
+
+    again = c.ok("import", str(src))
+    assert f"{n - partial} imported, 0 updated, {partial} skipped" in again
+    assert titles(c) == sorted(f"Site {i}" for i in range(n))
