@@ -168,3 +168,15 @@ def test_aead_refuses_changed_data_key_or_length(mutate: object) -> None:
     s, ad, k = mutate(sealed, b"header", key)  # type: ignore[operator]
     with pytest.raises(IntegrityError):
         crypto.open_sealed(k, s, ad)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("ops", 0), ("ops", crypto.MAX_KDF_OPSLIMIT + 1), ("mem", 1024),
+    ("mem", crypto.MAX_KDF_MEMLIMIT + 1), ("salt", bytes(15)),
+])
+def test_kdf_params_out_of_range_are_refused(field: str, value: object) -> None:
+    """A wrapped-key record cannot make unlocking hang, run out of memory or use no salt."""
+    good = crypto.KdfParams.fresh(1, 8192).to_dict()
+    assert crypto.KdfParams.from_dict(good)
+    with pytest.raises(IntegrityError, match="out of range"):
+        crypto.KdfParams.from_dict(dict(good, **{field: value}))

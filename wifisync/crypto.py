@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .errors import IntegrityError, WrongPasswordError
 
 KEY_SIZE = 32
+MAX_KDF_OPSLIMIT = 16  # libsodium's "sensitive" preset is 4
+MAX_KDF_MEMLIMIT = 4 * 1024 * 1024 * 1024  # 4 GiB; "sensitive" is 1 GiB
 NONCE_SIZE = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 
 #: Every purpose a key is derived for; a purpose not listed here is a bug.
@@ -92,6 +94,11 @@ class KdfParams:
         salt, ops, mem = d.get("salt"), d.get("ops"), d.get("mem")
         if not isinstance(salt, bytes) or not isinstance(ops, int) or not isinstance(mem, int):
             raise IntegrityError("malformed key-derivation parameters")
+        # Whoever wrote this record cannot make unlocking hang or run out of memory.
+        if len(salt) != nacl.pwhash.argon2id.SALTBYTES or not (
+                nacl.pwhash.argon2id.OPSLIMIT_MIN <= ops <= MAX_KDF_OPSLIMIT
+                and nacl.pwhash.argon2id.MEMLIMIT_MIN <= mem <= MAX_KDF_MEMLIMIT):
+            raise IntegrityError("key-derivation parameters out of range")
         return cls(salt=salt, opslimit=ops, memlimit=mem)
 
     @classmethod
