@@ -74,8 +74,11 @@ def test_status_and_devices_work_with_and_without_the_daemon(
     a, b = devices(2)
     a.add("one item")
     stopped = json.loads(a.cli.ok("status", "--json"))
-    assert stopped["daemon"]["running"] is False
+    assert stopped["daemon"] == {"running": False, "listen": None, "pid": None}
+    assert stopped["id"] == a.device_id and stopped["name"] == a.name
     assert stopped["items"] == 1 and stopped["records"] >= 4
+    assert stopped["vault"]["items"] == 1 and len(stopped["vault"]["id"]) == 32
+    assert "daemon  not running" in a.cli.ok("status")
     assert [p["id"] for p in stopped["peers"]] == [b.device_id]
     assert stopped["peers"][0]["connected"] is False
     b.peers = [a]
@@ -87,9 +90,11 @@ def test_status_and_devices_work_with_and_without_the_daemon(
     assert running["daemon"]["listen"] == a.address
     peer = running["peers"][0]
     assert peer["connected"] is True and peer["name"] == b.name and peer["last_seen"]
+    assert peer["address"]
+    assert running["vault"]["id"] == json.loads(b.cli.ok("status", "--json"))["vault"]["id"]
     listed = {d["id"]: d for d in json.loads(a.cli.ok("devices", "--json"))}
     assert listed[a.device_id]["self"] is True and listed[b.device_id]["connected"] is True
-    assert "not running" in b.cli.ok("status") or "running" in b.cli.ok("status")
+    assert f"daemon  running (pid {b.proc.pid}), listening on {b.address}" in b.cli.ok("status")
 
 
 def test_the_control_socket_is_private(devices: Callable[..., list[Device]]) -> None:

@@ -136,10 +136,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_seen": link["last_seen"] if link else None,
             })
         items, records = _counts(ctx)
+        vault = vault_id_of(ctx.store).hex()
         result = {
             "id": format_device_id(me),
             "name": own.name if own else "",
-            "vault": vault_id_of(ctx.store).hex(),
+            "vault": {"id": vault, "items": items, "records": records},
             "daemon": {"running": live is not None,
                        "listen": live.get("listen") if live else None,
                        "pid": live.get("pid") if live else None},
@@ -151,7 +152,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"device  {result['id']}  {result['name']}")
-    print(f"vault   {result['vault']}  ({items} items, {records} records)")
+    print(f"vault   {vault}  ({items} items, {records} records)")
     if live:
         print(f"daemon  running (pid {live.get('pid')}), listening on {live.get('listen')}")
     else:
