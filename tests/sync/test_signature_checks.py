@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -58,6 +59,7 @@ def test_helpers_catch_the_forged_record_of_a_large_batch(
     with caplog.at_level(logging.WARNING):
         checks = SignatureChecks([(r, key) for r in records], None, workers)
         verdicts = {r.id: checks.result(r, key) for r in records}
+    assert workers._starts > 0  # the batch went to helper processes
     assert not caplog.records  # the helpers answered: no fallback was needed
     assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
 
@@ -66,13 +68,19 @@ def test_a_dead_helper_fails_closed_and_every_record_is_checked_here(
         batch: tuple[list[Record], bytes, Record], workers: SignatureWorkers,
         caplog: pytest.LogCaptureFixture) -> None:
     records, key, bad = batch
-    workers.submit(key, []).result(timeout=30)  # started
-    for w in workers._workers:
-        w._proc.kill()
-        w._proc.wait()
+    for _ in range(2):  # both helpers started, so none is started afresh for the batch
+        workers.submit(key, []).result(timeout=30)
+    helpers = [w._proc for w in workers._workers]
+    assert len(helpers) == 2
+    for proc in helpers:
+        proc.send_signal(signal.SIGSTOP)  # still alive to us, but answering nothing
     with caplog.at_level(logging.WARNING):
         checks = SignatureChecks([(r, key) for r in records], None, workers)
+        for proc in helpers:  # each dies with its part of the batch unanswered
+            proc.kill()
+            proc.wait()
         verdicts = {r.id: checks.result(r, key) for r in records}
+    assert "signature helper failed" in caplog.text  # the fallback answered, no helper did
     assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
     assert len(verdicts) == len(records)
 
