@@ -58,7 +58,8 @@ def test_an_unreadable_store_is_one_clear_line(devices: Callable[..., list[Devic
     a.home.store_file.write_bytes(b"this is not a database" * 100)
     for suffix in ("-wal", "-shm"):
         a.home.store_file.with_name(a.home.store_file.name + suffix).unlink(missing_ok=True)
-    _one_line_failure(a)
+    line = _one_line_failure(a)
+    assert str(a.home.store_file) in line and "not a database" in line, line
 
 
 def test_a_home_without_a_vault_is_one_clear_line(make_cli: Callable[[str], object]) -> None:
