@@ -95,6 +95,7 @@ def test_status_and_devices_work_with_and_without_the_daemon(
     assert running["vault"]["id"] == json.loads(b.cli.ok("status", "--json"))["vault"]["id"]
     listed = {d["id"]: d for d in json.loads(a.cli.ok("devices", "--json"))}
     assert listed[a.device_id]["self"] is True and listed[b.device_id]["connected"] is True
+    assert b.proc is not None
     assert f"daemon  running (pid {b.proc.pid}), listening on {b.address}" in b.cli.ok("status")
 
 
