@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import itertools
 import os
 import queue
@@ -27,11 +28,6 @@ from typing import IO
 
 import msgpack
 import nacl.bindings
-
-try:
-    import fcntl
-except ImportError:  # not on Windows
-    fcntl = None  # type: ignore[assignment]
 import nacl.exceptions
 
 _LENGTH = struct.Struct(">I")
@@ -74,7 +70,7 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
 
 def _widen_pipe(stream: IO[bytes] | None) -> None:
     """Let a whole request sit in the pipe (Linux), so writing it never waits on the helper."""
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
     if stream is None or setpipe is None:
         return
     with contextlib.suppress(OSError):
