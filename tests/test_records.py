@@ -361,22 +361,33 @@ def test_membership_round_trip(me: DeviceIdentity) -> None:
     m = Membership(me.cert_der, "laptop")
     assert Membership.decode(m.encode()) == m
     assert m.device_id == me.device_id
-    revoked = Membership(me.cert_der, "laptop", revoked_after=12)
-    assert Membership.decode(revoked.encode()).revoked_after == 12
+    revoked = Membership(me.cert_der, "laptop", revoked=True, held={me.device_id: 12})
+    assert Membership.decode(revoked.encode()) == revoked
+    relay = Membership(me.cert_der, "nas", role="relay")
+    assert Membership.decode(relay.encode()).role == "relay"
 
 
 @pytest.mark.parametrize(
     "body",
     [
         {"cert": b"x", "name": "n"},
-        {"cert": "c", "name": "n", "revoked_after": None},
-        {"cert": b"x" * 5000, "name": "n", "revoked_after": None},
-        {"cert": None, "name": 3, "revoked_after": None},
-        {"cert": b"not a cert", "name": "n", "revoked_after": None},
-        {"cert": "CERT", "name": "n" * 201, "revoked_after": None},
-        {"cert": "CERT", "name": "n", "revoked_after": -1},
-        {"cert": "CERT", "name": "n", "revoked_after": True},
-        {"cert": "CERT", "name": "n", "revoked_after": None, "extra": 1},
+        {"cert": "c", "name": "n", "role": "member", "revoked": False, "held": []},
+        {"cert": b"x" * 5000, "name": "n", "role": "member", "revoked": False, "held": []},
+        {"cert": None, "name": 3, "role": "member", "revoked": False, "held": []},
+        {"cert": b"not a cert", "name": "n", "role": "member", "revoked": False, "held": []},
+        {"cert": "CERT", "name": "n" * 201, "role": "member", "revoked": False, "held": []},
+        {"cert": "CERT", "name": "n", "role": "admin", "revoked": False, "held": []},
+        {"cert": "CERT", "name": "n", "role": "member", "revoked": 1, "held": []},
+        {"cert": "CERT", "name": "n", "role": "member", "revoked": False, "held": [[b"d" * 32, 1]]},
+        {"cert": "CERT", "name": "n", "role": "member", "revoked": True, "held": [[b"d" * 32, -1]]},
+        {"cert": "CERT", "name": "n", "role": "member", "revoked": True, "held": [[b"d", 1]]},
+        {"cert": "CERT", "name": "n", "role": "member", "revoked": True,
+         "held": [[b"d" * 32, 1], [b"d" * 32, 2]]},
+        {"cert": "CERT", "name": "n", "role": "member", "revoked": True,
+         "held": [[b"d" * 32, 2**63]]},
+        {"cert": "CERT", "name": "n", "role": "member", "revoked": False, "held": [],
+         "extra": 1},
+        {"name": "n", "cert": "CERT", "role": "member", "revoked": False, "held": []},
     ],
 )
 def test_membership_validation(me: DeviceIdentity, body: dict[str, Any]) -> None:

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import sigmarks
-from .clock import HybridClock
+from .acceptance import MAX_FUTURE_MS
+from .clock import HybridClock, hlc_pack
+from .errors import IntegrityError, UsageError
 from .identity import DeviceIdentity
+from .membership import view_of
 from .records import Kind, Record, RecordHeader, sign_record
-from .store import RecordStore
+from .store import AppendResult, RecordStore
 from .versions import join
 
 BodyMaker = Callable[[RecordHeader, list[Record]], bytes]
@@ -40,17 +43,39 @@ class Author:
         me = self.identity.device_id
         with self.store.transaction():
             held = self.store.heads(item)
+            now = self.now_ms()
             for r in held:
-                self.clock.observe(r.header.time)
+                # Never past a day ahead of our clock, whatever a peer wrote.
+                self.clock.observe(min(r.header.time, hlc_pack(now + MAX_FUTURE_MS, 0)))
             seq = self.store.next_seq(me)
+            self._check_may_write(seq, kind)
             versions = join(r.header.versions for r in held)
             versions[me] = seq
             header = RecordHeader(
                 vault=self.vault_id, item=item, kind=kind, author=me, seq=seq,
-                versions=versions, time=self.clock.now(self.now_ms()), deleted=deleted,
+                versions=versions, time=self.clock.now(now), deleted=deleted,
             )
             record = sign_record(self.identity, header, make_body(header, held))
-            self.store.append(record)
+            if self.store.append(record) is not AppendResult.HEAD \
+                    or record.id not in {r.id for r in self.store.heads(item)}:
+                raise IntegrityError(
+                    f"the new version of item {item.hex()} did not become its current one; "
+                    "nothing was written (run `wifisync verify`)")
             # Signed here, so valid: reading it back need not verify it again.
             self.store.add_signature_marks({record.id: sigmarks.mark(self._mark_key, record.id)})
         return record
+
+    def _check_may_write(self, seq: int, kind: Kind) -> None:
+        """Refuse to sign what no other device would accept from this one."""
+        view = view_of(self.store)
+        if view.root is None:
+            return  # the vault's first records, written by its creator
+        if not view.counts(self.identity.device_id, seq, kind):
+            me = view.members.get(self.identity.device_id)
+            why = ("this device is not a member of the vault" if me is None
+                   else "this device was revoked" if me.revoked
+                   else "this device's membership is not in force (re-pair it with "
+                        "`wifisync join`)" if not me.admitted
+                   else "this device is a relay: a member holding the key must grant it "
+                        "that role (`wifisync grant`)")
+            raise UsageError(f"cannot write: {why}")

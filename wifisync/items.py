@@ -75,6 +75,15 @@ class ItemState:
             self._remember(key, old)
         table[name] = (value, now)
 
+    def clamp_times(self, latest: int) -> None:
+        """Bring every cell time above ``latest`` (the carrying record's time) down to it."""
+        for table in (self.attrs, self.fields):
+            for k, (value, t) in list(table.items()):
+                if t > latest:
+                    table[k] = (value, latest)
+        for k, cells in self.history.items():
+            self.history[k] = [(v, min(t, latest)) for v, t in cells]
+
     def _table(self, key: str) -> tuple[dict[str, Cell], str]:
         if key in ATTRIBUTES:
             return self.attrs, key

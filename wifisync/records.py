@@ -264,13 +264,26 @@ def open_item_body(vault_key: bytes, record: Record) -> dict[str, Any]:
     return payload
 
 
+ROLE_MEMBER = "member"  # holds the vault key: may write items, tombstones and the wrapped key
+ROLE_RELAY = "relay"  # stores and relays only (a NAS without the master password)
+ROLES = (ROLE_MEMBER, ROLE_RELAY)
+MAX_HELD_ENTRIES = MAX_VECTOR_ENTRIES
+
+
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """Body of a MEMBER record: a device's certificate and name, and its revocation if any."""
+    """Body of a MEMBER record: a device's certificate, name and role, or a revocation.
+
+    A revocation (``revoked``) carries ``held``: per device, the highest sequence number of
+    that device's records the author held when it wrote it (its signed causal knowledge;
+    see :mod:`wifisync.membership` for how revocations are evaluated).
+    """
 
     cert_der: bytes
     name: str
-    revoked_after: int | None = None
+    revoked: bool = False
+    held: Mapping[bytes, int] = field(default_factory=dict)
+    role: str = ROLE_MEMBER
 
     @property
     def device_id(self) -> bytes:
@@ -279,8 +292,9 @@ class Membership:
 
     def encode(self) -> bytes:
         """Canonical body bytes."""
-        return _pack(
-            {"cert": self.cert_der, "name": self.name, "revoked_after": self.revoked_after})
+        return _pack({"cert": self.cert_der, "name": self.name, "role": self.role,
+                      "revoked": self.revoked,
+                      "held": [[k, v] for k, v in sorted(self.held.items())]})
 
     @classmethod
     def decode(cls, body: bytes) -> Membership:
@@ -289,17 +303,35 @@ class Membership:
             d = msgpack.unpackb(body, raw=False)
         except Exception as exc:
             raise IntegrityError("membership body is not valid msgpack") from exc
-        if not isinstance(d, dict) or set(d) != {"cert", "name", "revoked_after"}:
+        if not isinstance(d, dict) or set(d) != {"cert", "name", "role", "revoked", "held"}:
             raise IntegrityError("membership body has the wrong shape")
-        cert, name, revoked_after = d["cert"], d["name"], d["revoked_after"]
+        cert, name, role, revoked, held = d["cert"], d["name"], d["role"], d["revoked"], d["held"]
         if not isinstance(cert, bytes) or len(cert) > 4096:
             raise IntegrityError("bad membership certificate")
         if not isinstance(name, str) or len(name) > 200:
             raise IntegrityError("bad membership name")
-        if revoked_after is not None and not _is_uint(revoked_after):
-            raise IntegrityError("bad revocation point")
-        m = cls(cert, name, revoked_after)
+        if role not in ROLES:
+            raise IntegrityError("bad membership role")
+        if not isinstance(revoked, bool):
+            raise IntegrityError("bad revocation flag")
+        if not isinstance(held, list) or len(held) > MAX_HELD_ENTRIES \
+                or (held and not revoked):
+            raise IntegrityError("bad held vector")
+        out: dict[bytes, int] = {}
+        previous = b""
+        for entry in held:
+            if not isinstance(entry, list) or len(entry) != 2:
+                raise IntegrityError("bad held vector entry")
+            k, v = entry
+            _check_bytes(k, DEVICE_ID_BYTES, "held vector device")
+            if not _is_uint(v) or k <= previous:
+                raise IntegrityError("bad held vector entry")
+            out[k] = v
+            previous = k
+        m = cls(cert, name, revoked, out, role)
         m.device_id  # noqa: B018 - validates the certificate
+        if m.encode() != body:
+            raise IntegrityError("membership body is not in canonical form")
         return m
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import crypto, sigmarks
+from .acceptance import Acceptance
 from .author import Author
 from .errors import (
     AlreadyInitialisedError,
@@ -23,7 +24,7 @@ from .errors import (
 from .identity import DeviceIdentity
 from .items import ITEM_TYPES, ItemState, merge_states
 from .membership import META_VAULT_ID as META_VAULT_ID  # the meta key callers read
-from .membership import members, new_vault_id
+from .membership import MembershipView, new_vault_id, view_of
 from .records import (
     ITEM_ID_BYTES,
     VAULT_KEY_ITEM,
@@ -85,6 +86,7 @@ class SignatureCheck:
     def __init__(self, store: RecordStore, mark_key: bytes | None = None) -> None:
         self.store = store
         self._keys: dict[bytes, bytes] = {}
+        self._view = MembershipView()
         self._mark_key = mark_key
 
     def check(self, record: Record) -> None:
@@ -97,7 +99,8 @@ class SignatureCheck:
             self._refresh_keys()
         keys = self._keys
         for r in records:
-            if keys.get(r.header.author) is None:
+            h = r.header
+            if keys.get(h.author) is None or not self._view.counts(h.author, h.seq, h.kind):
                 _verify_author(r, None)
         unmarked = records
         if self._mark_key is not None:
@@ -124,9 +127,16 @@ class SignatureCheck:
                 self.store.add_signature_marks(
                     {r.id: sigmarks.mark(key, r.id) for r in unmarked})
 
+    def key_of(self, author: bytes) -> bytes | None:
+        """The public key any MEMBER record gives ``author`` (None: no record names it)."""
+        if author not in self._keys:
+            self._refresh_keys()
+        return self._keys.get(author)
+
     def _refresh_keys(self) -> None:
         try:
-            self._keys = {d: m.public_key for d, m in members(self.store).items()}
+            self._view = view_of(self.store)
+            self._keys = {d: m.public_key for d, m in self._view.members.items()}
         except IntegrityError as exc:
             raise IntegrityError(f"a membership record failed its integrity check ({exc}); "
                                  "the store was altered") from None
@@ -135,8 +145,8 @@ class SignatureCheck:
 def _verify_author(record: Record, key: bytes | None) -> None:
     where = f"record {record.id.hex()[:16]} of item {record.header.item.hex()}"
     if key is None:
-        raise IntegrityError(f"{where} names an author that is not a member; "
-                             "the store was altered")
+        raise IntegrityError(f"{where} names an author that was not a member (with that "
+                             "role) when it wrote it; the store was altered")
     try:
         record.verify(key)
     except IntegrityError:
@@ -153,6 +163,7 @@ class Vault:
         self.vault_id = vault_id_of(store)
         self.author = Author(store, identity, self.vault_id)
         self.signatures = SignatureCheck(store, sigmarks.mark_key(identity))
+        self.unreadable: list[bytes] = []  # items the last items() could not read
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -194,21 +205,23 @@ class Vault:
         self.author.write(VAULT_KEY_ITEM, Kind.VAULT_KEY, lambda _h, _held: body)
 
     def write_member(self, membership: Membership) -> Record:
-        """Write a membership (or revocation) record for a device."""
-        body = membership.encode()
-        return self.author.write(member_item_id(membership.device_id), Kind.MEMBER,
-                                 lambda _h, _held: body)
+        """Write a membership (or revocation) record for a device; re-judge what it touches."""
+        return write_member(self.author, membership)
 
     # --- reading --------------------------------------------------------------------------
 
     def _state(self, record: Record) -> ItemState:
         """Decrypt a version whose signature was checked; tampering is named with the record."""
         try:
-            return ItemState.from_payload(open_item_body(self.vault_key, record))
+            state = ItemState.from_payload(open_item_body(self.vault_key, record))
         except IntegrityError as exc:
             raise IntegrityError(f"record {record.id.hex()[:16]} of item "
                                  f"{record.header.item.hex()} failed its integrity check "
                                  f"({exc}); the store was altered") from None
+        # A cell cannot be newer than the record that carries it: a member's planted
+        # far-future cell time wins a field merge no longer than its record's time would.
+        state.clamp_times(record.header.time)
+        return state
 
     def _view(self, item: bytes, held: list[Record], checked: bool = False) -> ItemView | None:
         if not checked:
@@ -219,12 +232,36 @@ class Vault:
         return ItemView(item, merge_states(self._state(r) for r in live), len(held) - 1)
 
     def items(self) -> list[ItemView]:
-        """Every item that is not deleted, sorted by title."""
-        groups = list(self.store.heads_of_kind(Kind.ITEM))
-        self.signatures.check_all([r for _item, held in groups for r in held])
-        views = [self._view(item, held, checked=True) for item, held in groups]
-        return sorted((v for v in views if v is not None), key=lambda v: (v.state.title.lower(),
-                                                                          v.id))
+        """Every readable item that is not deleted, sorted by title.
+
+        An item whose held versions fail a check (signature, author, decryption, shape)
+        is left out and its ID kept in :attr:`unreadable`; the others are still shown.
+        """
+        self.unreadable = []
+        try:
+            groups = list(self.store.heads_of_kind(Kind.ITEM))
+        except IntegrityError:  # a record whose bytes were altered: load item by item
+            groups = []
+            for item in self.store.held_items(Kind.ITEM):
+                try:
+                    groups.append((item, self.store.heads(item)))
+                except IntegrityError:
+                    self.unreadable.append(item)
+        try:
+            self.signatures.check_all([r for _item, held in groups for r in held])
+            checked = True
+        except IntegrityError:
+            checked = False  # find the failing items one by one below
+        views: list[ItemView] = []
+        for item, held in groups:
+            try:
+                view = self._view(item, held, checked=checked)
+            except IntegrityError:
+                self.unreadable.append(item)
+                continue
+            if view is not None:
+                views.append(view)
+        return sorted(views, key=lambda v: (v.state.title.lower(), v.id))
 
     def get(self, item: bytes) -> ItemView:
         """One item by ID."""
@@ -318,8 +355,13 @@ class Vault:
         self._write_item(item, change)
 
     def delete(self, item: bytes) -> None:
-        """Delete an item (a tombstone that dominates every held version)."""
-        self.get(item)
+        """Delete an item (a tombstone that dominates every held version).
+
+        Nothing is decrypted: an item that cannot be read can still be deleted.
+        """
+        held = self.store.heads(item)
+        if not held or held[0].header.kind != Kind.ITEM or all(r.header.deleted for r in held):
+            raise ItemNotFoundError(f"no item {item.hex()}")
         self._write_item(item, {}, deleted=True)
 
     def merge_pending(self) -> int:
@@ -332,18 +374,75 @@ class Vault:
         return merged
 
     def verify_all(self) -> int:
-        """Check every record in the store as if never seen: author a member, signature
-        (marks ignored) and, for item versions, the authenticated payload; returns how many."""
+        """Check every record in the store as if never seen: author, signature (marks
+        ignored) and, for accepted item versions, the authenticated payload.
+
+        Returns how many records were checked; raises :class:`IntegrityError` naming the
+        items of every record that failed (all of them are checked first).
+        """
         full = SignatureCheck(self.store)  # no mark key: every signature is verified
+        inactive = {r.id for r in self.store.inactive_records()}
         ids = list(self.store.record_ids())
+        failed: list[str] = []
         for start in range(0, len(ids), VERIFY_CHUNK):
-            records = [self.store.get_record(rid) for rid in ids[start:start + VERIFY_CHUNK]]
-            present = [r for r in records if r is not None]  # one purged meanwhile
-            full.check_all(present)
+            present: list[Record] = []
+            for rid in ids[start:start + VERIFY_CHUNK]:
+                try:
+                    record = self.store.get_record(rid)
+                except IntegrityError as exc:
+                    failed.append(str(exc))
+                    continue
+                if record is not None:
+                    present.append(record)
+            active = [r for r in present if r.id not in inactive]
+            try:
+                full.check_all(active)
+            except IntegrityError:
+                active = self._keep_good(full, active, failed)
             for r in present:
+                if r.id in inactive:  # held but not accepted: its signature must still hold
+                    try:
+                        _verify_author(r, full.key_of(r.header.author))
+                    except IntegrityError as exc:
+                        failed.append(str(exc))
+            for r in active:
                 if r.header.kind == Kind.ITEM and not r.header.deleted:
-                    self._state(r)
+                    try:
+                        self._state(r)
+                    except IntegrityError as exc:
+                        failed.append(str(exc))
+        if failed:
+            more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+            raise IntegrityError(f"{len(failed)} of {len(ids)} records failed: "
+                                 + "; ".join(failed[:3]) + more)
         return len(ids)
+
+    @staticmethod
+    def _keep_good(check: SignatureCheck, records: list[Record], failed: list[str]
+                   ) -> list[Record]:
+        """The records that pass ``check`` one by one; the others' reasons go to ``failed``."""
+        good: list[Record] = []
+        for r in records:
+            try:
+                check.check_all([r])
+            except IntegrityError as exc:
+                failed.append(str(exc))
+                continue
+            good.append(r)
+        return good
+
+
+def write_member(author: Author, membership: Membership) -> Record:
+    """Write a MEMBER record as ``author`` and re-judge the records its change touches."""
+    accept = Acceptance(author.store, author.vault_id)
+    body = membership.encode()
+    with author.store.transaction():
+        record = author.write(member_item_id(membership.device_id), Kind.MEMBER,
+                              lambda _h, _held: body)
+        before = accept.view
+        accept.refresh()
+        accept.rejudge(before)
+    return record
 
 
 def _check_type(type_: str) -> None:

@@ -63,13 +63,20 @@ def test_a_flipped_byte_in_an_item_record_is_detected(initialised_cli: Cli, part
     assert_detected(c, "list")
 
 
-def test_an_altered_item_is_not_edited(initialised_cli: Cli) -> None:
+def test_an_altered_item_is_not_edited_but_can_be_deleted(initialised_cli: Cli) -> None:
     c = initialised_cli
     item = c.ok("add", "Secret Mail", "--field", "password=hunter2").strip()
-    flip_byte(c.home, ITEM, "signature", 0.5, rehash=True)
-    assert_detected(c, "edit", item, "--field", "password=x")
-    assert_detected(c, "rm", item)
-    assert_detected(c, "history", item)
+    other = c.ok("add", "Other").strip()
+    flip_byte(c.home, ITEM, "signature", 0.5, rehash=True)  # the newest item record: "Other"
+    assert_detected(c, "edit", other, "--field", "password=x")
+    assert_detected(c, "history", other)
+    r = c.run("list")  # the readable item is listed, the other counted, with where to look
+    assert r.returncode == 1 and "Secret Mail" in r.stdout
+    assert "1 item(s) could not be read" in r.stderr and "wifisync verify" in r.stderr
+    assert "Secret Mail" in c.ok("show", item)
+    c.ok("rm", other)  # deleting does not decrypt what it deletes
+    assert "Secret Mail" in c.ok("list")
+    assert_detected(c, "verify")  # the altered record is still in the log, and named
 
 
 @pytest.mark.parametrize("kind", [MEMBER, VAULT_KEY], ids=["member", "vault-key"])

@@ -214,7 +214,7 @@ async def test_relay_with_its_own_certificate_fails_even_with_the_right_code(
 
 async def test_revoked_device_cannot_join_again(member: Member) -> None:
     joiner = member.household.joiner
-    member.household.vault.write_member(Membership(joiner.cert_der, "old", revoked_after=0))
+    member.household.vault.write_member(Membership(joiner.cert_der, "old", revoked=True))
     window = member.service.open_window(30)
     with pytest.raises(PairingError, match="removed from the vault"):
         await member.join(window.code)

@@ -34,7 +34,7 @@ def state_of(store: RecordStore) -> tuple[object, ...]:
         for kind in Kind
     }
     return (items, store.seen(), store.fingerprint(), sorted(store.record_ids()),
-            store.count_records())
+            store.count_records(), [r.id for r in store.inactive_records()])
 
 
 # --- single appends --------------------------------------------------------------------
@@ -216,23 +216,25 @@ def test_failed_transaction_leaves_nothing(store: RecordStore, devices: list[Dev
     assert store.append(rec(a, 2)) is AppendResult.HEAD
 
 
-def test_failed_purge_is_rolled_back(store: RecordStore, devices: list[DeviceIdentity],
-                                     rec: MakeRecord) -> None:
+def test_failed_activity_change_is_rolled_back(store: RecordStore,
+                                               devices: list[DeviceIdentity],
+                                               rec: MakeRecord) -> None:
     a = devices[0]
     for n in range(1, 4):
         store.append(rec(a, n))
     before = state_of(store)
     with pytest.raises(RuntimeError), store.transaction():
-        store.purge_after(a.device_id, 1)
+        store.set_active(store.records_after(a.device_id, 1, 10), False)
         raise RuntimeError("boom")
     assert state_of(store) == before
+    assert store.count_inactive() == 0
     assert [r.header.seq for r in store.versions(b"i" * 16)] == [1, 2, 3]
 
 
-# --- revocation purge ------------------------------------------------------------------
+# --- inactive records (the accept rule's verdicts) ----------------------------------------
 
 
-def test_purge_after_removes_later_records_and_restores_heads(
+def test_inactive_records_leave_the_held_versions_and_come_back(
         store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
     a, b = devices[0], devices[1]
     kept = rec(b, 1)
@@ -242,38 +244,39 @@ def test_purge_after_removes_later_records_and_restores_heads(
     for r in (kept, by_a1, by_a2, by_a3):
         store.append(r)
     assert heads_ids(store, kept.header.item) == [by_a3.id]
-    assert store.purge_after(a.device_id, 1) == 2
+    fingerprint, seen = store.fingerprint(), store.seen()
+    assert store.set_active([by_a2, by_a3], False) == 2
     assert heads_ids(store, kept.header.item) == [by_a1.id]
     assert heads_ids(store, Y) == []
-    assert store.seen() == {a.device_id: 1, b.device_id: 1}
-    assert store.max_seq(a.device_id) == 1
-    assert not store.has_record(by_a3.id) and not store.has_seq(a.device_id, 2)
-    expected = (int.from_bytes(kept.id, "big") + int.from_bytes(by_a1.id, "big"))
-    assert store.fingerprint() == (expected % FINGERPRINT_MODULUS).to_bytes(32, "big")
-    assert store.purge_after(a.device_id, 1) == 0
-    # Heads rebuilt from the log are the maximal versions again, concurrent ones included.
-    store.append(rec(a, 2, versions={b.device_id: 1}))
-    store.append(rec(devices[2], 1, versions={b.device_id: 1}))
-    assert len(store.heads(kept.header.item)) == 2
-    assert store.purge_after(a.device_id, 1) == 1
-    assert len(store.heads(kept.header.item)) == 2
+    assert {r.id for r in store.inactive_records()} == {by_a2.id, by_a3.id}
+    assert [r.id for r in store.inactive_records([Y])] == [by_a2.id]
+    # Nothing is deleted: sync state and the log are unchanged.
+    assert store.fingerprint() == fingerprint and store.seen() == seen
+    assert store.has_record(by_a3.id) and store.count_records() == 4
+    assert store.set_active([by_a2, by_a3], False) == 0
+    assert store.set_active([by_a2, by_a3], True) == 2
+    assert heads_ids(store, kept.header.item) == [by_a3.id]
+    assert heads_ids(store, Y) == [by_a2.id] and store.count_inactive() == 0
 
 
-def test_purge_everything_of_an_origin(store: RecordStore, devices: list[DeviceIdentity],
-                                       rec: MakeRecord) -> None:
-    a = devices[0]
-    store.append(rec(a, 1))
-    store.append(rec(a, 2, item=Y))
-    assert store.purge_after(a.device_id, 0) == 2
-    assert store.count_records() == 0 and store.fingerprint() == EMPTY_FINGERPRINT
-    assert store.seen().get(a.device_id, 0) == 0
-    assert list(store.heads_of_kind(Kind.ITEM)) == []
+def test_a_record_stored_inactive_takes_no_part_in_its_item(
+        store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    first = rec(b, 1)
+    inflated = rec(a, 1, versions={b.device_id: 2**62})
+    assert store.append(first) is AppendResult.HEAD
+    assert store.append_many([inflated], inactive={inflated.id}) == [AppendResult.INACTIVE]
+    assert heads_ids(store, first.header.item) == [first.id]
+    assert store.is_inactive(inflated.id) and store.count_inactive() == 1
+    assert store.append(inflated) is AppendResult.DUPLICATE
+    store.set_active([inflated], True)
+    assert heads_ids(store, first.header.item) == [inflated.id]
 
 
 # --- signature marks -------------------------------------------------------------------
 
 
-def test_signature_marks_are_kept_replaced_and_purged_with_their_records(
+def test_signature_marks_are_kept_and_replaced(
         store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
     a = devices[0]
     first, second = rec(a, 1), rec(a, 2, item=Y)
@@ -291,8 +294,6 @@ def test_signature_marks_are_kept_replaced_and_purged_with_their_records(
         store.add_signature_marks({second.id: b"4" * 16})
         raise RuntimeError("boom")
     assert store.signature_marks([second.id]) == {second.id: b"2" * 16}
-    store.purge_after(a.device_id, 1)
-    assert store.signature_marks([first.id, second.id]) == {first.id: b"3" * 16}
 
 
 # --- every order of arrival ------------------------------------------------------------
@@ -404,8 +405,8 @@ def test_any_failed_transaction_is_undone_completely(
     records = scenario(devices)
     order = data.draw(st.permutations(records), label="order")
     split = data.draw(st.integers(0, len(order)), label="committed")
-    purge = data.draw(st.none() | st.tuples(st.sampled_from(devices), st.integers(0, 3)),
-                      label="purge")
+    hide = data.draw(st.none() | st.tuples(st.sampled_from(devices), st.integers(0, 3)),
+                     label="hide")
     with fresh_store(kind) as s:
         for r in order[:split]:
             s.append(r)
@@ -413,8 +414,8 @@ def test_any_failed_transaction_is_undone_completely(
         with pytest.raises(RuntimeError), s.transaction():
             for r in order[split:]:
                 s.append(r)
-            if purge is not None:
-                s.purge_after(purge[0].device_id, purge[1])
+            if hide is not None:
+                s.set_active(s.records_after(hide[0].device_id, hide[1], 100), False)
             raise RuntimeError("abort")
         assert full_state(s, devices) == before
         for r in order[split:]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wifisync.records import Kind, Membership, Record, RecordHeader, sign_record
+from wifisync.records import Kind, Record, RecordHeader, sign_record
 from wifisync.store import MemoryStore
 from wifisync.sync import Replica
 
@@ -81,13 +81,21 @@ def test_the_same_origin_and_seq_twice_is_refused_not_fatal() -> None:
 
 
 def revoke(revoker: Device, device: Device) -> int:
-    """``revoker`` writes a revocation of ``device`` at its own seen number; returns it."""
-    point = revoker.store.seen().get(device.id, 0)
-    revoker.vault.write_member(Membership(device.identity.cert_der, device.name, point))
-    return point
+    """``revoker`` revokes ``device``, stating what it holds; returns what it held of it."""
+    from wifisync.revocation import revoke as write_revocation
+
+    target = revoker.replica.members()[device.id]
+    return write_revocation(revoker.vault.author, target).last_seq
 
 
-def test_revoked_devices_later_records_are_refused_everywhere_and_earlier_kept() -> None:
+def acknowledge(device: Device) -> list[Record]:
+    """What a member's daemon does on learning of a revocation."""
+    from wifisync.revocation import acknowledge as write_acknowledgement
+
+    return write_acknowledgement(device.vault.author)
+
+
+def test_a_revocation_by_a_device_that_is_behind_deletes_nothing_and_loses_nothing() -> None:
     a, b, c = household(3)
     sync(a, c)
     early = add_items(c, 3, prefix="early")
@@ -96,20 +104,27 @@ def test_revoked_devices_later_records_are_refused_everywhere_and_earlier_kept()
     late = add_items(c, 2, prefix="late")
     sync(c, b)  # b holds c's late records; a never sees them before the revocation
     point = revoke(a, c)
-    assert point == a.store.seen()[c.id]
+    assert point == a.store.max_seq(c.id)
     wire = sync(a, b)
     assert c.id in {d for out in wire.outputs[1] for d in out.revoked}
     late_ids = {r.id for item in late for r in c.store.versions(item)}
     early_ids = {r.id for item in early for r in c.store.versions(item)}
-    for device in (a, b):
-        assert not late_ids & device.record_ids()
-        assert early_ids <= device.record_ids()
+    # Nothing is deleted: b keeps c's late records, inactive until a member vouches for them.
+    assert late_ids <= b.record_ids() and early_ids <= a.record_ids()
+    assert not any(b.store.heads(item) for item in late)
+    assert all(b.store.heads(item) for item in early)
+    # b held them before it learned of the revocation: it says so, and they count again.
+    assert acknowledge(b) and not acknowledge(b)
+    sync(a, b)
     assert a.state() == b.state()
-    # c keeps offering its late records: every member refuses them.
+    for device in (a, b):
+        assert all(device.store.heads(item) for item in early + late)
+        assert device.replica.members()[c.id].cut == c.store.max_seq(c.id)
+    # What c writes after that is stored (it syncs like anything else) but never counts.
+    later = add_items(c, 1, prefix="later")
     wire = sync(c, b)
-    assert wire.refused(1) == len(late_ids)
-    assert not late_ids & b.record_ids()
-    assert b.replica.members()[c.id].revoked_after == point
+    assert wire.refused(1) == 0
+    assert not b.store.heads(later[0]) and b.store.count_inactive() == 1
 
 
 def test_bootstrap_accepts_the_self_signed_founder_but_no_items() -> None:

@@ -78,7 +78,8 @@ def test_restore_of_a_revoked_device_says_so(tmp_path: Path) -> None:
     owner.write_member(Membership(laptop.cert_der, "laptop"))
     laptop_vault = Vault(owner.store, laptop, owner.vault_key)
     laptop_vault.add("written by laptop")
-    owner.write_member(Membership(laptop.cert_der, "laptop", revoked_after=1))
+    owner.write_member(Membership(laptop.cert_der, "laptop", revoked=True,
+                                    held=owner.store.origins()))
     home = Home.locate(str(tmp_path / "r"))
     with pytest.raises(RevokedDeviceError, match="revoked"):
         restore_backup(make_backup(laptop_vault), home, PASSWORD)

@@ -151,7 +151,7 @@ def test_restore_of_a_revoked_devices_backup_says_so(cli: Cli, make_cli: Callabl
         owner = Vault.unlock(store, DeviceIdentity.load(home.data_dir), PASSWORD)
         laptop = DeviceIdentity.generate()
         owner.write_member(Membership(laptop.cert_der, "laptop"))
-        owner.write_member(Membership(laptop.cert_der, "laptop", revoked_after=0))
+        owner.write_member(Membership(laptop.cert_der, "laptop", revoked=True))
         backup = tmp_path / "laptop.backup"
         backup.write_bytes(make_backup(Vault(store, laptop, owner.vault_key)))
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
 import sys
@@ -15,7 +16,7 @@ from ..errors import UsageError, WifisyncError
 from ..membership import Member, members
 from ..net.addressbook import AddressBook
 from ..net.control_client import daemon_status
-from ..records import Kind, Membership
+from ..records import Kind
 from ..vault import vault_id_of
 from .common import Context, after_write, loaded, locate_home
 
@@ -91,8 +92,20 @@ def _device_rows(ctx: Context, live: dict[str, Any] | None) -> list[dict[str, An
     for device, m in sorted(members(ctx.store).items(), key=lambda kv: (kv[1].name, kv[0])):
         did = format_device_id(device)
         rows.append({"id": did, "name": m.name, "self": device == me, "revoked": m.revoked,
-                     "connected": did in connected})
+                     "admitted": m.admitted, "role": m.role, "connected": did in connected})
     return rows
+
+
+def standing(m: Member | None) -> str:
+    """One line on where a device stands in the vault."""
+    if m is None:
+        return "not a member of this vault"
+    if m.revoked:
+        return "revoked: other members refuse its connections and later records"
+    if not m.admitted:
+        return ("not admitted: the device that paired it was revoked before any member "
+                "held its membership; pair it again (`wifisync join CODE` keeps its data)")
+    return "relay (stores and relays; cannot write items)" if not m.holds_key else "member"
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -104,6 +117,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         flags = [f for f, on in (("this device", r["self"]), ("revoked", r["revoked"]),
+                                 ("not admitted: pair again", not r["admitted"]),
+                                 ("relay", r["role"] != "member"),
                                  ("connected", r["connected"])) if on]
         print(f"{r['id']}  {r['name']}" + (f"  ({', '.join(flags)})" if flags else ""))
     return 0
@@ -126,7 +141,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         book = AddressBook(ctx.home.data_dir).all()
         peers = []
         for device, m in sorted(all_members.items(), key=lambda kv: (kv[1].name, kv[0])):
-            if device == me or m.revoked:
+            if device == me or not m.current:
                 continue
             did = format_device_id(device)
             link = connected.get(did)
@@ -140,6 +155,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         result = {
             "id": format_device_id(me),
             "name": own.name if own else "",
+            "standing": standing(own),
             "vault": {"id": vault, "items": items, "records": records},
             "daemon": {"running": live is not None,
                        "listen": live.get("listen") if live else None,
@@ -153,6 +169,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"device  {result['id']}  {result['name']}")
     print(f"vault   {vault}  ({items} items, {records} records)")
+    if own is None or not own.current or not own.holds_key:
+        print(f"member  {result['standing']}")
     if live:
         print(f"daemon  running (pid {live.get('pid')}), listening on {live.get('listen')}")
     else:
@@ -188,9 +206,10 @@ def resolve_device(all_members: dict[bytes, Member], ref: str) -> Member:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    """Write the revocation record; the daemon pushes it and cuts the device off."""
+    """Write the revocation record, saying what this device knows of the revoked one."""
     from ..author import Author
-    from ..records import member_item_id
+    from ..clock import hlc_wall_ms
+    from ..revocation import revoke
 
     with loaded(args) as ctx:
         all_members = members(ctx.store)
@@ -200,14 +219,27 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         if target.revoked:
             print(f"{format_device_id(target.device_id)} is already revoked")
             return 0
-        author = Author(ctx.store, ctx.identity, vault_id_of(ctx.store))
-        with ctx.store.transaction():
-            revoked_after = ctx.store.seen().get(target.device_id, 0)
-            body = Membership(target.cert_der, target.name, revoked_after).encode()
-            author.write(member_item_id(target.device_id), Kind.MEMBER, lambda _h, _held: body)
-        with_book = AddressBook(ctx.home.data_dir)
+        done = revoke(Author(ctx.store, ctx.identity, vault_id_of(ctx.store)), target)
+        last = ctx.store.records_after(target.device_id, done.last_seq - 1, 1) \
+            if done.last_seq else []
         with contextlib.suppress(WifisyncError):
-            with_book.forget(target.device_id)
+            AddressBook(ctx.home.data_dir).forget(target.device_id)
         after_write(ctx.home)
     print(f"revoked {format_device_id(target.device_id)} ({target.name})")
+    if last:
+        when = datetime.datetime.fromtimestamp(hlc_wall_ms(last[0].header.time) / 1000,
+                                               datetime.UTC)
+        print(f"  last heard from it: its record #{done.last_seq}, written "
+              f"{when:%Y-%m-%d %H:%M} UTC")
+    else:
+        print("  last heard from it: never (this device holds no record it wrote)")
+    print(f"  made inactive here: {done.made_inactive} of its records. Records it wrote that "
+          "this device has not seen stay valid only if another member held them when it "
+          "learned of this revocation")
+    if done.kept_paired:
+        print("  devices it paired, which stay members: "
+              + ", ".join(m.name for m in done.kept_paired))
+    if done.lost_paired:
+        print("  devices it paired whose membership is no longer in force (pair them again "
+              "with `wifisync join`): " + ", ".join(m.name for m in done.lost_paired))
     return 0

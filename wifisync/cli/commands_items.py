@@ -18,7 +18,7 @@ from ..clock import hlc_wall_ms
 from ..config import MAX_DEVICE_NAME, load_config
 from ..crypto import KdfParams
 from ..deviceid import format_device_id, short_device_id
-from ..errors import AlreadyInitialisedError, UsageError
+from ..errors import AlreadyInitialisedError, IntegrityError, UsageError
 from ..identity import DeviceIdentity
 from ..items import ITEM_TYPES, ItemState
 from ..membership import members
@@ -199,13 +199,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         views = vault.items()
     if args.json:
         _print_json([_summary(v) for v in views])
-        return 0
-    for v in views:
-        s = _summary(v)
-        tags = f"  [{', '.join(s['tags'])}]" if s["tags"] else ""
-        print(f"{s['id'][:12]}  {s['type']:<8}  {s['updated'][:16].replace('T', ' ')}  "
-              f"{s['title']}{tags}")
-    if not views:
+    else:
+        for v in views:
+            s = _summary(v)
+            tags = f"  [{', '.join(s['tags'])}]" if s["tags"] else ""
+            print(f"{s['id'][:12]}  {s['type']:<8}  {s['updated'][:16].replace('T', ' ')}  "
+                  f"{s['title']}{tags}", flush=True)
+    if vault.unreadable:
+        raise IntegrityError(
+            f"{len(vault.unreadable)} item(s) could not be read and are not listed (a record "
+            "was altered or is not valid); `wifisync verify` names them")
+    if not views and not args.json:
         sys.stderr.write("no items yet; add one with `wifisync add TITLE`\n")
     return 0
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 
 from ..errors import IntegrityError
@@ -27,6 +28,7 @@ class AppendResult(enum.Enum):
     DUPLICATE = "duplicate"  # already held: nothing changed
     HEAD = "head"  # stored and now a held version of its item
     OBSOLETE = "obsolete"  # stored in the log, but a held version dominates it
+    INACTIVE = "inactive"  # stored in the log, but not accepted (yet): never a held version
 
 
 def fingerprint_add(fp: bytes, record_id: bytes, sign: int = 1) -> bytes:
@@ -127,14 +129,30 @@ class RecordStore(ABC):
         """Raise the seen counter of an origin."""
 
     @abstractmethod
-    def _delete_records(self, records: list[Record]) -> None:
-        """Remove records from the log and heads (revocation only)."""
+    def inactive_records(self, items: Collection[bytes] | None = None) -> list[Record]:
+        """Held records not accepted now (of these items, if given), by ID."""
+
+    @abstractmethod
+    def count_inactive(self) -> int:
+        """How many held records are marked inactive."""
+
+    @abstractmethod
+    def is_inactive(self, record_id: bytes) -> bool:
+        """Whether a held record is marked inactive."""
+
+    @abstractmethod
+    def _set_inactive(self, records: Sequence[Record], inactive: bool) -> None:
+        """Set or clear the inactive mark of held records; called inside a transaction."""
 
     # --- shared logic -----------------------------------------------------------------------
 
     def fingerprint(self) -> bytes:
         """32-byte fingerprint of the set of held record IDs."""
         return self.get_meta("fingerprint") or EMPTY_FINGERPRINT
+
+    def held_items(self, kind: Kind) -> list[bytes]:
+        """Every item of a kind that has a held version, without reading its records."""
+        return [item for item, _held in self.heads_of_kind(kind)]
 
     def items_with_concurrent_versions(self, kind: Kind) -> list[bytes]:
         """Items of a kind that hold more than one version: what a merge has to settle."""
@@ -144,17 +162,26 @@ class RecordStore(ABC):
         """The sequence number this origin's next record gets (use inside a transaction)."""
         return self.max_seq(origin) + 1
 
-    def append(self, record: Record) -> AppendResult:
-        """Add a verified record, applying the multi-value-register rule to its item."""
+    def append(self, record: Record, active: bool = True) -> AppendResult:
+        """Add a verified record, applying the multi-value-register rule to its item.
+
+        An inactive record is kept in the log only: it takes no part in the item's held
+        versions until :meth:`set_active` accepts it.
+        """
         with self.transaction():
             if self.has_record(record.id):
                 return AppendResult.DUPLICATE
             h = record.header
             if self.has_seq(h.author, h.seq):
                 raise IntegrityError("a different record with the same origin and seq is held")
-            current = self.heads(h.item)
-            keep, drop = maximal([r.header.versions for r in current], h.versions)
-            self._insert(record, keep, [current[i].id for i in drop] if keep else [])
+            if active:
+                current = self.heads(h.item)
+                keep, drop = maximal([r.header.versions for r in current], h.versions)
+                self._insert(record, keep, [current[i].id for i in drop] if keep else [])
+            else:
+                keep = False
+                self._insert(record, False, [])
+                self._set_inactive([record], True)
             self.set_meta("fingerprint", fingerprint_add(self.fingerprint(), record.id))
             seen = self.seen().get(h.author, 0)
             if h.seq == seen + 1:
@@ -162,17 +189,35 @@ class RecordStore(ABC):
                 while self.has_seq(h.author, n + 1):
                     n += 1
                 self._set_seen(h.author, n)
+            if not active:
+                return AppendResult.INACTIVE
             return AppendResult.HEAD if keep else AppendResult.OBSOLETE
 
-    def append_many(self, records: Sequence[Record]) -> list[AppendResult]:
+    def append_many(self, records: Sequence[Record],
+                    inactive: AbstractSet[bytes] = frozenset()) -> list[AppendResult]:
         """Append records in order in one transaction (as ``append`` each would).
 
-        Raises :class:`IntegrityError`, having written nothing, when a record conflicts
-        with a different held (or earlier listed) record of the same origin and seq.
+        Records whose IDs are in ``inactive`` are stored inactive. Raises
+        :class:`IntegrityError`, having written nothing, when a record conflicts with a
+        different held (or earlier listed) record of the same origin and seq.
         """
         with self.transaction():
             self._check_no_conflict(records)
-            return [self.append(r) for r in records]
+            return [self.append(r, r.id not in inactive) for r in records]
+
+    def set_active(self, records: Sequence[Record], active: bool) -> int:
+        """Mark held records active or inactive and recompute their items' held versions.
+
+        Nothing is deleted: an inactive record stays in the log (and in sync) and comes
+        back as soon as it is marked active again. Returns how many marks changed.
+        """
+        with self.transaction():
+            changed = [r for r in records if self.is_inactive(r.id) == active]
+            if changed:
+                self._set_inactive(changed, not active)
+                for item in sorted({r.header.item for r in changed}):
+                    self._rebuild_heads(item)
+            return len(changed)
 
     def _check_no_conflict(self, records: Sequence[Record]) -> None:
         listed: dict[tuple[bytes, int], bytes] = {}
@@ -182,28 +227,12 @@ class RecordStore(ABC):
                     not self.has_record(r.id) and self.has_seq(*key)):
                 raise IntegrityError("a different record with the same origin and seq is held")
 
-    def purge_after(self, origin: bytes, seq: int) -> int:
-        """Drop every record of ``origin`` above ``seq`` (a revocation); returns how many."""
-        with self.transaction():
-            doomed = self.records_after(origin, seq, limit=1 << 62)
-            if not doomed:
-                return 0
-            items = {r.header.item for r in doomed}
-            fp = self.fingerprint()
-            for r in doomed:
-                fp = fingerprint_add(fp, r.id, -1)
-            self._delete_records(doomed)
-            self.set_meta("fingerprint", fp)
-            if self.seen().get(origin, 0) > seq:
-                self._set_seen(origin, seq)
-            for item in items:
-                self._rebuild_heads(item)
-            return len(doomed)
-
     def _rebuild_heads(self, item: bytes) -> None:
-        """Recompute the held versions of an item from its log."""
+        """Recompute the held versions of an item from its log (active records only)."""
         held: list[Record] = []
         for r in self.versions(item):
+            if self.is_inactive(r.id):
+                continue
             keep, drop = maximal([x.header.versions for x in held], r.header.versions)
             if keep:
                 held = [x for i, x in enumerate(held) if i not in drop] + [r]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ class MemoryStore(RecordStore):
         self._seen: dict[bytes, int] = {}
         self._max: dict[bytes, int] = {}
         self._marks: dict[bytes, bytes] = {}
+        self._inactive: set[bytes] = set()
         self._depth = 0
         self._undo: list[Callable[[], None]] = []
 
@@ -151,33 +152,25 @@ class MemoryStore(RecordStore):
         self._on_rollback(_restore(self._seen, origin))
         self._seen[origin] = seq
 
-    def _delete_records(self, records: list[Record]) -> None:
+    def inactive_records(self, items: Collection[bytes] | None = None) -> list[Record]:
+        out = [self._records[rid] for rid in sorted(self._inactive)]
+        return out if items is None else [r for r in out if r.header.item in items]
+
+    def count_inactive(self) -> int:
+        return len(self._inactive)
+
+    def is_inactive(self, record_id: bytes) -> bool:
+        return record_id in self._inactive
+
+    def _set_inactive(self, records: Sequence[Record], inactive: bool) -> None:
         for r in records:
-            self._on_rollback(self._undelete_undo(r))
-            h = r.header
-            self._on_rollback(_restore(self._marks, r.id))
-            self._marks.pop(r.id, None)
-            del self._records[r.id]
-            del self._by_seq[(h.author, h.seq)]
-            self._by_item[h.item].remove(r.id)
-            self._heads.get(h.item, set()).discard(r.id)
-            self._max[h.author] = max(
-                (s for (o, s) in self._by_seq if o == h.author), default=0)
+            if (r.id in self._inactive) != inactive:
+                self._on_rollback(self._toggle_undo(r.id))
+                self._inactive ^= {r.id}
 
-    def _undelete_undo(self, record: Record) -> Callable[[], None]:
-        h = record.header
-        log = self._by_item[h.item]
-        position = log.index(record.id)
-        was_head = record.id in self._heads.get(h.item, set())
-        restore_max = _restore(self._max, h.author)
-
+    def _toggle_undo(self, record_id: bytes) -> Callable[[], None]:
         def undo() -> None:
-            self._records[record.id] = record
-            self._by_seq[(h.author, h.seq)] = record.id
-            self._by_item[h.item].insert(position, record.id)
-            if was_head:
-                self._heads.setdefault(h.item, set()).add(record.id)
-            restore_max()
+            self._inactive ^= {record_id}
 
         return undo
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from ..records import Kind, Record
 from ..versions import maximal
 from .base import AppendResult, RecordStore, fingerprint_add
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 32 * 1024  # page cache per connection: the random-key indexes of a 100k vault fit
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
@@ -66,6 +67,11 @@ MIGRATIONS: list[str] = [
     # v3: this device's marks of records whose signature it has checked (wifisync.sigmarks)
     """
     CREATE TABLE signature_marks (id BLOB PRIMARY KEY, mark BLOB NOT NULL) WITHOUT ROWID;
+    """,
+    # v4: records held but not accepted (now): kept, never held versions (wifisync.acceptance)
+    """
+    CREATE TABLE inactive (id BLOB PRIMARY KEY, item BLOB NOT NULL) WITHOUT ROWID;
+    CREATE INDEX inactive_item ON inactive (item);
     """,
 ]
 _ITEM = int(Kind.ITEM)
@@ -192,6 +198,13 @@ class SqliteStore(RecordStore):
         if current is not None:
             yield current, group
 
+    def held_items(self, kind: Kind) -> list[bytes]:
+        """From the item log alone: a corrupt record does not hide the other items."""
+        rows = self._db.execute(
+            f"SELECT DISTINCT item FROM item_log WHERE kind = ? AND held = 1 {_control(kind)} "
+            "ORDER BY item", (int(kind),)).fetchall()
+        return [bytes(item) for (item,) in rows]
+
     def items_with_concurrent_versions(self, kind: Kind) -> list[bytes]:
         """From the item log alone, without loading any record."""
         rows = self._db.execute(
@@ -260,7 +273,8 @@ class SqliteStore(RecordStore):
             "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
             "(SELECT n FROM records WHERE id = ?)", [(h.item, d) for d in dropped])
 
-    def append_many(self, records: Sequence[Record]) -> list[AppendResult]:
+    def append_many(self, records: Sequence[Record],
+                    inactive: AbstractSet[bytes] = frozenset()) -> list[AppendResult]:
         """The batched append of the contract with a handful of statements per batch.
 
         Sync applies batches of thousands of records: looking everything up at once and
@@ -305,6 +319,11 @@ class SqliteStore(RecordStore):
                 if held_seq.setdefault(key, r.id) != r.id:
                     raise IntegrityError(
                         "a different record with the same origin and seq is held")
+                if r.id in inactive:
+                    held_ids.add(r.id)
+                    new.append(r)
+                    results.append(AppendResult.INACTIVE)
+                    continue
                 current = heads.get(h.item, [])
                 keep, drop = maximal([v for _rid, v in current], h.versions)
                 if keep:
@@ -314,6 +333,8 @@ class SqliteStore(RecordStore):
                 new.append(r)
                 results.append(AppendResult.HEAD if keep else AppendResult.OBSOLETE)
             self._write_new(new, heads, stored)
+            if inactive:
+                self._set_inactive([r for r in new if r.id in inactive], True)
             fp = self.fingerprint()
             for r in new:
                 fp = fingerprint_add(fp, r.id)
@@ -353,13 +374,31 @@ class SqliteStore(RecordStore):
             "INSERT INTO seen (origin, seq) VALUES (?, ?) "
             "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq", (origin, seq))
 
-    def _delete_records(self, records: list[Record]) -> None:
-        self._db.executemany(
-            "DELETE FROM item_log WHERE item = ? AND n = (SELECT n FROM records WHERE id = ?)",
-            [(r.header.item, r.id) for r in records])
-        self._db.executemany("DELETE FROM records WHERE id = ?", [(r.id,) for r in records])
-        self._db.executemany("DELETE FROM signature_marks WHERE id = ?",
-                             [(r.id,) for r in records])
+    def inactive_records(self, items: Collection[bytes] | None = None) -> list[Record]:
+        sql = "SELECT r.id, r.data FROM inactive i JOIN records r ON r.id = i.id "
+        if items is None:
+            return [_load(*row) for row in self._db.execute(sql + "ORDER BY i.id")]
+        wanted = list(items)
+        out: list[Record] = []
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i:i + _IN_CHUNK]
+            out.extend(_load(*row) for row in self._db.execute(
+                sql + f"WHERE i.item IN ({','.join('?' * len(chunk))})", chunk))
+        return sorted(out, key=lambda r: r.id)
+
+    def count_inactive(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM inactive")
+        return int(row[0]) if row else 0
+
+    def is_inactive(self, record_id: bytes) -> bool:
+        return self._one("SELECT 1 FROM inactive WHERE id = ?", record_id) is not None
+
+    def _set_inactive(self, records: Sequence[Record], inactive: bool) -> None:
+        if inactive:
+            self._db.executemany("INSERT OR IGNORE INTO inactive (id, item) VALUES (?, ?)",
+                                 [(r.id, r.header.item) for r in records])
+        else:
+            self._db.executemany("DELETE FROM inactive WHERE id = ?", [(r.id,) for r in records])
 
     def _replace_heads(self, item: bytes, record_ids: list[bytes]) -> None:
         self._db.execute("UPDATE item_log SET held = 0 WHERE item = ?", (item,))

@@ -1,9 +1,9 @@
-"""The replication model: which records a device accepts, and what accepting them changes.
+"""Taking records in: the accept rule (:mod:`wifisync.acceptance`) applied to sync batches.
 
-Every record from the wire passes here before it reaches the store: it must belong to our
-vault, name an author that is a member (a revoked one only up to its revocation point),
-carry that author's valid signature, and, for membership and vault-key records, a body
-that parses. Refused records are counted and never stored. No I/O beyond the store.
+Every record from the wire or the pairing hand-over passes here before it reaches the
+store. Refused records are counted and never stored; inactive ones are stored but take
+no part in their item's versions until the rule accepts them. Membership changes re-judge
+the records they touch; nothing is ever deleted. No I/O beyond the store.
 """
 
 from __future__ import annotations
@@ -11,21 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ..acceptance import MAX_FUTURE_MS, MAX_WAITING, Acceptance, body_ok, wall_ms
+from ..clock import hlc_wall_ms
 from ..errors import IntegrityError
-from ..identity import public_key_of_certificate, verify_signature
-from ..membership import Member, members
-from ..records import (
-    VAULT_KEY_ITEM,
-    Kind,
-    Membership,
-    Record,
-    WrappedVaultKey,
-    member_item_id,
-)
+from ..identity import verify_signature
+from ..membership import Member, compute, member_records, view_of
+from ..records import Kind, Record
 from ..sigproc import SignatureWorkers, shared_workers
 from ..store import AppendResult, RecordStore
 
@@ -140,40 +136,23 @@ class PreparedBatch:
     checks: SignatureChecks
 
 
-def _body_ok(record: Record) -> bool:
-    """Kind-specific structure the daemon can check without the vault key."""
-    h = record.header
-    try:
-        if h.kind == Kind.MEMBER:
-            return h.item == member_item_id(Membership.decode(record.body).device_id)
-        if h.kind == Kind.VAULT_KEY:
-            WrappedVaultKey.decode(record.body)
-            return h.item == VAULT_KEY_ITEM
-    except IntegrityError:
-        return False
-    return h.item != VAULT_KEY_ITEM
-
-
 class Replica:
-    """Accepts records for one vault into one store; shared by every session of a daemon."""
+    """Takes records into one vault's store by the accept rule; shared by a daemon's sessions."""
 
     def __init__(self, store: RecordStore, vault_id: bytes, self_id: bytes, *,
-                 pool: Executor | None = None, parallel: bool = True) -> None:
+                 pool: Executor | None = None, parallel: bool = True,
+                 now_ms: Callable[[], int] = wall_ms) -> None:
         self.store = store
         self.vault_id = vault_id
         self.self_id = self_id
+        self.now_ms = now_ms
         self._pool = pool if pool is not None else (verify_pool() if parallel else None)
         self._workers = shared_workers() if parallel else None
+        self._logged: set[tuple[bytes, str]] = set()
 
     def members(self) -> dict[bytes, Member]:
-        """Every member the store knows (revoked ones included)."""
-        return members(self.store)
-
-    def _author_ok(self, record: Record, known: dict[bytes, Member]) -> bool:
-        m = known.get(record.header.author)
-        if m is None:
-            return False
-        return m.revoked_after is None or record.header.seq <= m.revoked_after
+        """Every device the store's MEMBER records name (revoked ones included)."""
+        return view_of(self.store).members
 
     def apply(self, records: Sequence[Record]) -> ApplyResult:
         """Check and store a batch in one store transaction; returns what changed."""
@@ -185,93 +164,117 @@ class Replica:
         Sync overlaps the checks of one batch with storing the previous one: Ed25519
         releases the GIL, SQLite and decoding do not.
         """
-        known = self.members()
-        pairs = [(r, known[r.header.author].public_key) for r in records
-                 if r.header.kind != Kind.MEMBER and r.header.author in known]
+        view = view_of(self.store)
+        pairs = [(r, key) for r in records if r.header.kind != Kind.MEMBER
+                 and (key := view.key_of(r.header.author)) is not None]
         return PreparedBatch(list(records), SignatureChecks(pairs, self._pool, self._workers))
 
     def commit(self, batch: PreparedBatch) -> ApplyResult:
-        """Check membership against the store as it is now and store the batch atomically."""
+        """Apply the accept rule against the store as it is now; store the batch atomically."""
         result = ApplyResult()
         records = batch.records
         with self.store.transaction():
-            known = self.members()
+            accept = Acceptance(self.store, self.vault_id, self.now_ms)
+            before = accept.view
             member_recs = [r for r in records if r.header.kind == Kind.MEMBER]
-            others = [r for r in records if r.header.kind != Kind.MEMBER]
             if member_recs:
-                known = self._apply_members(member_recs, known, result)
-            accepted: list[Record] = []
-            for r in others:
-                if r.header.vault != self.vault_id or not self._author_ok(r, known) \
-                        or not _body_ok(r) \
-                        or not batch.checks.result(r, known[r.header.author].public_key):
-                    result.refused += 1
+                self._store_members(member_recs, accept, result)
+            checked: list[Record] = []
+            for r in records:
+                if r.header.kind == Kind.MEMBER:
                     continue
-                accepted.append(r)
-            self._store_all(accepted, result)
+                reason = accept.refusal(r)
+                key = accept.key_of(r.header.author)
+                if reason is None and (key is None or not batch.checks.result(r, key)):
+                    reason = "bad signature"
+                if reason is not None:
+                    self._refuse(r, reason, result)
+                    continue
+                checked.append(r)
+            stored = self._store_checked(checked, accept, result)
+            if result.membership_changed:
+                result.revoked |= accept.rejudge(before)
+            elif stored and self.store.count_inactive():
+                accept.set_activity(self.store.inactive_records({r.header.item for r in stored}))
         if result.refused:
             log.info("refused %d of %d records", result.refused, len(records))
         return result
 
-    def _apply_members(self, pending: list[Record], known: dict[bytes, Member],
-                       result: ApplyResult) -> dict[bytes, Member]:
-        """Apply MEMBER records, each as soon as its author is known (any order of arrival)."""
-        while pending:
-            waiting: list[Record] = []
-            progress = False
-            for r in pending:
-                if r.header.vault != self.vault_id or not _body_ok(r):
-                    result.refused += 1
-                    continue
-                if r.header.author not in known:
-                    waiting.append(r)
-                    continue
-                if not self._author_ok(r, known) or \
-                        not _signature_ok(r, known[r.header.author].public_key):
-                    result.refused += 1
-                    continue
-                progress = True
-                if self._store_all([r], result):
-                    known = self._after_membership_change(known, result)
-            if not progress:
-                result.refused += len(waiting)
-                break
-            pending = waiting
-        return known
+    def _refuse(self, record: Record, reason: str, result: ApplyResult) -> None:
+        """Count a refused record; log each (author, reason) once per process."""
+        result.refused += 1
+        key = (record.header.author, reason)
+        if key not in self._logged and len(self._logged) < 1024:
+            self._logged.add(key)
+            log.warning("refused a record of device %s: %s (logged once)",
+                        record.header.author.hex()[:16], reason)
 
-    def _after_membership_change(self, before: dict[bytes, Member], result: ApplyResult
-                                 ) -> dict[bytes, Member]:
-        """Reload members; a new or earlier revocation purges the device's later records."""
-        result.membership_changed = True
-        now = self.members()
-        for device, m in now.items():
-            old = before.get(device)
-            if m.revoked_after is None:
-                continue
-            if old is None or old.revoked_after is None or m.revoked_after < old.revoked_after:
-                purged = self.store.purge_after(device, m.revoked_after)
-                result.revoked.add(device)
-                log.info("device %s revoked after %d; %d later records dropped",
-                         device.hex()[:16], m.revoked_after, purged)
-        return now
+    def _store_members(self, records: list[Record], accept: Acceptance,
+                       result: ApplyResult) -> None:
+        """Store MEMBER records whose author a chain from the creator names (any order)."""
+        view = compute(self.vault_id, member_records(self.store) + records)
+        ok: list[Record] = []
+        for r in records:
+            key = view.key_of(r.header.author)
+            reason = None if r.header.vault == self.vault_id else "another vault"
+            if reason is None and not body_ok(r):
+                reason = "malformed body"
+            if reason is None and key is None:
+                reason = "unknown author"
+            if reason is None and not _signature_ok(r, key or b""):
+                reason = "bad signature"
+            if reason is None and hlc_wall_ms(r.header.time) > self.now_ms() + MAX_FUTURE_MS:
+                reason = "clock time too far ahead"
+            if reason is not None:
+                self._refuse(r, reason, result)
+            else:
+                ok.append(r)
+        if self._store_all(ok, result, frozenset()):
+            result.membership_changed = True
+            accept.refresh()
 
-    def _store_all(self, records: list[Record], result: ApplyResult) -> int:
+    def _store_checked(self, records: list[Record], accept: Acceptance,
+                       result: ApplyResult) -> list[Record]:
+        """Store checked records, inactive where the rule says so; returns the new ones."""
+        batch = {(r.header.author, r.header.seq): r.header.item for r in records}
+        inactive: set[bytes] = set()
+        room: int | None = None
+        keep: list[Record] = []
+        for r in records:
+            if not accept.author_counts(r):
+                inactive.add(r.id)
+            elif not accept.claims_held(r, batch):
+                if room is None:
+                    room = MAX_WAITING - self.store.count_inactive()
+                if room <= 0:
+                    self._refuse(r, "too many records wait for versions they claim", result)
+                    continue
+                room -= 1
+                inactive.add(r.id)
+            keep.append(r)
+        before = len(result.applied)
+        self._store_all(keep, result, inactive)
+        return result.applied[before:]
+
+    def _store_all(self, records: list[Record], result: ApplyResult,
+                   inactive: AbstractSet[bytes]) -> int:
         """Append checked records; returns how many were new."""
         try:
-            outcomes: list[AppendResult | None] = list(self.store.append_many(records))
+            outcomes: list[AppendResult | None] = list(
+                self.store.append_many(records, inactive))
         except IntegrityError:
             # The author equivocated (another record with the same origin and seq is held):
             # nothing was written; store the others one by one and refuse the twins.
             outcomes = []
             for r in records:
                 try:
-                    outcomes.append(self.store.append_many([r])[0])
+                    outcomes.append(self.store.append_many([r], inactive)[0])
                 except IntegrityError:
                     outcomes.append(None)
         new = 0
         for r, outcome in zip(records, outcomes, strict=True):
             if outcome is None:
-                result.refused += 1
+                self._refuse(r, "equivocation (another record with its seq is held)", result)
             elif outcome is AppendResult.DUPLICATE:
                 result.duplicates += 1
             else:
@@ -280,29 +283,8 @@ class Replica:
         return new
 
     def bootstrap(self, records: Sequence[Record]) -> ApplyResult:
-        """Store the member and vault-key records handed over at pairing.
-
-        The pairing authenticated them, so their authors may be introduced by the set
-        itself (the vault creator's own first membership record is self-signed); each
-        signature is still checked against the key its author's membership names.
-        """
-        result = ApplyResult()
-        with self.store.transaction():
-            keys = {d: m.public_key for d, m in self.members().items()}
-            for r in records:
-                if r.header.kind == Kind.MEMBER and _body_ok(r):
-                    cert = Membership.decode(r.body).cert_der
-                    device = Membership.decode(r.body).device_id
-                    keys.setdefault(device, public_key_of_certificate(cert))
-            before = self.members()
-            ordered = sorted(records, key=lambda r: r.header.kind != Kind.MEMBER)
-            for r in ordered:
-                key = keys.get(r.header.author)
-                if r.header.kind == Kind.ITEM or r.header.vault != self.vault_id \
-                        or not _body_ok(r) or key is None or not _signature_ok(r, key):
-                    result.refused += 1
-                    continue
-                self._store_all([r], result)
-            if any(r.header.kind == Kind.MEMBER for r in result.applied):
-                self._after_membership_change(before, result)
+        """Store the MEMBER and VAULT_KEY records handed over at pairing, by the same rule."""
+        wanted = [r for r in records if r.header.kind in (Kind.MEMBER, Kind.VAULT_KEY)]
+        result = self.apply(wanted)
+        result.refused += len(records) - len(wanted)
         return result

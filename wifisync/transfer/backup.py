@@ -23,6 +23,7 @@ from ..identity import DeviceIdentity
 from ..membership import members
 from ..records import Record
 from ..store import MemoryStore, RecordStore
+from ..sync.replica import Replica
 from ..vault import META_VAULT_ID, Vault, read_wrapped_key
 
 MAGIC = b"WIFISYNC-BACKUP\x00"
@@ -100,7 +101,7 @@ def _identity(doc: dict[str, Any], vault_key: bytes) -> DeviceIdentity:
 
 
 def _load_records(doc: dict[str, Any]) -> MemoryStore:
-    """Every record, structurally checked and signed by a member the backup names."""
+    """Every record, structurally checked and taken in by the accept rule, as sync would."""
     records: list[Record] = []
     for encoded in doc["records"]:
         if not isinstance(encoded, bytes):
@@ -113,19 +114,11 @@ def _load_records(doc: dict[str, Any]) -> MemoryStore:
             raise BackupError("the backup mixes records of different vaults")
         records.append(record)
     staging = MemoryStore()
-    with staging.transaction():
-        staging.set_meta(META_VAULT_ID, doc["vault"])
-        for r in records:
-            staging.append(r)
-    known = members(staging)
-    for r in records:
-        member = known.get(r.header.author)
-        if member is None:
-            raise BackupError("the backup holds a record by a device that is not a member")
-        try:
-            r.verify(member.public_key)
-        except IntegrityError as exc:
-            raise BackupError("a record in the backup has a bad signature") from exc
+    staging.set_meta(META_VAULT_ID, doc["vault"])
+    result = Replica(staging, doc["vault"], b"", parallel=False).apply(records)
+    if result.refused:
+        raise BackupError(f"{result.refused} record(s) in the backup do not verify (a bad "
+                          "signature, or an author that is not a member)")
     return staging
 
 
@@ -146,7 +139,6 @@ def restore_backup(data: bytes, home: Home, password: str) -> RestoredVault:
         raise RevokedDeviceError(
             f"this backup's device ({identity.short_id}, {me.name!r}) was revoked from the "
             "vault; it cannot sync again. Join the vault as a new device instead")
-    Vault(staging, identity, vault_key).verify_all()
     with home.creating_store() as store:
         _copy(staging, store, doc["vault"])
         items = len(Vault(store, identity, vault_key).items())
@@ -161,5 +153,5 @@ def _copy(source: MemoryStore, target: RecordStore, vault_id: bytes) -> None:
         target.set_meta(META_VAULT_ID, vault_id)
         for r in sorted((r for r in records if r is not None),
                         key=lambda r: (r.header.author, r.header.seq)):
-            target.append(r)
+            target.append(r, active=not source.is_inactive(r.id))
 
