@@ -11,7 +11,7 @@ from .acceptance import MAX_FUTURE_MS
 from .clock import HybridClock, hlc_pack
 from .errors import IntegrityError, UsageError
 from .identity import DeviceIdentity
-from .membership import view_of
+from .membership import MembershipView, view_of
 from .records import Kind, Record, RecordHeader, sign_record
 from .store import AppendResult, RecordStore
 from .versions import join
@@ -34,6 +34,7 @@ class Author:
     clock: HybridClock = field(default_factory=HybridClock)
     now_ms: Callable[[], int] = wall_ms
     _mark_key: bytes = field(init=False, repr=False)
+    _view: MembershipView | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._mark_key = sigmarks.mark_key(self.identity)
@@ -67,7 +68,11 @@ class Author:
 
     def _check_may_write(self, seq: int, kind: Kind) -> None:
         """Refuse to sign what no other device would accept from this one."""
-        view = view_of(self.store)
+        if self._view is None or kind == Kind.MEMBER:
+            # Computed once per writer (one CLI command, one import); a MEMBER write may
+            # change it, and is rare.
+            self._view = view_of(self.store)
+        view = self._view
         if view.root is None:
             return  # the vault's first records, written by its creator
         if not view.counts(self.identity.device_id, seq, kind):

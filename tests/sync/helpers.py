@@ -8,12 +8,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from wifisync import crypto
+from wifisync.author import wall_ms
+from wifisync.clock import hlc_pack
 from wifisync.errors import ProtocolError
 from wifisync.identity import DeviceIdentity
-from wifisync.records import VAULT_KEY_ITEM, Kind, Membership, Record
+from wifisync.records import VAULT_KEY_ITEM, Kind, Membership, Record, RecordHeader, sign_record
 from wifisync.store import MemoryStore, RecordStore
 from wifisync.sync import Replica, SessionOutput, SyncSession
 from wifisync.vault import META_VAULT_ID, Vault
+from wifisync.versions import join
 
 PASSWORD = "pw"
 FAST_KDF = crypto.KdfParams.fresh(opslimit=1, memlimit=8192)
@@ -79,9 +82,10 @@ def create_device(name: str, ident: DeviceIdentity,
 
 
 def join_device(member: Device, name: str, ident: DeviceIdentity,
-                store_factory: Callable[[], RecordStore] = MemoryStore) -> Device:
+                store_factory: Callable[[], RecordStore] = MemoryStore,
+                role: str = "member") -> Device:
     """Pair a new device: the member writes its membership, the newcomer bootstraps."""
-    member.vault.write_member(Membership(ident.cert_der, name))
+    member.vault.write_member(Membership(ident.cert_der, name, role=role))
     store = store_factory()
     vault_id = member.store.get_meta(META_VAULT_ID)
     assert vault_id is not None
@@ -89,6 +93,26 @@ def join_device(member: Device, name: str, ident: DeviceIdentity,
     result = Replica(store, vault_id, ident.device_id).bootstrap(pairing_records(member.store))
     assert result.refused == 0
     return Device(name, ident, store, member.vault_key)
+
+
+def craft(device: Device, item: bytes, kind: Kind = Kind.ITEM, body: bytes = b"junk", *,
+          versions: dict[bytes, int] | None = None, time: int | None = None,
+          deleted: bool = False) -> Record:
+    """A record ``device`` signs by hand (anything a hostile member could write), not stored.
+
+    It takes ``device``'s next sequence number and, unless ``versions`` says otherwise,
+    the vector an honest write would carry.
+    """
+    seq = device.store.next_seq(device.id)
+    if versions is None:
+        versions = join(r.header.versions for r in device.store.heads(item))
+    vector = dict(versions)
+    vector[device.id] = seq
+    header = RecordHeader(vault=device.store.get_meta(META_VAULT_ID) or b"", item=item,
+                          kind=kind, author=device.id, seq=seq, versions=vector,
+                          time=hlc_pack(wall_ms(), 0) if time is None else time,
+                          deleted=deleted)
+    return sign_record(device.identity, header, body)
 
 
 def household(n: int, store_factory: Callable[[], RecordStore] = MemoryStore) -> list[Device]:
