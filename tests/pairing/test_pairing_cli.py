@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,14 +127,31 @@ def test_join_into_a_home_with_another_vault_is_refused_and_changes_nothing(
     other = make_device("other")
     other.cli.ok("init", "--name", "other")
     before = tree_digest(other.cli.home)
+    members_before = member.cli.ok("devices")
     pairing = Pairing(member, "--timeout", "60")
     line = other.cli.fails("join", pairing.code, "--address", member.address)
-    assert "already holds a vault" in line
+    assert "another vault" in line
     assert tree_digest(other.cli.home) == before
-    # The refusal happened before any network traffic: the window is still good.
+    code, _out, err = pairing.finish()  # the member refused before writing anything
+    assert code == 1 and "another vault" in err
+    assert member.cli.ok("devices") == members_before
+
+
+def test_join_on_a_device_that_holds_the_same_vault_readmits_it_keeping_everything(
+        member: Device, make_device: Callable[[str], Device]) -> None:
     laptop = make_device("laptop")
+    pairing = Pairing(member, "--timeout", "60")
     laptop.cli.ok("join", pairing.code, "--address", member.address)
     assert pairing.finish()[0] == 0
+    item = laptop.cli.ok("add", "written on the laptop").strip()
+    records = laptop.cli.ok("status", "--json")
+    again = Pairing(member, "--timeout", "60")
+    out = laptop.cli.ok("join", again.code, "--address", member.address)
+    assert "Re-admitted" in out
+    assert again.finish()[0] == 0
+    assert "written on the laptop" in laptop.cli.ok("show", item)
+    assert json.loads(laptop.cli.ok("status", "--json"))["records"] \
+        >= json.loads(records)["records"]
 
 
 def test_pair_without_a_daemon_says_so(make_device: Callable[[str], Device]) -> None:

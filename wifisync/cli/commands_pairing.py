@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import MAX_DEVICE_NAME, load_config, parse_host_port
 from ..deviceid import format_device_id
-from ..errors import PairingError, UsageError
+from ..errors import AlreadyInitialisedError, PairingError, UsageError
 from ..home import Home
 from ..identity import DeviceIdentity
 from ..store.sqlite import SqliteStore
@@ -72,8 +72,10 @@ def cmd_join(args: argparse.Namespace) -> int:
     import asyncio
 
     from ..net.addressbook import AddressBook
-    from ..pairing.bootstrap import check_offer, refuse_if_holding_vault
+    from ..pairing.bootstrap import check_offer, readmit
     from ..pairing.code import PairingCode
+    from ..pairing.messages import held_vault_tag
+    from ..vault import META_VAULT_ID
 
     code = PairingCode.parse(args.code)
     home = locate_home(args)
@@ -87,12 +89,15 @@ def cmd_join(args: argparse.Namespace) -> int:
             host, port = parse_host_port(args.address)
         except ValueError as exc:
             raise UsageError(f"--address: {exc}") from None
+    held_vault: bytes | None = None
     if home.store_file.exists():
         store = SqliteStore(home.store_file)
         try:
-            refuse_if_holding_vault(store)
+            held_vault = store.get_meta(META_VAULT_ID)
         finally:
             store.close()
+    if held_vault is not None and not DeviceIdentity.exists(home.data_dir):
+        refuse_if_holding_vault_without_identity()
     fresh_identity = not DeviceIdentity.exists(home.data_dir)
     identity = DeviceIdentity.generate() if fresh_identity else DeviceIdentity.load(home.data_dir)
 
@@ -106,10 +111,24 @@ def cmd_join(args: argparse.Namespace) -> int:
             host, port = await async_find_pairing(
                 str(code.nameplate), interfaces=list(config.daemon.interfaces) or None,
                 timeout=MDNS_FIND_TIMEOUT)
-        return await request_join(host, port, code, identity, name)
+        holds = None if held_vault is None else held_vault_tag(held_vault)
+        return await request_join(host, port, code, identity, name, holds)
 
     offer, member_cert = asyncio.run(exchange())
     checked = check_offer(offer, identity, member_cert)
+    if held_vault is not None:
+        store = SqliteStore(home.store_file)
+        try:
+            readmit(store, checked, identity.device_id)
+            kept = store.count_records()
+        finally:
+            store.close()
+        AddressBook(home.data_dir).set(checked.sponsor.device_id,
+                                       f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        print(f"Re-admitted to vault {checked.vault_id.hex()} as {name} "
+              f"({identity.device_id_text}) by {checked.sponsor.name}; kept the {kept} records "
+              "this device holds.", flush=True)
+        return 0
     _store_joined(home, identity, fresh_identity, checked)
     AddressBook(home.data_dir).set(checked.sponsor.device_id,
                                    f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
@@ -119,6 +138,13 @@ def cmd_join(args: argparse.Namespace) -> int:
     print("Start `wifisync daemon` to sync; the master password is needed only to read items.",
           file=sys.stderr)
     return 0
+
+
+def refuse_if_holding_vault_without_identity() -> None:
+    """A store without this device's key cannot be re-admitted: refuse, change nothing."""
+    raise AlreadyInitialisedError(
+        "this home holds a vault but no device key; `join` needs an empty home or the "
+        "device that holds the vault (use another --home)")
 
 
 def _store_joined(home: Home, identity: DeviceIdentity, fresh_identity: bool,

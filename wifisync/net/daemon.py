@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from ..author import Author
 from ..config import Config, parse_host_port
 from ..deviceid import format_device_id, short_device_id
 from ..errors import DaemonError, IntegrityError, NotInitialisedError
 from ..home import Home
 from ..identity import DeviceIdentity, device_id_of_certificate
-from ..membership import Member, current_members
+from ..membership import Member, current_members, members
 from ..records import Kind, Record
+from ..revocation import acknowledge
 from ..store.sqlite import SqliteStore
 from ..sync import Replica, SyncSession
 from ..sync.messages import MAX_FRAME_BYTES
@@ -134,8 +136,7 @@ class Daemon:
         self.vault_id = vault_id_of(self.store)
         self.replica = Replica(self.store, self.vault_id, self.self_id)
         self.members = current_members(self.store)
-        if self.self_id not in self.members:
-            raise DaemonError("this device is not a current member of its vault (revoked?)")
+        self._cut_off = False
         self._local_seq = self.store.max_seq(self.self_id)
         self.addressbook = AddressBook(home.data_dir)
         self.creds = tls.Credentials.in_dir(home.data_dir)
@@ -193,6 +194,9 @@ class Daemon:
                  short_device_id(self.self_id), format_address(host, self.port),
                  self.vault_id.hex()[:8], len(self.members))
 
+        if self.self_id not in self.members:
+            self._stop_syncing()
+            return
         for address in self.static_peers:
             self.peers.add_address(address, static=True)
         for device, address in self.addressbook.all().items():
@@ -267,8 +271,24 @@ class Daemon:
         member = self.members.get(device)
         return member is not None and member.cert_der == cert_der
 
+    def _stop_syncing(self) -> None:
+        """This device is no longer a current member: say so once, stop dialing and serving."""
+        if self._cut_off:
+            return
+        self._cut_off = True
+        m = members(self.store).get(self.self_id)
+        why = "was revoked" if m is not None and m.revoked else \
+            "is not a current member (re-pair it with `wifisync join CODE`)"
+        log.warning("this device %s of its vault: it no longer dials or accepts peers "
+                    "(`wifisync status` says the same)", why)
+        self._loop.create_task(self.peers.close())
+
     def _membership_changed(self, members: dict[bytes, Member]) -> None:
         """New trust for new handshakes; links of devices no longer members close at once."""
+        if self.self_id not in members:
+            self.members = members
+            self._stop_syncing()
+            return
         gone = set(self.members) - set(members)
         self.members = members
         pems = self._trusted_pems()
@@ -285,7 +305,10 @@ class Daemon:
         self.peers.wake()
 
     def _membership_threadsafe(self) -> None:
-        """On the worker: re-read members and hand them to the loop."""
+        """On the worker: acknowledge revocations, re-read members, hand them to the loop."""
+        if acknowledge(Author(self.store, self.identity, self.vault_id)):
+            self._push_local()  # re-enters here once: nothing more to acknowledge then
+            return
         members = current_members(self.store)
         self._loop.call_soon_threadsafe(self._membership_changed, members)
 
@@ -345,6 +368,7 @@ class Daemon:
             "device": format_device_id(self.self_id),
             "listen": format_address(host, self.port),
             "pairing": bool(self.pairing is not None and self.pairing.window_open()),
+            "member": not self._cut_off,
             "peers": [
                 {"id": format_device_id(d), "connected": True, "address": link.address,
                  "direction": link.direction.value, "in_sync": link.in_sync,

@@ -84,6 +84,17 @@ def check_offer(offer: VaultOffer, identity: DeviceIdentity, member_cert_der: by
     return CheckedOffer(offer.vault_id, records, sponsor, members)
 
 
+def readmit(store: RecordStore, offer: CheckedOffer, self_id: bytes) -> int:
+    """Take a hand-over into a store that holds the same vault, keeping everything in it."""
+    with store.transaction():
+        if store.get_meta(META_VAULT_ID) != offer.vault_id:
+            raise PairingError("this device holds another vault; nothing was changed")
+        result = Replica(store, offer.vault_id, self_id, parallel=False).bootstrap(offer.records)
+        if result.refused:
+            raise PairingError(f"{result.refused} record(s) of the hand-over did not verify")
+    return len(result.applied)
+
+
 def store_offer(store: RecordStore, offer: CheckedOffer, self_id: bytes) -> int:
     """Write the vault ID and the records in one transaction; returns how many were stored."""
     with store.transaction():

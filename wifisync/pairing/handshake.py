@@ -85,6 +85,7 @@ class JoinRequest:
     cert_der: bytes
     device_id: bytes
     name: str
+    holds: bytes | None = None  # a returning device: the tag of the vault it holds
 
 
 class MemberHandshake:
@@ -125,7 +126,7 @@ class MemberHandshake:
         except IntegrityError as exc:
             raise PairingError("the joining device's introduction failed authentication") from exc
         self._confirmed = True
-        return JoinRequest(self.joiner_cert, self.joiner_id, intro.name)
+        return JoinRequest(self.joiner_cert, self.joiner_id, intro.name, intro.holds)
 
     def welcome(self, offer: VaultOffer) -> bytes:
         """Prove the key in turn and hand the vault over, sealed under it."""
@@ -141,9 +142,10 @@ class JoinerHandshake:
     """The joining device's side, bound to the certificate its TLS connection showed."""
 
     def __init__(self, code: PairingCode, joiner_cert_der: bytes, member_cert_der: bytes,
-                 name: str) -> None:
+                 name: str, holds: bytes | None = None) -> None:
         self.code = code
         self.name = name
+        self.holds = holds
         self.joiner_cert = joiner_cert_der
         self._member_fp = cert_fingerprint(member_cert_der)
         self._joiner_fp = cert_fingerprint(joiner_cert_der)
@@ -167,8 +169,8 @@ class JoinerHandshake:
             raise PairingError("malformed SPAKE2 message") from exc
         self._keys = _Keys.derive(spake_key, _transcript(
             self.code, self._member_fp, self._joiner_fp, self._outbound, reply.spake))
-        sealed = crypto.seal(self._keys.transfer, messages.encode_intro(JoinerIntro(self.name)),
-                             JOINER_TO_MEMBER + self._keys.transcript)
+        intro = messages.encode_intro(JoinerIntro(self.name, self.holds))
+        sealed = crypto.seal(self._keys.transfer, intro, JOINER_TO_MEMBER + self._keys.transcript)
         return messages.encode(Confirm(self._keys.joiner_mac, sealed))
 
     def receive_welcome(self, data: bytes) -> VaultOffer:

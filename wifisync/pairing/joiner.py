@@ -36,7 +36,7 @@ def pair_url(host: str, port: int) -> str:
 
 
 async def request_join(host: str, port: int, code: PairingCode, identity: DeviceIdentity,
-                       name: str) -> tuple[VaultOffer, bytes]:
+                       name: str, holds: bytes | None = None) -> tuple[VaultOffer, bytes]:
     """Run the exchange with the member at ``host:port``; (its offer, its TLS certificate)."""
     where = f"{host}:{port}"
     timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT,
@@ -50,7 +50,7 @@ async def request_join(host: str, port: int, code: PairingCode, identity: Device
             member_cert = ssl_object.getpeercert(binary_form=True) if ssl_object else None
             if not member_cert:
                 raise PairingError(f"{where} showed no TLS certificate")
-            handshake = JoinerHandshake(code, identity.cert_der, member_cert, name)
+            handshake = JoinerHandshake(code, identity.cert_der, member_cert, name, holds)
             await ws.send_bytes(handshake.hello())
             await ws.send_bytes(handshake.receive_reply(await _receive(ws, where)))
             offer = handshake.receive_welcome(await _receive(ws, where))

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
+from .. import crypto
 from ..errors import PairingError
 from ..records import VAULT_ID_BYTES
 
@@ -68,9 +69,19 @@ M = TypeVar("M", Hello, SpakeReply, Confirm, Welcome)
 
 @dataclass(frozen=True, slots=True)
 class JoinerIntro:
-    """What the joiner tells about itself once the key is shared."""
+    """What the joiner tells about itself once the key is shared.
+
+    ``holds`` is :func:`held_vault_tag` of the vault the joiner already holds (a device
+    coming back), so a member of another vault refuses before it writes anything.
+    """
 
     name: str
+    holds: bytes | None = None
+
+
+def held_vault_tag(vault_id: bytes) -> bytes:
+    """What a returning device says of the vault it holds (not the vault ID itself)."""
+    return crypto.sha256(b"wifisync/v1/held-vault\x00" + vault_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,17 +159,23 @@ _PARSERS: dict[type, Any] = {
 
 def encode_intro(intro: JoinerIntro) -> bytes:
     """Plaintext of the joiner's sealed introduction."""
-    packed: bytes = msgpack.packb({"name": intro.name}, use_bin_type=True)
+    fields: dict[str, object] = {"name": intro.name}
+    if intro.holds is not None:
+        fields["holds"] = intro.holds
+    packed: bytes = msgpack.packb(fields, use_bin_type=True)
     return packed
 
 
 def decode_intro(data: bytes) -> JoinerIntro:
     """Parse the joiner's introduction."""
     d = _unpack_map(data, 1024, "joiner introduction")
-    name = d.get("name")
-    if set(d) != {"name"} or not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
+    name, holds = d.get("name"), d.get("holds")
+    if not set(d) <= {"name", "holds"} or not isinstance(name, str) \
+            or not 0 < len(name) <= MAX_NAME_CHARS:
         raise PairingError("the joining device sent a malformed name")
-    return JoinerIntro(name)
+    if holds is not None and not (isinstance(holds, bytes) and len(holds) == 32):
+        raise PairingError("the joining device sent a malformed vault tag")
+    return JoinerIntro(name, holds)
 
 
 def encode_offer(offer: VaultOffer) -> bytes:

@@ -29,7 +29,7 @@ from ..store import RecordStore
 from . import messages
 from .bootstrap import vault_offer
 from .handshake import MemberHandshake, WrongCodeError
-from .messages import Hello, Refusal
+from .messages import Hello, Refusal, held_vault_tag
 from .window import FINAL_STATES, PairingWindow, PairingWindows, WindowResult, WindowState
 
 log = logging.getLogger("wifisync.pairing")
@@ -222,6 +222,8 @@ class PairingService:
         joiner = handshake.receive_confirm(await _receive(ws))
         if window.state is not WindowState.CLAIMED:  # cancelled while we waited
             raise PairingError("pairing was cancelled on the member")
+        if joiner.holds is not None and joiner.holds != held_vault_tag(self.vault_id):
+            raise PairingError("the joining device holds another vault; nothing was changed")
         record = self._admit(joiner.cert_der, joiner.device_id, joiner.name)
         window.joined(joiner.device_id, joiner.name)
         log.info("pairing window %d: device %s (%s) joined", window.code.nameplate,
