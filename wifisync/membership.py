@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -312,12 +313,23 @@ def member_records(store: RecordStore) -> list[Record]:
     return out
 
 
+_views: weakref.WeakKeyDictionary[RecordStore, tuple[bytes, bytes, MembershipView]] = \
+    weakref.WeakKeyDictionary()
+
+
 def view_of(store: RecordStore) -> MembershipView:
-    """The membership the store's records make."""
+    """The membership the store's records make (kept until a MEMBER record is stored)."""
     vault_id = store.get_meta(META_VAULT_ID)
     if vault_id is None:
         return MembershipView()
-    return compute(vault_id, member_records(store))
+    token = store.membership_token()
+    cached = _views.get(store)
+    if cached is not None and cached[0] == token and cached[1] == vault_id:
+        return cached[2]
+    view = compute(vault_id, member_records(store))
+    if token:
+        _views[store] = (token, vault_id, view)
+    return view
 
 
 def members(store: RecordStore) -> dict[bytes, Member]:

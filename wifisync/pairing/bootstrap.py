@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from ..errors import AlreadyInitialisedError, IntegrityError, PairingError
 from ..identity import DeviceIdentity, device_id_of_certificate
-from ..membership import Member, current_members
-from ..records import Kind, Record
+from ..membership import Member, current_members, member_records
+from ..records import VAULT_KEY_ITEM, Membership, Record
 from ..store import RecordStore
 from ..store.memory import MemoryStore
 from ..sync.replica import Replica
@@ -19,15 +19,36 @@ OFFER_HEADROOM = 64 * 1024
 
 
 def vault_offer(store: RecordStore, vault_id: bytes) -> VaultOffer:
-    """Every MEMBER and VAULT_KEY record a member holds: what a new device needs to sync."""
-    records: list[bytes] = []
+    """What a new device needs to sync: the membership and the current wrapped key.
+
+    Of the MEMBER records, every revocation and, per (author, device, role), only the
+    earliest version: later versions of the same grant change nothing the rule computes,
+    so a vault whose members were re-written thousands of times still fits. Sync brings
+    everything else.
+    """
     with store.transaction():
-        for kind in (Kind.MEMBER, Kind.VAULT_KEY):
-            for item, _held in store.heads_of_kind(kind):
-                records.extend(r.encoded for r in store.versions(item))
-    if (len(records) > MAX_OFFER_RECORDS
-            or sum(len(r) for r in records) > MAX_MEMBER_MESSAGE - OFFER_HEADROOM):
-        raise PairingError("the vault's membership history is too large to hand over")
+        earliest: dict[tuple[bytes, bytes, str], Record] = {}
+        chosen: list[Record] = []
+        for r in member_records(store):
+            try:
+                body = Membership.decode(r.body)
+            except IntegrityError:
+                continue
+            if body.revoked:
+                chosen.append(r)
+                continue
+            key = (r.header.author, body.device_id, body.role)
+            if key not in earliest or r.header.seq < earliest[key].header.seq:
+                earliest[key] = r
+        chosen.extend(earliest.values())
+        chosen.extend(store.heads(VAULT_KEY_ITEM))
+    records = [r.encoded for r in sorted(chosen, key=lambda r: (r.header.author, r.header.seq))]
+    size = sum(len(r) for r in records)
+    if len(records) > MAX_OFFER_RECORDS or size > MAX_MEMBER_MESSAGE - OFFER_HEADROOM:
+        raise PairingError(
+            f"the vault's membership is too large to hand over in one pairing ({len(records)} "
+            f"records, {size // 1024} KiB; the limits are {MAX_OFFER_RECORDS} records and "
+            f"{(MAX_MEMBER_MESSAGE - OFFER_HEADROOM) // 1024} KiB)")
     return VaultOffer(vault_id, tuple(records))
 
 

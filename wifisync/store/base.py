@@ -10,6 +10,7 @@ Stores do not check signatures or membership: the replica does, before appending
 from __future__ import annotations
 
 import enum
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -38,6 +39,7 @@ def fingerprint_add(fp: bytes, record_id: bytes, sign: int = 1) -> bytes:
 
 
 EMPTY_FINGERPRINT = bytes(32)
+MEMBERSHIP_TOKEN = "membership_token"
 
 
 class RecordStore(ABC):
@@ -146,6 +148,15 @@ class RecordStore(ABC):
 
     # --- shared logic -----------------------------------------------------------------------
 
+    def membership_token(self) -> bytes:
+        """Changes whenever a MEMBER record is stored: a key for caching membership."""
+        return self.get_meta(MEMBERSHIP_TOKEN) or b""
+
+    def _membership_changed(self) -> None:
+        # Random rather than a counter: a rolled-back write must not leave a token that a
+        # different later write could repeat.
+        self.set_meta(MEMBERSHIP_TOKEN, os.urandom(16))
+
     def fingerprint(self) -> bytes:
         """32-byte fingerprint of the set of held record IDs."""
         return self.get_meta("fingerprint") or EMPTY_FINGERPRINT
@@ -183,6 +194,8 @@ class RecordStore(ABC):
                 self._insert(record, False, [])
                 self._set_inactive([record], True)
             self.set_meta("fingerprint", fingerprint_add(self.fingerprint(), record.id))
+            if h.kind == Kind.MEMBER:
+                self._membership_changed()
             seen = self.seen().get(h.author, 0)
             if h.seq == seen + 1:
                 n = h.seq

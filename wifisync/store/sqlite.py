@@ -339,6 +339,8 @@ class SqliteStore(RecordStore):
             for r in new:
                 fp = fingerprint_add(fp, r.id)
             self.set_meta("fingerprint", fp)
+            if any(r.header.kind == Kind.MEMBER for r in new):
+                self._membership_changed()
             seen = self.seen()
             for origin in {r.header.author for r in new}:
                 start = n = seen.get(origin, 0)
