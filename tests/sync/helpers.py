@@ -115,10 +115,12 @@ def craft(device: Device, item: bytes, kind: Kind = Kind.ITEM, body: bytes = b"j
     return sign_record(device.identity, header, body)
 
 
-def household(n: int, store_factory: Callable[[], RecordStore] = MemoryStore) -> list[Device]:
-    """``n`` devices of one vault; each joined through the first one."""
+def household(n: int, store_factory: Callable[[], RecordStore] = MemoryStore,
+              relays: frozenset[int] = frozenset()) -> list[Device]:
+    """``n`` devices of one vault; each joined through the first one (``relays``: as relays)."""
     first = create_device("d0", identity(0), store_factory)
-    return [first] + [join_device(first, f"d{i}", identity(i), store_factory)
+    return [first] + [join_device(first, f"d{i}", identity(i), store_factory,
+                                  role="relay" if i in relays else "member")
                       for i in range(1, n)]
 
 

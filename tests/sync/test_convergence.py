@@ -1,8 +1,15 @@
 """Property: any mix of edits, sessions, live pushes, duplicates and cuts converges, losing nothing.
 
-CI runs a modest number of examples. A longer run:
+Some households include a hostile device (a member, or a relay without the vault key) that
+writes inflated version vectors, far-future times, junk payloads, keyless tombstones,
+retroactive revocations and revocations of others, in any interleaving. Afterwards every
+honest replica holds the same records, accepts the same ones and computes the same
+members; every honest edit its author was still allowed to write is held or dominated by
+an honest version; every honest replica still opens its vault.
 
-    WIFISYNC_SYNC_EXAMPLES=2000 WIFISYNC_SYNC_STEPS=60 \\
+CI runs a modest number of examples. The issue-11 target run (1000 x 60):
+
+    WIFISYNC_SYNC_EXAMPLES=1000 WIFISYNC_SYNC_STEPS=60 \\
         .venv/bin/python -m pytest tests/sync/test_convergence.py -q
 """
 
@@ -22,12 +29,18 @@ from hypothesis.stateful import (
     rule,
 )
 
-from wifisync.errors import ProtocolError
-from wifisync.records import Kind, Record
+from wifisync import crypto
+from wifisync.author import wall_ms
+from wifisync.clock import hlc_pack
+from wifisync.errors import IntegrityError, ProtocolError, UsageError
+from wifisync.membership import view_of
+from wifisync.records import Kind, Membership, Record, member_item_id
+from wifisync.revocation import acknowledge
 from wifisync.store.base import EMPTY_FINGERPRINT, fingerprint_add
+from wifisync.vault import Vault
 from wifisync.versions import dominates
 
-from .helpers import Device, Frame, Wire, household, sync
+from .helpers import PASSWORD, Device, Frame, Wire, craft, household, sync
 
 EXAMPLES = int(os.environ.get("WIFISYNC_SYNC_EXAMPLES", "60"))
 STEPS = int(os.environ.get("WIFISYNC_SYNC_STEPS", "30"))
@@ -45,20 +58,30 @@ class Household(RuleBasedStateMachine):
         self.written: list[Record] = []
         self.wires: dict[tuple[int, int], Wire] = {}
         self.rng = random.Random(0)
+        self.hostile: Device | None = None
+        self.honest: list[Device] = []
 
-    @initialize(n=st.integers(3, 5), seed=st.integers(0, 2**16))
-    def make_household(self, n: int, seed: int) -> None:
-        self.devices = household(n)
+    @initialize(n=st.integers(3, 5), seed=st.integers(0, 2**16),
+                hostile=st.sampled_from(["none", "member", "relay"]))
+    def make_household(self, n: int, seed: int, hostile: str) -> None:
+        self.devices = household(n, relays=frozenset({n - 1} if hostile == "relay" else ()))
+        self.hostile = None if hostile == "none" else self.devices[-1]
+        self.honest = [d for d in self.devices if d is not self.hostile]
         self.rng = random.Random(seed)
         for d in self.devices:
             self.written.extend(d.store.get_record(rid) for rid in d.record_ids())  # type: ignore[misc]
 
     def _device(self, i: int) -> Device:
+        """An honest device (the local-write rules)."""
+        return self.honest[i % len(self.honest)]
+
+    def _any(self, i: int) -> Device:
+        """Any device, the hostile one included (sessions)."""
         return self.devices[i % len(self.devices)]
 
-    def _wrote(self, i: int, before: set[bytes]) -> None:
+    def _wrote(self, i: int | Device, before: set[bytes]) -> None:
         """Track new local records and push them to every open wire, as the daemon does."""
-        device = self._device(i)
+        device = i if isinstance(i, Device) else self._device(i)
         new = [r for rid in device.record_ids() - before
                if (r := device.store.get_record(rid)) is not None]
         new.sort(key=lambda r: r.header.seq)
@@ -80,7 +103,10 @@ class Household(RuleBasedStateMachine):
     def add(self, i: int, title: str) -> bytes:
         device = self._device(i)
         before = device.record_ids()
-        item = device.vault.add(title or "untitled", fields={"password": "p"})
+        try:
+            item = device.vault.add(title or "untitled", fields={"password": "p"})
+        except UsageError:  # this device learned it was revoked: it writes nothing
+            item = crypto.random_bytes(16)
         self._wrote(i, before)
         return item
 
@@ -91,7 +117,10 @@ class Household(RuleBasedStateMachine):
         if not self._live(device, item):
             return
         before = device.record_ids()
-        device.vault.edit(item, fields={field: value})
+        try:
+            device.vault.edit(item, fields={field: value})
+        except (UsageError, IntegrityError):  # revoked, or an unreadable (junk) item
+            return
         self._wrote(i, before)
 
     @rule(i=st.integers(0, 4), item=items)
@@ -100,19 +129,82 @@ class Household(RuleBasedStateMachine):
         if not self._live(device, item):
             return
         before = device.record_ids()
-        device.vault.delete(item)
+        try:
+            device.vault.delete(item)
+        except UsageError:
+            return
         self._wrote(i, before)
 
     @rule(i=st.integers(0, 4))
     def merge_pending(self, i: int) -> None:
         device = self._device(i)
         before = device.record_ids()
-        device.vault.merge_pending()
+        try:
+            device.vault.merge_pending()
+        except UsageError:
+            return
         self._wrote(i, before)
 
     @staticmethod
     def _live(device: Device, item: bytes) -> bool:
         return any(not r.header.deleted for r in device.store.heads(item))
+
+    # --- the hostile device ---------------------------------------------------------------------
+
+    def _forge(self, record: Record) -> None:
+        """The hostile device stores what it wrote by hand, and pushes it like any write."""
+        assert self.hostile is not None
+        before = self.hostile.record_ids()
+        self.hostile.store.append(record)
+        self._wrote(self.hostile, before)
+
+    @precondition(lambda self: self.hostile is not None)
+    @rule(item=items)
+    def hostile_inflates_a_vector(self, item: bytes) -> None:
+        assert self.hostile is not None
+        lie = {d.id: 2**62 for d in self.honest}
+        self._forge(craft(self.hostile, item, body=crypto.random_bytes(40), versions=lie))
+
+    @precondition(lambda self: self.hostile is not None)
+    @rule(item=items, far=st.sampled_from([2**63 - 1, hlc_pack(wall_ms() + 3 * 86_400_000, 0)]))
+    def hostile_writes_a_future_time(self, item: bytes, far: int) -> None:
+        assert self.hostile is not None
+        self._forge(craft(self.hostile, item, body=crypto.random_bytes(40), time=far))
+
+    @precondition(lambda self: self.hostile is not None)
+    @rule(target=items)
+    def hostile_writes_junk(self) -> bytes:
+        assert self.hostile is not None
+        item = crypto.random_bytes(16)
+        self._forge(craft(self.hostile, item, body=crypto.random_bytes(60)))
+        return item
+
+    @precondition(lambda self: self.hostile is not None)
+    @rule(item=items)
+    def hostile_junk_beside_an_item(self, item: bytes) -> None:
+        """A junk version concurrent with the honest ones (it claims only itself)."""
+        assert self.hostile is not None
+        self._forge(craft(self.hostile, item, body=crypto.random_bytes(60), versions={}))
+
+    @precondition(lambda self: self.hostile is not None and self.hostile in self.devices[-1:]
+                  and not view_of(self.hostile.store).members[self.hostile.id].holds_key)
+    @rule(item=items, j=st.integers(0, 4))
+    def relay_deletes(self, item: bytes, j: int) -> None:
+        """Having synced first, so that the tombstone dominates what the others hold."""
+        assert self.hostile is not None
+        self.session(self.devices.index(self._device(j)), len(self.devices) - 1, None, False)
+        if self.hostile.store.heads(item):
+            self._forge(craft(self.hostile, item, deleted=True, body=b""))
+
+    @precondition(lambda self: self.hostile is not None)
+    @rule(j=st.integers(0, 4), retroactive=st.booleans())
+    def hostile_revokes(self, j: int, retroactive: bool) -> None:
+        """A revocation of the creator at 0 (void) or a real one of an honest device."""
+        assert self.hostile is not None
+        target = self.devices[0] if retroactive else self._device(j)
+        held = {target.id: 0} if retroactive else self.hostile.store.origins()
+        body = Membership(target.identity.cert_der, target.name, revoked=True, held=held)
+        self._forge(craft(self.hostile, member_item_id(target.id), Kind.MEMBER, body.encode()))
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -120,7 +212,7 @@ class Household(RuleBasedStateMachine):
           chaos=st.booleans())
     def session(self, i: int, j: int, cut_after: int | None, chaos: bool) -> None:
         """A whole session, possibly cut after some frames or disturbed by duplicates."""
-        a, b = self._device(i), self._device(j)
+        a, b = self._any(i), self._any(j)
         if a is b:
             return
         wire = Wire(a, b)
@@ -135,7 +227,7 @@ class Household(RuleBasedStateMachine):
     @rule(i=st.integers(0, 4), j=st.integers(0, 4))
     def connect(self, i: int, j: int) -> None:
         """Open a long-lived connection; its frames move in later steps."""
-        a, b = self._device(i), self._device(j)
+        a, b = self._any(i), self._any(j)
         key = (self.devices.index(a), self.devices.index(b))
         if a is b or key in self.wires or key[::-1] in self.wires:
             return
@@ -176,12 +268,17 @@ class Household(RuleBasedStateMachine):
         finally:
             self._no_id_exchange(wire)
         self._relay(receiver, out.applied, exclude=wire)
+        if out.membership_changed and receiver is not self.hostile:
+            before = receiver.record_ids()  # what its daemon does on news of a revocation
+            acknowledge(receiver.vault.author)
+            self._wrote(receiver, before)
         return True
 
-    @staticmethod
-    def _no_id_exchange(wire: Wire) -> None:
-        """Without a bug, comparing seen vectors always suffices."""
-        assert not any(s.stats.id_exchanges for s in wire.sessions)
+    def _no_id_exchange(self, wire: Wire) -> None:
+        """Without a bug, comparing seen vectors always suffices (between honest devices:
+        the hostile one holds records the others refuse, such as far-future ones)."""
+        if self.hostile not in (wire.a, wire.b):
+            assert not any(s.stats.id_exchanges for s in wire.sessions)
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -200,26 +297,43 @@ class Household(RuleBasedStateMachine):
         if not self.devices:
             return
         self.wires.clear()
-        n = len(self.devices)
-        for i in range(n - 1):
-            self._no_id_exchange(sync(self.devices[i], self.devices[i + 1]))
-        for i in reversed(range(n - 1)):
-            self._no_id_exchange(sync(self.devices[i + 1], self.devices[i]))
-        first = self.devices[0]
-        for d in self.devices[1:]:
+        honest = self.honest
+        for _ in range(2):  # acknowledgements written during the first pass travel in the second
+            for i in range(len(honest) - 1):
+                self._settle(honest[i], honest[i + 1])
+            for i in reversed(range(len(honest) - 1)):
+                self._settle(honest[i + 1], honest[i])
+        first = honest[0]
+        for d in honest[1:]:
             assert d.state() == first.state()
+            assert d.store.inactive_records() == first.store.inactive_records()
         heads = {item: held for item, held in first.store.heads_of_kind(Kind.ITEM)}
-        for d in self.devices[1:]:
+        for d in honest[1:]:
             assert dict(d.store.heads_of_kind(Kind.ITEM)) == heads
+        view = view_of(first.store)
+        for d in honest[1:]:
+            assert view_of(d.store).members == view.members
+        honest_ids = {d.id for d in honest}
         for r in self.written:
-            if r.header.kind != Kind.ITEM:
-                continue
-            held = heads[r.header.item]
-            assert any(dominates(h.header.versions, r.header.versions) for h in held), \
-                "an edit was lost"
-        for d in self.devices:  # the next session between any two of them is a no-op
+            h = r.header
+            if h.kind != Kind.ITEM or h.author not in honest_ids \
+                    or not view.counts(h.author, h.seq, h.kind):
+                continue  # the hostile device's, or written after its author was revoked
+            held = heads.get(h.item, [])
+            assert any(x.header.author in honest_ids
+                       and dominates(x.header.versions, h.versions) for x in held) \
+                or r.id in {x.id for x in held}, "an edit was lost"
+        for d in honest:
+            assert Vault.unlock(d.store, d.identity, PASSWORD).vault_key == d.vault_key
+        for d in honest:  # the next session between any two of them is a no-op
             wire = sync(first, d) if d is not first else None
             assert wire is None or wire.delivered == 2
+
+    def _settle(self, a: Device, b: Device) -> None:
+        """A whole session, then what a daemon does on news of a revocation."""
+        self._no_id_exchange(sync(a, b))
+        for d in (a, b):
+            acknowledge(d.vault.author)
 
 
 Household.TestCase.settings = settings(
