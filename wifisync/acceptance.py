@@ -41,6 +41,11 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def held_when_revoked_key(device: bytes) -> str:
+    """The store metadata key under which :meth:`Acceptance.note_learned` keeps its number."""
+    return f"held-when-revoked:{device.hex()}"
+
+
 def body_ok(record: Record) -> bool:
     """Kind-specific structure anyone can check without the vault key."""
     h = record.header
@@ -125,6 +130,17 @@ class Acceptance:
         return self.author_counts(record)
 
     # --- re-judging after a change ------------------------------------------------------------
+
+    def note_learned(self, before: MembershipView) -> None:
+        """Remember, for each device revoked since ``before``, how far this store held its
+        records when the news arrived: what an acknowledgement may vouch for, and no more
+        (records of it that arrive later, even relayed by members, are never vouched for)."""
+        for device, m in self.view.members.items():
+            old = before.members.get(device)
+            key = held_when_revoked_key(device)
+            if m.revoked and (old is None or not old.revoked) \
+                    and self.store.get_meta(key) is None:
+                self.store.set_meta(key, str(self.store.max_seq(device)).encode())
 
     def set_activity(self, records: list[Record]) -> None:
         """Mark each record active or inactive as the rule says now."""

@@ -1,9 +1,11 @@
 """Writing revocations: the revoker's statement, and every other member's acknowledgement.
 
 A revocation states what its author held of the revoked device (:mod:`wifisync.membership`).
-A member that learns of a revocation and holds records of that device beyond the cut
-signs the same kind of statement for what it holds, so that nothing it already took in
-from the device before the news is lost, and every device evaluates that the same way.
+A member that learns of a revocation while holding records of that device beyond the cut
+signs the same kind of statement for what it held when the news arrived (kept by
+:meth:`wifisync.acceptance.Acceptance.note_learned`), so that nothing it took in before
+is lost, and every device evaluates that the same way. Records of the device that arrive
+after the news are never vouched for, whoever relays them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .acceptance import held_when_revoked_key
 from .author import Author
 from .membership import Member, view_of
 from .records import Membership, Record, member_item_id
@@ -62,14 +65,16 @@ def acknowledge(author: Author) -> list[Record]:
             return []
         origins = store.origins()
         for device, m in sorted(view.members.items()):
-            if m.cut is None or device == me or origins.get(device, 0) <= m.cut \
-                    or _stated(store, me, device, origins[device]):
+            then = int(store.get_meta(held_when_revoked_key(device)) or b"0")
+            if m.cut is None or device == me or then <= m.cut \
+                    or _stated(store, me, device, then):
                 continue
             held = {d: n for d, n in origins.items() if d in view.members}
+            held[device] = then
             written.append(write_member(author, Membership(m.cert_der, m.name, revoked=True,
                                                            held=held)))
-            log.info("acknowledged the revocation of %s: %d of its records held here stay "
-                     "valid", device.hex()[:16], origins[device] - m.cut)
+            log.info("acknowledged the revocation of %s: its records up to #%d, held here "
+                     "before the news, stay valid", device.hex()[:16], then)
             view = view_of(store)
     return written
 

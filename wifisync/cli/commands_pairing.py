@@ -71,10 +71,12 @@ def cmd_join(args: argparse.Namespace) -> int:
     """Join the vault of the member that shows this code; refuse if this home holds a vault."""
     import asyncio
 
+    from ..author import Author
     from ..net.addressbook import AddressBook
     from ..pairing.bootstrap import check_offer, readmit
     from ..pairing.code import PairingCode
     from ..pairing.messages import held_vault_tag
+    from ..revocation import acknowledge
     from ..vault import META_VAULT_ID
 
     code = PairingCode.parse(args.code)
@@ -120,6 +122,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         store = SqliteStore(home.store_file)
         try:
             readmit(store, checked, identity.device_id)
+            acknowledge(Author(store, identity, checked.vault_id))
             kept = store.count_records()
         finally:
             store.close()

@@ -329,8 +329,8 @@ class Daemon:
             for device in out.revoked:
                 self._loop.call_soon_threadsafe(
                     self.peers.drop, device, CloseCode.NOT_MEMBER, "revoked")
-        if out.membership_changed or out.revoked:
-            self._membership_threadsafe()
+        if out.membership_changed or out.revoked or out.finished_initial:
+            self._membership_threadsafe()  # also acknowledges revocations learned meanwhile
 
     def _push_local(self) -> int:
         """Push this device's records committed since the last notify (on the worker)."""

@@ -179,6 +179,8 @@ class Replica:
             member_recs = [r for r in records if r.header.kind == Kind.MEMBER]
             if member_recs:
                 self._store_members(member_recs, accept, result)
+                if result.membership_changed:
+                    accept.note_learned(before)
             checked: list[Record] = []
             for r in records:
                 if r.header.kind == Kind.MEMBER:
