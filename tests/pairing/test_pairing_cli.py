@@ -154,6 +154,22 @@ def test_join_on_a_device_that_holds_the_same_vault_readmits_it_keeping_everythi
         >= json.loads(records)["records"]
 
 
+def test_a_relay_writes_nothing_until_a_member_grants_it_the_role(
+        member: Device, make_device: Callable[[str], Device]) -> None:
+    nas = make_device("nas")
+    pairing = Pairing(member, "--timeout", "60", "--relay")
+    nas.cli.ok("join", pairing.code, "--address", member.address, "--name", "nas")
+    assert pairing.finish()[0] == 0
+    assert "relay" in nas.cli.fails("add", "from the nas", code=2)
+    assert "relay" in member.cli.ok("devices")
+    nas.peers = [member]
+    nas.start()
+    assert "granted nas" in member.cli.ok("grant", "nas")
+    wait_for(lambda: "relay" not in nas.cli.ok("devices"), 15, "the grant to reach the nas")
+    item = nas.add("from the nas")
+    wait_for(lambda: member.holds(item), 15, "the nas's item on the member")
+
+
 def test_pair_without_a_daemon_says_so(make_device: Callable[[str], Device]) -> None:
     alone = make_device("alone")
     alone.cli.ok("init", "--name", "alone")

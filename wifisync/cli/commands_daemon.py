@@ -1,4 +1,4 @@
-"""Daemon and membership commands: daemon, status, devices, revoke."""
+"""Daemon and membership commands: daemon, status, devices, grant, revoke."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..errors import UsageError, WifisyncError
 from ..membership import Member, members
 from ..net.addressbook import AddressBook
 from ..net.control_client import daemon_status
-from ..records import Kind
+from ..records import ROLE_MEMBER, Kind, Membership
 from ..vault import vault_id_of
 from .common import Context, after_write, loaded, locate_home
 
@@ -45,6 +45,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("devices", help="the member devices of the vault")
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("grant", help="let a relay write and delete items (it gets the "
+                       "member role; asks for the master password)")
+    p.add_argument("device", metavar="DEVICE", help="device ID, ID prefix or unique name")
+    p.set_defaults(func=cmd_grant)
 
     p = sub.add_parser("revoke", help="remove a device from the vault for good")
     p.add_argument("device", metavar="DEVICE", help="device ID, ID prefix or unique name")
@@ -203,6 +208,28 @@ def resolve_device(all_members: dict[bytes, Member], ref: str) -> Member:
     if not matches:
         raise UsageError(f"no member device matches {ref!r}; see `wifisync devices`")
     raise UsageError(f"{ref!r} matches {len(matches)} devices; use a longer ID prefix")
+
+
+def cmd_grant(args: argparse.Namespace) -> int:
+    """A member that holds the key grants a relay the member role."""
+    from .common import unlocked
+
+    with unlocked(args) as (ctx, vault):
+        known = members(ctx.store)
+        me = known.get(ctx.identity.device_id)
+        if me is None or not me.current or not me.holds_key:
+            raise UsageError("only a current member that holds the key can grant roles")
+        target = resolve_device(known, args.device)
+        if not target.current:
+            raise UsageError(f"{target.name} is not a current member; pair it again first")
+        if target.holds_key:
+            print(f"{target.name} already has the member role")
+            return 0
+        vault.write_member(Membership(target.cert_der, target.name, role=ROLE_MEMBER))
+        after_write(ctx.home)
+    print(f"granted {target.name} ({format_device_id(target.device_id)}) the member role: "
+          "its item records and deletions count from now on")
+    return 0
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:

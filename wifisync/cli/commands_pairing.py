@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("pair", help="let a new device join: print a one-use pairing code")
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="how long the code stays valid (default: daemon.pairing_timeout)")
+    p.add_argument("--relay", action="store_true",
+                   help="the new device only stores and relays (a NAS without the master "
+                   "password): it cannot write or delete items until `wifisync grant`")
     p.set_defaults(func=cmd_pair)
 
     p = sub.add_parser("join", help="join a vault with a code from `wifisync pair`")
@@ -59,7 +62,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     def show(code: str) -> None:
         print(f"Pairing code: {code}", flush=True)
 
-    outcome = asyncio.run(request_pairing(home, args.timeout, show))
+    outcome = asyncio.run(request_pairing(home, args.timeout, show, relay=args.relay))
     if outcome.get("outcome") == "joined":
         print(f"Device {outcome.get('name')} ({outcome.get('device')}) joined.", flush=True)
         return 0

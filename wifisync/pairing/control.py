@@ -16,9 +16,13 @@ MAX_CONTROL_MESSAGE = 64 * 1024
 
 
 async def request_pairing(home: Home, timeout: float | None,
-                          show_code: Callable[[str], None]) -> dict[str, Any]:
-    """Ask the daemon for a window; ``show_code`` gets its code; returns the outcome."""
-    query = "" if timeout is None else f"?timeout={timeout:g}"
+                          show_code: Callable[[str], None], relay: bool = False
+                          ) -> dict[str, Any]:
+    """Ask the daemon for a window (``relay``: the joiner becomes a relay); ``show_code``
+    gets its code; returns the outcome."""
+    params = ([] if timeout is None else [f"timeout={timeout:g}"]) + (["relay=1"] if relay
+                                                                      else [])
+    query = "?" + "&".join(params) if params else ""
     connector = aiohttp.UnixConnector(path=str(home.control_socket))
     try:
         async with aiohttp.ClientSession(connector=connector) as session, session.ws_connect(

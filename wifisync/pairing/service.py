@@ -24,8 +24,9 @@ from ..deviceid import format_device_id, short_device_id
 from ..errors import PairingError
 from ..identity import DeviceIdentity
 from ..membership import members
-from ..records import Kind, Membership, Record, member_item_id
+from ..records import ROLE_MEMBER, ROLE_RELAY, Membership, Record
 from ..store import RecordStore
+from ..vault import write_member
 from . import messages
 from .bootstrap import vault_offer
 from .handshake import MemberHandshake, WrongCodeError
@@ -73,14 +74,19 @@ class PairingService:
         """Whether a certificate-less client may reach ``/pair`` now."""
         return not self._closed and self.windows.any_open(self.clock())
 
-    def open_window(self, timeout: float | None = None) -> PairingWindow:
-        """A new window with a fresh code; it expires by itself after ``timeout`` seconds."""
+    def open_window(self, timeout: float | None = None, role: str = ROLE_MEMBER
+                    ) -> PairingWindow:
+        """A new window with a fresh code; it expires by itself after ``timeout`` seconds.
+
+        ``role`` is what the joiner becomes: a member (holds the key) or a relay.
+        """
         if self._closed:
             raise PairingError("the daemon is stopping")
         seconds = self.default_timeout if timeout is None else timeout
         if not (math.isfinite(seconds) and 0 < seconds <= MAX_WINDOW_SECONDS):
             raise PairingError(f"a pairing timeout must be 0-{MAX_WINDOW_SECONDS} seconds")
         window = self.windows.open(self.clock(), seconds)
+        window.role = role
         key = str(window.code)
         loop = asyncio.get_running_loop()
         self._outcomes[key] = loop.create_future()
@@ -224,7 +230,7 @@ class PairingService:
             raise PairingError("pairing was cancelled on the member")
         if joiner.holds is not None and joiner.holds != held_vault_tag(self.vault_id):
             raise PairingError("the joining device holds another vault; nothing was changed")
-        record = self._admit(joiner.cert_der, joiner.device_id, joiner.name)
+        record = self._admit(joiner.cert_der, joiner.device_id, joiner.name, window.role)
         window.joined(joiner.device_id, joiner.name)
         log.info("pairing window %d: device %s (%s) joined", window.code.nameplate,
                  short_device_id(joiner.device_id), joiner.name)
@@ -234,15 +240,14 @@ class PairingService:
             log.exception("pairing: telling the daemon about the new member failed")
         await ws.send_bytes(handshake.welcome(vault_offer(self.store, self.vault_id)))
 
-    def _admit(self, cert_der: bytes, device_id: bytes, name: str) -> Record:
+    def _admit(self, cert_der: bytes, device_id: bytes, name: str, role: str) -> Record:
         """Write the signed MEMBER record that makes the joiner a member."""
         known = members(self.store).get(device_id)
         if known is not None and known.revoked:
             raise PairingError("this device was removed from the vault; it cannot join again "
                                "with the same identity")
-        body = Membership(cert_der, name).encode()
-        author = Author(self.store, self.identity, self.vault_id)
-        return author.write(member_item_id(device_id), Kind.MEMBER, lambda _h, _held: body)
+        return write_member(Author(self.store, self.identity, self.vault_id),
+                            Membership(cert_der, name, role=role))
 
     # --- the control socket: `wifisync pair` -------------------------------------------------
 
@@ -258,8 +263,9 @@ class PairingService:
                 timeout = float(request.query["timeout"])
             except ValueError:
                 raise web.HTTPBadRequest(text="timeout must be a number of seconds\n") from None
+        role = ROLE_RELAY if request.query.get("relay") == "1" else ROLE_MEMBER
         try:
-            window = self.open_window(timeout)
+            window = self.open_window(timeout, role)
         except PairingError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         ws = web.WebSocketResponse(heartbeat=None, compress=False)

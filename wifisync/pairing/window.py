@@ -41,6 +41,7 @@ class PairingWindow:
     code: PairingCode
     expires_at: float
     state: WindowState = WindowState.OPEN
+    role: str = "member"  # what the joiner's MEMBER record grants: "member" or "relay"
     result: WindowResult | None = None
 
     def is_open(self, now: float) -> bool:
