@@ -100,6 +100,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     sys.stderr.write(f"wifisync: warning: {args.file} holds every password in plain text; "
                      "delete it when you are done\n")
     print(f"{count} items exported to {args.file} ({args.format})")
+    if vault.unreadable:
+        sys.stderr.write(f"wifisync: {len(vault.unreadable)} item(s) could not be read and "
+                         "are not in the export; `wifisync verify` names them\n")
+        return 1
     return 0
 
 
