@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +57,10 @@ def make_certificate(key: Ed25519PrivateKey, common_name: str) -> x509.Certifica
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def public_key_of_certificate(cert_der: bytes) -> bytes:
-    """The raw Ed25519 public key inside a DER certificate."""
+    """The raw Ed25519 public key inside a DER certificate (remembered: membership reads
+    the same few certificates once per MEMBER record)."""
     try:
         key = x509.load_der_x509_certificate(cert_der).public_key()
     except ValueError as exc:
