@@ -186,8 +186,7 @@ class Vault:
     def change_password(self, new_password: str, kdf: crypto.KdfParams | None = None) -> None:
         """Re-wrap the same vault key under a new master password (a new salt each time)."""
         old = read_wrapped_key(self.store).kdf
-        self._write_wrapped_key(new_password, kdf or crypto.KdfParams.fresh(old.opslimit,
-                                                                             old.memlimit))
+        self._write_wrapped_key(new_password, kdf or old.raised())
 
     def _write_wrapped_key(self, password: str, kdf: crypto.KdfParams) -> None:
         body = WrappedVaultKey(kdf, crypto.wrap_vault_key(self.vault_key, password, kdf)).encode()

@@ -108,8 +108,8 @@ def cmd_join(args: argparse.Namespace) -> int:
                 timeout=MDNS_FIND_TIMEOUT)
         return await request_join(host, port, code, identity, name)
 
-    offer, member_cert = asyncio.run(exchange())
-    checked = check_offer(offer, identity, member_cert)
+    offer = asyncio.run(exchange())
+    checked = check_offer(offer, identity)
     _store_joined(home, identity, fresh_identity, checked)
     AddressBook(home.data_dir).set(checked.sponsor.device_id,
                                    f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import WifisyncError
+from ..limits import disable_core_dumps
 from . import commands_daemon, commands_items, commands_pairing, commands_transfer
 
 # Each module adds its subcommands; a subcommand sets ``func(args) -> int``.
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     os.umask(0o077)  # everything this program writes is private to its user
+    disable_core_dumps()  # the vault key and the master password live in this memory
     args = build_parser().parse_args(argv)
     try:
         status = int(args.func(args))

@@ -172,7 +172,7 @@ class Daemon:
         host, port = parse_host_port(self.listen)
         sock = bind(host, port)
         self.port = sock.getsockname()[1]
-        self.listener = tls.TrustedListener(self.creds, self._trusted_pems())
+        self.listener = tls.TrustedListener(self.creds, self._trusted_pems(), self.vault_id)
         self._client_ctx = tls.client_context(self.creds, self._trusted_pems())
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, force_close=True))
@@ -417,7 +417,8 @@ class Daemon:
         url = f"https://{format_address(host, port)}{SYNC_PATH}"
         try:
             ws = await self.http.ws_connect(
-                url, ssl=self._client_ctx, server_hostname=tls.SERVER_NAME, autoping=False,
+                url, ssl=self._client_ctx, server_hostname=tls.member_server_name(self.vault_id),
+                autoping=False,
                 compress=0, max_msg_size=MAX_FRAME_BYTES,
                 headers={LISTEN_PORT_HEADER: str(self.port)})
         except aiohttp.ClientConnectorCertificateError as exc:

@@ -172,7 +172,8 @@ class PairingService:
         self._sessions.add(task)
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
-                await self._exchange(ws, request.remote or "?")
+                await self._exchange(ws, request.remote or "?", _shown_certificate(request)
+                                     or self.identity.cert_der)
         except TimeoutError:
             log.info("pairing: exchange with %s took too long", request.remote)
         finally:
@@ -181,7 +182,8 @@ class PairingService:
                 await ws.close()
         return ws
 
-    async def _exchange(self, ws: web.WebSocketResponse, remote: str) -> None:
+    async def _exchange(self, ws: web.WebSocketResponse, remote: str, shown_cert: bytes
+                        ) -> None:
         try:
             hello = messages.decode(await _receive(ws), Hello, messages.MAX_JOINER_MESSAGE)
         except PairingError as exc:
@@ -196,7 +198,7 @@ class PairingService:
         window.claim(now)  # from here on, this window's one guess is spent
         log.info("pairing window %d: exchange with %s started", window.code.nameplate, remote)
         try:
-            await self._run_claimed(ws, window, hello)
+            await self._run_claimed(ws, window, hello, shown_cert)
         except WrongCodeError:
             window.fail("wrong pairing code; the code is now used up")
             log.warning("pairing window %d: wrong code from %s; window closed",
@@ -216,8 +218,10 @@ class PairingService:
             self._settled(window)
 
     async def _run_claimed(self, ws: web.WebSocketResponse, window: PairingWindow,
-                           hello: Hello) -> None:
-        handshake = MemberHandshake(window.code, self.identity.cert_der, hello)
+                           hello: Hello, shown_cert: bytes) -> None:
+        # The joiner binds the certificate its TLS connection showed: the anonymous one
+        # (strangers never see our identity), so that is the one we bind too.
+        handshake = MemberHandshake(window.code, shown_cert, hello)
         await ws.send_bytes(handshake.reply())
         joiner = handshake.receive_confirm(await _receive(ws))
         if window.state is not WindowState.CLAIMED:  # cancelled while we waited
@@ -290,6 +294,14 @@ def result_json(result: WindowResult) -> dict[str, Any]:
         "device": format_device_id(result.device_id) if result.device_id else None,
         "name": result.device_name,
     }
+
+
+def _shown_certificate(request: web.Request) -> bytes | None:
+    """The certificate this connection showed the joiner (the listener's anonymous one)."""
+    from ..net.tls import shown_certificate
+
+    transport = request.transport
+    return shown_certificate(transport.get_extra_info("ssl_object") if transport else None)
 
 
 async def _receive(ws: web.WebSocketResponse) -> bytes:
