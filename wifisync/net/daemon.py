@@ -28,6 +28,7 @@ from ..deviceid import format_device_id, short_device_id
 from ..errors import DaemonError, IntegrityError, NotInitialisedError
 from ..home import Home
 from ..identity import DeviceIdentity, device_id_of_certificate
+from ..limits import raise_open_file_limit
 from ..membership import Member, current_members
 from ..records import Kind, Record
 from ..store.sqlite import SqliteStore
@@ -36,6 +37,7 @@ from ..sync.messages import MAX_FRAME_BYTES
 from ..vault import vault_id_of
 from . import tls
 from .addressbook import AddressBook
+from .admission import Admission, AdmissionLimits
 from .control import control_app, serve_control
 from .link import CloseCode, Direction, Link, LinkEnd
 from .peers import AuthenticationFailed, PeerManager
@@ -50,6 +52,7 @@ log = logging.getLogger("wifisync.daemon")
 
 LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
 PUSH_CHUNK = 500  # local records read per store call when the CLI notifies
+WANTED_OPEN_FILES = 8192  # members, strangers within their caps, store, helpers, the CLI
 
 
 def format_address(host: str, port: int) -> str:
@@ -143,6 +146,7 @@ class Daemon:
     async def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the exit status."""
         self._loop = asyncio.get_running_loop()
+        self.open_files = raise_open_file_limit(WANTED_OPEN_FILES)
         self.home.ensure()
         lock = DaemonLock(self.home)
         lock.acquire()
@@ -184,8 +188,11 @@ class Daemon:
         control = control_app(self._notify, self._status)
         self._start_pairing(app, control)
         self.gate = Gate(self._is_member_cert, self._pairing_open)
-        runner, server = await serve(app, self.gate, sock, self.listener.context)
+        self.admission = Admission(AdmissionLimits.for_open_files(self.open_files))
+        runner, server, peer_listener = await serve(app, self.gate, sock, self.listener.context,
+                                                    self.admission)
         self._cleanups.append(runner.cleanup)
+        self._cleanups.append(peer_listener.close)
         self._cleanups.append(self._closer(server))
         control_runner = await serve_control(control, self.home.control_socket)
         self._cleanups.append(control_runner.cleanup)
