@@ -22,13 +22,15 @@ PASSWORD = "correct horse battery staple"
 FAST_CONFIG = "[vault]\nkdf_opslimit = 1\n"
 
 
-@pytest.fixture(autouse=True)
-def low_kdf_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def low_kdf_floor() -> Iterator[None]:
     """In-process tests use Argon2id at 8 KiB for speed; CLI and daemon children keep the floor.
 
-    The floor's own tests (tests/test_crypto.py, tests/test_vault.py) raise it back.
+    The floor's own tests (tests/test_crypto.py) raise it back.
     """
-    monkeypatch.setattr(crypto, "KDF_FLOOR_MEMLIMIT", 8192)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crypto, "KDF_FLOOR_MEMLIMIT", 8192)
+        yield
 
 
 @dataclass
