@@ -379,8 +379,8 @@ class Daemon:
 
     def _on_found(self, host: str, port: int) -> None:
         address = format_address(host, port)
-        self.peers.add_address(address)
-        self.peers.wake(address)
+        if self.peers.add_address(address, discovered=True) is not None:
+            self.peers.wake(address)
 
     async def _run_link(self, link: Link) -> LinkEnd:
         if not self.peers.attach(link):

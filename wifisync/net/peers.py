@@ -29,6 +29,10 @@ BACKOFF_MAX = 15.0
 AUTH_BACKOFF_FIRST = 30.0
 AUTH_BACKOFF_MAX = 600.0
 DIAL_TIMEOUT = 10.0
+# mDNS can name any host:port (a stranger may replay a member's tag): such a dialer gives up
+# after this many failed attempts unless it ever reached a member, and few exist at once.
+MAX_DISCOVERED_ATTEMPTS = 5
+MAX_DISCOVERED_DIALERS = 32
 
 
 class AuthenticationFailed(Exception):
@@ -51,6 +55,7 @@ class Dialer:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     last_error: str = ""
+    discovered: bool = False  # learned from mDNS only: expires unless it reaches a member
 
 
 class PeerManager:
@@ -115,15 +120,22 @@ class PeerManager:
 
     # --- dialers --------------------------------------------------------------------------
 
-    def add_address(self, address: str, static: bool = False, device: bytes | None = None
-                    ) -> Dialer:
-        """Dial ``address`` from now on (static peers, address book, discovery)."""
+    def add_address(self, address: str, static: bool = False, device: bytes | None = None,
+                    discovered: bool = False) -> Dialer | None:
+        """Dial ``address`` from now on (static peers, address book, discovery).
+
+        A discovered address beyond :data:`MAX_DISCOVERED_DIALERS` is ignored (None).
+        """
         dialer = self.dialers.get(address)
         if dialer is None:
-            dialer = Dialer(address, static, device)
+            if discovered and sum(d.discovered for d in self.dialers.values()
+                                  ) >= MAX_DISCOVERED_DIALERS:
+                return None
+            dialer = Dialer(address, static, device, discovered=discovered)
             self.dialers[address] = dialer
             dialer.task = asyncio.get_running_loop().create_task(self._run_dialer(dialer))
         dialer.static = dialer.static or static
+        dialer.discovered = dialer.discovered and discovered and device is None
         return dialer
 
     def wake(self, address: str | None = None) -> None:
@@ -140,6 +152,11 @@ class PeerManager:
         failures = 0
         auth_failures = 0
         while not self._closing:
+            if dialer.discovered and failures + auth_failures >= MAX_DISCOVERED_ATTEMPTS:
+                log.debug("giving up on discovered address %s: %s", dialer.address,
+                          dialer.last_error)
+                del self.dialers[dialer.address]
+                return
             dialer.wake.clear()
             if dialer.device is not None and dialer.device in self.links:
                 await self._wait_gone(dialer.device, dialer.wake)
@@ -166,6 +183,7 @@ class PeerManager:
                 continue
             if dialer.device != link.peer_id:
                 dialer.device = link.peer_id
+            dialer.discovered = False  # it reached a member: keep it like any known address
             self._on_address(link.peer_id, dialer.address)
             failures = auth_failures = 0
             started = time.monotonic()
