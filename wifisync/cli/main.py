@@ -8,12 +8,20 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
 from ..errors import WifisyncError
 from ..limits import disable_core_dumps
-from . import commands_daemon, commands_items, commands_pairing, commands_transfer
+from . import (
+    commands_daemon,
+    commands_items,
+    commands_pairing,
+    commands_service,
+    commands_transfer,
+)
 
 # Each module adds its subcommands; a subcommand sets ``func(args) -> int``.
-COMMAND_MODULES = [commands_items, commands_transfer, commands_daemon, commands_pairing]
+COMMAND_MODULES = [commands_items, commands_transfer, commands_daemon, commands_pairing,
+                   commands_service]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="DIR")
     parser.add_argument("--password-stdin", action="store_true",
                         help="read the master password as one line from standard input")
+    parser.add_argument("--version", action="version", version=f"wifisync {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -41,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     os.umask(0o077)  # everything this program writes is private to its user
     disable_core_dumps()  # the vault key and the master password live in this memory
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`wifisync completion`)
+        commands_service.complete(parser)
+    args = parser.parse_args(argv)
     try:
         status = int(args.func(args))
         sys.stdout.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from ...errors import WifisyncError
 from ..fields import PASSWORD, TOTP, URL, USERNAME
 from ..model import (
     NOTES,
@@ -28,8 +29,13 @@ def sniff(data: bytes) -> bool:
 
 def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     """Every entry outside the recycle bin; groups become path tags, custom strings fields."""
-    from pykeepass import PyKeePass
-    from pykeepass.exceptions import CredentialsError
+    try:
+        from pykeepass import PyKeePass
+        from pykeepass.exceptions import CredentialsError
+    except ImportError:
+        raise WifisyncError("reading KeePass files needs the optional extra: "
+                            "pip install 'wifisync[keepass]' (pipx: pipx inject wifisync "
+                            "pykeepass)") from None
 
     if source_password is None:
         raise SourcePasswordError("the KeePass file needs its own password "
