@@ -17,18 +17,20 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
-from ..config import Config, parse_host_port
+from ..config import Config, load_config, parse_host_port
 from ..deviceid import format_device_id, short_device_id
-from ..errors import DaemonError, IntegrityError, NotInitialisedError
+from ..errors import DaemonError, IntegrityError, NotInitialisedError, WifisyncError
 from ..home import Home
 from ..identity import DeviceIdentity, device_id_of_certificate
 from ..limits import raise_open_file_limit
+from ..logsetup import set_level
 from ..membership import Member, current_members
 from ..records import Kind, Record
 from ..store.sqlite import SqliteStore
@@ -52,7 +54,13 @@ log = logging.getLogger("wifisync.daemon")
 
 LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
 PUSH_CHUNK = 500  # local records read per store call when the CLI notifies
+MAX_FOUND_SHOWN = 64  # addresses mDNS showed, kept for `status` and `doctor`
 WANTED_OPEN_FILES = 8192  # members, strangers within their caps, store, helpers, the CLI
+# How each way a link ends is logged: a duplicate is routine, a timeout is worth a look.
+END_LEVELS: dict[int, int] = {
+    CloseCode.DUPLICATE: logging.DEBUG, CloseCode.TIMEOUT: logging.WARNING,
+    CloseCode.PROTOCOL_ERROR: logging.WARNING, CloseCode.TOO_BIG: logging.WARNING,
+    CloseCode.UNSUPPORTED: logging.WARNING}
 
 
 def format_address(host: str, port: int) -> str:
@@ -72,6 +80,9 @@ class DaemonLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
+                os.close(fd)  # a stopping daemon removed the file we locked: lock the new one
+                return self.acquire()
         except OSError as exc:
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
@@ -84,10 +95,27 @@ class DaemonLock:
         self._fd = fd
 
     def release(self) -> None:
-        """Let the next daemon in."""
+        """Let the next daemon in; the lock file goes, so a stopped daemon leaves nothing."""
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
             os.close(self._fd)
             self._fd = None
+
+
+def iso_time(t: float | None) -> str | None:
+    """Epoch seconds as ISO-8601 UTC with milliseconds, like every other time wifisync shows."""
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+@dataclass
+class PeerNews:
+    """What the daemon remembers of a member device between its connections."""
+
+    last_sync: float | None = None
+    last_error: str | None = None
 
 
 def notify_systemd(message: str) -> None:
@@ -111,7 +139,8 @@ class Daemon:
         self.home = home
         self.config = config
         self.listen = listen or config.daemon.listen
-        self.static_peers = list(dict.fromkeys([*config.daemon.peers, *(peers or [])]))
+        self._cli_peers = list(peers or [])
+        self.static_peers = list(dict.fromkeys([*config.daemon.peers, *self._cli_peers]))
         self.ping_interval = config.daemon.ping_interval
         self.peer_timeout = config.daemon.peer_timeout
         self.worker = StoreWorker()
@@ -122,6 +151,10 @@ class Daemon:
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self.pairing: PairingService | None = None
         self.discovery: DiscoveryManager | None = None
+        self.news: dict[bytes, PeerNews] = {}
+        self.found_by_mdns: dict[str, float] = {}  # address -> when mDNS last showed it
+        self._last_sync: tuple[float, bytes] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -147,7 +180,7 @@ class Daemon:
         """Serve until SIGTERM or SIGINT; returns the exit status."""
         self._loop = asyncio.get_running_loop()
         self.open_files = raise_open_file_limit(WANTED_OPEN_FILES)
-        self.home.ensure()
+        self.home.ensure_writable()
         lock = DaemonLock(self.home)
         lock.acquire()
         try:
@@ -173,6 +206,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload, "reload")
+        self._cleanups.append(self._cancel_tasks)
         host, port = parse_host_port(self.listen)
         sock = bind(host, port)
         self.port = sock.getsockname()[1]
@@ -207,7 +242,8 @@ class Daemon:
                 self.peers.add_address(address, device=device)
         if self.config.daemon.mdns:
             await self._start_discovery()
-        notify_systemd("READY=1\nSTATUS=listening")
+        self._start_watchdog()
+        notify_systemd(f"READY=1\nSTATUS={self._status_line()}")
 
     def _start_pairing(self, app: web.Application, control: web.Application) -> None:
         from ..pairing.service import PairingService
@@ -242,6 +278,105 @@ class Daemon:
         self.discovery = discovery
         self._cleanups.append(discovery.async_stop)
 
+    async def _stop_discovery(self) -> None:
+        if self.discovery is not None:
+            discovery, self.discovery = self.discovery, None
+            self._cleanups.remove(discovery.async_stop)
+            await discovery.async_stop()
+
+    # --- background tasks: reload, watchdog, systemd status -------------------------------
+
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run ``fn`` as a task this daemon owns (cancelled at shutdown)."""
+        task = asyncio.get_running_loop().create_task(fn(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _reload(self) -> None:
+        """SIGHUP: read the config again and apply what can change while running."""
+        try:
+            new = load_config(self.home)
+        except WifisyncError as exc:
+            log.warning("reload refused, the running configuration stays: %s", exc)
+            return
+        old, self.config = self.config.daemon, new
+        d = new.daemon
+        changes: list[str] = []
+        if d.log_level != old.log_level:
+            set_level(d.log_level)
+            changes.append(f"log_level {old.log_level} -> {d.log_level}")
+        static = list(dict.fromkeys([*d.peers, *self._cli_peers]))
+        added = [a for a in static if a not in self.static_peers]
+        removed = [a for a in self.static_peers if a not in static]
+        self.static_peers = static
+        for address in added:
+            self.peers.add_address(address, static=True)
+        for address in removed:
+            self.peers.forget_address(address)
+        if added or removed:
+            changes.append("peers " + ", ".join([*(f"+{a}" for a in added),
+                                                  *(f"-{a}" for a in removed)]))
+        if (d.mdns, d.interfaces) != (old.mdns, old.interfaces):
+            await self._stop_discovery()
+            if d.mdns:
+                await self._start_discovery()
+            where = ", ".join(d.interfaces) or "every interface"
+            changes.append(f"mdns {'on ' + where if d.mdns else 'off'}")
+        if (d.ping_interval, d.peer_timeout) != (old.ping_interval, old.peer_timeout):
+            self.ping_interval, self.peer_timeout = d.ping_interval, d.peer_timeout
+            changes.append(f"ping_interval {d.ping_interval:g} s, peer_timeout "
+                           f"{d.peer_timeout:g} s")
+        if d.listen != old.listen:
+            changes.append(f"listen {d.listen} takes effect at the next restart")
+        log.info("reloaded %s: %s", self.home.config_file, "; ".join(changes) or "no change")
+
+    def _start_watchdog(self) -> None:
+        """Ping systemd's watchdog while the loop and the store thread answer (``WatchdogSec``)."""
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID", "")
+        if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+            return
+        interval = int(usec) / 1e6 / 2
+
+        async def watchdog() -> None:
+            while True:
+                try:
+                    await asyncio.wait_for(self.worker.run(_nothing), interval)
+                except TimeoutError:
+                    log.warning("the store thread has not answered for %.0f s; the watchdog "
+                                "is not told all is well", interval)
+                    continue
+                notify_systemd("WATCHDOG=1")
+                await asyncio.sleep(interval)
+
+        self._spawn(watchdog, "watchdog")
+
+    def _status_line(self) -> str:
+        """One line for ``systemctl status``: peers connected and the last sync."""
+        links = self.peers.links
+        synced = sum(1 for link in links.values() if link.in_sync)
+        line = f"listening on port {self.port}; {len(links)} peer(s) connected, {synced} in sync"
+        if self._last_sync is not None:
+            t, device = self._last_sync
+            line += f"; last sync {time.strftime('%H:%M:%S', time.localtime(t))} with " \
+                    f"{short_device_id(device)}"
+        return line
+
+    def _update_status(self) -> None:
+        notify_systemd(f"STATUS={self._status_line()}")
+
+    def link_synced(self, link: Link) -> None:
+        """A link finished an exchange: remember when, and tell systemd."""
+        if link.synced_at is not None:
+            self.news.setdefault(link.peer_id, PeerNews()).last_sync = link.synced_at
+            self._last_sync = (link.synced_at, link.peer_id)
+        self._update_status()
+
     @staticmethod
     def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
         async def close() -> None:
@@ -249,7 +384,7 @@ class Daemon:
         return close
 
     async def _shutdown(self) -> None:
-        notify_systemd("STOPPING=1")
+        notify_systemd("STOPPING=1\nSTATUS=stopping")
         with contextlib.suppress(AttributeError):
             await self.peers.close()  # first: the HTTP server waits for its WebSocket handlers
         for cleanup in reversed(self._cleanups):
@@ -345,19 +480,46 @@ class Daemon:
         await self._notify()
 
     async def _status(self) -> dict[str, Any]:
+        """The live view the CLI's ``status`` and ``doctor`` show (keys documented in README)."""
         links = self.peers.links
         host, _port = parse_host_port(self.listen)
+        errors: dict[bytes, str] = {}
+        for d in self.peers.dialers.values():
+            if d.device is not None and d.last_error:
+                errors[d.device] = d.last_error
+        devices = [d for d in self.members if d != self.self_id]
+        peers = []
+        for device in sorted(devices, key=lambda d: (self.members[d].name, d)):
+            link = links.get(device)
+            news = self.news.get(device, PeerNews())
+            peers.append({
+                "id": format_device_id(device), "name": self.members[device].name,
+                "connected": link is not None,
+                "in_sync": bool(link is not None and link.in_sync),
+                "last_sync": iso_time(link.synced_at if link is not None and link.synced_at
+                                      else news.last_sync),
+                "records_behind": link.records_behind if link is not None else None,
+                "last_error": None if link is not None else
+                errors.get(device) or news.last_error,
+                "address": link.address if link is not None else None,
+                "direction": link.direction.value if link is not None else None,
+                "since": iso_time(link.connected_at) if link is not None else None,
+                "last_seen": iso_time(link.last_seen) if link is not None else None,
+            })
+        discovery = self.discovery
         return {
             "pid": os.getpid(),
             "device": format_device_id(self.self_id),
             "listen": format_address(host, self.port),
             "pairing": bool(self.pairing is not None and self.pairing.window_open()),
-            "peers": [
-                {"id": format_device_id(d), "connected": True, "address": link.address,
-                 "direction": link.direction.value, "in_sync": link.in_sync,
-                 "since": link.connected_at, "last_seen": link.last_seen}
-                for d, link in links.items()
-            ],
+            "revoked": self.self_id not in self.members,
+            "peers": peers,
+            "mdns": {
+                "enabled": self.config.daemon.mdns,
+                "active": bool(discovery is not None and discovery.active),
+                "interfaces": discovery.interface_names() if discovery is not None else [],
+                "found": sorted(self.found_by_mdns),
+            },
             "dialing": [
                 {"address": d.address, "static": d.static,
                  "id": format_device_id(d.device) if d.device else None,
@@ -379,6 +541,10 @@ class Daemon:
 
     def _on_found(self, host: str, port: int) -> None:
         address = format_address(host, port)
+        self.found_by_mdns.pop(address, None)  # re-inserted last: the dict stays oldest first
+        self.found_by_mdns[address] = time.time()
+        while len(self.found_by_mdns) > MAX_FOUND_SHOWN:
+            del self.found_by_mdns[next(iter(self.found_by_mdns))]
         if self.peers.add_address(address, discovered=True) is not None:
             self.peers.wake(address)
 
@@ -387,11 +553,16 @@ class Daemon:
             await link.ws.close(code=CloseCode.DUPLICATE, message=b"duplicate connection")
             return LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
         log.info("connected to %s (%s, %s)", link.name, link.direction.value, link.address)
+        self._update_status()
         try:
             end = await link.run()
         finally:
             self.peers.detach(link)
-        log.info("disconnected from %s: %s (%d)", link.name, end.reason, end.code)
+        level = END_LEVELS.get(end.code, logging.INFO)
+        log.log(level, "disconnected from %s: %s (%d)", link.name, end.reason, end.code)
+        if level >= logging.WARNING or end.code == CloseCode.NOT_MEMBER:
+            self.news.setdefault(link.peer_id, PeerNews()).last_error = end.reason
+        self._update_status()
         return end
 
     async def _accept(self, request: web.Request) -> web.StreamResponse:
@@ -467,3 +638,7 @@ def _is_tls_refusal(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def _nothing() -> None:
+    """A no-op for the store thread: it answering at all is what the watchdog checks."""

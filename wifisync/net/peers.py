@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from .link import CloseCode, Link, LinkEnd
+from .plainerror import plain_error
 
 log = logging.getLogger("wifisync.daemon")
 
@@ -56,6 +57,7 @@ class Dialer:
     task: asyncio.Task[None] | None = None
     last_error: str = ""
     discovered: bool = False  # learned from mDNS only: expires unless it reaches a member
+    retired: bool = False  # removed from the config: stops once its link, if any, ends
 
 
 class PeerManager:
@@ -138,6 +140,13 @@ class PeerManager:
         dialer.discovered = dialer.discovered and discovered and device is None
         return dialer
 
+    def forget_address(self, address: str) -> None:
+        """Stop dialing ``address`` (a static peer removed by a reload); a live link stays."""
+        dialer = self.dialers.pop(address, None)
+        if dialer is not None:
+            dialer.retired = True
+            dialer.wake.set()
+
     def wake(self, address: str | None = None) -> None:
         """Retry now: discovery saw the peer again, or membership changed."""
         for d in self.dialers.values():
@@ -151,7 +160,7 @@ class PeerManager:
     async def _run_dialer(self, dialer: Dialer) -> None:
         failures = 0
         auth_failures = 0
-        while not self._closing:
+        while not self._closing and not dialer.retired:
             if dialer.discovered and failures + auth_failures >= MAX_DISCOVERED_ATTEMPTS:
                 log.debug("giving up on discovered address %s: %s", dialer.address,
                           dialer.last_error)
@@ -174,7 +183,7 @@ class PeerManager:
                 continue
             except (OSError, aiohttp.ClientError, TimeoutError, ssl.SSLError,
                     asyncio.IncompleteReadError) as exc:
-                dialer.last_error = str(exc) or type(exc).__name__
+                dialer.last_error = plain_error(exc)
                 delay = backoff(failures, BACKOFF_FIRST, BACKOFF_MAX)
                 failures += 1
                 log.debug("cannot reach %s (%s); retry in %.1f s", dialer.address,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import plistlib
+import pwd
 import re
 import shutil
 import subprocess
@@ -42,7 +43,7 @@ def wifisync_command() -> list[str]:
 
 
 def daemon_command(home_dir: Path | None) -> list[str]:
-    """The daemon's argv in a service: ``--home`` only when a home other than the default is used."""
+    """The daemon's argv in a service; ``--home`` only when a non-default home is in use."""
     return [*wifisync_command(), *(["--home", str(home_dir)] if home_dir else []), "daemon"]
 
 
@@ -80,12 +81,15 @@ class Report:
     """What an install or uninstall did and what is left to the user, line by line."""
 
     done: list[str] = field(default_factory=list)
+    problem: str = ""
     todo: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """The report as printed."""
         out = list(self.done)
+        if self.problem:
+            out.append(f"could not reach the service manager ({self.problem})")
         if self.todo:
             out.append("run these yourself:")
             out.extend(f"  {cmd}" for cmd in self.todo)
@@ -142,7 +146,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _linger_note() -> str:
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
+    user = pwd.getpwuid(os.getuid()).pw_name
     if Path("/var/lib/systemd/linger", user).exists():
         return f"lingering is enabled for {user}: the service runs without a login session"
     return (f"on a machine nobody logs into (a NAS), keep it running without a login "
@@ -154,7 +158,7 @@ def _manager(report: Report, run: Runner, commands: list[list[str]]) -> None:
     for i, cmd in enumerate(commands):
         ok, said = run(cmd)
         if not ok:
-            report.notes.insert(0, f"{cmd[0]}: {said}")
+            report.problem = f"{cmd[0]}: {said}"
             report.todo.extend(" ".join(c) for c in commands[i:])
             return
         report.done.append(f"ran {' '.join(cmd)}")
@@ -216,7 +220,7 @@ def uninstall(system: str, run: Runner = run_command) -> Report:
     if reachable:
         report.done.append(f"ran {' '.join(disable)}")
     else:
-        report.notes.insert(0, f"systemctl: {said}")
+        report.problem = f"systemctl: {said}"
         report.todo.append(f"systemctl --user stop {UNIT_NAME}")
         wants = path.parent / "default.target.wants" / UNIT_NAME
         if wants.is_symlink():

@@ -175,6 +175,15 @@ class SyncSession:
         return self._phase is Phase.IN_SYNC
 
     @property
+    def records_behind(self) -> int | None:
+        """About how many records the peer's HELLO promised that have not arrived yet."""
+        if self._theirs is None or self._mine is None:
+            return None
+        theirs, mine = self._theirs[0], self._mine[0]
+        promised = sum(max(0, n - mine.get(origin, 0)) for origin, n in theirs.items())
+        return max(0, promised - self.stats.records_received)
+
+    @property
     def phase(self) -> Phase:
         """The current phase (for logs and tests)."""
         return self._phase
