@@ -133,7 +133,8 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         live = _live(ctx)
         all_members = members(ctx.store)
         own = all_members.get(me)
-        live_peers = {p["id"]: p for p in (live or {}).get("peers", [])}
+        live_peers = {p["id"]: p for p in [*(live or {}).get("away", []),
+                                           *(live or {}).get("peers", [])]}
         book = AddressBook(ctx.home.data_dir).all()
         peers = []
         for device, m in sorted(all_members.items(), key=lambda kv: (kv[1].name, kv[0])):

@@ -487,25 +487,20 @@ class Daemon:
         for d in self.peers.dialers.values():
             if d.device is not None and d.last_error:
                 errors[d.device] = d.last_error
-        devices = [d for d in self.members if d != self.self_id]
-        peers = []
-        for device in sorted(devices, key=lambda d: (self.members[d].name, d)):
-            link = links.get(device)
-            news = self.news.get(device, PeerNews())
-            peers.append({
-                "id": format_device_id(device), "name": self.members[device].name,
-                "connected": link is not None,
-                "in_sync": bool(link is not None and link.in_sync),
-                "last_sync": iso_time(link.synced_at if link is not None and link.synced_at
-                                      else news.last_sync),
-                "records_behind": link.records_behind if link is not None else None,
-                "last_error": None if link is not None else
-                errors.get(device) or news.last_error,
-                "address": link.address if link is not None else None,
-                "direction": link.direction.value if link is not None else None,
-                "since": iso_time(link.connected_at) if link is not None else None,
-                "last_seen": iso_time(link.last_seen) if link is not None else None,
-            })
+        peers = [
+            {"id": format_device_id(device), "connected": True, "in_sync": link.in_sync,
+             "last_sync": iso_time(link.synced_at or self.news.get(device, PeerNews()).last_sync),
+             "records_behind": link.records_behind, "address": link.address,
+             "direction": link.direction.value, "since": iso_time(link.connected_at),
+             "last_seen": iso_time(link.last_seen)}
+            for device, link in links.items()
+        ]
+        away = [  # members not connected now: when they last synced, why not now
+            {"id": format_device_id(device), "last_sync": iso_time(news.last_sync),
+             "last_error": errors.get(device) or news.last_error}
+            for device in self.members if device != self.self_id and device not in links
+            for news in [self.news.get(device, PeerNews())]
+        ]
         discovery = self.discovery
         return {
             "pid": os.getpid(),
@@ -514,6 +509,7 @@ class Daemon:
             "pairing": bool(self.pairing is not None and self.pairing.window_open()),
             "revoked": self.self_id not in self.members,
             "peers": peers,
+            "away": away,
             "mdns": {
                 "enabled": self.config.daemon.mdns,
                 "active": bool(discovery is not None and discovery.active),
