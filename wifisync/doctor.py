@@ -171,7 +171,7 @@ def _peers(live: dict[str, Any] | None) -> Iterator[Check]:
     if live is None:
         yield Check("peers", None, "the daemon is not running")
         return
-    peers = live.get("peers", [])
+    peers = [*live.get("peers", []), *live.get("away", [])]
     found = live.get("mdns", {}).get("found", [])
     if not peers:
         yield Check("peers", None, "no other member yet (pair one with wifisync pair)")
@@ -179,7 +179,7 @@ def _peers(live: dict[str, Any] | None) -> Iterator[Check]:
     connected = [p for p in peers if p.get("connected")]
     summary = f"{len(connected)} of {len(peers)} connected; mDNS showed {len(found)} " \
               "member address(es)"
-    away = [f"{p['name']} ({p.get('last_error') or 'not seen'})" for p in peers
+    away = [f"{p.get('name') or p['id'][:7]} ({p.get('last_error') or 'not seen'})" for p in peers
             if not p.get("connected")]
     if away:
         yield Check("peers", False, f"{summary}; not connected: {', '.join(away)}",
@@ -191,7 +191,7 @@ def _peers(live: dict[str, Any] | None) -> Iterator[Check]:
         skew = p.get("clock_skew")
         if skew is None:
             continue
-        name = f"clock {p['name']}"
+        name = f"clock {p.get('name') or p['id'][:7]}"
         if abs(skew) > MAX_CLOCK_SKEW:
             yield Check(name, False, f"{skew:+.0f} s apart from this device",
                         "turn on time sync (timedatectl set-ntp true) on both devices")

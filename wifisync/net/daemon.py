@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import math
 import os
 import signal
 import socket
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("wifisync.daemon")
 
 LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
+CLOCK_HEADER = "Wifisync-Time"  # each side's wall clock at the handshake: `doctor` shows skew
 PUSH_CHUNK = 500  # local records read per store call when the CLI notifies
 MAX_FOUND_SHOWN = 64  # addresses mDNS showed, kept for `status` and `doctor`
 WANTED_OPEN_FILES = 8192  # members, strangers within their caps, store, helpers, the CLI
@@ -118,6 +120,15 @@ class PeerNews:
     last_error: str | None = None
 
 
+def clock_skew(header: str | None) -> float | None:
+    """How far the peer's clock is ahead of ours (seconds), from its time header."""
+    try:
+        their = float(header or "")
+    except ValueError:
+        return None
+    return round(their - time.time(), 3) if math.isfinite(their) else None
+
+
 def notify_systemd(message: str) -> None:
     """Tell systemd our state when it asked us to (``Type=notify``); no dependency needed."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -155,6 +166,7 @@ class Daemon:
         self.found_by_mdns: dict[str, float] = {}  # address -> when mDNS last showed it
         self._last_sync: tuple[float, bytes] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handshake_clocks: dict[str, float] = {}  # dialed URL -> the peer's clock skew
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -213,8 +225,10 @@ class Daemon:
         self.port = sock.getsockname()[1]
         self.listener = tls.TrustedListener(self.creds, self._trusted_pems(), self.vault_id)
         self._client_ctx = tls.client_context(self.creds, self._trusted_pems())
+        clock = aiohttp.TraceConfig()
+        clock.on_request_end.append(self._on_handshake_answer)
         self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=True))
+            connector=aiohttp.TCPConnector(limit=0, force_close=True), trace_configs=[clock])
         self._cleanups.append(self.http.close)
         self.peers = PeerManager(self.self_id, self._dial, self._remember_address)
 
@@ -488,15 +502,18 @@ class Daemon:
             if d.device is not None and d.last_error:
                 errors[d.device] = d.last_error
         peers = [
-            {"id": format_device_id(device), "connected": True, "in_sync": link.in_sync,
+            {"id": format_device_id(device), "name": self._name_of(device), "connected": True,
+             "in_sync": link.in_sync,
              "last_sync": iso_time(link.synced_at or self.news.get(device, PeerNews()).last_sync),
-             "records_behind": link.records_behind, "address": link.address,
+             "records_behind": link.records_behind, "clock_skew": link.clock_skew,
+             "address": link.address,
              "direction": link.direction.value, "since": iso_time(link.connected_at),
              "last_seen": iso_time(link.last_seen)}
             for device, link in links.items()
         ]
         away = [  # members not connected now: when they last synced, why not now
-            {"id": format_device_id(device), "last_sync": iso_time(news.last_sync),
+            {"id": format_device_id(device), "name": self._name_of(device),
+             "last_sync": iso_time(news.last_sync),
              "last_error": errors.get(device) or news.last_error}
             for device in self.members if device != self.self_id and device not in links
             for news in [self.news.get(device, PeerNews())]
@@ -523,6 +540,17 @@ class Daemon:
                 for d in self.peers.dialers.values()
             ],
         }
+
+    async def _on_handshake_answer(self, _session: aiohttp.ClientSession, _ctx: Any,
+                                   params: aiohttp.TraceRequestEndParams) -> None:
+        """Note the peer's clock from its handshake answer (a trace hook: public aiohttp API)."""
+        skew = clock_skew(params.response.headers.get(CLOCK_HEADER))
+        if skew is not None:
+            self._handshake_clocks[str(params.url)] = skew
+
+    def _name_of(self, device: bytes) -> str:
+        member = self.members.get(device)
+        return member.name if member is not None else short_device_id(device)
 
     def _pairing_open(self) -> bool:
         return bool(self.pairing is not None and self.pairing.window_open())
@@ -570,6 +598,7 @@ class Daemon:
         peer_id = device_id_of_certificate(cert)
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=MAX_FRAME_BYTES,
                                    autoclose=True)
+        ws.headers[CLOCK_HEADER] = f"{time.time():.3f}"
         await ws.prepare(request)
         remote = request.remote or "?"
         port_text = request.headers.get(LISTEN_PORT_HEADER, "")
@@ -582,7 +611,9 @@ class Daemon:
         if peer_id == self.self_id:
             await ws.close(code=CloseCode.NOT_MEMBER, message=b"that is this device")
             return ws
-        await self._run_link(Link(self, ws, peer_id, Direction.INBOUND, address, self.self_id))
+        link = Link(self, ws, peer_id, Direction.INBOUND, address, self.self_id)
+        link.clock_skew = clock_skew(request.headers.get(CLOCK_HEADER))
+        await self._run_link(link)
         return ws
 
     async def _dial(self, address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
@@ -594,7 +625,7 @@ class Daemon:
                 url, ssl=self._client_ctx, server_hostname=tls.member_server_name(self.vault_id),
                 autoping=False,
                 compress=0, max_msg_size=MAX_FRAME_BYTES,
-                headers={LISTEN_PORT_HEADER: str(self.port)})
+                headers={LISTEN_PORT_HEADER: str(self.port), CLOCK_HEADER: f"{time.time():.3f}"})
         except aiohttp.ClientConnectorCertificateError as exc:
             raise AuthenticationFailed("its certificate is not a member's") from exc
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
@@ -612,6 +643,7 @@ class Daemon:
             await ws.close()
             raise AuthenticationFailed("that address is this device")
         link = Link(self, ws, peer_id, Direction.OUTBOUND, address, self.self_id)
+        link.clock_skew = self._handshake_clocks.pop(url, None)
         return link, lambda: self._run_link(link)
 
 

@@ -91,6 +91,7 @@ class Link:
         self.last_seen = time.time()
         self.in_sync = False
         self.synced_at: float | None = None  # wall clock of the last exchange that completed
+        self.clock_skew: float | None = None  # the peer's clock minus ours, at the handshake
         self._loop = asyncio.get_running_loop()
         self._live_in = 0
         self._live_log: asyncio.TimerHandle | None = None
