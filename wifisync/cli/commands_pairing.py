@@ -103,6 +103,9 @@ def cmd_join(args: argparse.Namespace) -> int:
         if args.address is None:
             from ..net.discovery import async_find_pairing
 
+            print(f"looking on the local network for the device showing code "
+                  f"{code.nameplate}-... (mDNS, up to {MDNS_FIND_TIMEOUT:g} s; --address "
+                  "HOST:PORT skips this)", file=sys.stderr, flush=True)
             host, port = await async_find_pairing(
                 str(code.nameplate), interfaces=list(config.daemon.interfaces) or None,
                 timeout=MDNS_FIND_TIMEOUT)

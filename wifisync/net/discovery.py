@@ -487,8 +487,10 @@ async def async_find_pairing(
         check_interfaces(interfaces)
     states = link_states(interfaces or None)
     bind_to = _zeroconf_interfaces(interfaces or None, states)
-    if not bind_to:
-        raise ConfigError(f"no IPv4 address on {', '.join(interfaces or [])} to look for pairing")
+    if not bind_to or not states:
+        where = ", ".join(interfaces) if interfaces else "any network interface"
+        raise ConfigError(f"no IPv4 address on {where} to look for the pairing device by "
+                          "mDNS; give its address with --address HOST:PORT")
     aiozc = _new_zeroconf(bind_to)
     found: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
     tasks: set[asyncio.Task[None]] = set()
