@@ -74,3 +74,17 @@ def test_sighup_reloads_the_config_and_says_what_changed(devices: Callable[..., 
     assert "daemon.listen" in b.log() and b.proc.poll() is None
     assert b.stop() == 0
     assert not b.home.control_socket.exists() and not b.home.daemon_lock.exists()
+
+
+def test_a_routine_duplicate_connection_is_not_logged_at_info(
+        devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2, log_level="debug")
+    a.peers, b.peers = [b], [a]  # both dial: one of the two connections closes as the duplicate
+    a.start(wait=False)
+    b.start(wait=False)
+    wait_for(lambda: a.connected_to(b) and b.connected_to(a), 10, "the session")
+    wait_for(lambda: "in sync with" in a.log() and "in sync with" in b.log(), 10, "sync lines")
+    a.stop()
+    b.stop()
+    duplicates = [line for line in (a.log() + b.log()).splitlines() if "(4000)" in line]
+    assert all(" DEBUG " in line for line in duplicates), duplicates
