@@ -96,3 +96,17 @@ def test_launchd_agent_has_absolute_paths_and_a_private_log(tmp_path: Path,
     assert log.parent.stat().st_mode & 0o077 == 0
     assert calls[-1] == ["launchctl", "bootstrap", f"gui/{os.getuid()}", str(path)]
     assert any("bootstrap" in line for line in report.lines())
+
+
+def test_a_custom_xdg_data_home_is_pinned_and_made_writable(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    unit = service.render_unit(["/usr/bin/wifisync", "daemon"], None)
+    assert f"ReadWritePaths=-{tmp_path}/data/wifisync\n" in unit
+    assert f"ExecStart=/usr/bin/wifisync daemon\nEnvironment=XDG_DATA_HOME={tmp_path}/data\n" \
+        in unit
+    monkeypatch.delenv("XDG_DATA_HOME")
+    default = service.render_unit(["/usr/bin/wifisync", "daemon"], None)
+    assert "Environment=" not in default
+    assert "ReadWritePaths=-%h/.local/share/wifisync\n" in default

@@ -27,6 +27,7 @@ UNIT_NAME = "wifisync.service"
 AGENT_LABEL = "com.wifisync.daemon"
 PLIST_NAME = f"{AGENT_LABEL}.plist"
 MANAGER_TIMEOUT = 30.0
+XDG_PINNED = ("XDG_CONFIG_HOME", "XDG_DATA_HOME")  # where platformdirs puts config and data
 
 
 def template(name: str) -> str:
@@ -60,11 +61,21 @@ def render_unit(argv: list[str], home_dir: Path | None) -> str:
     text = template(UNIT_NAME)
     exec_start = "ExecStart=" + " ".join(_systemd_word(w) for w in argv)
     text = re.sub(r"^ExecStart=.*$", lambda _m: exec_start, text, count=1, flags=re.M)
+    pinned = [f"{k}={v}" for k in XDG_PINNED if os.path.isabs(v := os.environ.get(k, ""))]
+    writable: list[Path] = []
     if home_dir is not None:
         home = Home.locate(str(home_dir))
-        paths = " ".join("-" + _systemd_word(str(p)) for p in (home.data_dir, home.runtime_dir))
+        writable = [home.data_dir, home.runtime_dir]
+    elif "XDG_DATA_HOME" in " ".join(pinned):
+        writable = [Home.locate().data_dir]
+    if writable:
+        paths = " ".join("-" + _systemd_word(str(p)) for p in writable)
         text = re.sub(r"^ReadWritePaths=.*$", lambda _m: f"ReadWritePaths={paths}", text,
                       count=1, flags=re.M)
+    if pinned and home_dir is None:  # the service must find the same home as this shell
+        lines = "".join(f"Environment={_systemd_word(p)}\n" for p in pinned)
+        text = re.sub(r"^(ExecStart=.*\n)", lambda m: m.group(1) + lines, text, count=1,
+                      flags=re.M)
     return text
 
 
