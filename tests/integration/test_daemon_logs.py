@@ -68,6 +68,11 @@ def test_sighup_reloads_the_config_and_says_what_changed(devices: Callable[..., 
     wait_for(lambda: b.connected_to(a), 5, "the session with the peer added by the reload")
     assert b.proc.poll() is None
 
+    b.configure(peers=[a.address], log_level="debug", mdns=True, interfaces=["nosuch0"])
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "mdns stays off" in b.log(), 5, "the mdns part of the reload")
+    assert "no such network interface: nosuch0" in b.log() and b.proc.poll() is None
+
     (b.cli.home / "config" / "config.toml").write_text("[daemon]\nlisten = 'nonsense'\n")
     b.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload refused" in b.log(), 5, "the refused reload")

@@ -167,6 +167,7 @@ class Daemon:
         self._last_sync: tuple[float, bytes] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._handshake_clocks: dict[str, float] = {}  # dialed URL -> the peer's clock skew
+        self._ready = False  # SIGHUP waits for the start to finish
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -257,6 +258,7 @@ class Daemon:
         if self.config.daemon.mdns:
             await self._start_discovery()
         self._start_watchdog()
+        self._ready = True
         notify_systemd(f"READY=1\nSTATUS={self._status_line()}")
 
     def _start_pairing(self, app: web.Application, control: web.Application) -> None:
@@ -304,7 +306,12 @@ class Daemon:
         """Run ``fn`` as a task this daemon owns (cancelled at shutdown)."""
         task = asyncio.get_running_loop().create_task(fn(), name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed: %s", task.get_name(), task.exception())
 
     async def _cancel_tasks(self) -> None:
         for task in list(self._tasks):
@@ -313,6 +320,9 @@ class Daemon:
 
     async def _reload(self) -> None:
         """SIGHUP: read the config again and apply what can change while running."""
+        if not self._ready:
+            log.warning("reload ignored: the daemon is still starting")
+            return
         try:
             new = load_config(self.home)
         except WifisyncError as exc:
@@ -337,10 +347,13 @@ class Daemon:
                                                   *(f"-{a}" for a in removed)]))
         if (d.mdns, d.interfaces) != (old.mdns, old.interfaces):
             await self._stop_discovery()
-            if d.mdns:
-                await self._start_discovery()
             where = ", ".join(d.interfaces) or "every interface"
-            changes.append(f"mdns {'on ' + where if d.mdns else 'off'}")
+            try:
+                if d.mdns:
+                    await self._start_discovery()
+                changes.append(f"mdns {'on ' + where if d.mdns else 'off'}")
+            except (WifisyncError, OSError) as exc:
+                changes.append(f"mdns stays off: {exc}")
         if (d.ping_interval, d.peer_timeout) != (old.ping_interval, old.peer_timeout):
             self.ping_interval, self.peer_timeout = d.ping_interval, d.peer_timeout
             changes.append(f"ping_interval {d.ping_interval:g} s, peer_timeout "
