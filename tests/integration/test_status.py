@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 
 from tests.integration.conftest import Device, free_port, wait_for
+from wifisync.records import Kind
+from wifisync.store.sqlite import SqliteStore
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -98,3 +100,23 @@ def test_status_watch_json_is_one_object_per_line(devices: Callable[..., list[De
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 0
     assert [json.loads(line)["daemon"]["running"] for line in lines] == [False, False]
+
+
+def test_a_revoked_device_is_told_by_status_and_doctor(devices: Callable[..., list[Device]]
+                                                       ) -> None:
+    a, b = devices(2)
+    a.cli.ok("revoke", b.name)
+    source, target = SqliteStore(a.home.store_file), SqliteStore(b.home.store_file)
+    try:  # the revocation reaches B as sync would bring it
+        for item, _held in source.heads_of_kind(Kind.MEMBER):
+            for record in source.versions(item):
+                target.append(record)
+    finally:
+        source.close()
+        target.close()
+    assert json.loads(b.cli.ok("status", "--json"))["revoked"] is True
+    assert "REVOKED this device was revoked" in b.cli.ok("status")
+    assert json.loads(a.cli.ok("status", "--json"))["revoked"] is False
+    doctor = b.cli.run("doctor")
+    assert doctor.returncode == 1
+    assert re.search(r"^FAIL  membership: this device \(\w+\) was revoked", doctor.stdout, re.M)
