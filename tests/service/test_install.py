@@ -6,11 +6,13 @@ import os
 import plistlib
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, Cli
+from tests.integration.conftest import Device
 from wifisync import service
 
 # Stands in for the user's service manager (not the thing under test): records its calls.
@@ -42,7 +44,7 @@ def test_install_without_a_user_manager_writes_the_unit_and_says_the_commands(
     assert "StartLimitBurst=" in unit and "StartLimitIntervalSec=" in unit
     assert "systemctl: systemctl not found" in out
     assert "run these yourself:\n  systemctl --user daemon-reload\n  systemctl --user enable " \
-           "--now wifisync.service" in out
+           "wifisync.service\n  systemctl --user restart wifisync.service" in out
     assert "loginctl enable-linger" in out
     for d in ("data", "run"):  # the unit makes them writable, so they must exist
         assert (cli.home / d).is_dir()
@@ -58,13 +60,15 @@ def test_install_and_uninstall_drive_systemctl_when_it_answers(cli: Cli, tmp_pat
     env = _env(tmp_path, bin_dir)
     out = cli.ok("service", "install", "--now", env=env)
     assert "ran systemctl --user daemon-reload" in out
-    assert "ran systemctl --user enable --now wifisync.service" in out
+    assert "ran systemctl --user enable wifisync.service" in out
+    assert "ran systemctl --user restart wifisync.service" in out
     assert "run these yourself" not in out
     out = cli.ok("service", "uninstall", env=env)
     assert "ran systemctl --user disable --now wifisync.service" in out
     assert not (tmp_path / "xdg/systemd/user/wifisync.service").exists()
     assert (bin_dir / "systemctl.calls").read_text().splitlines() == [
-        "--user daemon-reload", "--user enable --now wifisync.service",
+        "--user daemon-reload", "--user enable wifisync.service",
+        "--user restart wifisync.service",
         "--user disable --now wifisync.service", "--user daemon-reload"]
     assert "not installed" in cli.ok("service", "uninstall", env=env)
 
@@ -110,3 +114,19 @@ def test_a_custom_xdg_data_home_is_pinned_and_made_writable(monkeypatch: pytest.
     default = service.render_unit(["/usr/bin/wifisync", "daemon"], None)
     assert "Environment=" not in default
     assert "ReadWritePaths=-%h/.local/share/wifisync\n" in default
+
+
+def test_install_now_does_not_start_the_service_beside_a_daemon_run_by_hand(
+        devices: Callable[..., list[Device]], tmp_path: Path) -> None:
+    (a,) = devices(1)
+    a.start()
+    assert a.proc is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "systemctl"
+    stub.write_text(STUB_SYSTEMCTL)
+    stub.chmod(0o755)
+    out = a.cli.ok("service", "install", "--now", env=_env(tmp_path, bin_dir))
+    assert f"not started: a daemon already runs for this home outside the service (pid " \
+           f"{a.proc.pid}); stop it (kill {a.proc.pid})" in out
+    assert (bin_dir / "systemctl.calls").read_text().splitlines() == ["--user daemon-reload"]

@@ -44,9 +44,17 @@ def _custom_home(args: argparse.Namespace) -> Path | None:
 
 def cmd_service_install(args: argparse.Namespace) -> int:
     """Write the unit or agent, load it where a service manager is reachable, say what was done."""
-    from ..service import install
+    from ..errors import WifisyncError
+    from ..net.control_client import daemon_status
+    from ..service import install, runs_as_service
 
-    report = install(_custom_home(args), args.now, platform.system())
+    try:
+        live = daemon_status(locate_home(args))
+    except WifisyncError:
+        live = None
+    pid = int(live["pid"]) if live and isinstance(live.get("pid"), int) else None
+    foreign = pid if pid is not None and not runs_as_service(pid) else None
+    report = install(_custom_home(args), args.now, platform.system(), foreign_daemon=foreign)
     print("\n".join(report.lines()))
     return 0
 

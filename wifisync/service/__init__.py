@@ -175,9 +175,19 @@ def _manager(report: Report, run: Runner, commands: list[list[str]]) -> None:
         report.done.append(f"ran {' '.join(cmd)}")
 
 
-def install(home_dir: Path | None, now: bool, system: str, run: Runner = run_command) -> Report:
-    """Write the service file for this system and load it (``now``: start it too)."""
+def install(home_dir: Path | None, now: bool, system: str, run: Runner = run_command,
+            foreign_daemon: int | None = None) -> Report:
+    """Write the service file for this system and load it (``now``: start it too).
+
+    ``foreign_daemon`` is the pid of a daemon already serving this home outside the
+    service: the service is then not started (it would fail on the daemon lock).
+    """
     report = Report()
+    if foreign_daemon is not None and now:
+        now = False
+        report.notes.append(f"not started: a daemon already runs for this home outside the "
+                            f"service (pid {foreign_daemon}); stop it (kill {foreign_daemon}), "
+                            "then start the service")
     argv = daemon_command(home_dir)
     if home_dir is not None:
         Home.locate(str(home_dir)).ensure()  # the unit makes these writable: they must exist
@@ -203,8 +213,9 @@ def install(home_dir: Path | None, now: bool, system: str, run: Runner = run_com
     _write(path, render_unit(argv, home_dir).encode())
     report.done.append(f"wrote {path} (runs {' '.join(argv)})")
     commands = [["systemctl", "--user", "daemon-reload"]]
-    if now:
-        commands.append(["systemctl", "--user", "enable", "--now", UNIT_NAME])
+    if now:  # restart, not start: a reinstall must replace a running daemon
+        commands.append(["systemctl", "--user", "enable", UNIT_NAME])
+        commands.append(["systemctl", "--user", "restart", UNIT_NAME])
     _manager(report, run, commands)
     if not now:
         report.notes.append(f"start it now and at every login: systemctl --user enable --now "
@@ -244,3 +255,15 @@ def uninstall(system: str, run: Runner = run_command) -> Report:
     else:
         report.todo.append("systemctl --user daemon-reload")
     return report
+
+
+def runs_as_service(pid: int) -> bool:
+    """Whether process ``pid`` runs inside the wifisync service (its cgroup or launchd job)."""
+    cgroup = Path(f"/proc/{pid}/cgroup")
+    if cgroup.exists():
+        try:
+            return UNIT_NAME in cgroup.read_text()
+        except OSError:
+            return False
+    ok, said = run_command(["launchctl", "print", f"gui/{os.getuid()}/{AGENT_LABEL}"])
+    return ok and f"pid = {pid}" in said
