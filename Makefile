@@ -14,13 +14,15 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The network-namespace tests need iproute2, the service tests systemd-analyze (package
-# systemd) and unshare/mount (util-linux, mount); as root on Debian they are installed
-# here, elsewhere those tests are skipped with the reason.
+# systemd), unshare/mount (util-linux, mount) and python3-seccomp (the unit's system call
+# filter); as root on Debian they are installed here, elsewhere those tests are skipped
+# with the reason.
 LAB_PACKAGES := ip:iproute2 systemd-analyze:systemd unshare:util-linux mount:mount
 
 lab-tools:
 	@missing=""; for pair in $(LAB_PACKAGES); do command -v $${pair%%:*} >/dev/null 2>&1 \
 	  || missing="$$missing $${pair#*:}"; done; \
+	/usr/bin/python3 -c 'import seccomp' 2>/dev/null || missing="$$missing python3-seccomp"; \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	  --no-install-recommends $$missing >/dev/null; } \

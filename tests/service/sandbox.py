@@ -4,8 +4,10 @@ What systemd does for ``ProtectSystem=strict``, ``ProtectHome=read-only``,
 ``ReadWritePaths=`` and ``PrivateTmp=yes``: every mount read-only except the writable
 paths, and a fresh /tmp. ``--keep DIR`` carries one folder that lives under /tmp (the
 test's home) into the private /tmp at the same path, as the user's home would be.
+``--syscalls SPEC`` (repeatable, the unit's ``SystemCallFilter=`` values, groups expanded
+by systemd-analyze) and ``--syscall-errno`` load the same seccomp filter (python3-seccomp).
 
-    unshare -m --propagation private python sandbox.py --keep H --rw P... -- CMD ARGS...
+    unshare -m --propagation private python3 sandbox.py --keep H --rw P... -- CMD ARGS...
 """
 
 from __future__ import annotations
@@ -43,11 +45,54 @@ def mount_points() -> list[str]:
     return list(dict.fromkeys(points))
 
 
+def expand(name: str, seen: set[str] | None = None) -> set[str]:
+    """A system call or ``@group`` as system call names (groups from systemd-analyze)."""
+    if not name.startswith("@"):
+        return {name}
+    seen = seen if seen is not None else set()
+    if name in seen:
+        return set()
+    seen.add(name)
+    out = subprocess.run(["systemd-analyze", "syscall-filter", name], capture_output=True,
+                         text=True, check=True).stdout
+    calls: set[str] = set()
+    for line in out.splitlines()[1:]:
+        word = line.strip()
+        if word and not word.startswith("#"):
+            calls |= expand(word, seen)
+    return calls
+
+
+def load_syscall_filter(specs: list[str], errno_name: str | None) -> None:
+    """``SystemCallFilter=`` as systemd applies it: an allow list, ``~`` lines take away."""
+    import errno
+
+    import seccomp  # Debian's python3-seccomp
+
+    allowed: set[str] = set()
+    for spec in specs:
+        deny = spec.startswith("~")
+        names = set().union(*(expand(n) for n in spec.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    default = seccomp.ERRNO(getattr(errno, errno_name)) if errno_name else seccomp.KILL_PROCESS
+    f = seccomp.SyscallFilter(defaction=default)
+    for name in sorted(allowed):
+        try:
+            f.add_rule(seccomp.ALLOW, name)
+        except (RuntimeError, ValueError):
+            continue  # not a system call on this architecture
+    for name in ("execve", "execveat"):  # to start the service itself (systemd does the same)
+        f.add_rule(seccomp.ALLOW, name)
+    f.load()
+
+
 def main() -> None:
     """Build the view and exec the command."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--keep", type=Path, required=True)
     parser.add_argument("--rw", type=Path, action="append", default=[])
+    parser.add_argument("--syscalls", action="append", default=[])
+    parser.add_argument("--syscall-errno")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -69,6 +114,8 @@ def main() -> None:
     for point in [*originals, str(args.keep)]:  # ProtectSystem=strict, ProtectHome=read-only
         if Path(point).is_dir() or point == "/":
             mount("-o", "remount,bind,ro", point)
+    if args.syscalls:
+        load_syscall_filter(args.syscalls, args.syscall_errno)
     os.execvp(command[0], command)
 
 

@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.conftest import Cli
 from tests.integration.conftest import Device, wait_for
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
+SYSTEM_PYTHON = "/usr/bin/python3"  # the one Debian's python3-seccomp is built for
 
 
 def sandbox_unavailable_reason() -> str | None:
@@ -35,6 +35,10 @@ def sandbox_unavailable_reason() -> str | None:
         return "unshare or mount (util-linux) is missing"
     if not Path("/mnt").is_dir():
         return "no /mnt to use as the sandbox's scratch mount point"
+    if shutil.which("systemd-analyze") is None or subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True, check=False
+    ).returncode != 0:
+        return "systemd-analyze or python3-seccomp is missing (make lab-tools installs them)"
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
                         "mount -o remount,bind,ro / && mount -t tmpfs t /mnt"],
                        capture_output=True, text=True, check=False)
@@ -107,8 +111,10 @@ def test_the_installed_unit_runs_in_its_sandbox_and_talks_to_systemd(
 
     env = a.cli.env({"NOTIFY_SOCKET": notify.name, "WATCHDOG_USEC": "1000000",
                      "WATCHDOG_PID": None})
-    cmd = ["unshare", "-m", "--propagation", "private", sys.executable, str(SANDBOX),
-           "--keep", str(a.cli.home), *(f"--rw={p}" for p in writable), "--", *argv]
+    seccomp = [f"--syscalls={spec}" for spec in unit["SystemCallFilter"]]
+    seccomp += [f"--syscall-errno={e}" for e in unit.get("SystemCallErrorNumber", [])]
+    cmd = ["unshare", "-m", "--propagation", "private", SYSTEM_PYTHON, str(SANDBOX),
+           "--keep", str(a.cli.home), *(f"--rw={p}" for p in writable), *seccomp, "--", *argv]
     with a.log_file.open("ab") as log:
         a.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     wait_for(lambda: a.proc is not None and (a.proc.poll() is not None or notify.said("READY=1")),
