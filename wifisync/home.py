@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
-from .store.sqlite import SqliteStore
+if TYPE_CHECKING:
+    from .store.sqlite import SqliteStore
 
 APP = "wifisync"
 ENV_HOME = "WIFISYNC_HOME"
@@ -77,6 +79,8 @@ class Home:
     @contextmanager
     def creating_store(self) -> Iterator[SqliteStore]:
         """The store, for setting up a vault: if the block fails, a file it made is removed."""
+        from .store.sqlite import SqliteStore  # not at import: `wifisync get` stays lean
+
         self.ensure()
         new = not self.store_file.exists()
         try:

@@ -16,6 +16,7 @@ from ..net.addressbook import AddressBook
 from ..net.control_client import daemon_status
 from ..records import Kind, Membership
 from ..vault import vault_id_of
+from .commands_everyday import unlock_state
 from .common import Context, after_write, loaded, locate_home
 
 
@@ -165,6 +166,7 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
                        "pid": live.get("pid") if live else None},
             "mdns": mdns,
             "peers": peers,
+            **unlock_state(ctx.home.runtime_dir),
         }
 
 
@@ -209,6 +211,10 @@ def status_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"peer    {short}  {p['name']}  {state}{detail}")
     if not result["peers"]:
         lines.append("peers   none yet: pair a device with `wifisync pair`")
+    if result["unlocked"]:
+        lines.append(f"vault   unlocked until {result['unlocked_until'] or '`wifisync lock`'}")
+    else:
+        lines.append("vault   locked (`wifisync unlock` to use it without the password)")
     return lines
 
 

@@ -1,0 +1,247 @@
+"""The agent process (``python -m wifisync.agent``): holds the vault key until lock or timeout.
+
+It reads ``{"key": HEX, "timeout": SECONDS}`` as one line on standard input from
+``wifisync unlock`` (never argv or environment), keeps the key in a locked, never-dumped
+page, makes itself non-dumpable, and answers the same user's requests on a 0600 socket.
+For ``get`` and ``list`` it keeps a summary of every item (title, type, tags, username,
+URL: no other field value) so that those commands need no decryption of the whole vault;
+a field value is decrypted for the one item asked for, when asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import WifisyncError
+from ..home import Home
+from .memory import LockedSecret, harden_process
+from .protocol import MAX_REQUEST, socket_path
+
+CHECK_INTERVAL_S = 1.0  # how often an idle agent checks its deadline and its socket file
+CLIENT_TIMEOUT_S = 5.0
+_UCRED = struct.Struct("3i")
+
+
+def peer_uid(conn: socket.socket) -> int | None:
+    """The connecting process's uid from the kernel (SO_PEERCRED), None where unsupported."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    return int(_UCRED.unpack(raw)[1])
+
+
+class Agent:
+    """Serves one home's vault key and lookups until locked, timed out or its socket is gone."""
+
+    def __init__(self, home: Home, secret: LockedSecret, timeout_s: float) -> None:
+        from ..identity import DeviceIdentity
+        from ..store.sqlite import SqliteStore
+        from ..vault import Vault, vault_id_of
+
+        self.home = home
+        self.secret = secret
+        self.deadline = time.time() + timeout_s if timeout_s > 0 else None
+        self.store = SqliteStore(home.store_file)
+        self.identity = DeviceIdentity.load(home.data_dir)
+        self.vault_id = vault_id_of(self.store)
+        Vault.with_key(self.store, self.identity, secret.reveal())  # the control records hold
+        self._stamp_db = sqlite3.connect(f"file:{home.store_file}?mode=ro", uri=True)
+        self._stamp: tuple[Any, ...] | None = None
+        self._summaries: list[Any] = []
+        self._running = True
+        self._sock: socket.socket | None = None
+        self._inode = 0
+
+    # --- socket ---------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Listen on the home's agent socket, mode 0600, replacing a stale one."""
+        path = socket_path(self.home.runtime_dir)
+        self.home.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(16)
+        self._sock = sock
+        self._inode = path.stat().st_ino
+
+    def _socket_still_ours(self) -> bool:
+        try:
+            return socket_path(self.home.runtime_dir).stat().st_ino == self._inode
+        except OSError:
+            return False
+
+    def serve(self) -> None:
+        """Answer requests until lock, timeout, or the socket file disappears (logout)."""
+        assert self._sock is not None
+        try:
+            while self._running:
+                now = time.time()
+                if self.deadline is not None and now >= self.deadline:
+                    break
+                if not self._socket_still_ours():
+                    break
+                wait = CHECK_INTERVAL_S if self.deadline is None else min(
+                    CHECK_INTERVAL_S, self.deadline - now)
+                self._sock.settimeout(max(wait, 0.01))
+                try:
+                    conn, _ = self._sock.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    self._answer(conn)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Forget the key and remove the socket (if it is still ours)."""
+        self.secret.wipe()
+        self._forget_derived()
+        if self._sock is not None:
+            if self._socket_still_ours():
+                with contextlib.suppress(OSError):
+                    socket_path(self.home.runtime_dir).unlink()
+            self._sock.close()
+            self._sock = None
+
+    def _answer(self, conn: socket.socket) -> None:
+        uid = peer_uid(conn)
+        if uid is not None and uid != os.getuid():
+            return  # another user: not a word
+        conn.settimeout(CLIENT_TIMEOUT_S)
+        try:
+            data = b""
+            while not data.endswith(b"\n") and len(data) <= MAX_REQUEST:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            request = json.loads(data) if len(data) <= MAX_REQUEST else None
+            reply = self.handle(request) if isinstance(request, dict) else _error(
+                "malformed request", 2)
+            conn.sendall(json.dumps(reply).encode())
+        except (OSError, ValueError):
+            return
+
+    # --- requests -------------------------------------------------------------------------
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request: status, key, lock, get or list."""
+        op = request.get("op")
+        try:
+            if op == "status":
+                return {"ok": True, "vault": self.vault_id.hex(), "until": self.deadline,
+                        "pid": os.getpid()}
+            if op == "key":
+                return {"ok": True, "vault": self.vault_id.hex(),
+                        "key": self.secret.reveal().hex()}
+            if op == "lock":
+                self._running = False
+                return {"ok": True}
+            if op == "get":
+                return {"ok": True, "value": self._get(str(request.get("item", "")),
+                                                       str(request.get("field", "password")))}
+            if op == "list":
+                return {"ok": True, "items": self._list(request)}
+            return _error(f"unknown request {op!r}", 2)
+        except WifisyncError as exc:
+            return _error(str(exc), exc.exit_code)
+        finally:
+            self._forget_derived()
+
+    def _vault(self) -> Any:
+        from ..vault import Vault
+
+        return Vault(self.store, self.identity, self.secret.reveal())
+
+    def _refresh(self, vault: Any) -> list[Any]:
+        """Summaries of every live item, rebuilt when the store has changed since."""
+        from ..cli.listing import summarise
+
+        stamp = self._stamp_db.execute("SELECT max(n), count(*) FROM records").fetchone()
+        if stamp != self._stamp:
+            self._summaries = [summarise(v) for v in vault.items()]
+            self._stamp = stamp
+        return self._summaries
+
+    def _get(self, ref: str, field: str) -> str:
+        from ..lookup import field_value, resolve
+
+        vault = self._vault()
+        summaries = self._refresh(vault)
+        item = resolve_full_id(vault, ref) or resolve(
+            ref, ((bytes.fromhex(s.id), s.title) for s in summaries))
+        view = vault.get(item)
+        return field_value(view.state.title, view.state.values, field)
+
+    def _list(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        from ..lookup import matches
+
+        summaries = self._refresh(self._vault())
+        query, tag, type_ = (request.get(k) for k in ("query", "tag", "type"))
+        return [s.public() for s in summaries
+                if matches(s, _opt(query), _opt(tag), _opt(type_))]
+
+    @staticmethod
+    def _forget_derived() -> None:
+        from ..records import _payload_key
+
+        _payload_key.cache_clear()  # it holds the vault key and the key derived from it
+
+
+def resolve_full_id(vault: Any, ref: str) -> bytes | None:
+    """A full item ID names that item even when deleted (as :meth:`Vault.resolve` does)."""
+    ref_l = ref.strip().lower()
+    if len(ref_l) == 32 and all(c in "0123456789abcdef" for c in ref_l):
+        return bytes.fromhex(ref_l) if vault.store.heads(bytes.fromhex(ref_l)) else None
+    return None
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _error(message: str, code: int) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start from ``wifisync unlock``: harden, take the key from stdin, serve."""
+    harden_process()
+    ap = argparse.ArgumentParser(prog="wifisync-agent")
+    ap.add_argument("--config-dir", type=Path, required=True)
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--runtime-dir", type=Path, required=True)
+    args = ap.parse_args(argv)
+    try:
+        handover = json.loads(sys.stdin.buffer.readline())
+        secret = LockedSecret(bytes.fromhex(handover.pop("key")))
+        timeout = float(handover["timeout"])
+        agent = Agent(Home(args.config_dir, args.data_dir, args.runtime_dir), secret, timeout)
+        agent.bind()
+    except (WifisyncError, OSError, ValueError, KeyError) as exc:
+        sys.stdout.write(f"error {exc}\n")
+        return 1
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    agent.serve()
+    return 0
