@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import AmbiguousItemError, ItemNotFoundError, UsageError
+from .errors import AmbiguousItemError, ItemNotFoundError
 
 MIN_PREFIX = 4  # hex characters of an ID prefix
 MAX_LISTED = 8  # candidates named in an "ambiguous" message
@@ -80,7 +80,7 @@ def resolve(ref: str, candidates: Iterable[tuple[bytes, str]]) -> bytes:
     if len(found) > 1:
         raise AmbiguousItemError(ambiguous(ref, found))
     if hexish and len(ref_l) < MIN_PREFIX:
-        raise UsageError(f"no item is titled {ref!r}, and an ID prefix needs at least "
+        raise ItemNotFoundError(f"no item is titled {ref!r}, and an ID prefix needs at least "
                          f"{MIN_PREFIX} characters")
     raise ItemNotFoundError(f"no item matches {ref!r}; `wifisync list {_quoted(ref)}` searches")
 

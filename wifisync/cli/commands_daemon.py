@@ -11,6 +11,7 @@ from typing import Any
 from ..config import load_config, parse_host_port
 from ..deviceid import format_device_id, parse_device_id
 from ..errors import UsageError, WifisyncError
+from ..lookup import plural
 from ..membership import Member, members
 from ..net.addressbook import AddressBook
 from ..net.control_client import daemon_status
@@ -179,7 +180,8 @@ def status_lines(result: dict[str, Any]) -> list[str]:
     """The status as text, one line per fact."""
     vault, daemon, mdns = result["vault"], result["daemon"], result["mdns"]
     lines = [f"device  {result['id']}  {result['name']}",
-             f"vault   {vault['id']}  ({vault['items']} items, {vault['records']} records)"]
+             f"vault   {vault['id']}  ({plural(vault['items'], 'item')}, "
+             f"{plural(vault['records'], 'record')})"]
     if result["revoked"]:
         lines.append("REVOKED this device was revoked from the vault: no member syncs with it; "
                      "join again as a new device to get the vault back")

@@ -335,6 +335,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Check the whole store; a tampered record is the one-line error of exit status 1."""
     with unlocked(args) as (_ctx, vault):
         checked = vault.verify_all()
-    print(f"{checked} records checked: every signature is a member's and every item "
+    print(f"{plural(checked, 'record')} checked: every signature is a member's and every item "
           "decrypts; the store is intact")
     return 0
