@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import WifisyncError
 from ..home import Home
-from .memory import LockedSecret, harden_process
+from .memory import LockedSecret, harden_process, is_dumpable
 from .protocol import MAX_REQUEST, socket_path
 
 CHECK_INTERVAL_S = 1.0  # how often an idle agent checks its deadline and its socket file
@@ -132,11 +132,14 @@ class Agent:
                 if not chunk:
                     break
                 data += chunk
-            request = json.loads(data) if len(data) <= MAX_REQUEST else None
+            try:
+                request = json.loads(data) if len(data) <= MAX_REQUEST else None
+            except ValueError:
+                request = None
             reply = self.handle(request) if isinstance(request, dict) else _error(
                 "malformed request", 2)
             conn.sendall(json.dumps(reply).encode())
-        except (OSError, ValueError):
+        except OSError:
             return
 
     # --- requests -------------------------------------------------------------------------
@@ -147,7 +150,7 @@ class Agent:
         try:
             if op == "status":
                 return {"ok": True, "vault": self.vault_id.hex(), "until": self.deadline,
-                        "pid": os.getpid()}
+                        "pid": os.getpid(), "dumpable": is_dumpable()}
             if op == "key":
                 return {"ok": True, "vault": self.vault_id.hex(),
                         "key": self.secret.reveal().hex()}
