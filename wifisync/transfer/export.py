@@ -14,7 +14,6 @@ from .importers.wifisync_json import FORMAT as JSON_FORMAT
 from .importers.wifisync_json import VERSION
 
 EXPORT_FORMATS = (JSON_FORMAT, "csv")
-TAG_SEPARATOR = ";"
 
 
 def item_source(view: ItemView) -> str:
@@ -49,8 +48,8 @@ def export_csv(vault: Vault) -> bytes:
     writer.writerow([*csv_format.META, *(csv_format.column_name(n) for n in names)])
     for v in views:
         values = v.state.values
-        writer.writerow([v.state.title, v.state.type, TAG_SEPARATOR.join(v.state.tags),
-                         TAG_SEPARATOR.join(h for h in v.state.hidden if h in values),
+        writer.writerow([v.state.title, v.state.type, csv_format.join_list(v.state.tags),
+                         csv_format.join_list([h for h in v.state.hidden if h in values]),
                          item_source(v), *(values.get(n, "") for n in names)])
     return buf.getvalue().encode()
 

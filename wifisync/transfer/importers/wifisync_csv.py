@@ -2,11 +2,15 @@
 
 Columns: ``title,type,tags,hidden,source`` then one per field name in use; a field whose
 name is one of those five, or starts with ``field:``, has its column written ``field:NAME``.
-Tags and hidden field names are joined with ``;``. Exports made before the ``hidden`` and
-``source`` columns existed (``title,type,tags,...``) read too.
+Tags and hidden field names are joined with ``;``, or written as a JSON array when one of
+them holds a ``;`` or starts with ``[``. Exports made before the ``hidden`` and ``source``
+columns existed (``title,type,tags,...``) read too.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 from ...items import ITEM_TYPES
 from ..model import ImportedItem, ImportFormatError, ParseResult
@@ -64,5 +68,19 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     return result
 
 
+def join_list(names: Sequence[str]) -> str:
+    """A list of tags or field names as one cell."""
+    if any(LIST_SEPARATOR in n or n.startswith("[") for n in names):
+        return json.dumps(list(names), ensure_ascii=False)
+    return LIST_SEPARATOR.join(names)
+
+
 def _split(cell: str) -> list[str]:
+    if cell.startswith("["):
+        try:
+            names = json.loads(cell)
+        except ValueError:
+            names = None
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return [n for n in names if n]
     return [t for t in cell.split(LIST_SEPARATOR) if t]
