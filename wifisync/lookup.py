@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import AmbiguousItemError, ItemNotFoundError
 
@@ -34,6 +35,16 @@ class Summary:
         """The ``list --json`` object."""
         return {"id": self.id, "title": self.title, "type": self.type, "tags": list(self.tags),
                 "updated": self.updated}
+
+    def row(self) -> list[Any]:
+        """``[id, title, type, tags, updated]``: how the unlock agent sends a summary."""
+        return [self.id, self.title, self.type, list(self.tags), self.updated]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Summary:
+        """The inverse of :meth:`row`."""
+        item_id, title, type_, tags, updated = row
+        return cls(str(item_id), str(title), str(type_), tuple(map(str, tags)), str(updated))
 
 
 def summary(item_id: str, title: str, type_: str, tags: Sequence[str], updated: str,

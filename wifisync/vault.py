@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Self
 
 from . import crypto, lookup, sigmarks
 from .author import Author
@@ -186,7 +187,7 @@ class Vault:
         return cls(store, identity, key)
 
     @classmethod
-    def with_key(cls, store: RecordStore, identity: DeviceIdentity, vault_key: bytes) -> Vault:
+    def with_key(cls, store: RecordStore, identity: DeviceIdentity, vault_key: bytes) -> Self:
         """Open with a vault key unwrapped earlier (the unlock agent's): no Argon2id."""
         signatures = SignatureCheck(store)
         for _item, held in store.heads_of_kind(Kind.MEMBER):

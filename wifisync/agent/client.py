@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import errors
 from ..errors import WifisyncError
+from ..vault import Vault
 from .protocol import AgentUnavailable, call
 
 START_TIMEOUT_S = 30.0
@@ -72,3 +74,25 @@ def start_agent(config_dir: Path, data_dir: Path, runtime_dir: Path, vault_key: 
         proc.wait(timeout=START_TIMEOUT_S)
         reason = line.removeprefix("error ").strip() or f"exit status {proc.returncode}"
         raise WifisyncError(f"the unlock agent did not start: {reason}")
+
+
+class AgentVault(Vault):
+    """A vault opened with the agent's key that also finds items through the agent's index,
+    so naming an item by title does not decrypt the whole vault."""
+
+    runtime_dir: Path | None = None
+
+    def resolve(self, ref: str) -> bytes:
+        """As :meth:`Vault.resolve`, answered by the agent when it runs."""
+        if self.runtime_dir is None:
+            return super().resolve(ref)
+        try:
+            reply = call(self.runtime_dir, {"op": "resolve", "item": ref})
+        except AgentUnavailable:
+            return super().resolve(ref)
+        if reply.get("ok"):
+            return bytes.fromhex(str(reply["id"]))
+        kind = getattr(errors, str(reply.get("kind")), None)
+        if isinstance(kind, type) and issubclass(kind, WifisyncError):
+            raise kind(str(reply.get("error")))
+        return super().resolve(ref)

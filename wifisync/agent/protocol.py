@@ -7,9 +7,12 @@ One JSON object per line each way, one request per connection. Light on purpose:
 from __future__ import annotations
 
 import json
+import os
 import socket
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SOCKET_NAME = "agent.sock"
 MAX_REQUEST = 64 * 1024
@@ -22,14 +25,18 @@ def socket_path(runtime_dir: Path) -> Path:
     return runtime_dir / SOCKET_NAME
 
 
+def _socket_file(runtime_dir: str | Path) -> str:
+    return os.path.join(runtime_dir, SOCKET_NAME)
+
+
 class AgentUnavailable(Exception):
     """No agent answers for this home (locked): the caller asks for the password instead."""
 
 
-def call(runtime_dir: Path, request: dict[str, Any], timeout: float = CONNECT_TIMEOUT_S
-         ) -> dict[str, Any]:
+def call(runtime_dir: str | Path, request: dict[str, Any],
+         timeout: float = CONNECT_TIMEOUT_S) -> dict[str, Any]:
     """Send one request to the home's agent and return its reply object."""
-    path = socket_path(runtime_dir)
+    path = _socket_file(runtime_dir)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)

@@ -54,10 +54,15 @@ class Agent:
         self.store = SqliteStore(home.store_file)
         self.identity = DeviceIdentity.load(home.data_dir)
         self.vault_id = vault_id_of(self.store)
-        Vault.with_key(self.store, self.identity, secret.reveal())  # the control records hold
+        # One vault object for the agent's life (its signature checker keeps the members'
+        # keys); it holds the key only while a request runs (see _vault / _forget_derived).
+        self.vault = Vault.with_key(self.store, self.identity, secret.reveal())
         self._stamp_db = sqlite3.connect(f"file:{home.store_file}?mode=ro", uri=True)
-        self._stamp: tuple[Any, ...] | None = None
-        self._summaries: list[Any] = []
+        self._stamp: tuple[int, int] | None = None  # (max record number, record count)
+        self._by_id: dict[str, Any] = {}  # item ID hex -> lookup.Summary
+        self._summaries: list[Any] = []  # the same, sorted as `list` shows them
+        self._candidates: list[tuple[bytes, str]] = []  # (ID, title) for lookup.resolve
+        self._listing: list[list[Any]] | None = None  # the unfiltered `list` reply
         self._running = True
         self._sock: socket.socket | None = None
         self._inode = 0
@@ -157,6 +162,8 @@ class Agent:
             if op == "lock":
                 self._running = False
                 return {"ok": True}
+            if op == "resolve":
+                return {"ok": True, "id": self._resolve(str(request.get("item", ""))).hex()}
             if op == "get":
                 return {"ok": True, "value": self._get(str(request.get("item", "")),
                                                        str(request.get("field", "password")))}
@@ -164,47 +171,86 @@ class Agent:
                 return {"ok": True, "items": self._list(request)}
             return _error(f"unknown request {op!r}", 2)
         except WifisyncError as exc:
-            return _error(str(exc), exc.exit_code)
+            return {**_error(str(exc), exc.exit_code), "kind": type(exc).__name__}
         finally:
             self._forget_derived()
 
     def _vault(self) -> Any:
-        from ..vault import Vault
+        self.vault.vault_key = self.secret.reveal()
+        return self.vault
 
-        return Vault(self.store, self.identity, self.secret.reveal())
+    def warm(self) -> None:
+        """Build the summaries now, so the first ``get`` after ``unlock`` is as quick."""
+        try:
+            self._refresh(self._vault())
+        finally:
+            self._forget_derived()
 
     def _refresh(self, vault: Any) -> list[Any]:
-        """Summaries of every live item, rebuilt when the store has changed since."""
-        from ..cli.listing import summarise
+        """Summaries of every live item, brought up to date with the store.
 
-        stamp = self._stamp_db.execute("SELECT max(n), count(*) FROM records").fetchone()
-        if stamp != self._stamp:
-            self._summaries = [summarise(v) for v in vault.items()]
-            self._stamp = stamp
+        Records are only ever appended (numbered upwards) except by a rare purge, so when
+        the count grew exactly as the highest number did, only the items of the new records
+        are read again; anything else rebuilds the whole index.
+        """
+        from ..cli.listing import summarise
+        from ..errors import ItemNotFoundError
+
+        top, count = self._stamp_db.execute(
+            "SELECT coalesce(max(n), 0), count(*) FROM records").fetchone()
+        if self._stamp == (top, count):
+            return self._summaries
+        old = self._stamp
+        if old is not None and count - old[1] == top - old[0] >= 0:
+            changed = [bytes(i) for (i,) in self._stamp_db.execute(
+                "SELECT DISTINCT item FROM records WHERE n > ? AND kind = 1", (old[0],))]
+            for item in changed:
+                try:
+                    self._by_id[item.hex()] = summarise(vault.get(item))
+                except ItemNotFoundError:  # deleted
+                    self._by_id.pop(item.hex(), None)
+        else:
+            from ..sigmarks import mark_key
+            from ..vault import SignatureCheck
+
+            # Rebuilt: take the members' keys afresh too (a device paired or revoked since).
+            vault.signatures = SignatureCheck(self.store, mark_key(self.identity))
+            self._by_id = {v.id_text: summarise(v) for v in vault.items()}
+        self._summaries = sorted(self._by_id.values(), key=lambda s: (s.title.lower(), s.id))
+        self._candidates = [(bytes.fromhex(s.id), s.title) for s in self._summaries]
+        self._listing = None
+        self._stamp = (top, count)
         return self._summaries
 
-    def _get(self, ref: str, field: str) -> str:
-        from ..lookup import field_value, resolve
+    def _resolve(self, ref: str) -> bytes:
+        from ..lookup import resolve
 
         vault = self._vault()
-        summaries = self._refresh(vault)
-        item = resolve_full_id(vault, ref) or resolve(
-            ref, ((bytes.fromhex(s.id), s.title) for s in summaries))
-        view = vault.get(item)
+        self._refresh(vault)
+        return resolve_full_id(vault, ref) or resolve(ref, self._candidates)
+
+    def _get(self, ref: str, field: str) -> str:
+        from ..lookup import field_value
+
+        view = self.vault.get(self._resolve(ref))
         return field_value(view.state.title, view.state.values, field)
 
-    def _list(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+    def _list(self, request: dict[str, Any]) -> list[list[Any]]:
+        """Rows ``[id, title, type, tags, updated]`` of the items the filters keep."""
         from ..lookup import matches
 
         summaries = self._refresh(self._vault())
-        query, tag, type_ = (request.get(k) for k in ("query", "tag", "type"))
-        return [s.public() for s in summaries
-                if matches(s, _opt(query), _opt(tag), _opt(type_))]
+        query, tag, type_ = (_opt(request.get(k)) for k in ("query", "tag", "type"))
+        if query is None and tag is None and type_ is None:
+            if self._listing is None:
+                self._listing = [s.row() for s in summaries]
+            return self._listing
+        return [s.row() for s in summaries if matches(s, query, tag, type_)]
 
-    @staticmethod
-    def _forget_derived() -> None:
+    def _forget_derived(self) -> None:
         from ..records import _payload_key
 
+        self.vault.vault_key = b""
         _payload_key.cache_clear()  # it holds the vault key and the key derived from it
 
 
@@ -237,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         secret = LockedSecret(bytes.fromhex(handover.pop("key")))
         timeout = float(handover["timeout"])
         agent = Agent(Home(args.config_dir, args.data_dir, args.runtime_dir), secret, timeout)
+        agent.warm()
         agent.bind()
     except (WifisyncError, OSError, ValueError, KeyError) as exc:
         sys.stdout.write(f"error {exc}\n")

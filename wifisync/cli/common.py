@@ -70,13 +70,15 @@ def loaded(args: argparse.Namespace) -> Iterator[Context]:
 def unlocked(args: argparse.Namespace, agent: bool = True) -> Iterator[tuple[Context, Vault]]:
     """Load the home and open its vault: with the unlock agent's key while it runs
     (``agent``), else with the master password."""
-    from ..agent.client import agent_key
+    from ..agent.client import AgentVault, agent_key
     from ..vault import vault_id_of
 
     with loaded(args) as ctx:
         key = agent_key(ctx.home.runtime_dir, vault_id_of(ctx.store)) if agent else None
         if key is not None:
-            yield ctx, Vault.with_key(ctx.store, ctx.identity, key)
+            vault = AgentVault.with_key(ctx.store, ctx.identity, key)
+            vault.runtime_dir = ctx.home.runtime_dir
+            yield ctx, vault
             return
         password = PasswordSource(args).current()
         yield ctx, Vault.unlock(ctx.store, ctx.identity, password)

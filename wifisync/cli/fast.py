@@ -11,6 +11,7 @@ arguments of ``get`` and ``list`` are defined here, once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -57,35 +58,66 @@ class _Quiet(argparse.ArgumentParser):
         raise ValueError(message)
 
 
-def _parse(argv: Sequence[str]) -> argparse.Namespace | None:
+GET_OPTIONS = frozenset({"home", "password_stdin", "command", "item", "field", "clip", "clear"})
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand: the first word after the global options."""
+    words = iter(argv)
+    for word in words:
+        if word == "--home":
+            next(words, None)
+        elif not (word.startswith("--home=") or word == "--password-stdin"):
+            return word
+    return None
+
+
+def _parse(argv: Sequence[str], command: str) -> argparse.Namespace | None:
     parser = _Quiet(add_help=False)
     parser.add_argument("--home")
     parser.add_argument("--password-stdin", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Quiet)
-    add_get_arguments(sub.add_parser("get", add_help=False))
-    add_list_arguments(sub.add_parser("list", add_help=False))
+    # Only the command at hand: `list` needs the item types, `get` nothing more.
+    (add_get_arguments if command == "get" else add_list_arguments)(
+        sub.add_parser(command, add_help=False))
     try:
         args, rest = parser.parse_known_args(list(argv))
     except (ValueError, SystemExit):
         return None
-    return None if rest else args
+    if rest or (command == "get" and any(
+            v not in (None, False) for k, v in vars(args).items() if k not in GET_OPTIONS)):
+        return None  # an option this path does not handle (a later `get --attachment`)
+    return args
+
+
+def runtime_dir(home: str | None) -> str:
+    """The home's runtime directory, as :meth:`wifisync.home.Home.locate` finds it.
+
+    Spelled out here because importing ``wifisync.home`` (dataclasses, pathlib) costs a
+    sizeable share of a 150 ms budget; ``tests/cli/test_fast.py`` pins the two together.
+    """
+    chosen = home or os.environ.get("WIFISYNC_HOME")
+    if chosen:
+        return os.path.join(os.path.abspath(os.path.expanduser(chosen)), "run")
+    import platformdirs
+
+    return str(platformdirs.user_runtime_dir("wifisync"))
 
 
 def run(argv: Sequence[str]) -> int | None:
     """The exit status if the agent answered, else None (the full CLI runs the command)."""
-    if not FAST_COMMANDS & set(argv) or "-h" in argv or "--help" in argv:
+    command = command_of(argv)
+    if command not in FAST_COMMANDS or "-h" in argv or "--help" in argv:
         return None
-    args = _parse(argv)
-    if args is None or args.command not in FAST_COMMANDS:
+    args = _parse(argv, command)
+    if args is None:
         return None
     from ..agent.protocol import AgentUnavailable, call
-    from ..home import Home
 
-    runtime = Home.locate(args.home).runtime_dir
-    request = ({"op": "get", "item": args.item, "field": args.field} if args.command == "get"
+    request = ({"op": "get", "item": args.item, "field": args.field} if command == "get"
                else {"op": "list", "query": args.query, "tag": args.tag, "type": args.type})
     try:
-        reply = call(runtime, request)
+        reply = call(runtime_dir(args.home), request)
     except AgentUnavailable:
         return None
     if not reply.get("ok"):
@@ -93,7 +125,7 @@ def run(argv: Sequence[str]) -> int | None:
             return None
         sys.stderr.write(f"wifisync: {reply.get('error')}\n")
         return int(reply["code"])
-    if args.command == "get":
+    if command == "get":
         return emit_value(str(reply["value"]), args.clip, args.clear)
     return _print_listed(reply["items"], args.json)
 
@@ -119,15 +151,12 @@ def emit_value(value: str, clip: bool, clear_after: int) -> int:
     return 0
 
 
-def _print_listed(items: list[dict[str, object]], as_json: bool) -> int | None:
+def _print_listed(rows: list[list[object]], as_json: bool) -> int | None:
     from ..lookup import Summary
     from .listing import print_list
 
-    if not items and not as_json:
+    if not rows and not as_json:
         return None  # the full command explains an empty vault or an empty search
-    summaries = [Summary(str(i["id"]), str(i["title"]), str(i["type"]),
-                         tuple(str(t) for t in i["tags"]),  # type: ignore[attr-defined]
-                         str(i["updated"])) for i in items]
-    print_list(summaries, as_json)
+    print_list([Summary.from_row(r) for r in rows], as_json)
     return 0
 
