@@ -1,7 +1,8 @@
 """Time-based one-time passwords (RFC 6238 over RFC 4226's HOTP) from an item's ``totp`` field.
 
-The field holds an ``otpauth://totp/...`` URI (algorithm, digits and period from it) or a
-bare base32 secret (SHA-1, 6 digits, 30 s). A dozen lines of ``hmac`` rather than a
+The field holds an ``otpauth://totp/...`` URI (algorithm, digits and period from it), a
+KeeOtp string (``key=...&size=...&step=...``) or a bare base32 secret (SHA-1, 6 digits,
+30 s). A dozen lines of ``hmac`` rather than a
 dependency: exports spell the parameters loosely (lower-case algorithm names, spaces in
 secrets), and every value is bounded here.
 """
@@ -71,6 +72,11 @@ def decode_secret(text: str) -> bytes:
 def parse(value: str) -> Totp:
     """A generator from an ``otpauth://totp/`` URI or a bare base32 secret."""
     value = value.strip()
+    if value.lower().startswith("key="):  # KeeOtp: key=BASE32&size=DIGITS&step=PERIOD
+        query = {k.lower(): v[-1] for k, v in parse_qs(value).items()}
+        return Totp(decode_secret(query.get("key", "")), "SHA1",
+                    _bounded(query.get("size", "6"), "digits", MIN_DIGITS, MAX_DIGITS),
+                    _bounded(query.get("step", "30"), "period", MIN_PERIOD, MAX_PERIOD))
     if not value.lower().startswith("otpauth://"):
         return Totp(decode_secret(value))
     parts = urlsplit(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from typing import Any
+from urllib.parse import quote
 
 from ...errors import WifisyncError
 from ..fields import PASSWORD, TOTP, URL, USERNAME
@@ -119,6 +120,36 @@ def _strings(entry: Any) -> tuple[dict[str, str], set[str]]:
     return values, protected
 
 
+#: KeePass 2.47+ keeps TOTP as TimeOtp-* strings; KeeTrayTOTP as "TOTP Seed" and
+#: "TOTP Settings" ("PERIOD;DIGITS"). Either becomes an otpauth URI in ``totp``.
+TIMEOTP_ALGORITHMS = {"HMAC-SHA-1": "SHA1", "HMAC-SHA-256": "SHA256", "HMAC-SHA-512": "SHA512"}
+
+
+def _native_totp(kp: Any, strings: dict[str, str]) -> str:
+    """An otpauth URI from KeePass's or KeeTrayTOTP's own TOTP strings ("" when none)."""
+    secret = _value(kp, strings.get("TimeOtp-Secret-Base32", ""))
+    if secret:
+        params = {"digits": strings.get("TimeOtp-Length", ""),
+                  "period": strings.get("TimeOtp-Period", ""),
+                  "algorithm": TIMEOTP_ALGORITHMS.get(strings.get("TimeOtp-Algorithm", ""), "")}
+        for key in ("TimeOtp-Secret-Base32", "TimeOtp-Length", "TimeOtp-Period",
+                    "TimeOtp-Algorithm"):
+            strings.pop(key, None)
+    else:
+        secret = _value(kp, strings.get("TOTP Seed", ""))
+        if not secret:
+            return ""
+        period, _, digits = strings.get("TOTP Settings", "").partition(";")
+        if not digits.isdigit():  # "30;S" is Steam's encoding: keep the strings as they are
+            return ""
+        params = {"period": period, "digits": digits}
+        strings.pop("TOTP Seed", None)
+        strings.pop("TOTP Settings", None)
+    query = "&".join(f"{k}={quote(v)}" for k, v in params.items() if v)
+    return f"otpauth://totp/?secret={quote(''.join(secret.split()))}" + (
+        f"&{query}" if query else "")
+
+
 def _item(kp: Any, entry: Any, group_tag: str | None) -> ImportedItem:
     strings, protected = _strings(entry)
     draft = ItemDraft(_value(kp, strings.pop("Title", "")), "login")
@@ -128,7 +159,8 @@ def _item(kp: Any, entry: Any, group_tag: str | None) -> ImportedItem:
     draft.put(USERNAME, _value(kp, strings.pop("UserName", "")))
     draft.put(PASSWORD, _value(kp, strings.pop("Password", "")), hidden=True)
     draft.put(URL, _value(kp, strings.pop("URL", "")))
-    draft.put(TOTP, _value(kp, strings.pop("otp", "")), hidden=True)
+    draft.put(TOTP, _value(kp, strings.pop("otp", "")) or _native_totp(kp, strings),
+              hidden=True)
     notes = _value(kp, strings.pop("Notes", ""))
     for key in sorted(k for k in strings if k.split("_", 2)[:2] == ["KP2A", "URL"]):
         draft.put(URL, _value(kp, strings.pop(key)))
