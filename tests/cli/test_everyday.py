@@ -269,6 +269,17 @@ def test_clip_copies_and_clears_only_its_own_value(initialised_cli: Cli, tmp_pat
     r = c.run("get", "Mail", "--clip", "--clear", "1", env=fake_clipboard)
     assert r.returncode == 0 and r.stdout == "" and "cleared in 1 s" in r.stderr
     assert clip.read_text() == "Clip-Secret-4410"
+    # The detached clearer holds the value now: not in any process's argv or environment.
+    clearers = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        clearers += b"wifisync.clipboard" in cmdline
+        assert b"Clip-Secret-4410" not in cmdline + environ, proc
+    assert clearers >= 1 or clip.read_text() == ""
     assert wait_for(lambda: clip.read_text() == "")  # cleared by the detached child
     # Something else copied meanwhile is left alone.
     c.ok("get", "Mail", "--clip", "--clear", "1", env=fake_clipboard)
