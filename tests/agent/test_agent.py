@@ -117,6 +117,20 @@ def test_the_timeout_locks_and_the_agent_exits(initialised_cli: Cli) -> None:
             os.kill(pid, 9)
 
 
+def test_without_timeout_the_agent_ends_with_the_runtime_dir(initialised_cli: Cli) -> None:
+    c = initialised_cli
+    c.ok("unlock", "--timeout", "0")
+    pid = agent_pid(c)
+    assert pid is not None
+    try:
+        assert json.loads(c.ok("status", "--json"))["unlocked_until"] is None
+        socket_path(c.home / "run").unlink()  # what a logout does to $XDG_RUNTIME_DIR
+        assert wait_gone(pid)
+    finally:
+        if alive(pid):
+            os.kill(pid, 9)
+
+
 def test_a_wrong_password_starts_no_agent(initialised_cli: Cli) -> None:
     c = initialised_cli
     assert c.fails("unlock", env={"WIFISYNC_PASSWORD": "not it"}) == \
