@@ -52,6 +52,7 @@ def test_bare_secrets_and_loose_spelling() -> None:
     ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&period=0", "period"),
     ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&period=abc", "period"),
     ("otpauth://totp/x?issuer=nobody", "empty"),
+    ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&encoder=steam", "Steam"),
     ("not base32 at all!", "base32"),
     ("A" * 5000, "too long"),
 ])

@@ -72,7 +72,10 @@ def decode_secret(text: str) -> bytes:
 def parse(value: str) -> Totp:
     """A generator from an ``otpauth://totp/`` URI or a bare base32 secret."""
     value = value.strip()
-    if value.lower().startswith("key="):  # KeeOtp: key=BASE32&size=DIGITS&step=PERIOD
+    if not value.lower().startswith("otpauth://") and "&" in value:
+        # KeeOtp: key=BASE32&size=DIGITS&step=PERIOD (Bitwarden's export drops "key=")
+        if not value.lower().startswith("key="):
+            value = "key=" + value
         query = {k.lower(): v[-1] for k, v in parse_qs(value).items()}
         return Totp(decode_secret(query.get("key", "")), "SHA1",
                     _bounded(query.get("size", "6"), "digits", MIN_DIGITS, MAX_DIGITS),
@@ -83,6 +86,8 @@ def parse(value: str) -> Totp:
     if parts.netloc.lower() != "totp":
         raise TotpError(f"only time-based codes are supported, not {parts.netloc!r}")
     query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    if query.get("encoder", "").lower() == "steam":
+        raise TotpError("Steam Guard codes are not supported")
     algorithm = query.get("algorithm", "SHA1").upper().replace("-", "")
     if algorithm not in ALGORITHMS:
         raise TotpError(f"unknown TOTP algorithm {algorithm!r} (SHA1, SHA256 or SHA512)")

@@ -48,3 +48,4 @@ def test_keepass_native_and_keetray_totp_become_otpauth_uris(tmp_path: Path) -> 
 def test_keeotp_strings_make_codes() -> None:
     t = totp.parse(f"key={SECRET}&size=8&step=60")
     assert (t.digits, t.period) == (8, 60) and len(t.code(0)) == 8
+    assert totp.parse(f"{SECRET}&size=8&step=60") == t  # as Bitwarden exports it
