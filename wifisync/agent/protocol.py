@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 SOCKET_NAME = "agent.sock"
 MAX_REQUEST = 64 * 1024
 MAX_REPLY = 64 * 1024 * 1024  # a list of 100k summaries fits
-CONNECT_TIMEOUT_S = 5.0
+REPLY_TIMEOUT_S = 30.0  # a first request after a large sync may re-read many items
 
 
 def socket_path(runtime_dir: Path) -> Path:
@@ -34,7 +34,7 @@ class AgentUnavailable(Exception):
 
 
 def call(runtime_dir: str | Path, request: dict[str, Any],
-         timeout: float = CONNECT_TIMEOUT_S) -> dict[str, Any]:
+         timeout: float = REPLY_TIMEOUT_S) -> dict[str, Any]:
     """Send one request to the home's agent and return its reply object."""
     path = _socket_file(runtime_dir)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
