@@ -36,7 +36,8 @@ def test_no_python_warnings_without_xdg_runtime_dir(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "wifisync", "id"], capture_output=True, text=True,
                        env=_plain_env(tmp_path), check=False)
     assert r.returncode == 1
-    assert r.stderr == "wifisync: this device is not set up; run `wifisync init` first\n"
+    assert r.stderr == ("wifisync: this device is not set up; run `wifisync init` to create a "
+                        "vault, or `wifisync join CODE` to join one\n")
 
 
 def test_bash_completes_commands_and_options(tmp_path: Path) -> None:
