@@ -21,6 +21,7 @@ import msgpack
 from . import crypto
 from .errors import IntegrityError
 from .identity import DeviceIdentity, device_id_of_certificate, verify_signature
+from .membercert import checked_member_certificate
 
 FORMAT_VERSION = 1
 VAULT_ID_BYTES = 16
@@ -299,7 +300,7 @@ class Membership:
         if revoked_after is not None and not _is_uint(revoked_after):
             raise IntegrityError("bad revocation point")
         m = cls(cert, name, revoked_after)
-        m.device_id  # noqa: B018 - validates the certificate
+        checked_member_certificate(cert)  # Ed25519, CA:FALSE, names its own key
         return m
 
 
