@@ -23,6 +23,7 @@ from ..identity import DeviceIdentity
 from ..items import ITEM_TYPES, ItemState
 from ..membership import members
 from ..records import Record
+from ..termtext import shown
 from ..vault import ItemView, Vault
 from .common import (
     ENV_NEW_PASSWORD,
@@ -284,7 +285,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     for (record, state), entry in zip(versions, entries, strict=True):
         who = short_device_id(record.header.author)
         if entry["author_name"]:
-            who += f" ({entry['author_name']})"
+            who += f" ({shown(entry['author_name'])})"
         print(f"{entry['time']}  by {who}  #{entry['seq']}"
               + ("  deleted" if state is None else ""))
         if state is not None:
