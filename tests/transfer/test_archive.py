@@ -71,8 +71,7 @@ def quick_kdbx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("kdbx") / "empty.kdbx"
     kp = create_database(str(path), password=samples.KDBX_PASSWORD)
-    kdf = kp.kdbx.header.value.dynamic_header.kdf_parameters.data.dict
-    kdf["I"].value, kdf["M"].value = 1, 8 * MiB
+    samples.cheap_kdf(kp)
     kp.save()
     return path
 
