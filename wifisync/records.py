@@ -22,6 +22,7 @@ from . import crypto
 from .errors import IntegrityError
 from .identity import DeviceIdentity, device_id_of_certificate, verify_signature
 from .membercert import checked_member_certificate
+from .wirebounds import check_shape
 
 FORMAT_VERSION = 1
 VAULT_ID_BYTES = 16
@@ -180,6 +181,7 @@ class Record:
         if len(encoded) > MAX_RECORD_BYTES:
             raise IntegrityError("record too large")
         try:
+            check_shape(encoded, 4, 1)  # [header, body, signature], nothing nested: 4 values
             parts = msgpack.unpackb(encoded, raw=False, use_list=True)
         except Exception as exc:
             raise IntegrityError("record is not valid msgpack") from exc
