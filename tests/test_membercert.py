@@ -71,3 +71,23 @@ def test_a_member_certificate_that_is_not_a_devices_is_refused_where_records_are
         checked_member_certificate(cert)
     with pytest.raises(IntegrityError, match=reason):
         Membership.decode(Membership(cert, "mallory").encode())
+
+
+def test_a_member_record_carrying_a_ca_certificate_is_refused_by_a_replica() -> None:
+    """Signed by a current member, for the right item, yet its certificate could mint others."""
+    from tests.sync.helpers import household
+    from wifisync.membership import members
+    from wifisync.records import Kind, RecordHeader, member_item_id, sign_record
+
+    a, b = household(2)
+    key = Ed25519PrivateKey.generate()
+    ca = _cert(key, ca=True)
+    device = device_id_for(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    seq = a.store.seen().get(a.id, 0) + 1
+    header = RecordHeader(b.store.get_meta("vault_id") or b"", member_item_id(device),
+                          Kind.MEMBER, a.id, seq, {a.id: seq}, 1, False)
+    record = sign_record(a.identity, header, Membership(ca, "mallory").encode())
+    before = set(members(b.store))
+    result = b.replica.apply([record])
+    assert result.refused == 1 and not result.applied
+    assert set(members(b.store)) == before
