@@ -50,7 +50,7 @@ def rename(device: Device, name: str) -> None:
         store.close()
 
 
-def test_a_members_hostile_name_is_escaped_by_devices_status_history_and_join(
+def test_a_members_hostile_name_is_escaped_by_devices_status_doctor_history_and_join(
         devices: Callable[..., list[Device]], tmp_path: Path) -> None:
     a, b = devices(2)
     rename(b, EVIL)
@@ -63,6 +63,7 @@ def test_a_members_hostile_name_is_escaped_by_devices_status_history_and_join(
     assert_escaped(a.cli.ok("devices"))
     wait_for(lambda: a.connected_to(b), 5, "the session")
     assert_escaped(a.cli.ok("status"))
+    assert_escaped(a.cli.run("doctor").stdout)  # the clock check names the peer
     assert_escaped(a.cli.ok("history", item))
     # A new device pairing with the hostile member is told its name by `join`.
     pairing = Pairing(b, "--timeout", "60")
