@@ -140,3 +140,11 @@ def test_an_over_limit_file_is_one_line_and_imports_nothing(initialised_cli: Cli
     line = initialised_cli.fails("import", str(path))
     assert "export.data in the zip file inflates past 64 MiB; nothing was imported" in line
     assert initialised_cli.ok("list", "--json").strip() == "[]"
+
+
+def test_a_member_opened_as_a_stream_is_read_in_pieces() -> None:
+    data = bomb("files/big.bin", 8 * MiB)
+    with archive.open_member(data, "files/big.bin") as stream:
+        assert len(stream.read(MiB)) == MiB  # a reader takes what its own bound allows
+    with pytest.raises(ImportFormatError, match="unreadable"):
+        archive.open_member(data, "files/missing.bin")

@@ -12,6 +12,7 @@ import lzma
 import struct
 import zipfile
 import zlib
+from typing import IO
 
 from .model import ImportFormatError
 
@@ -58,6 +59,16 @@ def read_member(archive: zipfile.ZipFile, name: str, limit: int | None = None) -
         raise ImportFormatError(f"{name} in the zip file is unreadable: {exc}") from exc
     raise ImportFormatError(f"{name} in the zip file inflates past {limit // (1024 * 1024)} MiB; "
                             "nothing was imported")
+
+
+def open_member(data: bytes, name: str) -> IO[bytes]:
+    """A stream of one member (an attachment), for a reader that bounds what it takes."""
+    archive = open_zip(data)
+    try:
+        return archive.open(name)
+    except _INFLATE_ERRORS as exc:
+        archive.close()
+        raise ImportFormatError(f"{name} in the zip file is unreadable: {exc}") from exc
 
 
 def inflate_gzip(data: bytes, limit: int, what: str) -> bytes:
