@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync_core.py
 	$(BIN)/python bench/propagation.py
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/flood.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

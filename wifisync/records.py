@@ -21,6 +21,8 @@ import msgpack
 from . import crypto
 from .errors import IntegrityError
 from .identity import DeviceIdentity, device_id_of_certificate, verify_signature
+from .membercert import checked_member_certificate
+from .wirebounds import check_shape
 
 FORMAT_VERSION = 1
 VAULT_ID_BYTES = 16
@@ -179,6 +181,7 @@ class Record:
         if len(encoded) > MAX_RECORD_BYTES:
             raise IntegrityError("record too large")
         try:
+            check_shape(encoded, 4, 1)  # [header, body, signature], nothing nested: 4 values
             parts = msgpack.unpackb(encoded, raw=False, use_list=True)
         except Exception as exc:
             raise IntegrityError("record is not valid msgpack") from exc
@@ -299,7 +302,7 @@ class Membership:
         if revoked_after is not None and not _is_uint(revoked_after):
             raise IntegrityError("bad revocation point")
         m = cls(cert, name, revoked_after)
-        m.device_id  # noqa: B018 - validates the certificate
+        checked_member_certificate(cert)  # Ed25519, CA:FALSE, names its own key
         return m
 
 

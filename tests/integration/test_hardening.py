@@ -73,3 +73,53 @@ def test_core_dumps_are_off_for_the_daemon_and_the_cli(
     assert core.split()[4:6] == ["0", "0"]
     out = a.cli.ok("status")  # the CLI runs the same entry point
     assert out
+
+
+async def _hold_pairing_connections(port: int, count: int, joiner: list[str],
+                                    env: dict[str, str]) -> tuple[int, str, int]:
+    """``count`` silent WebSockets to /pair from 127.0.0.2 held while ``joiner`` runs."""
+    import asyncio
+
+    import aiohttp
+
+    from wifisync.net.tls import SERVER_NAME
+    from wifisync.pairing.joiner import joiner_tls_context, pair_url
+
+    connector = aiohttp.TCPConnector(local_addr=(STRANGER, 0), limit=0)
+    held = 0
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets = []
+        for _ in range(count):
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                sockets.append(await session.ws_connect(
+                    pair_url("127.0.0.1", port), ssl=joiner_tls_context(),
+                    server_hostname=SERVER_NAME, heartbeat=None, autoping=False))
+        held = sum(1 for ws in sockets if not ws.closed)
+        proc = await asyncio.create_subprocess_exec(
+            *joiner, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        for ws in sockets:
+            await ws.close()
+    assert proc.returncode is not None
+    return proc.returncode, (out + err).decode(), held
+
+
+def test_a_stranger_holding_pairing_connections_does_not_block_the_joiner(
+        devices: Callable[..., list[Device]], tmp_path: Path) -> None:
+    """Before: four anonymous connections held the four pairing slots and the joiner waited."""
+    import asyncio
+
+    from tests.conftest import Cli
+    from tests.pairing.test_pairing_cli import Pairing
+
+    (a,) = devices(1)
+    a.start()
+    pairing = Pairing(a, "--timeout", "60")
+    newcomer = Device(Cli(tmp_path / "newcomer"), "newcomer")
+    newcomer.configure()
+    code, output, held = asyncio.run(_hold_pairing_connections(
+        a.port, 12, newcomer.cli.argv("join", pairing.code, "--address", a.address),
+        newcomer.cli.env()))
+    assert held >= 4, "the stranger should hold at least as many as the old slots"
+    assert code == 0, output
+    assert pairing.finish()[0] == 0

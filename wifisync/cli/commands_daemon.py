@@ -16,6 +16,7 @@ from ..membership import Member, members
 from ..net.addressbook import AddressBook
 from ..net.control_client import daemon_status
 from ..records import Kind, Membership
+from ..termtext import shown
 from ..vault import vault_id_of
 from .commands_everyday import unlock_state
 from .common import Context, after_write, loaded, locate_home
@@ -118,7 +119,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for r in rows:
         flags = [f for f, on in (("this device", r["self"]), ("revoked", r["revoked"]),
                                  ("connected", r["connected"])) if on]
-        print(f"{r['id']}  {r['name']}" + (f"  ({', '.join(flags)})" if flags else ""))
+        print(f"{r['id']}  {shown(r['name'])}" + (f"  ({', '.join(flags)})" if flags else ""))
     return 0
 
 
@@ -179,7 +180,7 @@ def _when(iso: str | None) -> str:
 def status_lines(result: dict[str, Any]) -> list[str]:
     """The status as text, one line per fact."""
     vault, daemon, mdns = result["vault"], result["daemon"], result["mdns"]
-    lines = [f"device  {result['id']}  {result['name']}",
+    lines = [f"device  {result['id']}  {shown(result['name'])}",
              f"vault   {vault['id']}  ({plural(vault['items'], 'item')}, "
              f"{plural(vault['records'], 'record')})"]
     if result["revoked"]:
@@ -204,13 +205,14 @@ def status_lines(result: dict[str, Any]) -> list[str]:
             state = "connected, in sync" if p["in_sync"] else (
                 "connected, syncing" + (f" ({p['records_behind']} records behind)"
                                         if p["records_behind"] else ""))
-            state += f" at {p['address']}"
+            state += f" at {shown(p['address'])}"
         else:
-            state = "not connected" + (f" (last address {p['address']})" if p["address"] else "")
+            state = "not connected" + (f" (last address {shown(p['address'])})"
+                                       if p["address"] else "")
         detail = f"; last sync {_when(p['last_sync'])}" if daemon["running"] else ""
         if p["last_error"] and not p["connected"]:
-            detail += f"; last error: {p['last_error']}"
-        lines.append(f"peer    {short}  {p['name']}  {state}{detail}")
+            detail += f"; last error: {shown(p['last_error'])}"
+        lines.append(f"peer    {short}  {shown(p['name'])}  {state}{detail}")
     if not result["peers"]:
         lines.append("peers   none yet: pair a device with `wifisync pair`")
     if result["unlocked"]:
@@ -291,5 +293,5 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         with contextlib.suppress(WifisyncError):
             with_book.forget(target.device_id)
         after_write(ctx.home)
-    print(f"revoked {format_device_id(target.device_id)} ({target.name})")
+    print(f"revoked {format_device_id(target.device_id)} ({shown(target.name)})")
     return 0

@@ -21,6 +21,7 @@ from ..items import ITEM_TYPES, ItemState
 from ..lookup import matches, plural
 from ..membership import members
 from ..records import Kind, Record
+from ..termtext import shown
 from ..vault import Vault
 from .commands_everyday import add_generator_arguments, new_password, resolve_any
 from .common import (
@@ -310,7 +311,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     for (record, state), entry in zip(versions, entries, strict=True):
         who = short_device_id(record.header.author)
         if entry["author_name"]:
-            who += f" ({entry['author_name']})"
+            who += f" ({shown(entry['author_name'])})"
         print(f"{entry['time']}  by {who}  #{entry['seq']}"
               + ("  deleted" if state is None else ""))
         if state is not None:

@@ -13,6 +13,7 @@ from ..errors import PairingError, UsageError
 from ..home import Home
 from ..identity import DeviceIdentity
 from ..store.sqlite import SqliteStore
+from ..termtext import shown
 from .common import locate_home
 
 # asyncio, the pairing protocol and the sync core load only when pair/join run: every
@@ -61,7 +62,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
     outcome = asyncio.run(request_pairing(home, args.timeout, show))
     if outcome.get("outcome") == "joined":
-        print(f"Device {outcome.get('name')} ({outcome.get('device')}) joined.", flush=True)
+        print(f"Device {shown(outcome.get('name'))} ({shown(outcome.get('device'))}) joined.",
+              flush=True)
         return 0
     reason = outcome.get("reason") or f"pairing ended: {outcome.get('outcome')}"
     raise PairingError(f"{reason}; no device joined")
@@ -116,8 +118,9 @@ def cmd_join(args: argparse.Namespace) -> int:
     _store_joined(home, identity, fresh_identity, checked)
     AddressBook(home.data_dir).set(checked.sponsor.device_id,
                                    f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    sponsor = f"{shown(checked.sponsor.name)} ({format_device_id(checked.sponsor.device_id)})"
     print(f"Joined vault {checked.vault_id.hex()} as {name} ({identity.device_id_text}), "
-          f"paired with {checked.sponsor.name} ({format_device_id(checked.sponsor.device_id)}); "
+          f"paired with {sponsor}; "
           f"{len(checked.members)} members.", flush=True)
     print("Start `wifisync daemon` to sync; the master password is needed only to read items.",
           file=sys.stderr)

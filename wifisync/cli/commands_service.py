@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..termtext import shown
 from .common import locate_home
 
 SHELLS = ("bash", "zsh", "fish")
@@ -74,7 +75,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     checks = run_checks(locate_home(args), platform.system())
     for check in checks:
-        print(check.line(), flush=True)
+        print(shown(check.line()), flush=True)  # peers' names and errors come from afar
     failed = [c for c in checks if c.ok is False]
     print(f"{len(failed)} check(s) failed" if failed else "all checks passed")
     return 1 if failed else 0

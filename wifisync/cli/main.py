@@ -12,6 +12,7 @@ from types import ModuleType
 from .. import __version__
 from ..errors import WifisyncError
 from ..limits import disable_core_dumps
+from ..termtext import shown
 from . import fast
 
 
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return status
     except WifisyncError as exc:
-        sys.stderr.write(f"wifisync: {exc}\n")
+        sys.stderr.write(f"wifisync: {shown(exc)}\n")  # may quote another device
         return exc.exit_code
     except BrokenPipeError:
         # The reader left early (`wifisync list | head`): say nothing, and keep the

@@ -26,6 +26,7 @@ from ..identity import DeviceIdentity
 from ..membership import members
 from ..records import Kind, Membership, Record, member_item_id
 from ..store import RecordStore
+from ..termtext import shown
 from . import messages
 from .bootstrap import vault_offer
 from .handshake import MemberHandshake, WrongCodeError
@@ -207,7 +208,7 @@ class PairingService:
                               "run `wifisync pair` again for a new one")
         except PairingError as exc:
             window.fail(f"pairing failed: {exc}")
-            log.warning("pairing window %d: failed: %s", window.code.nameplate, exc)
+            log.warning("pairing window %d: failed: %s", window.code.nameplate, shown(exc))
             await _refuse(ws, f"pairing failed: {exc}")
         except (TimeoutError, asyncio.CancelledError):
             window.fail("pairing failed: the joining device did not finish in time")
@@ -229,7 +230,7 @@ class PairingService:
         record = self._admit(joiner.cert_der, joiner.device_id, joiner.name)
         window.joined(joiner.device_id, joiner.name)
         log.info("pairing window %d: device %s (%s) joined", window.code.nameplate,
-                 short_device_id(joiner.device_id), joiner.name)
+                 short_device_id(joiner.device_id), shown(joiner.name))
         try:
             await self.on_joined(record)
         except Exception:

@@ -117,7 +117,10 @@ def _load_records(doc: dict[str, Any]) -> MemoryStore:
         staging.set_meta(META_VAULT_ID, doc["vault"])
         for r in records:
             staging.append(r)
-    known = members(staging)
+    try:
+        known = members(staging)
+    except IntegrityError as exc:  # a MEMBER record's certificate or body is damaged
+        raise BackupError(f"the backup file is damaged: {exc}") from exc
     for r in records:
         member = known.get(r.header.author)
         if member is None:

@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ...errors import WifisyncError
+from ..archive import inflate_gzip
+from ..fieldrefs import FieldReferences
 from ..fields import PASSWORD, TOTP, URL, USERNAME
 from ..model import (
     NOTES,
@@ -21,6 +23,7 @@ from ..text import normalise_newlines
 FORMAT = "kdbx"
 FAMILY = "keepass"
 MAGIC = b"\x03\xd9\xa2\x9a"
+MAX_XML_BYTES = 256 * 1024 * 1024  # 10k entries are about 10 MiB of XML
 
 
 def sniff(data: bytes) -> bool:
@@ -41,20 +44,26 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     if source_password is None:
         raise SourcePasswordError("the KeePass file needs its own password "
                                   "(--source-password-file FILE, or run on a terminal)")
+    _bound_inflation()
     try:
         kp = PyKeePass(io.BytesIO(data), password=source_password)
     except CredentialsError as exc:
         raise SourcePasswordError("wrong password for the KeePass file") from exc
+    except ImportFormatError:
+        raise
     except Exception as exc:  # pykeepass/construct raise many unrelated types for bad files
         raise ImportFormatError(f"not a readable KeePass database: {exc}") from exc
     result = ParseResult(FORMAT)
     groups = _GroupTags(kp.recyclebin_group)
+    refs = FieldReferences(kp)
     for n, entry in enumerate(kp.entries, start=1):
         try:
             in_bin, tag = groups.of(entry)
             if in_bin:
                 continue
-            result.items.append(_item(kp, entry, tag))
+            result.items.append(_item(refs, entry, tag))
+        except ImportFormatError:
+            raise  # over a bound: the whole file is refused
         except Exception as exc:  # one broken entry must not stop the others
             result.problem(f"entry {n}", f"unreadable entry: {exc}")
             continue
@@ -63,6 +72,16 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
                            f"attachment {binary.findtext('Key')!r} not imported "
                            "(wifisync holds no files)")
     return result
+
+
+def _bound_inflation() -> None:
+    """Make pykeepass inflate a database's gzip-compressed XML only up to a bound."""
+    from pykeepass.kdbx_parsing.common import Decompressed
+
+    def decode(_self: Any, data: bytes, _con: Any, _path: Any) -> bytes:
+        return inflate_gzip(data, MAX_XML_BYTES, "the KeePass database's XML")
+
+    Decompressed._decode = decode
 
 
 class _GroupTags:
@@ -87,17 +106,12 @@ class _GroupTags:
         return self.known[element]
 
 
-def _value(kp: Any, raw: str | None) -> str:
+def _value(refs: FieldReferences, raw: str | None) -> str:
     """A field's text with KeePass field references (``{REF:...}``) resolved."""
     if not raw:
         return ""
     if "{REF:" in raw:
-        try:
-            resolved = kp.deref(raw)
-            if isinstance(resolved, str):
-                raw = resolved
-        except Exception:
-            pass  # an unresolvable reference is kept as written
+        raw = refs.resolve(raw)
     return normalise_newlines(raw)
 
 
@@ -125,9 +139,9 @@ def _strings(entry: Any) -> tuple[dict[str, str], set[str]]:
 TIMEOTP_ALGORITHMS = {"HMAC-SHA-1": "SHA1", "HMAC-SHA-256": "SHA256", "HMAC-SHA-512": "SHA512"}
 
 
-def _native_totp(kp: Any, strings: dict[str, str]) -> str:
+def _native_totp(refs: FieldReferences, strings: dict[str, str]) -> str:
     """An otpauth URI from KeePass's or KeeTrayTOTP's own TOTP strings ("" when none)."""
-    secret = _value(kp, strings.get("TimeOtp-Secret-Base32", ""))
+    secret = _value(refs, strings.get("TimeOtp-Secret-Base32", ""))
     if secret:
         params = {"digits": strings.get("TimeOtp-Length", ""),
                   "period": strings.get("TimeOtp-Period", ""),
@@ -136,7 +150,7 @@ def _native_totp(kp: Any, strings: dict[str, str]) -> str:
                     "TimeOtp-Algorithm"):
             strings.pop(key, None)
     else:
-        secret = _value(kp, strings.get("TOTP Seed", ""))
+        secret = _value(refs, strings.get("TOTP Seed", ""))
         if not secret:
             return ""
         period, _, digits = strings.get("TOTP Settings", "").partition(";")
@@ -150,22 +164,22 @@ def _native_totp(kp: Any, strings: dict[str, str]) -> str:
         f"&{query}" if query else "")
 
 
-def _item(kp: Any, entry: Any, group_tag: str | None) -> ImportedItem:
+def _item(refs: FieldReferences, entry: Any, group_tag: str | None) -> ImportedItem:
     strings, protected = _strings(entry)
-    draft = ItemDraft(_value(kp, strings.pop("Title", "")), "login")
+    draft = ItemDraft(_value(refs, strings.pop("Title", "")), "login")
     draft.tag(group_tag)
     for tag in (entry._element.findtext("Tags") or "").replace(",", ";").split(";"):
         draft.tag(tag)
-    draft.put(USERNAME, _value(kp, strings.pop("UserName", "")))
-    draft.put(PASSWORD, _value(kp, strings.pop("Password", "")), hidden=True)
-    draft.put(URL, _value(kp, strings.pop("URL", "")))
-    draft.put(TOTP, _value(kp, strings.pop("otp", "")) or _native_totp(kp, strings),
+    draft.put(USERNAME, _value(refs, strings.pop("UserName", "")))
+    draft.put(PASSWORD, _value(refs, strings.pop("Password", "")), hidden=True)
+    draft.put(URL, _value(refs, strings.pop("URL", "")))
+    draft.put(TOTP, _value(refs, strings.pop("otp", "")) or _native_totp(refs, strings),
               hidden=True)
-    notes = _value(kp, strings.pop("Notes", ""))
+    notes = _value(refs, strings.pop("Notes", ""))
     for key in sorted(k for k in strings if k.split("_", 2)[:2] == ["KP2A", "URL"]):
-        draft.put(URL, _value(kp, strings.pop(key)))
+        draft.put(URL, _value(refs, strings.pop(key)))
     for key, raw in strings.items():
-        draft.put(key, _value(kp, raw), hidden=key in protected, custom=True)
+        draft.put(key, _value(refs, raw), hidden=key in protected, custom=True)
     if entry.expires and entry.expiry_time is not None:
         draft.put("expires", entry.expiry_time.isoformat(), custom=True)
     draft.put(NOTES, notes)
