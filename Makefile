@@ -3,22 +3,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint venv clean lab-tools
+.PHONY: test demo bench lint venv clean lab-tools man
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dev]'
+	$(BIN)/pip install -q -e '.[keepass,test,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-# The network-namespace tests need iproute2; as root on Debian it is installed here,
-# elsewhere those tests are skipped with the reason.
+# The network-namespace tests need iproute2, the service tests systemd-analyze (package
+# systemd), unshare/mount (util-linux, mount) and python3-seccomp (the unit's system call
+# filter); as root on Debian they are installed here, elsewhere those tests are skipped
+# with the reason.
+LAB_PACKAGES := ip:iproute2 systemd-analyze:systemd unshare:util-linux mount:mount
+
 lab-tools:
-	@command -v ip >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; } \
-	  || echo "note: iproute2 is missing; the network-namespace tests will be skipped"
+	@missing=""; for pair in $(LAB_PACKAGES); do command -v $${pair%%:*} >/dev/null 2>&1 \
+	  || missing="$$missing $${pair#*:}"; done; \
+	/usr/bin/python3 -c 'import seccomp' 2>/dev/null || missing="$$missing python3-seccomp"; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends $$missing >/dev/null; } \
+	  || echo "note:$$missing missing; the tests that need them will be skipped"
 
 test: $(STAMP) lab-tools
 	$(BIN)/python -m pytest -q
@@ -31,10 +39,23 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync_core.py
 	$(BIN)/python bench/propagation.py
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/flood.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The man page is generated from the parser (argparse-manpage); a test checks it is current.
+MANPAGE_ARGS := --module wifisync.cli.main --function build_parser --project-name wifisync \
+	--prog wifisync --manual-title "wifisync manual" \
+	--description "a password vault synced over your own network" \
+	--url https://github.com/wifisync/wifisync
+
+man: $(STAMP)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+	  $(BIN)/argparse-manpage $(MANPAGE_ARGS) \
+	  --version "$$($(BIN)/python -c 'import wifisync; print(wifisync.__version__)')" \
+	  --output docs/wifisync.1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,7 +3,9 @@
 Builds a vault of ``--items`` items in a temporary ``--home`` with the library (fast), then
 times what a user waits for: the in-process operations and, when the CLI has the command,
 the real ``wifisync`` subprocess. Prints median and p99 per operation, the machine, and the
-targets of issue 4 (list < 1 s with unlock, open store + write one item < 5 ms).
+targets of issue 4 (list < 1 s with unlock, open store + write one item < 5 ms) and of
+issue 15 (with the vault unlocked by ``wifisync unlock``: ``get`` < 150 ms and ``list``
+< 400 ms as whole processes).
 
     .venv/bin/python bench/vault.py [--items 10000] [--home DIR] [--repeat N]
 """
@@ -35,6 +37,8 @@ from wifisync.vault import Vault  # noqa: E402
 PASSWORD = "bench master password"
 LIST_TARGET_S = 1.0
 WRITE_TARGET_MS = 5.0
+UNLOCKED_GET_TARGET_S = 0.150
+UNLOCKED_LIST_TARGET_S = 0.400
 
 
 def timed(fn: Callable[[], object], repeat: int, budget_s: float) -> list[float]:
@@ -83,10 +87,11 @@ def build(home: Home, items: int) -> tuple[DeviceIdentity, bytes, list[bytes]]:
 def cli_has(command: str) -> bool:
     """Whether the CLI (written concurrently) already offers ``command``."""
     try:
-        from wifisync.cli import commands_items
+        from wifisync.cli.main import build_parser
     except ImportError:
         return False
-    return f"cmd_{command}" in vars(commands_items)
+    return any(isinstance(a, argparse._SubParsersAction) and command in a.choices
+               for a in build_parser()._actions)
 
 
 def cli(home: Path, *argv: str) -> Callable[[], object]:
@@ -114,6 +119,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=200, help="runs of the fast operations")
     ap.add_argument("--slow-repeat", type=int, default=10,
                     help="runs of unlock/list and of each CLI subprocess")
+    ap.add_argument("--unlocked-only", action="store_true",
+                    help="time only the commands run with the vault unlocked (issue 15)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="wifisync-bench-") as tmp:
@@ -129,7 +136,10 @@ def main() -> int:
         size = sum(p.stat().st_size for p in home.data_dir.iterdir())
         print(f"built {args.items} items in {time.perf_counter() - t:.1f} s "
               f"({size / 1e6:.1f} MB on disk) under {root}")
-        run_all(home, identity, key, ids, args.repeat, args.slow_repeat)
+        if args.unlocked_only:
+            run_unlocked(root, ids, args.slow_repeat)
+        else:
+            run_all(home, identity, key, ids, args.repeat, args.slow_repeat)
     return 0
 
 
@@ -191,10 +201,63 @@ def run_all(home: Home, identity: DeviceIdentity, key: bytes, ids: list[bytes],
     if cli_has("add"):
         report("wifisync add", timed(cli(root, "add", "cli item", "--field", "a=b"),
                                      slow, 120))
+    if cli_has("get"):
+        run_unlocked(root, ids, slow)
     report("python start-up + import wifisync.cli.main",
            timed(lambda: subprocess.run([sys.executable, "-c", "import wifisync.cli.main"],
                                         env=dict(os.environ, PYTHONPATH=str(REPO)),
                                         check=True), slow, 60))
+
+
+def plain_cli(home: Path, *argv: str) -> Callable[[], object]:
+    """A real ``wifisync`` process with no password anywhere: only the agent can answer."""
+    cmd = [sys.executable, "-m", "wifisync.cli.main", "--home", str(home), *argv]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
+    env["PYTHONPATH"] = str(REPO)
+
+    def run() -> object:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              env=env, timeout=120, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    return run
+
+
+def run_unlocked(root: Path, ids: list[bytes], slow: int) -> None:
+    """Issue 15's targets: every command after `wifisync unlock`, no password, no Argon2id."""
+    t = time.perf_counter()
+    cli(root, "unlock", "--timeout", "10m")()
+    print(f"CLI subprocesses with the vault unlocked (agent started and indexed "
+          f"{len(ids)} items in {time.perf_counter() - t:.2f} s, Argon2id included):")
+    runs = max(slow, 20)
+    try:
+        middle = ids[len(ids) // 2]
+        report("wifisync get TITLE (any case)", timed(plain_cli(root, "get", "site 00042"),
+                                                       runs, 60), UNLOCKED_GET_TARGET_S)
+        report("wifisync get ID-PREFIX --field username",
+               timed(plain_cli(root, "get", middle.hex()[:8], "--field", "username"), runs, 60),
+               UNLOCKED_GET_TARGET_S)
+        report(f"wifisync list ({len(ids)} items)", timed(plain_cli(root, "list"), runs, 60),
+               UNLOCKED_LIST_TARGET_S)
+        report("wifisync list QUERY --tag TAG",
+               timed(plain_cli(root, "list", "site 0004", "--tag", "group2"), runs, 60),
+               UNLOCKED_LIST_TARGET_S)
+        report("wifisync show TITLE (key from the agent)",
+               timed(plain_cli(root, "show", "Site 00042"), slow, 60))
+
+        def write_then_get() -> object:
+            plain_cli(root, "edit", "Site 00043", "--field", "note=x")()
+            t0 = time.perf_counter()
+            plain_cli(root, "get", "Site 00043")()
+            return time.perf_counter() - t0
+
+        after_write = [float(write_then_get()) for _ in range(min(slow, 5))]  # type: ignore[arg-type]
+        report("wifisync get right after another process wrote", after_write,
+               UNLOCKED_GET_TARGET_S)
+    finally:
+        plain_cli(root, "lock")()
 
 
 if __name__ == "__main__":

@@ -12,12 +12,25 @@ from pathlib import Path
 
 import pytest
 
+from wifisync import crypto
+
 from .lab import Lab, lab, netns_unavailable_reason
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
 # Argon2id at the lowest allowed cost keeps each CLI call fast; the format is unchanged.
 FAST_CONFIG = "[vault]\nkdf_opslimit = 1\n"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def low_kdf_floor() -> Iterator[None]:
+    """In-process tests use Argon2id at 8 KiB for speed; CLI and daemon children keep the floor.
+
+    The floor's own tests (tests/test_crypto.py) raise it back.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crypto, "KDF_FLOOR_MEMLIMIT", 8192)
+        yield
 
 
 @dataclass

@@ -19,6 +19,7 @@ KNOWN_DERIVATIONS = {
     "pairing-confirm-joiner": "710fd91e4d47cd0e7e47bcaf2eae318130f9b7b7729843d5ac7df1b0e7ffaac6",
     "pairing-transfer": "09ac3fb6a99085f19c9410d4b55d28317eabd2e47109e6a71e7d08e9a3e2c8a4",
     "mdns-tag": "35bd1006972f49516410e363b015b73e7e10dab12b98ee5e3c06e24557d7ba9c",
+    "tls-server-name": "3e90c4a3325f4a334936fafbd12e567bd137fc2d24959f75ef0c38177c9400ce",
 }
 
 FAST_KDF = crypto.KdfParams(salt=bytes(16), opslimit=1, memlimit=8192)
@@ -180,3 +181,25 @@ def test_kdf_params_out_of_range_are_refused(field: str, value: object) -> None:
     assert crypto.KdfParams.from_dict(good)
     with pytest.raises(IntegrityError, match="out of range"):
         crypto.KdfParams.from_dict(dict(good, **{field: value}))
+
+
+def test_kdf_params_below_the_design_floor_are_refused_on_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member cannot make every device's password cheap to guess by writing 8 KiB Argon2id."""
+    monkeypatch.setattr(crypto, "KDF_FLOOR_MEMLIMIT", 64 * 1024 * 1024)
+    weak = crypto.KdfParams.fresh(1, 8192).to_dict()
+    with pytest.raises(IntegrityError, match="out of range"):
+        crypto.KdfParams.from_dict(weak)
+    with pytest.raises(IntegrityError, match="out of range"):
+        crypto.KdfParams.from_dict(dict(weak, mem=64 * 1024 * 1024 - 1024))
+    floor = dict(weak, mem=64 * 1024 * 1024)
+    assert crypto.KdfParams.from_dict(floor).memlimit == 64 * 1024 * 1024
+
+
+def test_raised_params_reach_the_floor_and_keep_a_higher_cost(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crypto, "KDF_FLOOR_MEMLIMIT", 64 * 1024 * 1024)
+    low = crypto.KdfParams(salt=bytes(16), opslimit=2, memlimit=8192).raised()
+    assert (low.opslimit, low.memlimit) == (2, 64 * 1024 * 1024) and low.salt != bytes(16)
+    high = crypto.KdfParams(salt=bytes(16), opslimit=4, memlimit=256 * 1024 * 1024).raised()
+    assert (high.opslimit, high.memlimit) == (4, 256 * 1024 * 1024)

@@ -17,6 +17,9 @@ from .errors import IntegrityError, WrongPasswordError
 KEY_SIZE = 32
 MAX_KDF_OPSLIMIT = 16  # libsodium's "sensitive" preset is 4
 MAX_KDF_MEMLIMIT = 4 * 1024 * 1024 * 1024  # 4 GiB; "sensitive" is 1 GiB
+# The design floor: a member writing cheaper parameters would make every device's
+# password cheaper to guess, so less memory than this is refused on read.
+KDF_FLOOR_MEMLIMIT = 64 * 1024 * 1024
 NONCE_SIZE = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 
 #: Every purpose a key is derived for; a purpose not listed here is a bug.
@@ -27,6 +30,7 @@ PURPOSES = frozenset(
         "pairing-confirm-joiner",  # SPAKE2 key confirmation, joining side
         "pairing-transfer",  # encrypts the vault secrets handed over at pairing
         "mdns-tag",  # TXT tag that lets members, and only members, recognise each other
+        "tls-server-name",  # TLS SNI that makes a daemon show its identity (members only)
         "backup-identity",  # encrypts the device key inside an encrypted backup file
         "signature-mark",  # keys the marks of records whose signature this device checked
     }
@@ -94,12 +98,18 @@ class KdfParams:
         salt, ops, mem = d.get("salt"), d.get("ops"), d.get("mem")
         if not isinstance(salt, bytes) or not isinstance(ops, int) or not isinstance(mem, int):
             raise IntegrityError("malformed key-derivation parameters")
-        # Whoever wrote this record cannot make unlocking hang or run out of memory.
+        # Whoever wrote this record cannot make unlocking hang or run out of memory,
+        # nor make the password cheaper to guess than the design floor.
         if len(salt) != nacl.pwhash.argon2id.SALTBYTES or not (
                 nacl.pwhash.argon2id.OPSLIMIT_MIN <= ops <= MAX_KDF_OPSLIMIT
-                and nacl.pwhash.argon2id.MEMLIMIT_MIN <= mem <= MAX_KDF_MEMLIMIT):
+                and max(KDF_FLOOR_MEMLIMIT, nacl.pwhash.argon2id.MEMLIMIT_MIN) <= mem
+                <= MAX_KDF_MEMLIMIT):
             raise IntegrityError("key-derivation parameters out of range")
         return cls(salt=salt, opslimit=ops, memlimit=mem)
+
+    def raised(self) -> KdfParams:
+        """New parameters (a new salt) at least as costly as these and the floor."""
+        return KdfParams.fresh(self.opslimit, max(self.memlimit, KDF_FLOOR_MEMLIMIT))
 
     @classmethod
     def fresh(cls, opslimit: int = 3, memlimit: int = 64 * 1024 * 1024) -> KdfParams:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
-from .store.sqlite import SqliteStore
+if TYPE_CHECKING:
+    from .store.sqlite import SqliteStore
 
 APP = "wifisync"
 ENV_HOME = "WIFISYNC_HOME"
@@ -31,10 +35,15 @@ class Home:
         if chosen:
             root = Path(chosen).expanduser().absolute()
             return cls(root / "config", root / "data", root / "run")
+        with warnings.catch_warnings():
+            # Without XDG_RUNTIME_DIR platformdirs warns (with a source line) on every
+            # command and falls back to /tmp/runtime-UID; `wifisync doctor` tells instead.
+            warnings.simplefilter("ignore")
+            runtime = platformdirs.user_runtime_dir(APP)
         return cls(
             Path(platformdirs.user_config_dir(APP)),
             Path(platformdirs.user_data_dir(APP)),
-            Path(platformdirs.user_runtime_dir(APP)),
+            Path(runtime),
         )
 
     @property
@@ -60,12 +69,18 @@ class Home:
     def ensure(self) -> None:
         """Create the folders, readable by this user only."""
         for d in (self.config_dir, self.data_dir, self.runtime_dir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(d, 0o700)
+            _private_dir(d)
+
+    def ensure_writable(self) -> None:
+        """The folders the daemon writes (data, runtime); the config it only reads."""
+        for d in (self.data_dir, self.runtime_dir):
+            _private_dir(d)
 
     @contextmanager
     def creating_store(self) -> Iterator[SqliteStore]:
         """The store, for setting up a vault: if the block fails, a file it made is removed."""
+        from .store.sqlite import SqliteStore  # not at import: `wifisync get` stays lean
+
         self.ensure()
         new = not self.store_file.exists()
         try:
@@ -80,3 +95,10 @@ class Home:
                     self.store_file.with_name(self.store_file.name + suffix).unlink(
                         missing_ok=True)
             raise
+
+
+def _private_dir(d: Path) -> None:
+    """Make ``d`` with mode 0700; chmod only a wrong mode (a read-only mount is left alone)."""
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(d.stat().st_mode) != 0o700:
+        os.chmod(d, 0o700)

@@ -157,7 +157,8 @@ class DeviceIdentity:
             cert_pem = (directory / CERT_FILE).read_bytes()
         except FileNotFoundError as exc:
             raise NotInitialisedError(
-                "this device is not set up; run `wifisync init` first"
+                "this device is not set up; run `wifisync init` to create a vault, or "
+                "`wifisync join CODE` to join one"
             ) from exc
         try:
             key = serialization.load_pem_private_key(key_pem, password=None)

@@ -21,6 +21,8 @@ import msgpack
 from . import crypto
 from .errors import IntegrityError
 from .identity import DeviceIdentity, device_id_of_certificate, verify_signature
+from .membercert import checked_member_certificate
+from .wirebounds import check_shape
 
 FORMAT_VERSION = 1
 VAULT_ID_BYTES = 16
@@ -179,6 +181,7 @@ class Record:
         if len(encoded) > MAX_RECORD_BYTES:
             raise IntegrityError("record too large")
         try:
+            check_shape(encoded, 4, 1)  # [header, body, signature], nothing nested: 4 values
             parts = msgpack.unpackb(encoded, raw=False, use_list=True)
         except Exception as exc:
             raise IntegrityError("record is not valid msgpack") from exc
@@ -329,7 +332,7 @@ class Membership:
             out[k] = v
             previous = k
         m = cls(cert, name, revoked, out, role)
-        m.device_id  # noqa: B018 - validates the certificate
+        checked_member_certificate(cert)  # Ed25519, CA:FALSE, names its own key
         if m.encode() != body:
             raise IntegrityError("membership body is not in canonical form")
         return m

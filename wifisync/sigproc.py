@@ -68,6 +68,22 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
+def helper_command() -> list[str]:
+    """The helper's argv: isolated (``-I``), importing this very code and nothing planted.
+
+    ``-I`` ignores ``PYTHON*`` variables, the user's site directory and the working
+    directory; the only path added is the folder this package was loaded from.
+    """
+    root = str(Path(__file__).resolve().parents[1])
+    return [sys.executable, "-I", "-c", _HELPER_MAIN, root]
+
+
+_HELPER_MAIN = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                "from wifisync.sigproc import main; main()")
+HELPER_CWD = "/"  # nothing in the daemon's working directory is ever imported
+HELPER_ENV = {"LC_ALL": "C.UTF-8"}  # no inherited variable: the master password may be one
+
+
 def _widen_pipe(stream: IO[bytes] | None) -> None:
     """Let a whole request sit in the pipe (Linux), so writing it never waits on the helper."""
     setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
@@ -81,13 +97,9 @@ class _Worker:
     """One helper process; requests are answered in order, each resolving its future."""
 
     def __init__(self) -> None:
-        # No WIFISYNC_* variables: the master password may be one, and a helper needs none.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
-        root = str(Path(__file__).resolve().parents[1])  # the child imports this very code
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "wifisync.sigproc"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+            helper_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=HELPER_ENV, cwd=HELPER_CWD, close_fds=True)
         _widen_pipe(self._proc.stdin)
         self._lock = threading.Lock()
         self._waiting: dict[int, Future[bytes]] = {}
@@ -229,8 +241,13 @@ def _serve() -> None:
                      msgpack.packb([n, check_all(key, pairs)], use_bin_type=True))
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Entry point of a helper process."""
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(HELPER_NICENESS)
     _serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Self
 
-from . import crypto, sigmarks
+from . import crypto, lookup, sigmarks
 from .acceptance import Acceptance
 from .author import Author
 from .errors import (
     AlreadyInitialisedError,
-    AmbiguousItemError,
     IntegrityError,
     ItemNotFoundError,
     NotInitialisedError,
@@ -60,7 +60,8 @@ def vault_id_of(store: RecordStore) -> bytes:
     """The vault this store belongs to."""
     vid = store.get_meta(META_VAULT_ID)
     if vid is None:
-        raise NotInitialisedError("this device holds no vault; run `wifisync init` first")
+        raise NotInitialisedError("this device holds no vault; run `wifisync init` to create "
+                                  "one, or `wifisync join CODE` to join one")
     return vid
 
 
@@ -68,7 +69,9 @@ def read_wrapped_key(store: RecordStore) -> WrappedVaultKey:
     """The current wrapped vault key; concurrent password changes resolve by the later one."""
     held = store.heads(VAULT_KEY_ITEM)
     if not held:
-        raise NotInitialisedError("this device has no vault key yet; wait for sync or run init")
+        raise NotInitialisedError(
+            "this device has not received the vault yet; start the daemon (`wifisync daemon`, "
+            "or its service) so it syncs with another member")
     latest = max(held, key=lambda r: (r.header.time, r.id))
     return WrappedVaultKey.decode(latest.body)
 
@@ -197,11 +200,19 @@ class Vault:
         key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
         return cls(store, identity, key)
 
+    @classmethod
+    def with_key(cls, store: RecordStore, identity: DeviceIdentity, vault_key: bytes) -> Self:
+        """Open with a vault key unwrapped earlier (the unlock agent's): no Argon2id."""
+        signatures = SignatureCheck(store)
+        for _item, held in store.heads_of_kind(Kind.MEMBER):
+            signatures.check_all(held)
+        signatures.check_all(store.heads(VAULT_KEY_ITEM))
+        return cls(store, identity, vault_key)
+
     def change_password(self, new_password: str, kdf: crypto.KdfParams | None = None) -> None:
         """Re-wrap the same vault key under a new master password (a new salt each time)."""
         old = read_wrapped_key(self.store).kdf
-        self._write_wrapped_key(new_password, kdf or crypto.KdfParams.fresh(old.opslimit,
-                                                                             old.memlimit))
+        self._write_wrapped_key(new_password, kdf or old.raised())
 
     def _write_wrapped_key(self, password: str, kdf: crypto.KdfParams) -> None:
         body = WrappedVaultKey(kdf, crypto.wrap_vault_key(self.vault_key, password, kdf)).encode()
@@ -274,24 +285,13 @@ class Vault:
         return view
 
     def resolve(self, ref: str) -> bytes:
-        """Find an item by full ID (deleted ones too), unique ID prefix, or exact unique title."""
-        ref_l = ref.lower()
+        """Find an item by full ID (deleted ones too), unique ID prefix, or title (see lookup)."""
+        ref_l = ref.strip().lower()
         if len(ref_l) == 2 * ITEM_ID_BYTES and all(c in "0123456789abcdef" for c in ref_l):
             held = self.store.heads(bytes.fromhex(ref_l))
             if held and held[0].header.kind == Kind.ITEM:
                 return bytes.fromhex(ref_l)
-        views = self.items()
-        by_id = [v for v in views if v.id_text == ref_l]
-        if by_id:
-            return by_id[0].id
-        matches = {v.id for v in views if len(ref_l) >= 4 and v.id_text.startswith(ref_l)}
-        matches |= {v.id for v in views if v.state.title == ref}
-        if len(matches) == 1:
-            return matches.pop()
-        if not matches:
-            raise ItemNotFoundError(f"no item matches {ref!r}")
-        raise AmbiguousItemError(
-            f"{ref!r} matches {len(matches)} items; use a longer ID prefix")
+        return lookup.resolve(ref, ((v.id, v.state.title) for v in self.items()))
 
     def history(self, item: bytes) -> list[tuple[Record, ItemState | None]]:
         """Every version of an item in the log, oldest first (``None`` for a delete)."""
@@ -366,6 +366,33 @@ class Vault:
         if not held or held[0].header.kind != Kind.ITEM or all(r.header.deleted for r in held):
             raise ItemNotFoundError(f"no item {item.hex()}")
         self._write_item(item, {}, deleted=True)
+
+    def trash(self) -> list[tuple[Record, ItemState]]:
+        """Deleted items: each one's latest delete and the last state it had before it."""
+        found = []
+        for item, held in self.store.heads_of_kind(Kind.ITEM):
+            if all(r.header.deleted for r in held):
+                last = self._last_state(item)
+                if last is not None:
+                    found.append((max(held, key=lambda r: (r.header.time, r.id)), last))
+        return sorted(found, key=lambda f: (-f[0].header.time, f[0].id))
+
+    def _last_state(self, item: bytes) -> ItemState | None:
+        """The latest version of an item that was not a delete."""
+        live = [(r, s) for r, s in self.history(item) if s is not None]
+        return max(live, key=lambda rs: (rs[0].header.time, rs[0].id))[1] if live else None
+
+    def undelete(self, item: bytes) -> ItemState:
+        """Bring a deleted item back as it last was: a new version that supersedes the delete."""
+        if any(not r.header.deleted for r in self.store.heads(item)):
+            raise UsageError(f"item {item.hex()} is not deleted")
+        state = self._last_state(item)
+        if state is None:
+            raise ItemNotFoundError(f"item {item.hex()} has no version to bring back")
+        payload = state.to_payload()
+        self.author.write(item, Kind.ITEM,
+                          lambda header, _held: seal_item_body(self.vault_key, header, payload))
+        return state
 
     def merge_pending(self) -> int:
         """Write one dominating version for every item with concurrent versions.

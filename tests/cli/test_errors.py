@@ -44,9 +44,9 @@ def test_wrong_master_password_changes_nothing(initialised_cli: Cli, command: li
     ["id"], ["list"], ["show", "x"], ["add", "x"], ["edit", "x", "--title", "y"], ["rm", "x"],
     ["history", "x"], ["passwd"],
 ])
-def test_not_initialised_home_says_to_run_init(cli: Cli, command: list[str]) -> None:
+def test_not_initialised_home_says_to_run_init_or_join(cli: Cli, command: list[str]) -> None:
     line = cli.fails(*command)
-    assert "run `wifisync init`" in line
+    assert "run `wifisync init`" in line and "`wifisync join CODE`" in line
     assert not cli.home.exists()
 
 

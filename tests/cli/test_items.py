@@ -133,12 +133,12 @@ def test_history_lists_every_version_oldest_first(initialised_cli: Cli) -> None:
 def test_passwd_changes_the_master_password(initialised_cli: Cli) -> None:
     c = initialised_cli
     a = c.ok("add", "Mail", "--field", "password=kept").strip()
-    c.ok("passwd", env={"WIFISYNC_NEW_PASSWORD": "new secret"})
+    c.ok("passwd", "--allow-weak", env={"WIFISYNC_NEW_PASSWORD": "new secret"})
     assert "wrong master password" in c.fails("list")
     c.password = "new secret"
     assert json.loads(c.ok("show", a, "--json"))["fields"] == {"password": "kept"}
     c.password = None
-    c.ok("--password-stdin", "passwd", input="new secret\nthird one\n")
+    c.ok("--password-stdin", "passwd", "--allow-weak", input="new secret\nthird one\n")
     assert json.loads(c.ok("--password-stdin", "list", "--json", input="third one\n"))[0]["id"] == a
 
 

@@ -59,10 +59,10 @@ def test_init_list_and_passwd_prompt_on_a_terminal(cli: Cli) -> None:
     rc, out = converse(cli, ["list"], [("Master password: ", "typed secret")])
     assert rc == 0 and "Mail" in out, out
     rc, out = converse(cli, ["passwd"], [
-        ("Master password: ", "typed secret"), ("New master password: ", "second"),
-        ("Repeat it: ", "second")])
+        ("Master password: ", "typed secret"), ("New master password: ", "second Quokka 5531"),
+        ("Repeat it: ", "second Quokka 5531")])
     assert rc == 0 and "master password changed" in out, out
-    cli.password = "second"
+    cli.password = "second Quokka 5531"
     assert "Mail" in cli.ok("list")
 
 

@@ -11,19 +11,23 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from cryptography import x509
 
 from tests.integration.conftest import Device, wait_for
 from tests.net.faultproxy import FaultProxy
-from wifisync.identity import DeviceIdentity
+from wifisync.identity import DeviceIdentity, public_key_of_certificate
 from wifisync.net import tls
+from wifisync.store.sqlite import SqliteStore
 from wifisync.sync.messages import MAX_FRAME_BYTES
+from wifisync.vault import vault_id_of
 
 
-def _raw_request(port: int, context: ssl.SSLContext, path: str) -> bytes:
+def _raw_request(port: int, context: ssl.SSLContext, path: str,
+                 server_name: str = tls.SERVER_NAME) -> bytes:
     """TLS-connect, send one HTTP request, return every byte that comes back (b"" if none)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         try:
-            with context.wrap_socket(raw, server_hostname=tls.SERVER_NAME) as s:
+            with context.wrap_socket(raw, server_hostname=server_name) as s:
                 s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                           .encode())
                 chunks = []
@@ -34,11 +38,14 @@ def _raw_request(port: int, context: ssl.SSLContext, path: str) -> bytes:
             return b""
 
 
-def _context_with(cert_dir: Path | None, server_pem: bytes) -> ssl.SSLContext:
+def _context_with(cert_dir: Path | None, server_pem: bytes | None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = False
-    ctx.load_verify_locations(cadata=server_pem.decode())
+    if server_pem is None:
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx.load_verify_locations(cadata=server_pem.decode())
     if cert_dir is not None:
         creds = tls.Credentials.in_dir(cert_dir)
         ctx.load_cert_chain(creds.cert_file, creds.key_file)
@@ -49,6 +56,47 @@ def _server_pem(d: Device) -> bytes:
     return DeviceIdentity.load(d.home.data_dir).cert_pem
 
 
+def _member_name(d: Device) -> str:
+    """The SNI a member sends this hour (derived from the vault ID)."""
+    store = SqliteStore(d.home.store_file)
+    try:
+        return tls.member_server_name(vault_id_of(store))
+    finally:
+        store.close()
+
+
+def _shown_certificate(port: int, server_name: str | None) -> bytes:
+    """What a stranger sees: the certificate shown to a client with no certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=server_name) as s:
+        der = s.getpeercert(binary_form=True)
+    assert der
+    return der
+
+
+def test_a_stranger_is_shown_a_certificate_that_names_nothing(
+        devices: Callable[..., list[Device]]) -> None:
+    """Without the member server name, TLS shows a throwaway certificate, not the device's."""
+    a, b = devices(2)
+    a.start()
+    identity = DeviceIdentity.load(a.home.data_dir)
+    id_text = identity.device_id_text.encode()
+    seen = [_shown_certificate(a.port, name)
+            for name in (None, tls.SERVER_NAME, "0" * 32 + "." + tls.SERVER_NAME)]
+    for der in seen:
+        cert = x509.load_der_x509_certificate(der)
+        assert der != identity.cert_der
+        assert public_key_of_certificate(der) != identity.public_key
+        assert id_text not in der and identity.short_id.encode() not in der
+        assert len(cert.subject) == 0 and len(cert.issuer) == 0
+    assert _shown_certificate(a.port, _member_name(a)) == identity.cert_der
+    # and a member's certificate under a stranger's name is refused in the handshake
+    assert _raw_request(a.port, _context_with(b.home.data_dir, None), "/sync") == b""
+
+
 def test_a_certificate_that_is_not_a_members_gets_no_http_response(
         devices: Callable[..., list[Device]], tmp_path: Path) -> None:
     (a,) = devices(1)
@@ -56,7 +104,8 @@ def test_a_certificate_that_is_not_a_members_gets_no_http_response(
     stranger = tmp_path / "stranger"
     DeviceIdentity.generate().save(stranger)
     for path in ("/sync", "/pair", "/status", "/"):
-        assert _raw_request(a.port, _context_with(stranger, _server_pem(a)), path) == b""
+        assert _raw_request(a.port, _context_with(stranger, _server_pem(a)), path,
+                            _member_name(a)) == b""
     assert a.proc is not None and a.proc.poll() is None
 
 
@@ -71,7 +120,8 @@ def test_a_client_without_certificate_reaches_nothing_without_a_pairing_window(
 def test_a_members_certificate_gets_an_answer(devices: Callable[..., list[Device]]) -> None:
     a, b = devices(2)
     a.start()
-    answer = _raw_request(a.port, _context_with(b.home.data_dir, _server_pem(a)), "/sync")
+    answer = _raw_request(a.port, _context_with(b.home.data_dir, _server_pem(a)), "/sync",
+                          _member_name(a))
     assert answer.startswith(b"HTTP/1.1 ")  # a plain GET is no WebSocket upgrade: 4xx, but HTTP
 
 
@@ -106,7 +156,7 @@ async def _member_ws(member: Device, target: Device) -> aiohttp.ClientWebSocketR
     ctx = tls.client_context(creds, [_server_pem(target)])
     session = aiohttp.ClientSession()
     ws = await session.ws_connect(f"https://{target.address}/sync", ssl=ctx,
-                                  server_hostname=tls.SERVER_NAME, max_msg_size=0)
+                                  server_hostname=_member_name(target), max_msg_size=0)
     ws._wifisync_session = session  # type: ignore[attr-defined]
     return ws
 

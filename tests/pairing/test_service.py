@@ -42,7 +42,7 @@ class Member:
     announced: list[int | None] = field(default_factory=list)
 
     async def join(self, code: PairingCode, joiner: DeviceIdentity | None = None,
-                   port: int | None = None) -> tuple[messages.VaultOffer, bytes]:
+                   port: int | None = None) -> messages.VaultOffer:
         return await request_join("127.0.0.1", port or self.port, code,
                                   joiner or self.household.joiner, "laptop")
 
@@ -68,9 +68,9 @@ async def _serve(tmp_path: Path, clock: list[float] | None = None
     runner, control_runner = web.AppRunner(app), web.AppRunner(control)
     await runner.setup()
     await control_runner.setup()
-    context = tls.server_context(tls.Credentials.in_dir(tmp_path / "member"),
-                                 [household.member.cert_pem])
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    listener = tls.TrustedListener(tls.Credentials.in_dir(tmp_path / "member"),
+                                   [household.member.cert_pem], household.vault.vault_id)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=listener.context)
     await site.start()
     await web.UnixSite(control_runner, str(home.control_socket)).start()
     member.port = runner.addresses[0][1]
@@ -95,9 +95,10 @@ def wrong(code: PairingCode) -> PairingCode:
 async def test_right_code_makes_the_joiner_a_member(member: Member) -> None:
     window = member.service.open_window(30)
     assert member.service.window_open()
-    offer, member_cert = await member.join(window.code)
+    offer = await member.join(window.code)
     joiner = member.household.joiner
-    checked = check_offer(offer, joiner, member_cert)
+    checked = check_offer(offer, joiner)
+    assert checked.sponsor.device_id == member.household.member.device_id
     assert checked.vault_id == member.household.vault.vault_id
     assert set(checked.members) == {member.household.member.device_id, joiner.device_id}
     assert member.household.member.device_id in current_members(member.household.store)

@@ -131,6 +131,30 @@ def test_helpers_inherit_no_wifisync_variables(monkeypatch: pytest.MonkeyPatch) 
         if not environ.exists():
             pytest.skip("no /proc on this system")
         assert b"hunter2" not in environ.read_bytes()
-        assert b"PYTHONPATH=" in environ.read_bytes()
+        assert b"PYTHONPATH=" not in environ.read_bytes()
+        assert Path(f"/proc/{helper._proc.pid}/cwd").resolve() == Path("/")
     finally:
         workers.close()
+
+
+def test_a_module_planted_in_the_working_directory_is_never_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        batch: tuple[list[Record], bytes, Record]) -> None:
+    """A ``msgpack.py`` where the daemon runs, or on PYTHONPATH, does not run in a helper."""
+    marker = tmp_path / "ran"
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    for folder in (tmp_path, planted):
+        for name in ("msgpack.py", "nacl.py", "wifisync.py"):
+            (folder / name).write_text(f"open({str(marker)!r}, 'w').write('pwned')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(planted))
+    monkeypatch.setenv("PYTHONSTARTUP", str(planted / "msgpack.py"))
+    records, key, _bad = batch
+    workers = SignatureWorkers(1)
+    try:
+        pairs = [(r.signature, r.signed_message()) for r in records[:3]]
+        assert workers.submit(key, pairs).result(timeout=30) == b"\x01\x01\x01"
+    finally:
+        workers.close()
+    assert not marker.exists()

@@ -136,12 +136,19 @@ KEEPASSXC_CSV = (
 KDBX_PASSWORD = "source-pass"
 
 
+def cheap_kdf(kp: Any) -> None:
+    """Argon2 at 1 pass over 8 MiB: the same format, opened in milliseconds."""
+    kdf = kp.kdbx.header.value.dynamic_header.kdf_parameters.data.dict
+    kdf["I"].value, kdf["M"].value = 1, 8 * 1024 * 1024
+
+
 def kdbx(path: Path, password: str = KDBX_PASSWORD, entries: int = 0) -> Path:
     """A KeePass file with groups, custom (some protected) fields, a TOTP, an attachment,
     a field reference and an entry in the recycle bin; plus ``entries`` plain ones."""
     from pykeepass import create_database
 
     kp = create_database(str(path), password=password)
+    cheap_kdf(kp)
     network = kp.add_group(kp.root_group, "Network")
     home = kp.add_group(network, "Home")
     router = kp.add_entry(home, "Home Router", "admin", "s3cret", url="http://192.168.1.1",

@@ -6,18 +6,20 @@ import argparse
 import contextlib
 import datetime
 import json
-import logging
 import sys
 from typing import Any
 
 from ..config import load_config, parse_host_port
 from ..deviceid import format_device_id, parse_device_id
 from ..errors import UsageError, WifisyncError
+from ..lookup import plural
 from ..membership import Member, members
 from ..net.addressbook import AddressBook
 from ..net.control_client import daemon_status
 from ..records import ROLE_MEMBER, Kind, Membership
+from ..termtext import shown
 from ..vault import vault_id_of
+from .commands_everyday import unlock_state
 from .common import Context, after_write, loaded, locate_home
 
 
@@ -27,6 +29,16 @@ def _host_port(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0.1 and 3600, got {text!r}")
+    return value
 
 
 def register(sub: Any) -> None:
@@ -40,6 +52,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("status", help="this device, its vault, the daemon and its peers")
     p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("--watch", action="store_true",
+                   help="redraw every few seconds until interrupted (with --json: one object "
+                        "per line)")
+    p.add_argument("--interval", type=_seconds, default=2.0, metavar="SECONDS",
+                   help="how often --watch redraws (default 2)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("devices", help="the member devices of the vault")
@@ -63,15 +80,12 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
     import asyncio  # like aiohttp, only for the command that needs it
 
+    from ..logsetup import setup_daemon_logging
     from ..net.daemon import Daemon  # aiohttp is imported only by the command that needs it
 
     home = locate_home(args)
     config = load_config(home)
-    logging.basicConfig(
-        stream=sys.stderr, level=config.daemon.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
-    for noisy in ("aiohttp.access", "aiohttp.server", "aiohttp.websocket", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    setup_daemon_logging(config.daemon.log_level)
     daemon = Daemon(home, config, listen=args.listen, peers=args.peer)
     return asyncio.run(daemon.run())
 
@@ -125,7 +139,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
                                  ("not admitted: pair again", not r["admitted"]),
                                  ("relay", r["role"] != "member"),
                                  ("connected", r["connected"])) if on]
-        print(f"{r['id']}  {r['name']}" + (f"  ({', '.join(flags)})" if flags else ""))
+        print(f"{r['id']}  {shown(r['name'])}" + (f"  ({', '.join(flags)})" if flags else ""))
     return 0
 
 
@@ -135,56 +149,126 @@ def _counts(ctx: Context) -> tuple[int, int]:
     return items, ctx.store.count_records()
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """Report device, vault, daemon and peers; works with the daemon stopped."""
+def status_report(args: argparse.Namespace) -> dict[str, Any]:
+    """Device, vault, daemon, mDNS and peers: the store's view merged with the daemon's."""
     with loaded(args) as ctx:
         me = ctx.identity.device_id
         live = _live(ctx)
         all_members = members(ctx.store)
         own = all_members.get(me)
-        connected = _connected(live)
+        live_peers = {p["id"]: p for p in [*(live or {}).get("away", []),
+                                           *(live or {}).get("peers", [])]}
         book = AddressBook(ctx.home.data_dir).all()
         peers = []
         for device, m in sorted(all_members.items(), key=lambda kv: (kv[1].name, kv[0])):
             if device == me or not m.current:
                 continue
             did = format_device_id(device)
-            link = connected.get(did)
+            link = live_peers.get(did, {})
             peers.append({
-                "id": did, "name": m.name, "connected": link is not None,
-                "address": link["address"] if link else book.get(device),
-                "last_seen": link["last_seen"] if link else None,
+                "id": did, "name": m.name,
+                "connected": bool(link.get("connected")),
+                "in_sync": bool(link.get("in_sync")),
+                "last_sync": link.get("last_sync"),
+                "records_behind": link.get("records_behind"),
+                "last_error": link.get("last_error"),
+                "address": link.get("address") or book.get(device),
+                "last_seen": link.get("last_seen"),
             })
         items, records = _counts(ctx)
-        vault = vault_id_of(ctx.store).hex()
-        result = {
+        mdns = (live or {}).get("mdns") or {"enabled": ctx.config.daemon.mdns, "active": False,
+                                            "interfaces": [], "found": []}
+        return {
             "id": format_device_id(me),
             "name": own.name if own else "",
             "standing": standing(own),
-            "vault": {"id": vault, "items": items, "records": records},
+            "revoked": own is None or own.revoked or bool((live or {}).get("revoked")),
+            "vault": {"id": vault_id_of(ctx.store).hex(), "items": items, "records": records},
             "daemon": {"running": live is not None,
                        "listen": live.get("listen") if live else None,
                        "pid": live.get("pid") if live else None},
+            "mdns": mdns,
             "peers": peers,
-            "items": items,
-            "records": records,
+            **unlock_state(ctx.home.runtime_dir),
         }
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"device  {result['id']}  {result['name']}")
-    print(f"vault   {vault}  ({items} items, {records} records)")
-    if own is None or not own.current or not own.holds_key:
-        print(f"member  {result['standing']}")
-    if live:
-        print(f"daemon  running (pid {live.get('pid')}), listening on {live.get('listen')}")
+
+
+def _when(iso: str | None) -> str:
+    """``2026-11-28T16:00:01.123Z`` as ``2026-11-28 16:00:01 UTC``."""
+    return iso[:19].replace("T", " ") + " UTC" if iso else "never (since the daemon started)"
+
+
+def status_lines(result: dict[str, Any]) -> list[str]:
+    """The status as text, one line per fact."""
+    vault, daemon, mdns = result["vault"], result["daemon"], result["mdns"]
+    lines = [f"device  {result['id']}  {shown(result['name'])}",
+             f"vault   {vault['id']}  ({plural(vault['items'], 'item')}, "
+             f"{plural(vault['records'], 'record')})"]
+    if result["revoked"]:
+        lines.append("REVOKED this device was revoked from the vault: no member syncs with it; "
+                     "join again as a new device to get the vault back")
+    elif result["standing"] != "member":
+        lines.append(f"member  {result['standing']}")
+    if daemon["running"]:
+        lines.append(f"daemon  running (pid {daemon['pid']}), listening on {daemon['listen']}")
+        if not mdns["enabled"]:
+            lines.append("mdns    off (daemon.mdns = false): peers only from daemon.peers and "
+                         "remembered addresses")
+        elif mdns["active"]:
+            lines.append(f"mdns    active on {', '.join(mdns['interfaces']) or 'every interface'}"
+                         f"; {len(mdns['found'])} member address(es) seen")
+        else:
+            lines.append("mdns    no usable network interface (no IPv4 address); waiting")
     else:
-        print("daemon  not running")
-    for p in peers:
-        state = "connected" if p["connected"] else "not connected"
-        where = f" at {p['address']}" if p["address"] else ""
-        print(f"peer    {str(p['id']).split('-')[0]}  {p['name']}  {state}{where}")
-    return 0
+        lines.append("daemon  not running (start it: wifisync service install --now, or "
+                     "wifisync daemon)")
+    for p in result["peers"]:
+        short = str(p["id"]).split("-")[0]
+        if p["connected"]:
+            state = "connected, in sync" if p["in_sync"] else (
+                "connected, syncing" + (f" ({p['records_behind']} records behind)"
+                                        if p["records_behind"] else ""))
+            state += f" at {shown(p['address'])}"
+        else:
+            state = "not connected" + (f" (last address {shown(p['address'])})"
+                                       if p["address"] else "")
+        detail = f"; last sync {_when(p['last_sync'])}" if daemon["running"] else ""
+        if p["last_error"] and not p["connected"]:
+            detail += f"; last error: {shown(p['last_error'])}"
+        lines.append(f"peer    {short}  {shown(p['name'])}  {state}{detail}")
+    if not result["peers"]:
+        lines.append("peers   none yet: pair a device with `wifisync pair`")
+    if result["unlocked"]:
+        lines.append(f"vault   unlocked until {result['unlocked_until'] or '`wifisync lock`'}")
+    else:
+        lines.append("vault   locked (`wifisync unlock` to use it without the password)")
+    return lines
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Report device, vault, daemon and peers; works with the daemon stopped."""
+    if not args.watch:
+        result = status_report(args)
+        print(json.dumps(result, indent=2) if args.json else "\n".join(status_lines(result)))
+        return 0
+    import time
+
+    redraw = sys.stdout.isatty() and not args.json
+    try:
+        while True:
+            result = status_report(args)
+            if args.json:
+                print(json.dumps(result), flush=True)
+            else:
+                stamp = time.strftime("%H:%M:%S")
+                text = "\n".join([*status_lines(result),
+                                  f"(every {args.interval:g} s, {stamp}; Ctrl-C to stop)"])
+                # Home, then clear to the end: the table is redrawn in place, no flicker.
+                sys.stdout.write(("\x1b[H\x1b[J" if redraw else "") + text + "\n\n")
+                sys.stdout.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 # --- revoke ---------------------------------------------------------------------------------
@@ -252,7 +336,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         with contextlib.suppress(WifisyncError):
             AddressBook(ctx.home.data_dir).forget(target.device_id)
         after_write(ctx.home)
-    print(f"revoked {format_device_id(target.device_id)} ({target.name})")
+    print(f"revoked {format_device_id(target.device_id)} ({shown(target.name)})")
     if last:
         when = datetime.datetime.fromtimestamp(hlc_wall_ms(last[0].header.time) / 1000,
                                                datetime.UTC)
@@ -265,8 +349,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
           "learned of this revocation")
     if done.kept_paired:
         print("  devices it paired, which stay members: "
-              + ", ".join(m.name for m in done.kept_paired))
+              + ", ".join(shown(m.name) for m in done.kept_paired))
     if done.lost_paired:
         print("  devices it paired whose membership is no longer in force (pair them again "
-              "with `wifisync join`): " + ", ".join(m.name for m in done.lost_paired))
+              "with `wifisync join`): " + ", ".join(shown(m.name) for m in done.lost_paired))
     return 0

@@ -9,21 +9,21 @@ so conflicts shown by ``show`` last until the next write.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
 from typing import Any
 
-from ..clock import hlc_wall_ms
 from ..config import MAX_DEVICE_NAME, load_config
 from ..crypto import KdfParams
 from ..deviceid import format_device_id, short_device_id
 from ..errors import AlreadyInitialisedError, IntegrityError, UsageError
 from ..identity import DeviceIdentity
 from ..items import ITEM_TYPES, ItemState
+from ..lookup import matches, plural
 from ..membership import members
-from ..records import Record
-from ..vault import ItemView, Vault
+from ..records import Kind, Record
+from ..termtext import shown
+from ..vault import Vault
+from .commands_everyday import add_generator_arguments, new_password, resolve_any
 from .common import (
     ENV_NEW_PASSWORD,
     PasswordSource,
@@ -35,6 +35,8 @@ from .common import (
     read_secret,
     unlocked,
 )
+from .fast import add_list_arguments
+from .listing import iso_time, print_json, print_list, summarise
 
 
 def register(sub: Any) -> None:
@@ -42,6 +44,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("init", help="create this device and a new vault")
     p.add_argument("--name", help="this device's name as other members see it "
                    "(default: [device] name in the config, else the host name)")
+    _allow_weak(p)
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("id", help="print this device's ID")
@@ -55,8 +58,8 @@ def register(sub: Any) -> None:
                    help="a tag (repeatable)")
     p.set_defaults(func=cmd_add)
 
-    p = sub.add_parser("list", help="list items (no field values)")
-    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p = sub.add_parser("list", help="list or search items (no field values)")
+    add_list_arguments(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="show one item with its fields")
@@ -87,6 +90,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("passwd", help="change the master password")
+    _allow_weak(p)
     p.set_defaults(func=cmd_passwd)
 
     p = sub.add_parser("verify", help="check every record's signature and encryption, "
@@ -95,7 +99,27 @@ def register(sub: Any) -> None:
 
 
 def _item_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("item", metavar="ITEM", help="full ID, unique ID prefix, or exact title")
+    p.add_argument("item", metavar="ITEM", help="ID, unique ID prefix, or title (any case)")
+
+
+def _allow_weak(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-weak", action="store_true",
+                   help="accept a master password that is easy to guess")
+
+
+def check_strength(password: str, allow_weak: bool) -> None:
+    """Estimate a new master password's strength: warn when weak, refuse below the floor."""
+    from ..passwords import STRONG, WEAK_FLOOR, strength
+
+    estimate = strength(password)
+    if estimate.score >= STRONG:
+        return
+    if estimate.score < WEAK_FLOOR and not allow_weak:
+        raise UsageError(f"this master password is too easy to guess ({estimate.describe()}); "
+                         "use a passphrase of several random words (`wifisync generate "
+                         "--words 6`), or add --allow-weak")
+    sys.stderr.write(f"wifisync: warning: {estimate.describe()}; a passphrase of several "
+                     "random words is safer\n")
 
 
 def _field_options(p: argparse.ArgumentParser) -> None:
@@ -104,25 +128,13 @@ def _field_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret", action="append", default=[], type=field_name, metavar="NAME",
                    help="set a hidden field, its value asked for without echo (or one line "
                    "of standard input), so it never shows in the command line (repeatable)")
+    p.add_argument("--generate", action="append", default=[], type=field_name, metavar="NAME",
+                   help="set a hidden field to a new random password, printed nowhere "
+                   "(repeatable; see `wifisync get`)")
+    add_generator_arguments(p, "--generate's password")
 
 
 # --- formatting --------------------------------------------------------------------------
-
-
-def iso_time(hlc_time: int) -> str:
-    """A hybrid-logical-clock time as ISO-8601 UTC with milliseconds."""
-    when = datetime.datetime.fromtimestamp(hlc_wall_ms(hlc_time) / 1000, tz=datetime.UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-
-
-def _summary(view: ItemView) -> dict[str, Any]:
-    s = view.state
-    return {"id": view.id_text, "title": s.title, "type": s.type, "tags": s.tags,
-            "updated": iso_time(s.updated)}
 
 
 HIDDEN_MASK = "******** (hidden; --reveal shows it)"
@@ -136,17 +148,27 @@ def _state_lines(state: ItemState, indent: str = "", reveal: bool = True) -> lis
     hidden = set() if reveal else set(state.hidden)
     if values:
         lines.append(f"{indent}fields:")
-        lines += [f"{indent}  {name}: {HIDDEN_MASK if name in hidden else value}"
-                  for name, value in values.items()]
+        for name, value in values.items():
+            head = f"{indent}  {name}: "
+            text = HIDDEN_MASK if name in hidden else value
+            # Continuation lines of a multi-line value line up under its first line.
+            lines.append(head + text.replace("\n", "\n" + " " * len(head)))
     return lines
 
 
 def _fields_with_secrets(args: argparse.Namespace) -> dict[str, str]:
-    """``--field`` values, then each ``--secret`` read from the terminal or standard input."""
+    """``--field`` values, each ``--secret`` read from the terminal or standard input, and
+    each ``--generate`` a new password (never printed)."""
     fields = dict(args.field)
     for name in args.secret:
         fields[name] = read_secret(f"{name}: ")
+    for name in args.generate:
+        fields[name] = new_password(args)
     return fields
+
+
+def _hidden_names(args: argparse.Namespace) -> list[str]:
+    return [*args.secret, *args.generate]
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -163,6 +185,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not name.strip() or len(name) > MAX_DEVICE_NAME or not name.isprintable():
         raise UsageError(f"--name: expected a printable name of 1-{MAX_DEVICE_NAME} characters")
     password = PasswordSource(args).new()
+    check_strength(password, args.allow_weak)
     kdf = KdfParams.fresh(config.vault.kdf_opslimit, config.vault.kdf_memlimit)
     identity = DeviceIdentity.generate()
     with home.creating_store() as store:
@@ -186,7 +209,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise UsageError("the title must not be empty")
     with unlocked(args) as (ctx, vault):
         item = vault.add(args.title, args.type, _fields_with_secrets(args), args.tag,
-                         hidden=args.secret)
+                         hidden=_hidden_names(args))
         vault.merge_pending()
     after_write(ctx.home)
     print(item.hex())
@@ -194,23 +217,27 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List items without their field values."""
-    with unlocked(args) as (_ctx, vault):
-        views = vault.items()
-    if args.json:
-        _print_json([_summary(v) for v in views])
-    else:
-        for v in views:
-            s = _summary(v)
-            tags = f"  [{', '.join(s['tags'])}]" if s["tags"] else ""
-            print(f"{s['id'][:12]}  {s['type']:<8}  {s['updated'][:16].replace('T', ' ')}  "
-                  f"{s['title']}{tags}", flush=True)
+    """List items without their field values, or those a search matches."""
+    with unlocked(args) as (ctx, vault):
+        summaries = [summarise(v) for v in vault.items()]
+        found = [s for s in summaries if matches(s, args.query, args.tag, args.type)]
+        never_synced = (not summaries and ctx.store.max_seq(ctx.identity.device_id) == 0
+                        and next(ctx.store.heads_of_kind(Kind.ITEM), None) is None)
+    print_list(found, args.json)
     if vault.unreadable:
         raise IntegrityError(
             f"{len(vault.unreadable)} item(s) could not be read and are not listed (a record "
             "was altered or is not valid); `wifisync verify` names them")
-    if not views and not args.json:
+    if found:
+        return 0
+    if never_synced:
+        sys.stderr.write("this device has not received the vault's items yet: start the "
+                         "daemon (`wifisync daemon`, or its service) so it syncs with "
+                         "another member\n")
+    elif not summaries:
         sys.stderr.write("no items yet; add one with `wifisync add TITLE`\n")
+    else:
+        sys.stderr.write(f"no item matches (of {plural(len(summaries), 'item')})\n")
     return 0
 
 
@@ -219,14 +246,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     with unlocked(args) as (_ctx, vault):
         view = vault.get(vault.resolve(args.item))
     if args.json:
-        _print_json({**_summary(view), "fields": view.state.values,
+        print_json({**summarise(view).public(), "fields": view.state.values,
                      "conflicts": view.conflicts})
         return 0
     print(f"id:      {view.id_text}")
     print("\n".join(_state_lines(view.state, reveal=args.reveal)))
     print(f"updated: {iso_time(view.state.updated)}")
     if view.conflicts:
-        print(f"conflicts: {view.conflicts} concurrent versions, shown merged; "
+        print(f"conflicts: {plural(view.conflicts, 'concurrent version')}, shown merged; "
               "the next change on this device settles them")
     return 0
 
@@ -234,16 +261,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_edit(args: argparse.Namespace) -> int:
     """Change some attributes or fields of an item."""
     if (args.title is None and args.type is None and not args.field and not args.secret
-            and not args.unset and args.tag is None):
-        raise UsageError("nothing to change: give --title, --type, --field, --secret, --unset "
-                         "or --tag")
+            and not args.generate and not args.unset and args.tag is None):
+        raise UsageError("nothing to change: give --title, --type, --field, --secret, "
+                         "--generate, --unset or --tag")
     if args.title is not None and not args.title.strip():
         raise UsageError("the title must not be empty")
     with unlocked(args) as (ctx, vault):
         item = vault.resolve(args.item)
         hidden = None
-        if args.secret:
-            hidden = [*vault.get(item).state.hidden, *args.secret]
+        if args.secret or args.generate:
+            hidden = [*vault.get(item).state.hidden, *_hidden_names(args)]
         vault.edit(item, title=args.title, fields=_fields_with_secrets(args), unset=args.unset,
                    tags=args.tag, type_=args.type, hidden=hidden)
         vault.merge_pending()
@@ -278,17 +305,17 @@ def _version(record: Record, state: ItemState | None, names: dict[bytes, str]
 def cmd_history(args: argparse.Namespace) -> int:
     """Every version of an item in the log, oldest first."""
     with unlocked(args) as (ctx, vault):
-        item = vault.resolve(args.item)
+        item = resolve_any(vault, args.item)
         versions = vault.history(item)
         names = {d: m.name for d, m in members(ctx.store).items()}
     entries = [_version(r, state, names) for r, state in versions]
     if args.json:
-        _print_json(entries)
+        print_json(entries)
         return 0
     for (record, state), entry in zip(versions, entries, strict=True):
         who = short_device_id(record.header.author)
         if entry["author_name"]:
-            who += f" ({entry['author_name']})"
+            who += f" ({shown(entry['author_name'])})"
         print(f"{entry['time']}  by {who}  #{entry['seq']}"
               + ("  deleted" if state is None else ""))
         if state is not None:
@@ -298,8 +325,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     """Re-wrap the vault key under a new master password."""
-    with unlocked(args) as (ctx, vault):
+    with unlocked(args, agent=False) as (ctx, vault):  # the current password, always
         new = PasswordSource(args).new(env=ENV_NEW_PASSWORD)
+        check_strength(new, args.allow_weak)
         vault.change_password(new, KdfParams.fresh(ctx.config.vault.kdf_opslimit,
                                                    ctx.config.vault.kdf_memlimit))
         vault.merge_pending()
@@ -312,6 +340,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Check the whole store; a tampered record is the one-line error of exit status 1."""
     with unlocked(args) as (_ctx, vault):
         checked = vault.verify_all()
-    print(f"{checked} records checked: every signature is a member's and every item "
+    print(f"{plural(checked, 'record')} checked: every signature is a member's and every item "
           "decrypts; the store is intact")
     return 0

@@ -13,6 +13,7 @@ from ..errors import AlreadyInitialisedError, PairingError, UsageError
 from ..home import Home
 from ..identity import DeviceIdentity
 from ..store.sqlite import SqliteStore
+from ..termtext import shown
 from .common import locate_home
 
 # asyncio, the pairing protocol and the sync core load only when pair/join run: every
@@ -64,7 +65,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
     outcome = asyncio.run(request_pairing(home, args.timeout, show, relay=args.relay))
     if outcome.get("outcome") == "joined":
-        print(f"Device {outcome.get('name')} ({outcome.get('device')}) joined.", flush=True)
+        print(f"Device {shown(outcome.get('name'))} ({shown(outcome.get('device'))}) joined.",
+              flush=True)
         return 0
     reason = outcome.get("reason") or f"pairing ended: {outcome.get('outcome')}"
     raise PairingError(f"{reason}; no device joined")
@@ -113,14 +115,17 @@ def cmd_join(args: argparse.Namespace) -> int:
         if args.address is None:
             from ..net.discovery import async_find_pairing
 
+            print(f"looking on the local network for the device showing code "
+                  f"{code.nameplate}-... (mDNS, up to {MDNS_FIND_TIMEOUT:g} s; --address "
+                  "HOST:PORT skips this)", file=sys.stderr, flush=True)
             host, port = await async_find_pairing(
                 str(code.nameplate), interfaces=list(config.daemon.interfaces) or None,
                 timeout=MDNS_FIND_TIMEOUT)
         holds = None if held_vault is None else held_vault_tag(held_vault)
         return await request_join(host, port, code, identity, name, holds)
 
-    offer, member_cert = asyncio.run(exchange())
-    checked = check_offer(offer, identity, member_cert)
+    offer = asyncio.run(exchange())
+    checked = check_offer(offer, identity)
     if held_vault is not None:
         store = SqliteStore(home.store_file)
         try:
@@ -132,14 +137,16 @@ def cmd_join(args: argparse.Namespace) -> int:
         AddressBook(home.data_dir).set(checked.sponsor.device_id,
                                        f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         print(f"Re-admitted to vault {checked.vault_id.hex()} as {name} "
-              f"({identity.device_id_text}) by {checked.sponsor.name}; kept the {kept} records "
+              f"({identity.device_id_text}) by {shown(checked.sponsor.name)}; kept the {kept} "
+              "records "
               "this device holds.", flush=True)
         return 0
     _store_joined(home, identity, fresh_identity, checked)
     AddressBook(home.data_dir).set(checked.sponsor.device_id,
                                    f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    sponsor = f"{shown(checked.sponsor.name)} ({format_device_id(checked.sponsor.device_id)})"
     print(f"Joined vault {checked.vault_id.hex()} as {name} ({identity.device_id_text}), "
-          f"paired with {checked.sponsor.name} ({format_device_id(checked.sponsor.device_id)}); "
+          f"paired with {sponsor}; "
           f"{len(checked.members)} members.", flush=True)
     print("Start `wifisync daemon` to sync; the master password is needed only to read items.",
           file=sys.stderr)

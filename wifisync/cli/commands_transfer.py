@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..lookup import plural
 from ..transfer import importers
 from ..transfer.backup import make_backup, restore_backup
 from ..transfer.export import EXPORT_FORMATS, export
-from ..transfer.files import read_input, write_private
+from ..transfer.files import read_input, refuse_existing, write_private
 from ..transfer.importing import import_items
 from ..transfer.model import SourcePasswordError
 from .common import PasswordSource, after_write, locate_home, unlocked
@@ -33,7 +34,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="write every item to a plaintext file (careful)")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="the file to write, or - for standard output")
+    p.add_argument("--force", action="store_true", help="replace the file if it exists")
     p.add_argument("--format", choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
                    help="wifisync-json (reads back losslessly, the default) or csv")
     p.add_argument("--plaintext", action="store_true",
@@ -42,6 +44,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("backup", help="write an encrypted backup of the vault and this device")
     p.add_argument("file", type=Path)
+    p.add_argument("--force", action="store_true", help="replace the file if it exists")
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="bring a vault back from a backup into an empty home")
@@ -93,27 +96,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.plaintext:
         raise UsageError("export writes every password unencrypted; add --plaintext to confirm "
                          "(or use `wifisync backup` for an encrypted copy)")
+    to_stdout = str(args.file) == "-"
+    if not to_stdout:
+        refuse_existing(args.file, args.force)
     with unlocked(args) as (_ctx, vault):
         data = export(vault, args.format)
         count = len(vault.items())
-    write_private(args.file, data)
+    if to_stdout:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        sys.stderr.write(f"{plural(count, 'item')} exported ({args.format})\n")
+        return _report_unreadable(vault.unreadable)
+    write_private(args.file, data, overwrite=args.force)
     sys.stderr.write(f"wifisync: warning: {args.file} holds every password in plain text; "
                      "delete it when you are done\n")
-    print(f"{count} items exported to {args.file} ({args.format})")
-    if vault.unreadable:
-        sys.stderr.write(f"wifisync: {len(vault.unreadable)} item(s) could not be read and "
-                         "are not in the export; `wifisync verify` names them\n")
-        return 1
-    return 0
+    print(f"{plural(count, 'item')} exported to {args.file} ({args.format})")
+    return _report_unreadable(vault.unreadable)
+
+
+def _report_unreadable(unreadable: list[bytes]) -> int:
+    """Exit status of an export: 1, with one line, when some items could not be read."""
+    if not unreadable:
+        return 0
+    sys.stderr.write(f"wifisync: {len(unreadable)} item(s) could not be read and are not in "
+                     "the export; `wifisync verify` names them\n")
+    return 1
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """An encrypted backup: only the master password opens it again."""
+    refuse_existing(args.file, args.force)
     with unlocked(args) as (_ctx, vault):
         data = make_backup(vault)
         count = vault.store.count_records()
-    write_private(args.file, data)
-    print(f"backup of {count} records written to {args.file}")
+    write_private(args.file, data, overwrite=args.force)
+    print(f"backup of {plural(count, 'record')} written to {args.file}")
     return 0
 
 
@@ -123,6 +140,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     data = read_input(args.file)
     restored = restore_backup(data, home, PasswordSource(args).current())
     print(restored.identity.device_id_text)
-    sys.stderr.write(f"restored {restored.items} items ({restored.records} records) into "
+    sys.stderr.write(f"restored {plural(restored.items, 'item')} "
+                     f"({plural(restored.records, 'record')}) into "
                      f"{home.data_dir}\n")
     return 0

@@ -20,7 +20,8 @@ from ..vault import Vault
 
 ENV_PASSWORD = "WIFISYNC_PASSWORD"
 ENV_NEW_PASSWORD = "WIFISYNC_NEW_PASSWORD"
-NOT_INITIALISED = "this device is not set up; run `wifisync init` first"
+NOT_INITIALISED = ("this device is not set up; run `wifisync init` to create a vault, or "
+                   "`wifisync join CODE` to join one")
 
 
 def locate_home(args: argparse.Namespace) -> Home:
@@ -66,9 +67,19 @@ def loaded(args: argparse.Namespace) -> Iterator[Context]:
 
 
 @contextmanager
-def unlocked(args: argparse.Namespace) -> Iterator[tuple[Context, Vault]]:
-    """Load the home and unlock its vault with the master password."""
+def unlocked(args: argparse.Namespace, agent: bool = True) -> Iterator[tuple[Context, Vault]]:
+    """Load the home and open its vault: with the unlock agent's key while it runs
+    (``agent``), else with the master password."""
+    from ..agent.client import AgentVault, agent_key
+    from ..vault import vault_id_of
+
     with loaded(args) as ctx:
+        key = agent_key(ctx.home.runtime_dir, vault_id_of(ctx.store)) if agent else None
+        if key is not None:
+            vault = AgentVault.with_key(ctx.store, ctx.identity, key)
+            vault.runtime_dir = ctx.home.runtime_dir
+            yield ctx, vault
+            return
         password = PasswordSource(args).current()
         yield ctx, Vault.unlock(ctx.store, ctx.identity, password)
 

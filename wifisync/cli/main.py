@@ -7,12 +7,32 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
+from .. import __version__
 from ..errors import WifisyncError
-from . import commands_daemon, commands_items, commands_pairing, commands_transfer
+from ..limits import disable_core_dumps
+from ..termtext import shown
+from . import fast
 
-# Each module adds its subcommands; a subcommand sets ``func(args) -> int``.
-COMMAND_MODULES = [commands_items, commands_transfer, commands_daemon, commands_pairing]
+
+def command_modules() -> list[ModuleType]:
+    """Each module adds its subcommands; a subcommand sets ``func(args) -> int``.
+
+    Imported on first use, so that ``get`` answered by the unlock agent (cli/fast.py)
+    does not pay for them.
+    """
+    from . import (
+        commands_daemon,
+        commands_everyday,
+        commands_items,
+        commands_pairing,
+        commands_service,
+        commands_transfer,
+    )
+
+    return [commands_items, commands_everyday, commands_transfer, commands_daemon,
+            commands_pairing, commands_service]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="DIR")
     parser.add_argument("--password-stdin", action="store_true",
                         help="read the master password as one line from standard input")
+    parser.add_argument("--version", action="version", version=f"wifisync {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in COMMAND_MODULES:
+    for module in command_modules():
         module.register(sub)
     return parser
 
@@ -39,13 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     os.umask(0o077)  # everything this program writes is private to its user
-    args = build_parser().parse_args(argv)
+    disable_core_dumps()  # the vault key and the master password live in this memory
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`wifisync completion`)
+        from . import commands_service
+
+        commands_service.complete(build_parser())
     try:
-        status = int(args.func(args))
+        status = fast.run(argv)
+        if status is None:
+            args = build_parser().parse_args(argv)
+            status = int(args.func(args))
         sys.stdout.flush()
         return status
     except WifisyncError as exc:
-        sys.stderr.write(f"wifisync: {exc}\n")
+        sys.stderr.write(f"wifisync: {shown(exc)}\n")  # may quote another device
         return exc.exit_code
     except BrokenPipeError:
         # The reader left early (`wifisync list | head`): say nothing, and keep the

@@ -184,6 +184,16 @@ class DiscoveryManager:
         """True between async_start and async_stop."""
         return self._watcher is not None
 
+    @property
+    def active(self) -> bool:
+        """Whether mDNS is announcing and browsing right now (an interface had an address)."""
+        return self._aiozc is not None
+
+    def interface_names(self) -> list[str]:
+        """The interfaces mDNS can use now: up, with an IPv4 address."""
+        return sorted(name for name, state in self._links.items()
+                      if state.up and state.addresses)
+
     async def async_start(self) -> None:
         """Start browsing and announcing; returns at once, announcing finishes in the background."""
         if self._names:
@@ -198,7 +208,9 @@ class DiscoveryManager:
                 self._aiozc = None
         else:
             where = ", ".join(self._names) if self._names else "any interface"
-            log.warning("mdns: waiting for an IPv4 address on %s", where)
+            log.warning("mdns: no usable network interface (no IPv4 address on %s); peers are "
+                        "found only through daemon.peers and remembered addresses until one "
+                        "comes up", where)
         self._watcher = asyncio.create_task(self._watch(), name="mdns-watch")
 
     async def async_wait_advertised(self) -> None:
@@ -475,8 +487,10 @@ async def async_find_pairing(
         check_interfaces(interfaces)
     states = link_states(interfaces or None)
     bind_to = _zeroconf_interfaces(interfaces or None, states)
-    if not bind_to:
-        raise ConfigError(f"no IPv4 address on {', '.join(interfaces or [])} to look for pairing")
+    if not bind_to or not states:
+        where = ", ".join(interfaces) if interfaces else "any network interface"
+        raise ConfigError(f"no IPv4 address on {where} to look for the pairing device by "
+                          "mDNS; give its address with --address HOST:PORT")
     aiozc = _new_zeroconf(bind_to)
     found: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
     tasks: set[asyncio.Task[None]] = set()

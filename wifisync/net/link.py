@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("wifisync.daemon")
 
 WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+LIVE_LOG_DELAY = 1.0  # records pushed live are logged as one line per burst
 
 
 class CloseCode(enum.IntEnum):
@@ -62,6 +63,9 @@ class Hub(Protocol):
     def after_receive(self, link: Link, out: Any) -> None:
         """Relay what a session applied and react to membership news (called on the worker)."""
 
+    def link_synced(self, link: Link) -> None:
+        """The link finished its initial exchange or applied live records (on the loop)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LinkEnd:
@@ -86,7 +90,11 @@ class Link:
         self.connected_at = time.time()
         self.last_seen = time.time()
         self.in_sync = False
+        self.synced_at: float | None = None  # wall clock of the last exchange that completed
+        self.clock_skew: float | None = None  # the peer's clock minus ours, at the handshake
         self._loop = asyncio.get_running_loop()
+        self._live_in = 0
+        self._live_log: asyncio.TimerHandle | None = None
         self._outbox: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
         self._last_rx = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
@@ -115,6 +123,8 @@ class Link:
         out = self.session.receive(frame, time.monotonic())
         self.send_threadsafe(list(out.send))
         self.hub.after_receive(self, out)
+        if out.applied and not out.finished_initial and self.session.in_sync:
+            self._loop.call_soon_threadsafe(self._count_live, len(out.applied))
         if out.finished_initial:
             self._loop.call_soon_threadsafe(self._synced)
         self._timer_threadsafe()
@@ -166,7 +176,31 @@ class Link:
     def _synced(self) -> None:
         if not self.in_sync:
             self.in_sync = True
-            log.info("in sync with %s", self.name)
+            self.synced_at = time.time()
+            stats = self.session.stats if self.session is not None else None
+            log.info("in sync with %s: %d records in, %d out, %.2f s", self.name,
+                     stats.records_applied if stats else 0, stats.records_sent if stats else 0,
+                     self.synced_at - self.connected_at)
+            self.hub.link_synced(self)
+
+    def _count_live(self, applied: int) -> None:
+        self._live_in += applied
+        if self._live_log is None:
+            self._live_log = self._loop.call_later(LIVE_LOG_DELAY, self._log_live)
+
+    def _log_live(self) -> None:
+        self._live_log = None
+        self.synced_at = time.time()
+        log.info("received %d record(s) from %s", self._live_in, self.name)
+        self._live_in = 0
+        self.hub.link_synced(self)
+
+    @property
+    def records_behind(self) -> int | None:
+        """Records the peer still has to send us, as far as its HELLO told (None before it)."""
+        if self.in_sync:
+            return 0
+        return None if self.session is None else self.session.records_behind
 
     def close_soon(self, code: int, reason: str) -> None:
         """End the link from anywhere on the loop; the run loop does the rest."""
@@ -214,6 +248,9 @@ class Link:
                 writer.cancel()
             if self._timer is not None:
                 self._timer.cancel()
+            if self._live_log is not None:
+                self._live_log.cancel()
+                self._log_live()
             if not self.ws.closed:
                 with contextlib.suppress(TimeoutError, Exception):
                     await asyncio.wait_for(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from .link import CloseCode, Link, LinkEnd
+from .plainerror import plain_error
 
 log = logging.getLogger("wifisync.daemon")
 
@@ -29,6 +30,10 @@ BACKOFF_MAX = 15.0
 AUTH_BACKOFF_FIRST = 30.0
 AUTH_BACKOFF_MAX = 600.0
 DIAL_TIMEOUT = 10.0
+# mDNS can name any host:port (a stranger may replay a member's tag): such a dialer gives up
+# after this many failed attempts unless it ever reached a member, and few exist at once.
+MAX_DISCOVERED_ATTEMPTS = 5
+MAX_DISCOVERED_DIALERS = 32
 
 
 class AuthenticationFailed(Exception):
@@ -51,6 +56,8 @@ class Dialer:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     last_error: str = ""
+    discovered: bool = False  # learned from mDNS only: expires unless it reaches a member
+    retired: bool = False  # removed from the config: stops once its link, if any, ends
 
 
 class PeerManager:
@@ -115,16 +122,30 @@ class PeerManager:
 
     # --- dialers --------------------------------------------------------------------------
 
-    def add_address(self, address: str, static: bool = False, device: bytes | None = None
-                    ) -> Dialer:
-        """Dial ``address`` from now on (static peers, address book, discovery)."""
+    def add_address(self, address: str, static: bool = False, device: bytes | None = None,
+                    discovered: bool = False) -> Dialer | None:
+        """Dial ``address`` from now on (static peers, address book, discovery).
+
+        A discovered address beyond :data:`MAX_DISCOVERED_DIALERS` is ignored (None).
+        """
         dialer = self.dialers.get(address)
         if dialer is None:
-            dialer = Dialer(address, static, device)
+            if discovered and sum(d.discovered for d in self.dialers.values()
+                                  ) >= MAX_DISCOVERED_DIALERS:
+                return None
+            dialer = Dialer(address, static, device, discovered=discovered)
             self.dialers[address] = dialer
             dialer.task = asyncio.get_running_loop().create_task(self._run_dialer(dialer))
         dialer.static = dialer.static or static
+        dialer.discovered = dialer.discovered and discovered and device is None
         return dialer
+
+    def forget_address(self, address: str) -> None:
+        """Stop dialing ``address`` (a static peer removed by a reload); a live link stays."""
+        dialer = self.dialers.pop(address, None)
+        if dialer is not None:
+            dialer.retired = True
+            dialer.wake.set()
 
     def wake(self, address: str | None = None) -> None:
         """Retry now: discovery saw the peer again, or membership changed."""
@@ -139,7 +160,12 @@ class PeerManager:
     async def _run_dialer(self, dialer: Dialer) -> None:
         failures = 0
         auth_failures = 0
-        while not self._closing:
+        while not self._closing and not dialer.retired:
+            if dialer.discovered and failures + auth_failures >= MAX_DISCOVERED_ATTEMPTS:
+                log.debug("giving up on discovered address %s: %s", dialer.address,
+                          dialer.last_error)
+                del self.dialers[dialer.address]
+                return
             dialer.wake.clear()
             if dialer.device is not None and dialer.device in self.links:
                 await self._wait_gone(dialer.device, dialer.wake)
@@ -157,7 +183,7 @@ class PeerManager:
                 continue
             except (OSError, aiohttp.ClientError, TimeoutError, ssl.SSLError,
                     asyncio.IncompleteReadError) as exc:
-                dialer.last_error = str(exc) or type(exc).__name__
+                dialer.last_error = plain_error(exc)
                 delay = backoff(failures, BACKOFF_FIRST, BACKOFF_MAX)
                 failures += 1
                 log.debug("cannot reach %s (%s); retry in %.1f s", dialer.address,
@@ -166,6 +192,7 @@ class PeerManager:
                 continue
             if dialer.device != link.peer_id:
                 dialer.device = link.peer_id
+            dialer.discovered = False  # it reached a member: keep it like any known address
             self._on_address(link.peer_id, dialer.address)
             failures = auth_failures = 0
             started = time.monotonic()

@@ -1,23 +1,59 @@
 """TLS 1.3 contexts whose only trust anchors are the pinned certificates of current members.
 
-The listener admits certificate-less clients too (``CERT_OPTIONAL``) so the pairing
-endpoint can reach them; the HTTP layer gates what such a client may do. Trust is
-rebuilt whenever membership changes and swapped into new handshakes from
-``sni_callback``; connections already open keep their old context, so the daemon
-closes a revoked peer's sessions itself.
+A daemon shows its identity certificate only to a client that asks for the member server
+name, a name derived from the vault ID and the hour (:func:`member_server_name`), which
+only members know. Any other client (a stranger, a joining device) gets a throwaway
+certificate that names nothing and changes every hour, and no trust anchor at all, so a
+client certificate fails its handshake. The listener admits certificate-less clients
+(``CERT_OPTIONAL``) so the pairing endpoint can reach them; the HTTP layer gates what
+such a client may do. The context is chosen, and member trust swapped in after a
+membership change, from ``sni_callback``; connections already open keep their old
+context, so the daemon closes a revoked peer's sessions itself.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import hmac
+import os
 import ssl
-from collections.abc import Iterable
+import tempfile
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ..crypto import derive_key
 from ..identity import CERT_FILE, KEY_FILE, device_id_of_certificate
 
-# The name a client asks for; every wifisync certificate carries it as its only SAN.
+# Every wifisync certificate carries this as its only SAN; joining clients ask for it.
 SERVER_NAME = "wifisync.invalid"
+NAME_WINDOW_SECONDS = 3600  # the member server name changes every hour, as the mDNS tag does
+NAME_BYTES = 16
+
+
+def name_window(now: float) -> int:
+    """The number of the server-name window ``now`` (Unix seconds) falls in."""
+    return int(now // NAME_WINDOW_SECONDS)
+
+
+def member_server_name(vault_id: bytes, now: float | None = None) -> str:
+    """The SNI a member sends to be shown a daemon's identity: unlinkable without the vault ID."""
+    window = name_window(time.time() if now is None else now)
+    key = derive_key(vault_id, "tls-server-name")
+    mac = hmac.new(key, window.to_bytes(8, "big"), hashlib.sha256).digest()
+    return f"{mac[:NAME_BYTES].hex()}.{SERVER_NAME}"
+
+
+def accepted_server_names(vault_id: bytes, now: float) -> frozenset[str]:
+    """Names for the previous, current and next window (clock skew, a dial across the hour)."""
+    return frozenset(member_server_name(vault_id, now + d * NAME_WINDOW_SECONDS)
+                     for d in (-1, 0, 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +82,55 @@ def _trust(ctx: ssl.SSLContext, trusted_pems: Iterable[bytes]) -> None:
         ctx.load_verify_locations(cadata=pems)
 
 
-def server_context(creds: Credentials, trusted_pems: Iterable[bytes]) -> ssl.SSLContext:
-    """Listener context: our certificate, members' certificates as the only anchors."""
-    ctx = _tls13_only(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-    ctx.load_cert_chain(creds.cert_file, creds.key_file)
+class ServerContext(ssl.SSLContext):
+    """A listener context that knows the certificate it shows (pairing binds it)."""
+
+    cert_der: bytes = b""
+
+
+def _server(cert_file: Path, key_file: Path) -> ServerContext:
+    ctx = ServerContext(ssl.PROTOCOL_TLS_SERVER)
+    _tls13_only(ctx)
+    ctx.load_cert_chain(cert_file, key_file)
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.num_tickets = 0  # no resumption: every connection proves its certificate afresh
+    ctx.cert_der = ssl.PEM_cert_to_DER_cert(cert_file.read_text("ascii"))
+    return ctx
+
+
+def server_context(creds: Credentials, trusted_pems: Iterable[bytes]) -> ServerContext:
+    """Members' context: our identity certificate, members' certificates as the only anchors."""
+    ctx = _server(creds.cert_file, creds.key_file)
     _trust(ctx, trusted_pems)
     return ctx
+
+
+def anonymous_context() -> ServerContext:
+    """A throwaway Ed25519 certificate with an empty subject, and no trust anchor at all."""
+    key = Ed25519PrivateKey.generate()
+    nobody = x509.Name([])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(nobody).issuer_name(nobody)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(key, None))
+    with tempfile.TemporaryDirectory(prefix="wifisync-anon-") as folder:  # ssl loads files only
+        cert_file, key_file = Path(folder) / "c.pem", Path(folder) / "k.pem"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        return _server(cert_file, key_file)
+
+
+def shown_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bytes | None:
+    """The DER certificate our side of a server connection showed (after the SNI choice)."""
+    ctx = ssl_object.context if ssl_object is not None else None
+    return ctx.cert_der if isinstance(ctx, ServerContext) and ctx.cert_der else None
 
 
 def client_context(creds: Credentials, trusted_pems: Iterable[bytes]) -> ssl.SSLContext:
@@ -89,18 +166,38 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bytes 
 
 
 class TrustedListener:
-    """Owns the listening context and swaps in a freshly trusted one when membership changes."""
+    """Owns the listening contexts: identity for the member server name, anonymous otherwise.
 
-    def __init__(self, creds: Credentials, trusted_pems: Iterable[bytes]) -> None:
+    The member context is rebuilt when membership changes; the anonymous one every
+    name window, so a stranger cannot link hours by the throwaway key either.
+    """
+
+    def __init__(self, creds: Credentials, trusted_pems: Iterable[bytes], vault_id: bytes,
+                 clock: Callable[[], float] = time.time) -> None:
         self._creds = creds
-        self._current = server_context(creds, trusted_pems)
-        self.context = server_context(creds, trusted_pems)
+        self._vault_id = vault_id
+        self._clock = clock
+        self._members = server_context(creds, trusted_pems)
+        self._window = -1
+        self._names: frozenset[str] = frozenset()
+        self._anonymous = anonymous_context()
+        self.context = anonymous_context()  # only its verify mode and callback are used
         self.context.sni_callback = self._choose
 
-    def _choose(self, ssl_object: ssl.SSLObject, _name: str | None,
+    def _roll(self) -> None:
+        now = self._clock()
+        window = name_window(now)
+        if window != self._window:
+            if self._window != -1:
+                self._anonymous = anonymous_context()
+            self._window = window
+            self._names = accepted_server_names(self._vault_id, now)
+
+    def _choose(self, ssl_object: ssl.SSLObject, name: str | None,
                 _ctx: ssl.SSLContext) -> None:
-        ssl_object.context = self._current
+        self._roll()
+        ssl_object.context = self._members if name in self._names else self._anonymous
 
     def update(self, trusted_pems: Iterable[bytes]) -> None:
-        """Trust exactly these certificates for every handshake from now on."""
-        self._current = server_context(self._creds, trusted_pems)
+        """Trust exactly these certificates for every member handshake from now on."""
+        self._members = server_context(self._creds, trusted_pems)

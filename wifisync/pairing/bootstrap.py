@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AlreadyInitialisedError, IntegrityError, PairingError
-from ..identity import DeviceIdentity, device_id_of_certificate
+from ..identity import DeviceIdentity
 from ..membership import Member, current_members, member_records
-from ..records import VAULT_KEY_ITEM, Membership, Record
+from ..records import VAULT_KEY_ITEM, Membership, Record, member_item_id
 from ..store import RecordStore
 from ..store.memory import MemoryStore
 from ..sync.replica import Replica
@@ -70,14 +70,14 @@ class CheckedOffer:
     members: dict[bytes, Member]
 
 
-def check_offer(offer: VaultOffer, identity: DeviceIdentity, member_cert_der: bytes
-                ) -> CheckedOffer:
+def check_offer(offer: VaultOffer, identity: DeviceIdentity) -> CheckedOffer:
     """Verify the hand-over in a scratch store before anything touches the real one.
 
-    Every record must be a signed MEMBER or VAULT_KEY record of the offered vault, the
-    device we paired with must be a current member under the certificate TLS showed, we
-    must be a current member under our own certificate, and a wrapped vault key must be
-    among them.
+    Every record must be a signed MEMBER or VAULT_KEY record of the offered vault, we
+    must be a current member under our own certificate, the device we paired with is the
+    current member that signed our MEMBER record, and a wrapped vault key must be among
+    them. (The TLS certificate the member showed was a throwaway one, bound into the
+    PAKE: the channel, not that certificate, vouches for the offer.)
     """
     try:
         records = [Record.decode(r) for r in offer.records]
@@ -90,14 +90,17 @@ def check_offer(offer: VaultOffer, identity: DeviceIdentity, member_cert_der: by
     if result.refused:
         raise PairingError(f"the member sent {result.refused} record(s) that do not verify")
     members = current_members(scratch)
-    try:
-        sponsor = members[device_id_of_certificate(member_cert_der)]
-    except (KeyError, IntegrityError):
-        raise PairingError("the device we paired with is not a member of the vault it offered"
-                           ) from None
     me = members.get(identity.device_id)
-    if sponsor.cert_der != member_cert_der or me is None or me.cert_der != identity.cert_der:
+    if me is None or me.cert_der != identity.cert_der:
         raise PairingError("the member's hand-over does not make this device a member")
+    # The member we paired with wrote our newest MEMBER record (a device coming back may
+    # hold an older one by another member too).
+    mine = [r for r in scratch.heads(member_item_id(identity.device_id))
+            if r.header.author in members]
+    newest = max(mine, key=lambda r: (r.header.time, r.id)) if mine else None
+    sponsor = members.get(newest.header.author) if newest is not None else None
+    if sponsor is None or sponsor.device_id == identity.device_id:
+        raise PairingError("the device we paired with is not a member of the vault it offered")
     try:
         read_wrapped_key(scratch)
     except Exception as exc:

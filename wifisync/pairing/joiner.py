@@ -36,8 +36,13 @@ def pair_url(host: str, port: int) -> str:
 
 
 async def request_join(host: str, port: int, code: PairingCode, identity: DeviceIdentity,
-                       name: str, holds: bytes | None = None) -> tuple[VaultOffer, bytes]:
-    """Run the exchange with the member at ``host:port``; (its offer, its TLS certificate)."""
+                       name: str, holds: bytes | None = None) -> VaultOffer:
+    """Run the exchange with the member at ``host:port``; returns its (sealed) offer.
+
+    The member shows a throwaway certificate to a client that does not know the vault
+    (see ``net.tls``); that certificate is what both sides bind into the PAKE. ``holds``:
+    the tag of the vault this device already holds, if any (a device coming back).
+    """
     where = f"{host}:{port}"
     timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT,
                                     sock_connect=CONNECT_TIMEOUT)
@@ -53,8 +58,7 @@ async def request_join(host: str, port: int, code: PairingCode, identity: Device
             handshake = JoinerHandshake(code, identity.cert_der, member_cert, name, holds)
             await ws.send_bytes(handshake.hello())
             await ws.send_bytes(handshake.receive_reply(await _receive(ws, where)))
-            offer = handshake.receive_welcome(await _receive(ws, where))
-            return offer, member_cert
+            return handshake.receive_welcome(await _receive(ws, where))
     except aiohttp.WSServerHandshakeError as exc:
         if exc.status == 404:
             raise PairingError(f"{where} has no open pairing window") from None

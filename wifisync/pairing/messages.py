@@ -10,6 +10,7 @@ import msgpack
 from .. import crypto
 from ..errors import PairingError
 from ..records import VAULT_ID_BYTES
+from ..wirebounds import check_shape
 
 PROTOCOL_VERSION = 1
 SPAKE_MESSAGE_BYTES = 33
@@ -22,6 +23,7 @@ MAX_JOINER_MESSAGE = 8 * 1024
 #: The member's welcome carries the member list and the wrapped vault key.
 MAX_MEMBER_MESSAGE = 4 * 1024 * 1024
 MAX_OFFER_RECORDS = 4096
+_MESSAGE_VALUES = 16  # every message but the offer is one flat map of a few keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +189,7 @@ def encode_offer(offer: VaultOffer) -> bytes:
 
 def decode_offer(data: bytes) -> VaultOffer:
     """Parse the member's vault offer (the records are checked later, one by one)."""
-    d = _unpack_map(data, MAX_MEMBER_MESSAGE, "vault offer")
+    d = _unpack_map(data, MAX_MEMBER_MESSAGE, "vault offer", MAX_OFFER_RECORDS + 8, 2)
     records = d.get("records")
     if (set(d) != {"vault", "records"} or not isinstance(records, list)
             or not 0 < len(records) <= MAX_OFFER_RECORDS
@@ -196,11 +198,16 @@ def decode_offer(data: bytes) -> VaultOffer:
     return VaultOffer(_bytes(d["vault"], VAULT_ID_BYTES, VAULT_ID_BYTES), tuple(records))
 
 
-def _unpack_map(data: bytes, limit: int, what: str) -> dict[Any, Any]:
+def _unpack_map(data: bytes, limit: int, what: str, values: int = _MESSAGE_VALUES,
+                depth: int = 1) -> dict[Any, Any]:
+    """A msgpack map, its size, value count and nesting checked before anything is built."""
     if len(data) > limit:
         raise PairingError(f"{what} too large")
     try:
-        d = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        check_shape(data, values, depth)
+        d = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
+                            max_bin_len=limit, max_str_len=limit, max_array_len=values,
+                            max_map_len=values, max_ext_len=0)
     except Exception as exc:  # msgpack raises several unrelated types
         raise PairingError(f"malformed {what}") from exc
     if not isinstance(d, dict):

@@ -26,6 +26,7 @@ from ..identity import DeviceIdentity
 from ..membership import members
 from ..records import ROLE_MEMBER, ROLE_RELAY, Membership, Record
 from ..store import RecordStore
+from ..termtext import shown
 from ..vault import write_member
 from . import messages
 from .bootstrap import vault_offer
@@ -178,7 +179,8 @@ class PairingService:
         self._sessions.add(task)
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
-                await self._exchange(ws, request.remote or "?")
+                await self._exchange(ws, request.remote or "?", _shown_certificate(request)
+                                     or self.identity.cert_der)
         except TimeoutError:
             log.info("pairing: exchange with %s took too long", request.remote)
         finally:
@@ -187,7 +189,8 @@ class PairingService:
                 await ws.close()
         return ws
 
-    async def _exchange(self, ws: web.WebSocketResponse, remote: str) -> None:
+    async def _exchange(self, ws: web.WebSocketResponse, remote: str, shown_cert: bytes
+                        ) -> None:
         try:
             hello = messages.decode(await _receive(ws), Hello, messages.MAX_JOINER_MESSAGE)
         except PairingError as exc:
@@ -202,7 +205,7 @@ class PairingService:
         window.claim(now)  # from here on, this window's one guess is spent
         log.info("pairing window %d: exchange with %s started", window.code.nameplate, remote)
         try:
-            await self._run_claimed(ws, window, hello)
+            await self._run_claimed(ws, window, hello, shown_cert)
         except WrongCodeError:
             window.fail("wrong pairing code; the code is now used up")
             log.warning("pairing window %d: wrong code from %s; window closed",
@@ -211,7 +214,7 @@ class PairingService:
                               "run `wifisync pair` again for a new one")
         except PairingError as exc:
             window.fail(f"pairing failed: {exc}")
-            log.warning("pairing window %d: failed: %s", window.code.nameplate, exc)
+            log.warning("pairing window %d: failed: %s", window.code.nameplate, shown(exc))
             await _refuse(ws, f"pairing failed: {exc}")
         except (TimeoutError, asyncio.CancelledError):
             window.fail("pairing failed: the joining device did not finish in time")
@@ -222,8 +225,10 @@ class PairingService:
             self._settled(window)
 
     async def _run_claimed(self, ws: web.WebSocketResponse, window: PairingWindow,
-                           hello: Hello) -> None:
-        handshake = MemberHandshake(window.code, self.identity.cert_der, hello)
+                           hello: Hello, shown_cert: bytes) -> None:
+        # The joiner binds the certificate its TLS connection showed: the anonymous one
+        # (strangers never see our identity), so that is the one we bind too.
+        handshake = MemberHandshake(window.code, shown_cert, hello)
         await ws.send_bytes(handshake.reply())
         joiner = handshake.receive_confirm(await _receive(ws))
         if window.state is not WindowState.CLAIMED:  # cancelled while we waited
@@ -233,7 +238,7 @@ class PairingService:
         record = self._admit(joiner.cert_der, joiner.device_id, joiner.name, window.role)
         window.joined(joiner.device_id, joiner.name)
         log.info("pairing window %d: device %s (%s) joined", window.code.nameplate,
-                 short_device_id(joiner.device_id), joiner.name)
+                 short_device_id(joiner.device_id), shown(joiner.name))
         try:
             await self.on_joined(record)
         except Exception:
@@ -298,6 +303,14 @@ def result_json(result: WindowResult) -> dict[str, Any]:
         "device": format_device_id(result.device_id) if result.device_id else None,
         "name": result.device_name,
     }
+
+
+def _shown_certificate(request: web.Request) -> bytes | None:
+    """The certificate this connection showed the joiner (the listener's anonymous one)."""
+    from ..net.tls import shown_certificate
+
+    transport = request.transport
+    return shown_certificate(transport.get_extra_info("ssl_object") if transport else None)
 
 
 async def _receive(ws: web.WebSocketResponse) -> bytes:

@@ -23,6 +23,7 @@ from ..records import (
     RECORD_ID_BYTES,
     VAULT_ID_BYTES,
 )
+from ..wirebounds import check_shape
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -32,6 +33,10 @@ MAX_IDS_PER_LIST = 8192
 MAX_SEEN_ENTRIES = MAX_VECTOR_ENTRIES
 MAX_REASON_CHARS = 400
 FINGERPRINT_BYTES = 32
+# The largest legal frames: an ID_LIST of MAX_IDS_PER_LIST IDs, a HELLO whose seen vector
+# has MAX_SEEN_ENTRIES [device, counter] pairs; nesting: [type, [[device, counter], ...]].
+MAX_FRAME_VALUES = max(MAX_IDS_PER_LIST, 3 * MAX_SEEN_ENTRIES) + 16
+MAX_FRAME_DEPTH = 3
 _MAX_UINT = 2**63
 
 
@@ -165,6 +170,12 @@ def encode_message(msg: Message) -> bytes:
 # --- decoding ------------------------------------------------------------------------------
 
 
+def reason_text(value: object, limit: int = 40) -> str:
+    """A peer's value for a log line: its repr, cut short (it may be megabytes)."""
+    text = repr(value) if not isinstance(value, list | dict | bytes) else type(value).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _uint(v: object, what: str) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < _MAX_UINT:
         raise ProtocolError(f"bad {what}")
@@ -229,6 +240,7 @@ def decode_message(frame: bytes) -> Message:
         raise ProtocolError("frame is not binary")
     if len(frame) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
+    check_shape(bytes(frame), MAX_FRAME_VALUES, MAX_FRAME_DEPTH)  # before anything is built
     try:
         parts = msgpack.unpackb(
             frame, raw=False, use_list=True, strict_map_key=True, max_map_len=0,
@@ -242,13 +254,13 @@ def decode_message(frame: bytes) -> Message:
     kind = parts[0]
     if not isinstance(kind, int) or isinstance(kind, bool) or \
             kind not in MessageType._value2member_map_:
-        raise ProtocolError(f"unknown message type {kind!r}")
+        raise ProtocolError(f"unknown message type {reason_text(kind)}")
     match MessageType(kind):
         case MessageType.HELLO:
             if len(parts) >= 2 and parts[1] != PROTOCOL_VERSION:
-                version = parts[1]
+                version = reason_text(parts[1])
                 raise ProtocolError(
-                    f"peer speaks sync protocol {version!r}, this device speaks "
+                    f"peer speaks sync protocol {version}, this device speaks "
                     f"{PROTOCOL_VERSION}; run the same wifisync version on both")
             _arity(parts, 5, "HELLO")
             return Hello(PROTOCOL_VERSION, _bin(parts[2], VAULT_ID_BYTES, "vault ID"),

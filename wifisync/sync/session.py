@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import IntegrityError, ProtocolError
-from ..records import Kind, Record
+from ..records import RECORD_ID_BYTES, Kind, Record
 from .messages import (
     MAX_IDS_PER_LIST,
     PROTOCOL_VERSION,
@@ -59,6 +59,22 @@ LOOKAHEAD = 8  # newer batches kept back while a group is stored: their signatur
 WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
 MAX_ROUNDS = 8  # bounds the exchange while writes keep arriving during it
 STALL_SECONDS = 60.0  # no message at all during the initial exchange: give up
+MAX_PEER_IDS = 1 << 21  # record IDs a peer may list in one exchange: 64 MiB, as bytes
+
+
+def _holds(sorted_ids: bytes, rid: bytes) -> bool:
+    """Whether ``rid`` is among the concatenated sorted 32-byte IDs (binary search)."""
+    lo, hi = 0, len(sorted_ids) // RECORD_ID_BYTES
+    while lo < hi:
+        mid = (lo + hi) // 2
+        here = sorted_ids[mid * RECORD_ID_BYTES:(mid + 1) * RECORD_ID_BYTES]
+        if here == rid:
+            return True
+        if here < rid:
+            lo = mid + 1
+        else:
+            hi = mid
+    return False
 
 
 class Phase(enum.Enum):
@@ -146,7 +162,7 @@ class SyncSession:
         self._applied_this_round = 0
         self._applied_last_round = 0
         self._id_exchange_done = False
-        self._peer_ids: list[bytes] = []
+        self._peer_ids = bytearray()  # the peer's sorted record IDs, 32 bytes each
         self._peer_ids_complete = False
         self._pending: list[tuple[int, PreparedBatch]] = []
         self._last_progress = now
@@ -157,6 +173,15 @@ class SyncSession:
     def in_sync(self) -> bool:
         """The initial exchange finished both ways; only live pushes follow."""
         return self._phase is Phase.IN_SYNC
+
+    @property
+    def records_behind(self) -> int | None:
+        """About how many records the peer's HELLO promised that have not arrived yet."""
+        if self._theirs is None or self._mine is None:
+            return None
+        theirs, mine = self._theirs[0], self._mine[0]
+        promised = sum(max(0, n - mine.get(origin, 0)) for origin, n in theirs.items())
+        return max(0, promised - self.stats.records_received)
 
     @property
     def phase(self) -> Phase:
@@ -247,9 +272,11 @@ class SyncSession:
                 self._require(self._phase is Phase.STREAMING and self._mode is Mode.ID_LIST
                               and not self._peer_ids_complete, "unexpected ID_LIST")
                 self._take_serial(msg.serial)
-                if msg.ids and self._peer_ids and msg.ids[0] <= self._peer_ids[-1]:
+                if msg.ids and self._peer_ids and msg.ids[0] <= self._peer_ids[-RECORD_ID_BYTES:]:
                     raise ProtocolError("record ID list is not sorted")
-                self._peer_ids.extend(msg.ids)
+                if len(self._peer_ids) // RECORD_ID_BYTES + len(msg.ids) > MAX_PEER_IDS:
+                    raise ProtocolError(f"peer lists more than {MAX_PEER_IDS} record IDs")
+                self._peer_ids += b"".join(msg.ids)
                 self._peer_ids_complete = msg.last
                 out.send.append(self._encode(Checkpoint(msg.serial)))
             case Checkpoint():
@@ -363,9 +390,8 @@ class SyncSession:
         yield tuple(chunk), True
         while not self._peer_ids_complete:
             yield BLOCKED
-        theirs = set(self._peer_ids)
-        self._peer_ids = []
-        lacking = [r for rid in self.store.record_ids() if rid not in theirs
+        theirs, self._peer_ids = bytes(self._peer_ids), bytearray()
+        lacking = [r for rid in self.store.record_ids() if not _holds(theirs, rid)
                    if (r := self.store.get_record(rid)) is not None]
         lacking.sort(key=lambda r: (r.header.kind != Kind.MEMBER, r.header.author,
                                     r.header.seq))
@@ -402,7 +428,7 @@ class SyncSession:
             self._sent_done = False
             self._peer_done = None
             self._sent_count = self._received_count = 0
-            self._peer_ids, self._peer_ids_complete = [], False
+            self._peer_ids, self._peer_ids_complete = bytearray(), False
             self._phase = Phase.AWAIT_SUMMARY
             seen, fp = self._mine = self._snapshot()
             self._theirs = None

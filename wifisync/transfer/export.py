@@ -9,11 +9,11 @@ import json
 from typing import Any
 
 from ..vault import ItemView, Vault
+from .importers import wifisync_csv as csv_format
 from .importers.wifisync_json import FORMAT as JSON_FORMAT
 from .importers.wifisync_json import VERSION
 
 EXPORT_FORMATS = (JSON_FORMAT, "csv")
-TAG_SEPARATOR = ";"
 
 
 def item_source(view: ItemView) -> str:
@@ -40,16 +40,17 @@ def export_json(vault: Vault) -> bytes:
 
 
 def export_csv(vault: Vault) -> bytes:
-    """One row per item, one column per field name in use (tags joined with ``;``)."""
+    """One row per item, one column per field name in use; imports back as wifisync-csv."""
     views = vault.items()
     names = sorted({k for v in views for k in v.state.values})
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["title", "type", "tags", *names])
+    writer.writerow([*csv_format.META, *(csv_format.column_name(n) for n in names)])
     for v in views:
         values = v.state.values
-        writer.writerow([v.state.title, v.state.type, TAG_SEPARATOR.join(v.state.tags),
-                         *(values.get(n, "") for n in names)])
+        writer.writerow([v.state.title, v.state.type, csv_format.join_list(v.state.tags),
+                         csv_format.join_list([h for h in v.state.hidden if h in values]),
+                         item_source(v), *(values.get(n, "") for n in names)])
     return buf.getvalue().encode()
 
 

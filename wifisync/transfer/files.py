@@ -9,8 +9,9 @@ from pathlib import Path
 from ..errors import WifisyncError
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (through a temporary file, then renamed)."""
+def write_private(path: Path, data: bytes, overwrite: bool = False) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (through a temporary file, then renamed);
+    an existing file is replaced only with ``overwrite``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -21,11 +22,25 @@ def write_private(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic, and fails if the file exists meanwhile
+            tmp.unlink()
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise WifisyncError(f"{path} exists; add --force to replace it") from None
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise WifisyncError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
+    """Fail early, before any work, when ``path`` exists and may not be replaced."""
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise WifisyncError(f"{path} exists; add --force to replace it")
 
 
 def read_input(path: Path) -> bytes:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..items import ItemState
+from ..lookup import plural
 from ..vault import Vault
 from .fields import NUMBER, URL, USERNAME
 from .model import NOTES, ImportedItem, ParseResult, Problem
@@ -67,7 +68,8 @@ class ImportSummary:
             kept = ", ".join(f"{name} ({n})" for name, n in sorted(self.custom_fields.items()))
             out.append(f"custom fields kept: {kept}")
         if self.problems:
-            out.append(f"{len(self.problems)} item(s) or part(s) not imported:")
+            out.append(f"{plural(len(self.problems), 'item or part', 'items or parts')} "
+                       "not imported:")
             out.extend(f"  {p}" for p in self.problems)
         return out
 

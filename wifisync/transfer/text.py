@@ -79,8 +79,16 @@ def parse_table(data: bytes, format_name: str,
             continue
         if len(row) > len(names):
             result.problem(f"line {line}", f"{len(row) - len(names)} cell(s) more than the "
-                                           "header has (a broken quote?)")
+                                           "header has (a broken quote?); skipped")
+            continue
+        if len(row) < len(names):
+            result.problem(f"line {line}", f"{len(row)} of the header's {len(names)} cells "
+                                           "(a truncated row?); skipped")
             continue
         cells = [normalise_newlines(c) for c in row]
-        result.items.append(make_item(dict(zip(names, cells, strict=False))))
+        item = make_item(dict(zip(names, cells, strict=False)))
+        if not item.fields and item.title == "Untitled":
+            result.problem(f"line {line}", "no title and no field; skipped")
+            continue
+        result.items.append(item)
     return result

@@ -13,18 +13,19 @@ from . import (
     msecure_csv,
     onepassword_csv,
     onepux,
+    wifisync_csv,
     wifisync_json,
 )
 
 #: Checked in this order when detecting: the most specific signatures first.
 IMPORTERS: tuple[ModuleType, ...] = (
-    kdbx, wifisync_json, onepux, bitwarden_json, bitwarden_csv, keepassxc_csv,
+    kdbx, wifisync_json, wifisync_csv, onepux, bitwarden_json, bitwarden_csv, keepassxc_csv,
     onepassword_csv, msecure_csv,
 )
 FORMATS = {m.FORMAT: m for m in IMPORTERS}
 #: The order formats are listed to users.
 FORMAT_NAMES = ("msecure-csv", "bitwarden-json", "bitwarden-csv", "1password-csv", "1pux",
-                "kdbx", "keepassxc-csv", "wifisync-json")
+                "kdbx", "keepassxc-csv", "wifisync-json", "wifisync-csv")
 
 
 def importer(format_name: str | None, data: bytes) -> ModuleType:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from typing import Any
 
+from ..archive import is_zip, open_zip, read_member
 from ..fields import (
     BRAND,
     CARDHOLDER,
@@ -48,8 +47,8 @@ KNOWN_KEYS = frozenset({
 
 def sniff(data: bytes) -> bool:
     """A JSON object with ``items`` and ``encrypted``, or a zip holding ``data.json``."""
-    if data.startswith(b"PK\x03\x04"):
-        return _zip_member(data) is not None
+    if is_zip(data):
+        return _holds_data_json(data)
     doc = _json_object(data)
     if doc is None:
         return False
@@ -58,12 +57,12 @@ def sniff(data: bytes) -> bool:
     return "items" in doc and ("encrypted" in doc or "folders" in doc or "collections" in doc)
 
 
-def _zip_member(data: bytes) -> bytes | None:
+def _holds_data_json(data: bytes) -> bool:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            return z.read("data.json") if "data.json" in z.namelist() else None
-    except (zipfile.BadZipFile, KeyError, OSError):
-        return None
+        with open_zip(data) as z:
+            return "data.json" in z.namelist()
+    except ImportFormatError:
+        return False
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:
@@ -80,14 +79,14 @@ def _json_object(data: bytes) -> dict[str, Any] | None:
 def load_document(data: bytes) -> dict[str, Any]:
     """The export's top-level object, refusing encrypted exports with the way out."""
     attachments = 0
-    if data.startswith(b"PK\x03\x04"):
-        member = _zip_member(data)
-        if member is None:
-            raise ImportFormatError("the zip file holds no Bitwarden data.json")
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            attachments = sum(1 for n in z.namelist() if n.startswith("attachments/")
+    if is_zip(data):
+        with open_zip(data) as z:
+            names = z.namelist()
+            if "data.json" not in names:
+                raise ImportFormatError("the zip file holds no Bitwarden data.json")
+            attachments = sum(1 for n in names if n.startswith("attachments/")
                               and not n.endswith("/"))
-        data = member
+            data = read_member(z, "data.json")
     try:
         doc = json.loads(decode(data))
     except ValueError as exc:

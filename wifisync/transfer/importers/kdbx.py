@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 from typing import Any
+from urllib.parse import quote
 
+from ...errors import WifisyncError
+from ..archive import inflate_gzip
+from ..fieldrefs import FieldReferences
 from ..fields import PASSWORD, TOTP, URL, USERNAME
 from ..model import (
     NOTES,
@@ -19,6 +23,7 @@ from ..text import normalise_newlines
 FORMAT = "kdbx"
 FAMILY = "keepass"
 MAGIC = b"\x03\xd9\xa2\x9a"
+MAX_XML_BYTES = 256 * 1024 * 1024  # 10k entries are about 10 MiB of XML
 
 
 def sniff(data: bytes) -> bool:
@@ -28,26 +33,37 @@ def sniff(data: bytes) -> bool:
 
 def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     """Every entry outside the recycle bin; groups become path tags, custom strings fields."""
-    from pykeepass import PyKeePass
-    from pykeepass.exceptions import CredentialsError
+    try:
+        from pykeepass import PyKeePass
+        from pykeepass.exceptions import CredentialsError
+    except ImportError:
+        raise WifisyncError("reading KeePass files needs the optional extra: "
+                            "pip install 'wifisync[keepass]' (pipx: pipx inject wifisync "
+                            "pykeepass)") from None
 
     if source_password is None:
         raise SourcePasswordError("the KeePass file needs its own password "
                                   "(--source-password-file FILE, or run on a terminal)")
+    _bound_inflation()
     try:
         kp = PyKeePass(io.BytesIO(data), password=source_password)
     except CredentialsError as exc:
         raise SourcePasswordError("wrong password for the KeePass file") from exc
+    except ImportFormatError:
+        raise
     except Exception as exc:  # pykeepass/construct raise many unrelated types for bad files
         raise ImportFormatError(f"not a readable KeePass database: {exc}") from exc
     result = ParseResult(FORMAT)
     groups = _GroupTags(kp.recyclebin_group)
+    refs = FieldReferences(kp)
     for n, entry in enumerate(kp.entries, start=1):
         try:
             in_bin, tag = groups.of(entry)
             if in_bin:
                 continue
-            result.items.append(_item(kp, entry, tag))
+            result.items.append(_item(refs, entry, tag))
+        except ImportFormatError:
+            raise  # over a bound: the whole file is refused
         except Exception as exc:  # one broken entry must not stop the others
             result.problem(f"entry {n}", f"unreadable entry: {exc}")
             continue
@@ -56,6 +72,16 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
                            f"attachment {binary.findtext('Key')!r} not imported "
                            "(wifisync holds no files)")
     return result
+
+
+def _bound_inflation() -> None:
+    """Make pykeepass inflate a database's gzip-compressed XML only up to a bound."""
+    from pykeepass.kdbx_parsing.common import Decompressed
+
+    def decode(_self: Any, data: bytes, _con: Any, _path: Any) -> bytes:
+        return inflate_gzip(data, MAX_XML_BYTES, "the KeePass database's XML")
+
+    Decompressed._decode = decode
 
 
 class _GroupTags:
@@ -80,17 +106,12 @@ class _GroupTags:
         return self.known[element]
 
 
-def _value(kp: Any, raw: str | None) -> str:
+def _value(refs: FieldReferences, raw: str | None) -> str:
     """A field's text with KeePass field references (``{REF:...}``) resolved."""
     if not raw:
         return ""
     if "{REF:" in raw:
-        try:
-            resolved = kp.deref(raw)
-            if isinstance(resolved, str):
-                raw = resolved
-        except Exception:
-            pass  # an unresolvable reference is kept as written
+        raw = refs.resolve(raw)
     return normalise_newlines(raw)
 
 
@@ -113,21 +134,52 @@ def _strings(entry: Any) -> tuple[dict[str, str], set[str]]:
     return values, protected
 
 
-def _item(kp: Any, entry: Any, group_tag: str | None) -> ImportedItem:
+#: KeePass 2.47+ keeps TOTP as TimeOtp-* strings; KeeTrayTOTP as "TOTP Seed" and
+#: "TOTP Settings" ("PERIOD;DIGITS"). Either becomes an otpauth URI in ``totp``.
+TIMEOTP_ALGORITHMS = {"HMAC-SHA-1": "SHA1", "HMAC-SHA-256": "SHA256", "HMAC-SHA-512": "SHA512"}
+
+
+def _native_totp(refs: FieldReferences, strings: dict[str, str]) -> str:
+    """An otpauth URI from KeePass's or KeeTrayTOTP's own TOTP strings ("" when none)."""
+    secret = _value(refs, strings.get("TimeOtp-Secret-Base32", ""))
+    if secret:
+        params = {"digits": strings.get("TimeOtp-Length", ""),
+                  "period": strings.get("TimeOtp-Period", ""),
+                  "algorithm": TIMEOTP_ALGORITHMS.get(strings.get("TimeOtp-Algorithm", ""), "")}
+        for key in ("TimeOtp-Secret-Base32", "TimeOtp-Length", "TimeOtp-Period",
+                    "TimeOtp-Algorithm"):
+            strings.pop(key, None)
+    else:
+        secret = _value(refs, strings.get("TOTP Seed", ""))
+        if not secret:
+            return ""
+        period, _, digits = strings.get("TOTP Settings", "").partition(";")
+        if not digits.isdigit():  # "30;S" is Steam's encoding: keep the strings as they are
+            return ""
+        params = {"period": period, "digits": digits}
+        strings.pop("TOTP Seed", None)
+        strings.pop("TOTP Settings", None)
+    query = "&".join(f"{k}={quote(v)}" for k, v in params.items() if v)
+    return f"otpauth://totp/?secret={quote(''.join(secret.split()))}" + (
+        f"&{query}" if query else "")
+
+
+def _item(refs: FieldReferences, entry: Any, group_tag: str | None) -> ImportedItem:
     strings, protected = _strings(entry)
-    draft = ItemDraft(_value(kp, strings.pop("Title", "")), "login")
+    draft = ItemDraft(_value(refs, strings.pop("Title", "")), "login")
     draft.tag(group_tag)
     for tag in (entry._element.findtext("Tags") or "").replace(",", ";").split(";"):
         draft.tag(tag)
-    draft.put(USERNAME, _value(kp, strings.pop("UserName", "")))
-    draft.put(PASSWORD, _value(kp, strings.pop("Password", "")), hidden=True)
-    draft.put(URL, _value(kp, strings.pop("URL", "")))
-    draft.put(TOTP, _value(kp, strings.pop("otp", "")), hidden=True)
-    notes = _value(kp, strings.pop("Notes", ""))
+    draft.put(USERNAME, _value(refs, strings.pop("UserName", "")))
+    draft.put(PASSWORD, _value(refs, strings.pop("Password", "")), hidden=True)
+    draft.put(URL, _value(refs, strings.pop("URL", "")))
+    draft.put(TOTP, _value(refs, strings.pop("otp", "")) or _native_totp(refs, strings),
+              hidden=True)
+    notes = _value(refs, strings.pop("Notes", ""))
     for key in sorted(k for k in strings if k.split("_", 2)[:2] == ["KP2A", "URL"]):
-        draft.put(URL, _value(kp, strings.pop(key)))
+        draft.put(URL, _value(refs, strings.pop(key)))
     for key, raw in strings.items():
-        draft.put(key, _value(kp, raw), hidden=key in protected, custom=True)
+        draft.put(key, _value(refs, raw), hidden=key in protected, custom=True)
     if entry.expires and entry.expiry_time is not None:
         draft.put("expires", entry.expiry_time.isoformat(), custom=True)
     draft.put(NOTES, notes)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import io
 import json
-import zipfile
 from typing import Any
 
+from ..archive import is_zip, open_zip, read_member
 from ..fields import (
     BRAND,
     CARDHOLDER,
@@ -47,11 +46,11 @@ SECRET_KINDS = frozenset({"concealed", "totp", "creditCardNumber"})
 
 def sniff(data: bytes) -> bool:
     """A zip holding ``export.data`` (or that JSON on its own, with ``accounts``)."""
-    if data.startswith(b"PK\x03\x04"):
+    if is_zip(data):
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
+            with open_zip(data) as z:
                 return "export.data" in z.namelist()
-        except (zipfile.BadZipFile, OSError):
+        except ImportFormatError:
             return False
     head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head.startswith(b"{"):
@@ -65,16 +64,13 @@ def sniff(data: bytes) -> bool:
 
 def _document(data: bytes) -> tuple[dict[str, Any], int]:
     files = 0
-    if data.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                names = z.namelist()
-                if "export.data" not in names:
-                    raise ImportFormatError("the zip file holds no 1PUX export.data")
-                raw = z.read("export.data")
-                files = sum(1 for n in names if n.startswith("files/") and not n.endswith("/"))
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise ImportFormatError(f"not a readable 1PUX (zip) file: {exc}") from exc
+    if is_zip(data):
+        with open_zip(data) as z:
+            names = z.namelist()
+            if "export.data" not in names:
+                raise ImportFormatError("the zip file holds no 1PUX export.data")
+            raw = read_member(z, "export.data")
+            files = sum(1 for n in names if n.startswith("files/") and not n.endswith("/"))
     else:
         raw = data
     try:

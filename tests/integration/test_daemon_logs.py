@@ -1,0 +1,95 @@
+"""What the daemon says: journal-friendly lines, one line per sync, and SIGHUP reloads."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable
+
+from tests.integration.conftest import Device, wait_for
+
+
+def _start_on_journal(d: Device, *extra: str) -> None:
+    """Start the daemon as systemd would with StandardError=journal: JOURNAL_STREAM names fd 2."""
+    d.log_file.touch()
+    st = os.stat(d.log_file)
+    env = d.cli.env({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    args = [a for p in d.peers for a in ("--peer", p.address)]
+    with d.log_file.open("ab") as log:
+        d.proc = subprocess.Popen(d.cli.argv("daemon", *args, *extra), env=env, stdout=log,
+                                  stderr=log)
+    wait_for(lambda: d.proc is not None and (d.proc.poll() is not None or d.status()), 10,
+             "the daemon to answer")
+    assert d.proc is not None and d.proc.poll() is None, d.log()
+
+
+def test_on_the_journal_lines_carry_priorities_and_no_timestamps(
+        devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2)
+    for i in range(3):
+        a.add(f"item {i}")
+    b.peers = [a]
+    a.start()
+    _start_on_journal(b)
+    wait_for(lambda: "in sync with" in b.log(), 10, "the sync line")
+    lines = b.log().splitlines()
+    assert lines and all(re.match(r"<[0-7]>", line) for line in lines), lines
+    assert not any(re.match(r"<\d>\d{4}-\d\d-\d\d", line) for line in lines)
+    synced = next(line for line in lines if "in sync with" in line)
+    # <6> is INFO: the records that came in (3 items + membership) and the time it took.
+    assert re.fullmatch(r"<6>in sync with \w+: (\d+) records in, \d+ out, [\d.]+ s", synced)
+    assert int(re.findall(r"(\d+) records in", synced)[0]) >= 3
+
+    item = a.add("live one")
+    wait_for(lambda: b.holds(item), 5, "the live push")
+    wait_for(lambda: "<6>received 1 record(s) from" in b.log(), 5, "the live receive line")
+
+
+def test_without_the_journal_lines_start_with_the_time(devices: Callable[..., list[Device]]
+                                                       ) -> None:
+    (a,) = devices(1)
+    a.start()
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d INFO device ", a.log())
+
+
+def test_sighup_reloads_the_config_and_says_what_changed(devices: Callable[..., list[Device]]
+                                                         ) -> None:
+    a, b = devices(2)
+    a.start()
+    b.start()
+    assert b.proc is not None
+    b.configure(peers=[a.address], log_level="debug")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in b.log(), 5, "the reload line")
+    line = next(x for x in b.log().splitlines() if "reloaded" in x)
+    assert line.endswith(f"log_level info -> debug; peers +{a.address}"), line
+    wait_for(lambda: b.connected_to(a), 5, "the session with the peer added by the reload")
+    assert b.proc.poll() is None
+
+    b.configure(peers=[a.address], log_level="debug", mdns=True, interfaces=["nosuch0"])
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "mdns stays off" in b.log(), 5, "the mdns part of the reload")
+    assert "no such network interface: nosuch0" in b.log() and b.proc.poll() is None
+
+    (b.cli.home / "config" / "config.toml").write_text("[daemon]\nlisten = 'nonsense'\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in b.log(), 5, "the refused reload")
+    assert "daemon.listen" in b.log() and b.proc.poll() is None
+    assert b.stop() == 0
+    assert not b.home.control_socket.exists() and not b.home.daemon_lock.exists()
+
+
+def test_a_routine_duplicate_connection_is_not_logged_at_info(
+        devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2, log_level="debug")
+    a.peers, b.peers = [b], [a]  # both dial: one of the two connections closes as the duplicate
+    a.start(wait=False)
+    b.start(wait=False)
+    wait_for(lambda: a.connected_to(b) and b.connected_to(a), 10, "the session")
+    wait_for(lambda: "in sync with" in a.log() and "in sync with" in b.log(), 10, "sync lines")
+    a.stop()
+    b.stop()
+    duplicates = [line for line in (a.log() + b.log()).splitlines() if "(4000)" in line]
+    assert all(" DEBUG " in line for line in duplicates), duplicates

@@ -1,0 +1,9 @@
+"""``python -m wifisync``: the same CLI as the ``wifisync`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli.main import main
+
+sys.exit(main())

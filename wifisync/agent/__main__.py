@@ -1,0 +1,9 @@
+"""``python -m wifisync.agent``: the unlock agent process."""
+
+from __future__ import annotations
+
+import sys
+
+from .server import main
+
+sys.exit(main())
