@@ -150,8 +150,8 @@ def test_join_on_a_device_that_holds_the_same_vault_readmits_it_keeping_everythi
     assert "Re-admitted" in out
     assert again.finish()[0] == 0
     assert "written on the laptop" in laptop.cli.ok("show", item)
-    assert json.loads(laptop.cli.ok("status", "--json"))["records"] \
-        >= json.loads(records)["records"]
+    assert json.loads(laptop.cli.ok("status", "--json"))["vault"]["records"] \
+        >= json.loads(records)["vault"]["records"]
 
 
 def test_a_relay_writes_nothing_until_a_member_grants_it_the_role(
