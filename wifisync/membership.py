@@ -200,8 +200,11 @@ class _Resolver:
         self.keys = keys
         self.by_author: dict[bytes, list[_Entry]] = {}
         self.named: dict[bytes, Membership] = {}  # a body naming each device (its cert, name)
+        self.about: dict[bytes, list[_Entry]] = {}  # non-revocation entries per device
         for e in sorted(entries, key=lambda e: (e.author, e.seq, e.record.id)):
             self.named.setdefault(e.subject, e.body)
+            if not e.body.revoked:
+                self.about.setdefault(e.subject, []).append(e)
             if not e.body.revoked:
                 self.by_author.setdefault(e.author, []).append(e)
         self.statements = [e for e in entries if e.body.revoked]
@@ -300,10 +303,21 @@ class _Resolver:
             body = named.body if named is not None else self.named[device]
             view.members[device] = Member(
                 device_id=device, public_key=self.keys[device], cert_der=body.cert_der,
-                name=body.name, role=ROLE_MEMBER if device in holders else ROLE_RELAY,
+                name=self._name(device, admitted, cuts, body.name),
+                role=ROLE_MEMBER if device in holders else ROLE_RELAY,
                 admitted=device in admitted, cut=cuts.get(device),
                 sponsor=entry.author if entry is not None else None)
         return view
+
+    def _name(self, device: bytes, admitted: Mapping[bytes, _Entry | None],
+              cuts: Mapping[bytes, int], fallback: str) -> str:
+        """The name of the latest MEMBER record about ``device`` whose author counts (a
+        member, the device itself included, may rename it)."""
+        valid = [e for e in self.about.get(device, ())
+                 if e.author in admitted and (e.author not in cuts or e.seq <= cuts[e.author])]
+        if not valid:
+            return fallback
+        return max(valid, key=lambda e: (e.record.header.time, e.record.id)).body.name
 
 def member_records(store: RecordStore) -> list[Record]:
     """Every MEMBER record held (every version: revocations live in the history)."""
