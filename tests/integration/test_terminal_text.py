@@ -50,7 +50,7 @@ def rename(device: Device, name: str) -> None:
         store.close()
 
 
-def test_a_members_hostile_name_is_escaped_by_devices_status_doctor_history_and_join(
+def test_a_members_hostile_name_is_escaped_by_devices_status_doctor_history_trash_and_join(
         devices: Callable[..., list[Device]], tmp_path: Path) -> None:
     a, b = devices(2)
     rename(b, EVIL)
@@ -65,6 +65,9 @@ def test_a_members_hostile_name_is_escaped_by_devices_status_doctor_history_and_
     assert_escaped(a.cli.ok("status"))
     assert_escaped(a.cli.run("doctor").stdout)  # the clock check names the peer
     assert_escaped(a.cli.ok("history", item))
+    b.cli.ok("rm", item)
+    wait_for(lambda: a.record_count() == b.record_count(), 10, "the delete to reach a")
+    assert_escaped(a.cli.ok("trash"))
     # A new device pairing with the hostile member is told its name by `join`.
     pairing = Pairing(b, "--timeout", "60")
     newcomer = Device(Cli(tmp_path / "newcomer"), "newcomer")
