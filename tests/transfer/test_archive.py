@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -136,3 +137,17 @@ def test_a_member_opened_as_a_stream_is_read_in_pieces() -> None:
         assert len(stream.read(MiB)) == MiB  # a reader takes what its own bound allows
     with pytest.raises(ImportFormatError, match="unreadable"):
         archive.open_member(data, "files/missing.bin")
+
+
+@pytest.mark.parametrize(("key", "value"), [(b"M", 64 * 1024**3), (b"I", 10**6), (b"P", 10**4)])
+def test_a_keepass_header_asking_for_an_absurd_kdf_cost_is_refused_before_it_runs(
+        kdbx_bytes: bytes, key: bytes, value: int) -> None:
+    kinds = {b"M": b"\x05", b"I": b"\x05", b"P": b"\x04"}  # UInt64, UInt64, UInt32
+    size = 8 if kinds[key] == b"\x05" else 4
+    entry = kinds[key] + b"\x01\x00\x00\x00" + key + size.to_bytes(4, "little")
+    at = kdbx_bytes.index(entry) + len(entry)
+    forged = kdbx_bytes[:at] + value.to_bytes(size, "little") + kdbx_bytes[at + size:]
+    started = time.monotonic()
+    with pytest.raises(ImportFormatError, match="key-derivation cost far beyond"):
+        importers.parse(forged, source_password=samples.KDBX_PASSWORD)
+    assert time.monotonic() - started < 2  # refused, not run (64 GiB would not even fit)
