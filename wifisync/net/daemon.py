@@ -37,6 +37,7 @@ from ..records import Kind, Record
 from ..store.sqlite import SqliteStore
 from ..sync import Replica, SyncSession
 from ..sync.messages import MAX_FRAME_BYTES
+from ..termtext import shown
 from ..vault import vault_id_of
 from . import tls
 from .addressbook import AddressBook
@@ -596,7 +597,7 @@ class Daemon:
         finally:
             self.peers.detach(link)
         level = END_LEVELS.get(end.code, logging.INFO)
-        log.log(level, "disconnected from %s: %s (%d)", link.name, end.reason, end.code)
+        log.log(level, "disconnected from %s: %s (%d)", link.name, shown(end.reason), end.code)
         if level >= logging.WARNING or end.code == CloseCode.NOT_MEMBER:
             self.news.setdefault(link.peer_id, PeerNews()).last_error = end.reason
         self._update_status()
