@@ -588,8 +588,10 @@ class Daemon:
 
     async def _run_link(self, link: Link) -> LinkEnd:
         if not self.peers.attach(link):
-            await link.ws.close(code=CloseCode.DUPLICATE, message=b"duplicate connection")
-            return LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
+            end = LinkEnd(CloseCode.GOING_AWAY, "daemon stopping") if self.peers.closing \
+                else LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
+            await link.ws.close(code=end.code, message=end.reason.encode())
+            return end
         log.info("connected to %s (%s, %s)", link.name, link.direction.value, link.address)
         self._update_status()
         try:
@@ -625,6 +627,7 @@ class Daemon:
         if peer_id == self.self_id:
             await ws.close(code=CloseCode.NOT_MEMBER, message=b"that is this device")
             return ws
+        self.peers.heard_from(peer_id)
         link = Link(self, ws, peer_id, Direction.INBOUND, address, self.self_id)
         link.clock_skew = clock_skew(request.headers.get(CLOCK_HEADER))
         await self._run_link(link)
