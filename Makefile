@@ -2,8 +2,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: test demo bench lint venv clean lab-tools man
+.PHONY: test demo bench bench-full bench-tools lint venv clean lab-tools man
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,12 +35,24 @@ test: $(STAMP) lab-tools
 demo: $(STAMP)
 	$(BIN)/python -m wifisync.demo
 
-bench: $(STAMP)
-	$(BIN)/python bench/vault.py
-	$(BIN)/python bench/sync_core.py
-	$(BIN)/python bench/propagation.py
-	$(BIN)/python bench/import.py
-	$(BIN)/python bench/flood.py
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+# bench/compare_syncthing.py runs Syncthing beside wifisync: as root on Debian it is
+# installed here (with iproute2 for its network namespace); elsewhere that bench skips.
+bench-tools: lab-tools
+	@command -v syncthing >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq syncthing >/dev/null; } \
+	  || echo "note: syncthing is missing; bench/compare_syncthing.py will be skipped"
+
+# Every bench in bench/, quick sizes (under 10 minutes): bench/results/latest.{md,json,png}
+bench: $(BENCH_STAMP) bench-tools
+	$(BIN)/python bench/run.py
+
+# The same with the large sizes and the long windows (100k syncs, idle CPU, kill -9 loop)
+bench-full: $(BENCH_STAMP) bench-tools
+	$(BIN)/python bench/run.py --full
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
