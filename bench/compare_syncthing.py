@@ -233,7 +233,8 @@ def wifisync_changes(root: Path, n: int) -> list[float]:
         b.stop()
 
 
-def plot(latencies: dict[str, list[float]], initial: dict[str, float], path: Path) -> bool:
+def plot(latencies: dict[str, list[float]], initial: dict[str, float], items: int,
+         path: Path) -> bool:
     """Change latencies side by side (log scale) and the initial sync times."""
     try:
         import matplotlib
@@ -252,7 +253,7 @@ def plot(latencies: dict[str, list[float]], initial: dict[str, float], path: Pat
     right.bar(list(initial), list(initial.values()), color=["tab:blue"] +
               ["tab:orange"] * (len(initial) - 1))
     right.set_ylabel("s")
-    right.set_title("initial sync of 10k items / files")
+    right.set_title(f"initial sync of {items} items / files")
     right.tick_params(axis="x", labelsize=8)
     fig.suptitle(f"wifisync vs Syncthing ({machine()[:60]}...)", fontsize=9)
     fig.tight_layout()
@@ -312,7 +313,7 @@ def main() -> None:
                note=f"Syncthing {initial[f'Syncthing {setting}']:.1f} s (start to all files), "
                     f"wifisync {initial['wifisync']:.1f} s (B's start to all records)")
     RESULTS.mkdir(exist_ok=True)
-    if plot(latencies, initial, RESULTS / "compare_syncthing.png"):
+    if plot(latencies, initial, args.items, RESULTS / "compare_syncthing.png"):
         print(f"plot: {RESULTS / 'compare_syncthing.png'}")
     else:
         print("no plot: matplotlib is missing (pip install -e '.[bench]')")

@@ -599,7 +599,10 @@ class Daemon:
         finally:
             self.peers.detach(link)
         level = END_LEVELS.get(end.code, logging.INFO)
-        log.log(level, "disconnected from %s: %s (%d)", link.name, shown(end.reason), end.code)
+        stats = link.session.stats if link.session is not None else None
+        log.log(level, "disconnected from %s: %s (%d); records sent %d, received %d, applied %d",
+                link.name, shown(end.reason), end.code, stats.records_sent if stats else 0,
+                stats.records_received if stats else 0, stats.records_applied if stats else 0)
         if level >= logging.WARNING or end.code == CloseCode.NOT_MEMBER:
             self.news.setdefault(link.peer_id, PeerNews()).last_error = end.reason
         self._update_status()
