@@ -246,6 +246,11 @@ class SqliteStore(RecordStore):
         except sqlite3.Error as exc:  # read-only file, full disk: the caller decides
             raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
 
+    def release_memory(self) -> None:
+        """Hand the page cache back (after an initial sync: a daemon then mostly idles)."""
+        with self._lock:
+            self._db.execute("PRAGMA shrink_memory")
+
     def close(self) -> None:
         self._db.close()
 
