@@ -24,6 +24,7 @@ def command_modules() -> list[ModuleType]:
     """
     from . import (
         commands_daemon,
+        commands_deletes,
         commands_everyday,
         commands_items,
         commands_pairing,
@@ -32,7 +33,7 @@ def command_modules() -> list[ModuleType]:
     )
 
     return [commands_items, commands_everyday, commands_transfer, commands_daemon,
-            commands_pairing, commands_service]
+            commands_pairing, commands_service, commands_deletes]
 
 
 class _Parser(argparse.ArgumentParser):

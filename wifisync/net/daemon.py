@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from ..config import Config, load_config, parse_host_port
+from ..deletebrake import DeleteWatch
 from ..deviceid import format_device_id, short_device_id
 from ..errors import DaemonError, IntegrityError, NotInitialisedError, WifisyncError
 from ..home import Home
@@ -157,6 +158,7 @@ class Daemon:
         self.ping_interval = config.daemon.ping_interval
         self.peer_timeout = config.daemon.peer_timeout
         self.worker = StoreWorker()
+        self.delete_watch = DeleteWatch(config.vault.delete_brake)
         self.members: dict[bytes, Member] = {}
         self.port = 0
         self._stop = asyncio.Event()
@@ -481,6 +483,19 @@ class Daemon:
             self._membership_threadsafe()
         if out.finished_initial:
             release_memory(self.store)
+        self._note_deletes(out.applied)
+
+    def _note_deletes(self, applied: Any) -> None:
+        """One line when an author deletes many items within the brake's window."""
+        by_author: dict[bytes, int] = {}
+        for r in applied:
+            if r.header.deleted and r.header.kind == Kind.ITEM:
+                by_author[r.header.author] = by_author.get(r.header.author, 0) + 1
+        for author, deletes in by_author.items():
+            burst = self.delete_watch.seen(author, deletes, time.monotonic())
+            if burst is not None:
+                log.warning("device %s deleted %d items within %.0f s", short_device_id(author),
+                            burst, self.delete_watch.rule.window)
 
     def _push_local(self) -> int:
         """Push this device's records committed since the last notify (on the worker)."""

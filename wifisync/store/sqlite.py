@@ -246,6 +246,17 @@ class SqliteStore(RecordStore):
         except sqlite3.Error as exc:  # read-only file, full disk: the caller decides
             raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
 
+    def count_live_items(self) -> int:
+        """Items with a held version that is not a tombstone (no body is decrypted)."""
+        live: set[bytes] = set()
+        rows = self._db.execute(
+            "SELECT l.item, r.id, r.data FROM item_log l JOIN records r ON r.n = l.n "
+            "WHERE l.kind = ? AND l.held = 1", (_ITEM,))
+        for item, rid, data in rows:
+            if item not in live and not _load(rid, data).header.deleted:
+                live.add(item)
+        return len(live)
+
     def release_memory(self) -> None:
         """Hand the page cache back (after an initial sync: a daemon then mostly idles)."""
         with self._lock:
