@@ -39,12 +39,14 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	touch $(BENCH_STAMP)
 
-# bench/compare_syncthing.py runs Syncthing beside wifisync: as root on Debian it is
-# installed here (with iproute2 for its network namespace); elsewhere that bench skips.
+# bench/compare_syncthing.py runs Syncthing beside wifisync and bench/cli.py reads peak RSS
+# with GNU time: as root on Debian both are installed here (with iproute2 for the network
+# namespaces); elsewhere those figures are skipped with the reason.
 bench-tools: lab-tools
-	@command -v syncthing >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq syncthing >/dev/null; } \
-	  || echo "note: syncthing is missing; bench/compare_syncthing.py will be skipped"
+	@{ command -v syncthing && test -x /usr/bin/time; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null 2>&1 && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq syncthing time >/dev/null; } \
+	  || echo "note: syncthing or GNU time is missing; their figures will be skipped"
 
 # Every bench in bench/, quick sizes (under 10 minutes): bench/results/latest.{md,json,png}
 bench: $(BENCH_STAMP) bench-tools
