@@ -14,8 +14,8 @@ it; every copy must open, pass the integrity check and the prefix rule, and ``wi
 verify`` must accept it.
 
 Exits non-zero when any rule is broken (tests/integration/test_crash_resume.py runs a short
-loop in CI; ``make bench`` runs 5 kills, ``make bench-full`` and a plain run 20). The full
-loop:
+loop in CI; ``make bench`` runs 5 kills over 10k records, ``make bench-full`` and a plain
+run 20 over 20k). The full loop:
 
     .venv/bin/python bench/faults.py [--records 20000] [--kills 20] [--cuts 5] [--seed N]
 """
@@ -198,10 +198,10 @@ def power_cuts(root: Path, records: int, cuts: int, rng: random.Random) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=20_000)
     quick = os.environ.get(SET_ENV) == "quick"  # make bench: a short loop; alone: the full one
+    parser.add_argument("--records", type=int, default=10_000 if quick else 20_000)
     parser.add_argument("--kills", type=int, default=5 if quick else 20)
-    parser.add_argument("--cuts", type=int, default=5)
+    parser.add_argument("--cuts", type=int, default=3 if quick else 5)
     parser.add_argument("--kill-window", type=float, nargs=2, default=KILL_WINDOW_S,
                         metavar=("FROM", "TO"), help="seconds after B's start to kill it")
     parser.add_argument("--seed", type=int, default=int(time.time()))
