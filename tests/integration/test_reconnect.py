@@ -52,7 +52,7 @@ def test_a_returning_peer_with_no_address_for_us_is_reconnected_at_once(
     wait_for(lambda: a.connected_to(b), 10, "the session")
     assert a.stop() == 0
     (a.home.data_dir / "peers.json").unlink(missing_ok=True)  # A cannot dial B
-    time.sleep(6.0)  # long enough for a plain exponential backoff to reach seconds
+    time.sleep(4.0)  # long enough for a plain exponential backoff to reach seconds
     a.start()
     answered = time.monotonic()
     wait_for(lambda: a.connected_to(b), 10, "the session after A's restart")
@@ -66,7 +66,7 @@ def test_a_returning_dialer_reconnects_at_once(devices: Callable[..., list[Devic
     b.start()
     wait_for(lambda: a.connected_to(b), 10, "the session")
     assert b.stop() == 0
-    time.sleep(3.0)
+    time.sleep(1.5)
     b.start()
     answered = time.monotonic()
     wait_for(lambda: a.connected_to(b), 10, "the session after B's restart")
