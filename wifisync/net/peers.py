@@ -161,6 +161,7 @@ class PeerManager:
         if dialer is not None:
             dialer.retired = True
             dialer.wake.set()
+            self._notify()  # a dialer asleep while its device is connected sees it too
 
     def wake(self, address: str | None = None) -> None:
         """Retry now: discovery saw the peer again, or membership changed."""
