@@ -49,7 +49,8 @@ from wifisync.vault import Vault  # noqa: E402
 
 SENT = re.compile(rb"records sent (\d+)")
 DUPLICATE_GOAL = 0.05
-KILL_WINDOW_S = (1.0, 6.0)  # after B's start: from its start-up to well into the transfer
+KILL_RECORDS_PER_S = 4000  # the window to kill in: from B's start-up to about when a loaded
+# 2-core machine finishes the sync (10k records: 0.8-3.3 s after B's start)
 
 
 def fill_items(node: Node, n: int) -> None:
@@ -202,15 +203,16 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000 if quick else 20_000)
     parser.add_argument("--kills", type=int, default=5 if quick else 20)
     parser.add_argument("--cuts", type=int, default=3 if quick else 5)
-    parser.add_argument("--kill-window", type=float, nargs=2, default=KILL_WINDOW_S,
-                        metavar=("FROM", "TO"), help="seconds after B's start to kill it")
+    parser.add_argument("--kill-window", type=float, nargs=2, metavar=("FROM", "TO"),
+                        help="seconds after B's start to kill it (default: by --records)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
     print(f"machine: {machine()}; seed {args.seed}")
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="wifisync-bench-faults-"))
     try:
-        kill_loop(root, args.records, args.kills, rng, tuple(args.kill_window))
+        window = args.kill_window or (0.8, 0.8 + args.records / KILL_RECORDS_PER_S)
+        kill_loop(root, args.records, args.kills, rng, (window[0], window[1]))
         power_cuts(root, args.records, args.cuts, rng)
     finally:
         shutil.rmtree(root, ignore_errors=True)
