@@ -19,7 +19,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -485,7 +485,7 @@ class Daemon:
             release_memory(self.store)
         self._note_deletes(out.applied)
 
-    def _note_deletes(self, applied: Any) -> None:
+    def _note_deletes(self, applied: Sequence[Record]) -> None:
         """One line when an author deletes many items within the brake's window."""
         by_author: dict[bytes, int] = {}
         for r in applied:
