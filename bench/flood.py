@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import machine, percentile  # noqa: E402
+from benchlib import machine, percentile, record  # noqa: E402
 from propagation import Node, make_group, wait  # noqa: E402
 
 from wifisync.identity import DeviceIdentity  # noqa: E402
@@ -216,9 +216,7 @@ def connected(node: Node) -> bool:
 
 def ms_line(name: str, seconds: list[float], target: str, ok: bool) -> None:
     """Median and p99 in milliseconds, the target and its verdict."""
-    ms = sorted(s * 1000 for s in seconds)
-    print(f"{name:<46} n={len(ms):<4} p50 {statistics.median(ms):8.2f} ms   "
-          f"p99 {percentile(ms, 99):8.2f} ms   target {target}: {verdict(ok)}")
+    record(name, [s * 1000 for s in seconds], "ms", note=f"target {target}: {verdict(ok)}")
 
 
 def flood_part(root: Path, changes: int, idle: int, half: int, restarts: int) -> bool:
