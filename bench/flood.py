@@ -10,7 +10,8 @@ during the flood and how long after it they take to return to their base.
 Part 2, in this process on a real SQLite store: the worst frames the limits allow, fed
 to the sync session a member's connection drives (the same ``SyncSession.receive`` the
 daemon runs on its store thread). Measured per frame: the store thread's CPU time and
-the peak of traced memory.
+the peak of traced memory. Part 3 sends the same frames over a member's real TLS
+WebSocket to a running daemon: its CPU time (every thread) and peak RSS (VmHWM).
 
     .venv/bin/python bench/flood.py [--changes 100] [--idle 3000] [--half 200]
 
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import machine, percentile  # noqa: E402
+from benchlib import machine, percentile, record  # noqa: E402
 from propagation import Node, make_group, wait  # noqa: E402
 
 from wifisync.identity import DeviceIdentity  # noqa: E402
@@ -61,6 +62,7 @@ from wifisync.sync.messages import (  # noqa: E402
     MAX_FRAME_BYTES,
     MAX_IDS_PER_LIST,
     PROTOCOL_VERSION,
+    Checkpoint,
     Hello,
     IdList,
     Push,
@@ -214,9 +216,7 @@ def connected(node: Node) -> bool:
 
 def ms_line(name: str, seconds: list[float], target: str, ok: bool) -> None:
     """Median and p99 in milliseconds, the target and its verdict."""
-    ms = sorted(s * 1000 for s in seconds)
-    print(f"{name:<46} n={len(ms):<4} p50 {statistics.median(ms):8.2f} ms   "
-          f"p99 {percentile(ms, 99):8.2f} ms   target {target}: {verdict(ok)}")
+    record(name, [s * 1000 for s in seconds], "ms", note=f"target {target}: {verdict(ok)}")
 
 
 def flood_part(root: Path, changes: int, idle: int, half: int, restarts: int) -> bool:
@@ -366,6 +366,82 @@ def frames_part(root: Path, runs: int) -> bool:
     return ok
 
 
+# --- part 3: the same frames over a real member connection to a running daemon ------------
+
+
+def _process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system, every thread) a process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident memory (VmHWM) in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def _send_as_member(a: Node, b: Node, vault_id: bytes, frame: bytes) -> None:
+    """Member B's own TLS WebSocket to A: HELLO, then ``frame``; until A closes (<= 5 s)."""
+    import aiohttp
+
+    from wifisync.net.server import SYNC_PATH
+    from wifisync.net.tls import Credentials, client_context, member_server_name
+
+    ctx = client_context(Credentials.in_dir(b.home.data_dir),
+                         [DeviceIdentity.load(a.home.data_dir).cert_pem])
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"https://127.0.0.1:{a.port}{SYNC_PATH}", ssl=ctx, autoping=False,
+            server_hostname=member_server_name(vault_id), max_msg_size=MAX_FRAME_BYTES) as ws:
+        await ws.send_bytes(encode_message(Hello(PROTOCOL_VERSION, vault_id, {}, bytes(32))))
+        await ws.send_bytes(frame)
+        deadline = time.monotonic() + 5
+        while not ws.closed and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+
+
+def daemon_part(root: Path) -> bool:
+    """Part 3; returns whether every target held (CPU here is every thread's, an upper bound)."""
+    import asyncio
+
+    a, b = make_group(root / "daemon", 2)
+    member = DeviceIdentity.load(b.home.data_dir)
+    store = SqliteStore(a.home.store_file)
+    vault_id = store.get_meta(META_VAULT_ID)
+    held = store.count_records()
+    store.close()
+    assert vault_id is not None
+    frames = worst_frames(member, vault_id)
+    a.start([])
+    ok = True
+    try:
+        wait(lambda: daemon_status(a.home) is not None)
+        assert a.proc is not None
+        asyncio.run(_send_as_member(a, b, vault_id, encode_message(Checkpoint(0))))  # warm up
+        base = _peak_rss(a.proc.pid)
+        print(f"daemon A over a real member connection: peak RSS at rest {base / MiB:.1f} MiB")
+        for name, frame in frames.items():
+            cpu = _process_cpu(a.proc.pid)
+            asyncio.run(_send_as_member(a, b, vault_id, frame))
+            used = (_process_cpu(a.proc.pid) - cpu) * 1000
+            extra = (_peak_rss(a.proc.pid) - base) / MiB
+            good = extra < 64
+            ok &= good
+            print(f"{name:<46} daemon CPU (all threads, with TLS and the session) "
+                  f"{used:7.1f} ms   peak RSS +{extra:6.1f} MiB (cumulative)   "
+                  f"target < 64 MiB: {verdict(good)}")
+    finally:
+        a.stop()
+    store = SqliteStore(a.home.store_file)
+    print(f"daemon A stored {store.count_records() - held} records from these frames "
+          "(the validly signed ones)")
+    store.close()
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -387,6 +463,7 @@ def main() -> None:
         if not args.skip_flood:
             ok &= flood_part(root, args.changes, args.idle, args.half, args.restarts)
         ok &= frames_part(root, args.runs)
+        ok &= daemon_part(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"all targets: {verdict(ok)}")

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchlib import machine, percentile  # noqa: E402
+from benchlib import machine, record  # noqa: E402
 
 from wifisync.crypto import KdfParams  # noqa: E402
 from wifisync.home import Home  # noqa: E402
@@ -106,8 +105,8 @@ def make_group(root: Path, n: int) -> list[Node]:
         target.set_meta(META_VAULT_ID, vault.vault_id)
         for kind in (Kind.MEMBER, Kind.VAULT_KEY):
             for item, _held in store.heads_of_kind(kind):
-                for record in store.versions(item):
-                    target.append(record)
+                for rec in store.versions(item):
+                    target.append(rec)
         target.close()
     store.close()
     return nodes
@@ -141,12 +140,9 @@ def propagation(source: Node, target: Node, changes: int) -> list[float]:
     return out
 
 
-def summary(name: str, seconds: list[float]) -> None:
-    """Print median and p99 in milliseconds."""
-    ms = sorted(s * 1000 for s in seconds)
-    p99 = percentile(ms, 99)
-    print(f"{name:<44} n={len(ms):<4} p50 {statistics.median(ms):7.2f} ms   "
-          f"p99 {p99:7.2f} ms   max {ms[-1]:7.2f} ms")
+def summary(name: str, seconds: list[float], target_ms: float | None = None) -> None:
+    """One figure in milliseconds: median, p99, runs, target."""
+    record(name, [s * 1000 for s in seconds], "ms", target_ms)
 
 
 def main() -> None:
@@ -164,11 +160,12 @@ def main() -> None:
         wait(lambda: a.peers_connected() == 0 and daemon_status(a.home) is not None)
         b.start([a])
         wait(lambda: a.peers_connected() == 1)
-        summary("A -> B, commit until in B's store", propagation(a, b, args.changes))
+        summary("A -> B, commit until in B's store", propagation(a, b, args.changes), 1.5)
 
         c.start([b])
         wait(lambda: b.peers_connected() == 2)
-        summary("A -> C through B, commit until in C's store", propagation(a, c, args.changes))
+        summary("A -> C through B, commit until in C's store", propagation(a, c, args.changes),
+                3.0)
 
         starts = []
         for _ in range(args.starts):

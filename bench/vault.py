@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchlib import machine, percentile  # noqa: E402
+from benchlib import machine, record  # noqa: E402
 
 from wifisync import crypto  # noqa: E402
 from wifisync.home import Home  # noqa: E402
@@ -53,15 +52,9 @@ def timed(fn: Callable[[], object], repeat: int, budget_s: float) -> list[float]
 
 
 def report(name: str, samples: list[float], target_s: float | None = None) -> None:
-    """One line: median and p99 in ms, the sample count, and the target verdict."""
-    med, p99 = statistics.median(samples), percentile(samples, 99)
-    verdict = ""
-    if target_s is not None:
-        verdict = f"  target < {target_s * 1000:g} ms: {'met' if p99 < target_s else 'MISSED'}"
-        if med < target_s <= p99:
-            verdict += " (median met)"
-    print(f"  {name:<44} median {med * 1000:9.2f} ms   p99 {p99 * 1000:9.2f} ms"
-          f"   n={len(samples)}{verdict}")
+    """One figure in ms: median, p99, the sample count and the target verdict."""
+    record(name, [x * 1000 for x in samples], "ms",
+           None if target_s is None else target_s * 1000)
 
 
 def build(home: Home, items: int) -> tuple[DeviceIdentity, bytes, list[bytes]]:

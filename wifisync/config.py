@@ -13,10 +13,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .home import Home
+
+if TYPE_CHECKING:
+    from .deletebrake import BrakeRule
 
 MIN_KDF_OPSLIMIT = 1
 MIN_KDF_MEMLIMIT_MIB = 64
@@ -83,6 +86,12 @@ def _positive_float(v: Any) -> float:
     return float(v)
 
 
+def _share(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
+        raise ValueError(f"expected a share greater than 0 and at most 1, got {v!r}")
+    return float(v)
+
+
 def _host_port(v: Any) -> str:
     parse_host_port(_str(v))
     return str(v)
@@ -129,15 +138,27 @@ class DeviceConfig:
 
 @dataclass(frozen=True, slots=True)
 class VaultConfig:
-    """Argon2id cost for wrapping the vault key (used at init and passwd)."""
+    """Argon2id cost for wrapping the vault key (used at init and passwd); the brake on
+    mass deletion."""
 
     kdf_opslimit: int = _key(_int_at_least(MIN_KDF_OPSLIMIT), 3)
     kdf_memlimit_mib: int = _key(_int_at_least(MIN_KDF_MEMLIMIT_MIB), 64)
+    delete_brake_share: float = _key(_share, 0.2)
+    delete_brake_items: int = _key(_int_at_least(1), 10)
+    delete_brake_window: float = _key(_positive_float, 60.0)
 
     @property
     def kdf_memlimit(self) -> int:
         """Memory limit in bytes."""
         return self.kdf_memlimit_mib * 1024 * 1024
+
+    @property
+    def delete_brake(self) -> BrakeRule:
+        """The mass-deletion brake's rule."""
+        from .deletebrake import BrakeRule
+
+        return BrakeRule(self.delete_brake_share, self.delete_brake_items,
+                         self.delete_brake_window)
 
 
 @dataclass(frozen=True, slots=True)

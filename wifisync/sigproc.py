@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -33,6 +34,7 @@ import nacl.exceptions
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # far above any batch; a longer frame means a broken stream
 MAX_STARTS_PER_HELPER = 3  # helpers that keep dying are not restarted for ever
+IDLE_SECONDS = 10.0  # helpers unused this long exit; the next large batch starts them again
 PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
 HELPER_NICENESS = 5  # the process that decodes and stores is the critical path: when the
 # helpers and it share a core, it gets three quarters (initial sync of 100k: 4.4 s -> 3.9 s)
@@ -157,6 +159,12 @@ class _Worker:
                 future.set_exception(exc)
         self._waiting.clear()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a request is still unanswered."""
+        with self._lock:
+            return bool(self._waiting)
+
     def close(self) -> None:
         self._outbox.put(None)  # the writer closes the helper's stdin: it exits on EOF
         try:
@@ -166,18 +174,23 @@ class _Worker:
 
 
 class SignatureWorkers:
-    """A few helper processes started on first use and stopped at exit."""
+    """A few helper processes started on first use, stopped after ``idle_seconds`` unused
+    (an initial sync needs them; a daemon that is done syncing keeps no memory for them)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, idle_seconds: float = IDLE_SECONDS) -> None:
         self._count = count
+        self._idle_seconds = idle_seconds
         self._workers: list[_Worker] = []
         self._next = itertools.count()
         self._lock = threading.Lock()
         self._starts = 0
+        self._last_use = 0.0
+        self._reaper: threading.Timer | None = None
 
     def submit(self, public_key: bytes, pairs: list[tuple[bytes, bytes]]) -> Future[bytes]:
         """Check ``pairs`` in a helper; the future holds one flag byte per pair."""
         with self._lock:
+            self._last_use = time.monotonic()
             self._workers = [w for w in self._workers if w.alive]
             if len(self._workers) < self._count and self._starts < MAX_STARTS_PER_HELPER * (
                     self._count):
@@ -189,12 +202,37 @@ class SignatureWorkers:
             if not self._workers:
                 return _failed(OSError("no signature helper could be started"))
             worker = self._workers[next(self._next) % len(self._workers)]
+            if self._reaper is None:
+                self._arm(self._idle_seconds)
         return worker.submit(public_key, pairs)
+
+    def _arm(self, seconds: float) -> None:
+        """Look again in ``seconds`` whether the helpers went unused (lock held)."""
+        self._reaper = threading.Timer(seconds, self._reap)
+        self._reaper.daemon = True
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        """Stop helpers unused for ``idle_seconds``; an idle stop is no failed start."""
+        with self._lock:
+            self._reaper = None
+            idle = time.monotonic() - self._last_use
+            busy = any(w.busy for w in self._workers)
+            if idle < self._idle_seconds or busy:
+                self._arm(max(0.1, self._idle_seconds - idle))
+                return
+            workers, self._workers = self._workers, []
+            self._starts -= sum(1 for w in workers if w.alive)
+        for w in workers:
+            w.close()
 
     def close(self) -> None:
         """Stop the helpers (they also stop on their own when we exit)."""
         with self._lock:
             workers, self._workers = self._workers, []
+            if self._reaper is not None:
+                self._reaper.cancel()
+                self._reaper = None
         for w in workers:
             w.close()
 

@@ -36,8 +36,9 @@ def test_status_json_answers_is_it_syncing(devices: Callable[..., list[Device]])
              "B in sync with A")
     c.configure(peers=[f"127.0.0.1:{free_port()}"])  # C is never started: B cannot reach it
     status = json.loads(b.cli.ok("status", "--json"))
-    assert set(status) == {"id", "name", "revoked", "standing", "vault", "daemon", "mdns",
-                           "peers", "unlocked", "unlocked_until"}
+    assert set(status) == {"id", "name", "revoked", "standing", "vault", "daemon", "mdns", "peers",
+                           "unlocked", "unlocked_until"}
+    assert (status["unlocked"], status["unlocked_until"]) == (False, None)
     assert status["vault"]["items"] == 1 and status["revoked"] is False
     assert status["mdns"] == {"enabled": False, "active": False, "interfaces": [], "found": []}
     by_name = {p["name"]: p for p in status["peers"]}

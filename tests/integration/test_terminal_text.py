@@ -50,7 +50,7 @@ def rename(device: Device, name: str) -> None:
         store.close()
 
 
-def test_a_members_hostile_name_is_escaped_by_devices_status_doctor_history_and_join(
+def test_a_members_hostile_name_is_escaped_by_devices_status_doctor_history_trash_and_join(
         devices: Callable[..., list[Device]], tmp_path: Path) -> None:
     a, b = devices(2)
     rename(b, EVIL)
@@ -65,6 +65,9 @@ def test_a_members_hostile_name_is_escaped_by_devices_status_doctor_history_and_
     assert_escaped(a.cli.ok("status"))
     assert_escaped(a.cli.run("doctor").stdout)  # the clock check names the peer
     assert_escaped(a.cli.ok("history", item))
+    b.cli.ok("rm", item)
+    wait_for(lambda: a.record_count() == b.record_count(), 10, "the delete to reach a")
+    assert_escaped(a.cli.ok("trash"))
     # A new device pairing with the hostile member is told its name by `join`.
     pairing = Pairing(b, "--timeout", "60")
     newcomer = Device(Cli(tmp_path / "newcomer"), "newcomer")
@@ -106,3 +109,32 @@ def test_pair_shows_a_joiners_name_and_a_refusal_reason_escaped(
     assert_escaped(err)
     assert len(err.splitlines()) == 1 and err.startswith("wifisync: ")
     assert "\x1b" not in a.log()  # the daemon's log lines are escaped too
+
+
+async def _close_with_reason(a: Device, b: Device, reason: bytes) -> None:
+    """Member B's own connection to A, closed with ``reason`` in the close frame."""
+    from wifisync.net.link import CloseCode
+    from wifisync.net.server import SYNC_PATH
+    from wifisync.net.tls import Credentials, client_context, member_server_name
+
+    store = SqliteStore(a.home.store_file)
+    try:
+        vault_id = vault_id_of(store)
+    finally:
+        store.close()
+    ctx = client_context(Credentials.in_dir(b.home.data_dir),
+                         [DeviceIdentity.load(a.home.data_dir).cert_pem])
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"https://127.0.0.1:{a.port}{SYNC_PATH}", ssl=ctx,
+            server_hostname=member_server_name(vault_id), autoping=False) as ws:
+        await ws.close(code=CloseCode.PROTOCOL_ERROR, message=reason)
+
+
+def test_a_peers_close_reason_is_escaped_in_the_daemons_log_and_in_status(
+        devices: Callable[..., list[Device]]) -> None:
+    a, b = devices(2)
+    a.start()
+    asyncio.run(_close_with_reason(a, b, EVIL.encode()[:120]))
+    wait_for(lambda: "disconnected from" in a.log(), 5, "the disconnect to be logged")
+    assert "\x1b" not in a.log() and "\nforged" not in a.log()
+    assert_escaped(a.cli.ok("status"))  # the peer's last error

@@ -2,8 +2,9 @@
 
 What systemd does for ``ProtectSystem=strict``, ``ProtectHome=read-only``,
 ``ReadWritePaths=`` and ``PrivateTmp=yes``: every mount read-only except the writable
-paths, and a fresh /tmp. ``--keep DIR`` carries one folder that lives under /tmp (the
-test's home) into the private /tmp at the same path, as the user's home would be.
+paths, and a fresh /tmp. ``--keep DIR`` (repeatable) carries a folder that lives under
+/tmp (the test's home, a checkout cloned there) into the private /tmp at the same path, as
+the user's home would be; a folder outside /tmp is visible anyway and left as it is.
 ``--syscalls SPEC`` (repeatable, the unit's ``SystemCallFilter=`` values, groups expanded
 by systemd-analyze) and ``--syscall-errno`` load the same seccomp filter (python3-seccomp).
 
@@ -89,7 +90,7 @@ def load_syscall_filter(specs: list[str], errno_name: str | None) -> None:
 def main() -> None:
     """Build the view and exec the command."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--keep", type=Path, required=True)
+    parser.add_argument("--keep", type=Path, action="append", required=True)
     parser.add_argument("--rw", type=Path, action="append", default=[])
     parser.add_argument("--syscalls", action="append", default=[])
     parser.add_argument("--syscall-errno")
@@ -98,20 +99,22 @@ def main() -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     originals = mount_points()
 
+    kept = [k.resolve() for k in args.keep if under(str(k.resolve()), PRIVATE_TMP)]
     mount("-t", "tmpfs", "-o", "mode=0700", "scratch", str(SCRATCH))
-    carried = SCRATCH / "keep"
-    carried.mkdir()
-    mount("--bind", str(args.keep), str(carried))
+    for n, keep in enumerate(kept):
+        (SCRATCH / str(n)).mkdir()
+        mount("--bind", str(keep), str(SCRATCH / str(n)))
     for tmp in PRIVATE_TMP:  # PrivateTmp=yes
         mount("-t", "tmpfs", "-o", "mode=1777", "private-tmp", tmp)
-    args.keep.mkdir(parents=True)
-    mount("--move", str(carried), str(args.keep))
-    mount("--make-private", str(args.keep))
+    for n, keep in enumerate(kept):
+        keep.mkdir(parents=True)
+        mount("--move", str(SCRATCH / str(n)), str(keep))
+        mount("--make-private", str(keep))
 
     for path in args.rw:  # ReadWritePaths= (a path that does not exist is skipped, as "-")
         if path.exists():
             mount("--bind", str(path), str(path))
-    for point in [*originals, str(args.keep)]:  # ProtectSystem=strict, ProtectHome=read-only
+    for point in [*originals, *map(str, kept)]:  # ProtectSystem=strict, ProtectHome=read-only
         if Path(point).is_dir() or point == "/":
             mount("-o", "remount,bind,ro", point)
     if args.syscalls:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import REPO, Cli
 from tests.integration.conftest import Device, wait_for
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
@@ -114,7 +114,8 @@ def test_the_installed_unit_runs_in_its_sandbox_and_talks_to_systemd(
     seccomp = [f"--syscalls={spec}" for spec in unit["SystemCallFilter"]]
     seccomp += [f"--syscall-errno={e}" for e in unit.get("SystemCallErrorNumber", [])]
     cmd = ["unshare", "-m", "--propagation", "private", SYSTEM_PYTHON, str(SANDBOX),
-           "--keep", str(a.cli.home), *(f"--rw={p}" for p in writable), *seccomp, "--", *argv]
+           "--keep", str(a.cli.home), "--keep", str(REPO),  # a checkout under /tmp too
+           *(f"--rw={p}" for p in writable), *seccomp, "--", *argv]
     with a.log_file.open("ab") as log:
         a.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     wait_for(lambda: a.proc is not None and (a.proc.poll() is not None or notify.said("READY=1")),

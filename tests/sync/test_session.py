@@ -263,3 +263,16 @@ def test_stall_timer_fires_only_during_the_initial_exchange() -> None:
         wire.sessions[0].handle_timer(deadline)
     wire.run()
     assert wire.sessions[0].next_timer() is None
+
+
+def test_an_initial_sync_commits_its_first_batches_at_once_and_groups_grow(
+        small_batches: int) -> None:
+    a, b = household(2)
+    add_items(a, small_batches * 40)
+    before = b.store.count_records()
+    wire = Wire(a, b)
+    wire.run()
+    assert wire.in_sync and b.store.count_records() - before == small_batches * 40
+    groups = [len(out.applied) // small_batches for out in wire.outputs[1] if out.applied]
+    assert groups[:4] == [1, 2, 4, 8], groups  # durable once the second batch arrived
+    assert set(groups[3:-1]) == {session.COMMIT_GROUP}, groups  # then full groups; DONE: rest

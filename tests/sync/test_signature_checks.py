@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -158,3 +159,23 @@ def test_a_module_planted_in_the_working_directory_is_never_run(
     finally:
         workers.close()
     assert not marker.exists()
+
+
+def test_idle_helpers_exit_and_come_back_for_the_next_batch(
+        batch: tuple[list[Record], bytes, Record]) -> None:
+    records, key, bad = batch
+    pairs = [(r.signature, r.signed_message()) for r in records]
+    workers = SignatureWorkers(2, idle_seconds=0.3)
+    try:
+        for _ in range(MAX_STARTS_PER_HELPER + 1):  # idle stops are no failed starts
+            flags = workers.submit(key, pairs).result(30)
+            assert flags[records.index(bad)] == 0 and sum(flags) == len(records) - 1
+            procs = [w._proc for w in workers._workers]
+            assert procs and all(p.poll() is None for p in procs)
+            deadline = time.monotonic() + 10
+            while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert all(p.poll() is not None for p in procs), "idle helpers still running"
+            assert not workers._workers
+    finally:
+        workers.close()

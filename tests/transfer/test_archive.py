@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -64,23 +65,11 @@ def test_a_zip_declaring_more_entries_than_the_bound_is_refused_before_its_index
         importers.parse(forged, "1pux")
 
 
-@pytest.fixture(scope="module")
-def quick_kdbx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty KeePass database whose KDF is cheap, so each test opens and saves it fast."""
-    from pykeepass import create_database
-
-    path = tmp_path_factory.mktemp("kdbx") / "empty.kdbx"
-    kp = create_database(str(path), password=samples.KDBX_PASSWORD)
-    samples.cheap_kdf(kp)
-    kp.save()
-    return path
-
-
-def open_quick(quick_kdbx: Path) -> Any:
-    """A fresh copy of the cheap database, opened."""
+def open_sample(kdbx_bytes: bytes) -> Any:
+    """A fresh copy of the sample KeePass database (its KDF is cheap), to add entries to."""
     from pykeepass import PyKeePass
 
-    return PyKeePass(str(quick_kdbx), password=samples.KDBX_PASSWORD)
+    return PyKeePass(io.BytesIO(kdbx_bytes), password=samples.KDBX_PASSWORD)
 
 
 def saved(kp: Any, path: Path) -> bytes:
@@ -90,8 +79,8 @@ def saved(kp: Any, path: Path) -> bytes:
 
 
 def test_a_keepass_reference_to_itself_is_one_error_not_a_doubling(
-        quick_kdbx: Path, tmp_path: Path) -> None:
-    kp = open_quick(quick_kdbx)
+        kdbx_bytes: bytes, tmp_path: Path) -> None:
+    kp = open_sample(kdbx_bytes)
     kp.add_entry(kp.root_group, "fine", "u", "p")
     loop = kp.add_entry(kp.root_group, "loop", "u", "x")
     ref = "{REF:P@I:" + loop.uuid.hex.upper() + "}"
@@ -108,8 +97,8 @@ def test_a_keepass_reference_to_itself_is_one_error_not_a_doubling(
 
 
 def test_keepass_references_nesting_deeper_than_keepass_allows_are_refused(
-        quick_kdbx: Path, tmp_path: Path) -> None:
-    kp = open_quick(quick_kdbx)
+        kdbx_bytes: bytes, tmp_path: Path) -> None:
+    kp = open_sample(kdbx_bytes)
     previous = kp.add_entry(kp.root_group, "e0", "u", "bottom")
     chain = [previous]
     for i in range(1, fieldrefs.MAX_DEPTH + 2):
@@ -124,8 +113,8 @@ def test_keepass_references_nesting_deeper_than_keepass_allows_are_refused(
 
 
 def test_a_keepass_database_whose_xml_inflates_past_the_bound_is_refused(
-        quick_kdbx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    kp = open_quick(quick_kdbx)
+        kdbx_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kp = open_sample(kdbx_bytes)
     kp.add_entry(kp.root_group, "big", "u", "p", notes="x" * (2 * MiB))
     data = saved(kp, tmp_path / "big.kdbx")
     monkeypatch.setattr(kdbx, "MAX_XML_BYTES", MiB)  # the same check, a smaller bound
@@ -148,3 +137,17 @@ def test_a_member_opened_as_a_stream_is_read_in_pieces() -> None:
         assert len(stream.read(MiB)) == MiB  # a reader takes what its own bound allows
     with pytest.raises(ImportFormatError, match="unreadable"):
         archive.open_member(data, "files/missing.bin")
+
+
+@pytest.mark.parametrize(("key", "value"), [(b"M", 64 * 1024**3), (b"I", 10**6), (b"P", 10**4)])
+def test_a_keepass_header_asking_for_an_absurd_kdf_cost_is_refused_before_it_runs(
+        kdbx_bytes: bytes, key: bytes, value: int) -> None:
+    kinds = {b"M": b"\x05", b"I": b"\x05", b"P": b"\x04"}  # UInt64, UInt64, UInt32
+    size = 8 if kinds[key] == b"\x05" else 4
+    entry = kinds[key] + b"\x01\x00\x00\x00" + key + size.to_bytes(4, "little")
+    at = kdbx_bytes.index(entry) + len(entry)
+    forged = kdbx_bytes[:at] + value.to_bytes(size, "little") + kdbx_bytes[at + size:]
+    started = time.monotonic()
+    with pytest.raises(ImportFormatError, match="key-derivation cost far beyond"):
+        importers.parse(forged, source_password=samples.KDBX_PASSWORD)
+    assert time.monotonic() - started < 2  # refused, not run (64 GiB would not even fit)

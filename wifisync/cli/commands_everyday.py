@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import ItemNotFoundError, UsageError
 from ..lookup import field_value, plural
+from ..termtext import shown
 from ..vault import Vault
 from .common import PasswordSource, after_write, loaded, unlocked
 from .fast import add_get_arguments, emit_value
@@ -210,7 +211,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
     for (record, _s), row in zip(entries, rows, strict=True):
         who = short_device_id(record.header.author)
         if row["by_name"]:
-            who += f" ({row['by_name']})"
+            who += f" ({shown(row['by_name'])})"  # a member's own choice of name
         print(f"{row['id'][:12]}  {row['deleted'][:16].replace('T', ' ')}  {row['title']}  "
               f"deleted by {who}")
     if not rows:

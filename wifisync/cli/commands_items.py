@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from .. import deletebrake
 from ..config import MAX_DEVICE_NAME, load_config
 from ..crypto import KdfParams
 from ..deviceid import format_device_id, short_device_id
@@ -282,6 +283,14 @@ def cmd_rm(args: argparse.Namespace) -> int:
     """Delete an item (a tombstone that syncs like any edit)."""
     with unlocked(args) as (ctx, vault):
         item = vault.resolve(args.item)
+        with ctx.store.transaction():
+            braking = deletebrake.should_hold(ctx.store, ctx.config.vault.delete_brake)
+            if braking:
+                count = deletebrake.hold(ctx.store, item)
+        if braking:
+            print(f"held {item.hex()}: this device deleted many items within a minute; "
+                  f"{count} deletes wait for `wifisync confirm-deletes` (or --drop)")
+            return 0
         vault.delete(item)
         vault.merge_pending()
     after_write(ctx.home)

@@ -123,7 +123,9 @@ def run(argv: Sequence[str]) -> int | None:
     if not reply.get("ok"):
         if reply.get("code") is None:
             return None
-        sys.stderr.write(f"wifisync: {reply.get('error')}\n")
+        from ..termtext import shown
+
+        sys.stderr.write(f"wifisync: {shown(reply.get('error'))}\n")  # as main() writes it
         return int(reply["code"])
     if command == "get":
         return emit_value(str(reply["value"]), args.clip, args.clear)

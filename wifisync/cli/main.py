@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sqlite3
 import sys
@@ -24,6 +25,7 @@ def command_modules() -> list[ModuleType]:
     """
     from . import (
         commands_daemon,
+        commands_deletes,
         commands_everyday,
         commands_items,
         commands_pairing,
@@ -32,7 +34,7 @@ def command_modules() -> list[ModuleType]:
     )
 
     return [commands_items, commands_everyday, commands_transfer, commands_daemon,
-            commands_pairing, commands_service]
+            commands_pairing, commands_service, commands_deletes]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,9 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GC_GEN0_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
+
+
+def tune_gc() -> None:
+    """A short run that builds many acyclic objects (10k items: ~110 ms of collections with
+    the defaults) collects seldom; what start-up imported is never scanned again."""
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     os.umask(0o077)  # everything this program writes is private to its user
+    tune_gc()
     disable_core_dumps()  # the vault key and the master password live in this memory
     argv = list(sys.argv[1:] if argv is None else argv)
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`wifisync completion`)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import fcntl
 import logging
@@ -18,7 +19,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from ..author import Author
 from ..config import Config, load_config, parse_host_port
+from ..deletebrake import DeleteWatch
 from ..deviceid import format_device_id, short_device_id
 from ..errors import DaemonError, IntegrityError, NotInitialisedError, WifisyncError
 from ..home import Home
@@ -39,6 +41,7 @@ from ..revocation import acknowledge
 from ..store.sqlite import SqliteStore
 from ..sync import Replica, SyncSession
 from ..sync.messages import MAX_FRAME_BYTES
+from ..termtext import shown
 from ..vault import vault_id_of
 from . import tls
 from .addressbook import AddressBook
@@ -157,6 +160,7 @@ class Daemon:
         self.ping_interval = config.daemon.ping_interval
         self.peer_timeout = config.daemon.peer_timeout
         self.worker = StoreWorker()
+        self.delete_watch = DeleteWatch(config.vault.delete_brake)
         self.members: dict[bytes, Member] = {}
         self.port = 0
         self._stop = asyncio.Event()
@@ -500,6 +504,21 @@ class Daemon:
                     self.peers.drop, device, CloseCode.NOT_MEMBER, "revoked")
         if out.membership_changed or out.revoked or out.finished_initial:
             self._membership_threadsafe()  # also acknowledges revocations learned meanwhile
+        if out.finished_initial:
+            release_memory(self.store)
+        self._note_deletes(out.applied)
+
+    def _note_deletes(self, applied: Sequence[Record]) -> None:
+        """One line when an author deletes many items within the brake's window."""
+        by_author: dict[bytes, int] = {}
+        for r in applied:
+            if r.header.deleted and r.header.kind == Kind.ITEM:
+                by_author[r.header.author] = by_author.get(r.header.author, 0) + 1
+        for author, deletes in by_author.items():
+            burst = self.delete_watch.seen(author, deletes, time.monotonic())
+            if burst is not None:
+                log.warning("device %s deleted %d items within %.0f s", short_device_id(author),
+                            burst, self.delete_watch.rule.window)
 
     def _push_local(self) -> int:
         """Push this device's records committed since the last notify (on the worker)."""
@@ -610,8 +629,10 @@ class Daemon:
 
     async def _run_link(self, link: Link) -> LinkEnd:
         if not self.peers.attach(link):
-            await link.ws.close(code=CloseCode.DUPLICATE, message=b"duplicate connection")
-            return LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
+            end = LinkEnd(CloseCode.GOING_AWAY, "daemon stopping") if self.peers.closing \
+                else LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
+            await link.ws.close(code=end.code, message=end.reason.encode())
+            return end
         log.info("connected to %s (%s, %s)", link.name, link.direction.value, link.address)
         self._update_status()
         try:
@@ -619,7 +640,10 @@ class Daemon:
         finally:
             self.peers.detach(link)
         level = END_LEVELS.get(end.code, logging.INFO)
-        log.log(level, "disconnected from %s: %s (%d)", link.name, end.reason, end.code)
+        stats = link.session.stats if link.session is not None else None
+        log.log(level, "disconnected from %s: %s (%d); records sent %d, received %d, applied %d",
+                link.name, shown(end.reason), end.code, stats.records_sent if stats else 0,
+                stats.records_received if stats else 0, stats.records_applied if stats else 0)
         if level >= logging.WARNING or end.code == CloseCode.NOT_MEMBER:
             self.news.setdefault(link.peer_id, PeerNews()).last_error = end.reason
         self._update_status()
@@ -647,6 +671,7 @@ class Daemon:
         if peer_id == self.self_id:
             await ws.close(code=CloseCode.NOT_MEMBER, message=b"that is this device")
             return ws
+        self.peers.heard_from(peer_id)
         link = Link(self, ws, peer_id, Direction.INBOUND, address, self.self_id)
         link.clock_skew = clock_skew(request.headers.get(CLOCK_HEADER))
         await self._run_link(link)
@@ -681,6 +706,13 @@ class Daemon:
         link = Link(self, ws, peer_id, Direction.OUTBOUND, address, self.self_id)
         link.clock_skew = self._handshake_clocks.pop(url, None)
         return link, lambda: self._run_link(link)
+
+
+def release_memory(store: SqliteStore) -> None:
+    """Keep nothing of a finished sync: SQLite's page cache, and the heap glibc holds on to."""
+    store.release_memory()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc only; elsewhere nothing to do
 
 
 def device_id_of_record_member(record: Record) -> bytes:

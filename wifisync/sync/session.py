@@ -56,6 +56,9 @@ COMMIT_GROUP = 8  # received batches stored per store transaction (random-key in
 # fewer, larger commits write far less; at most 8 MiB of records per transaction)
 LOOKAHEAD = 8  # newer batches kept back while a group is stored: their signature checks run
 # on the other cores meanwhile, so neither the checks nor the store wait for each other
+# A session's first group is one batch, each next one twice the last up to COMMIT_GROUP (and
+# the look-ahead with it): the first records are durable within a batch or two, so a crash
+# or a cut early in an initial sync keeps them instead of everything up to the 16th batch.
 WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
 MAX_ROUNDS = 8  # bounds the exchange while writes keep arriving during it
 STALL_SECONDS = 60.0  # no message at all during the initial exchange: give up
@@ -165,6 +168,7 @@ class SyncSession:
         self._peer_ids = bytearray()  # the peer's sorted record IDs, 32 bytes each
         self._peer_ids_complete = False
         self._pending: list[tuple[int, PreparedBatch]] = []
+        self._group = 1  # batches in the next commit: grows to COMMIT_GROUP
         self._last_progress = now
 
     # --- public face -----------------------------------------------------------------------
@@ -266,8 +270,10 @@ class SyncSession:
                 self._take_serial(msg.serial)
                 self._received_count += len(msg.records)
                 self._pending.append((msg.serial, self.replica.prepare(self._decode(msg.records))))
-                if len(self._pending) >= COMMIT_GROUP + LOOKAHEAD:
-                    self._commit_pending(out, keep=LOOKAHEAD)
+                lookahead = min(LOOKAHEAD, self._group)
+                if len(self._pending) >= self._group + lookahead:
+                    self._commit_pending(out, keep=lookahead)
+                    self._group = min(COMMIT_GROUP, 2 * self._group)
             case IdList():
                 self._require(self._phase is Phase.STREAMING and self._mode is Mode.ID_LIST
                               and not self._peer_ids_complete, "unexpected ID_LIST")

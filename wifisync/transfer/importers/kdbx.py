@@ -24,6 +24,13 @@ FORMAT = "kdbx"
 FAMILY = "keepass"
 MAGIC = b"\x03\xd9\xa2\x9a"
 MAX_XML_BYTES = 256 * 1024 * 1024  # 10k entries are about 10 MiB of XML
+# The file's header sets its key derivation's cost, which runs before the password is
+# checked: far beyond what KeePass or KeePassXC make (64 MiB, a few passes, or a few
+# million AES rounds by default) is refused rather than run.
+MAX_KDF_MEMORY = 4 * 1024**3  # bytes of Argon2 memory
+MAX_KDF_WORK = 64 * 1024**3  # Argon2 memory x passes: about a minute on one core
+MAX_KDF_LANES = 256
+MAX_AES_ROUNDS = 10**9
 
 
 def sniff(data: bytes) -> bool:
@@ -44,6 +51,7 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     if source_password is None:
         raise SourcePasswordError("the KeePass file needs its own password "
                                   "(--source-password-file FILE, or run on a terminal)")
+    _check_kdf_cost(data)
     _bound_inflation()
     try:
         kp = PyKeePass(io.BytesIO(data), password=source_password)
@@ -72,6 +80,30 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
                            f"attachment {binary.findtext('Key')!r} not imported "
                            "(wifisync holds no files)")
     return result
+
+
+def _check_kdf_cost(data: bytes) -> None:
+    """Refuse a database whose header asks for an absurd key-derivation cost."""
+    from pykeepass.kdbx_parsing.kdbx import KDBX
+
+    try:
+        header = KDBX.subcons[0].parse(data).value
+        dynamic = header.dynamic_header
+        if header.major_version >= 4:
+            params = {k: v.value for k, v in dynamic.kdf_parameters.data.dict.items()}
+        else:
+            params = {"R": dynamic.transform_rounds.data}
+    except Exception:  # a malformed header is pykeepass's to report, in its own words
+        return
+    memory, passes, lanes, rounds = (params.get(k, 0) for k in ("M", "I", "P", "R"))
+    if not all(isinstance(v, int) for v in (memory, passes, lanes, rounds)):
+        raise ImportFormatError("the KeePass file's key-derivation parameters are malformed")
+    if memory > MAX_KDF_MEMORY or memory * passes > MAX_KDF_WORK or lanes > MAX_KDF_LANES \
+            or rounds > MAX_AES_ROUNDS:
+        raise ImportFormatError(
+            "the KeePass file asks for a key-derivation cost far beyond what KeePass makes "
+            f"(Argon2 {memory // 1024**2} MiB x {passes} passes, {lanes} lanes; "
+            f"{rounds} AES rounds); nothing was imported")
 
 
 def _bound_inflation() -> None:

@@ -1,0 +1,327 @@
+"""Real daemons as a user runs them: initial sync, memory, restart catch-up and idle CPU.
+
+Each device is its own home and its own ``wifisync daemon`` process on 127.0.0.1 (mDNS
+off), set up as bench/propagation.py does. Measured:
+
+- initial sync of 10k (and, in the full set, 100k) records from A to a new device B, from
+  B's daemon start until B's store holds them all (items/s); peak RSS of each daemon
+  during the sync and steady RSS 12 s after it, helper processes included;
+- restart catch-up from either side: 15 items written while one daemon was stopped, from
+  its restart (process start) until the other side holds them; the dialed side restarts
+  with no address for its peer, so only the peer's dialer can bring it back;
+- idle: CPU per minute (``/proc/PID/schedstat``, helpers included) and RSS of a daemon
+  with two connected peers and 10k items, over 3 windows (60 s each in the full set).
+
+Targets (issue 16, 2 cores): 100k under 4 s, 10k under 0.6 s; receiving daemon under
+100 MiB peak and under 70 MiB steady; reconnect under 0.5 s; idle under 6 ms/min.
+
+    .venv/bin/python bench/daemons.py [--sizes 10000 ...] [--idle-window S] [--catchups N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import full_set, machine, record  # noqa: E402
+from propagation import Node, make_group, wait  # noqa: E402
+
+from wifisync.identity import DeviceIdentity  # noqa: E402
+from wifisync.net.control_client import daemon_status, notify_daemon  # noqa: E402
+from wifisync.records import Kind, RecordHeader, sign_record  # noqa: E402
+from wifisync.store.sqlite import SqliteStore  # noqa: E402
+from wifisync.vault import vault_id_of  # noqa: E402
+
+BODY_BYTES = 500
+SYNC_TARGETS_S = {10_000: 0.6, 100_000: 4.0}
+PEAK_TARGET_MIB = 100.0
+STEADY_TARGET_MIB = 70.0
+RECONNECT_TARGET_S = 0.5
+IDLE_TARGET_MS_PER_MIN = 6.0
+CATCHUP_ITEMS = 15
+STEADY_AFTER_S = 12.0  # after the sync: the signature helpers exit after 10 s unused
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (the signature helpers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in
+                         Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, MiB."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds on CPU of ``pid``'s threads and its descendants (schedstat, live ones)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                total += int(Path(f"/proc/{p}/task/{task}/schedstat").read_text().split()[0])
+        except OSError:
+            continue
+    return total
+
+
+class RssWatch:
+    """Samples the RSS of some process trees every 20 ms in a thread; keeps the peaks."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], rss_mib(pid))
+
+    def stop(self) -> dict[str, float]:
+        """Stop sampling; the peaks in MiB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def fill(node: Node, n: int) -> None:
+    """``n`` signed item records by ``node`` in its store (bodies random: the daemons never
+    decrypt, they check headers and signatures)."""
+    ident = DeviceIdentity.load(node.home.data_dir)
+    store = SqliteStore(node.home.store_file)
+    vault_id = vault_id_of(store)
+    me = ident.device_id
+    seq = store.next_seq(me)
+    made = 0
+    while made < n:
+        chunk = []
+        for _ in range(min(5000, n - made)):
+            header = RecordHeader(vault_id, uuid.uuid4().bytes, Kind.ITEM, me, seq, {me: seq},
+                                  time.time_ns() // 1_000_000 << 16, False)
+            chunk.append(sign_record(ident, header, os.urandom(BODY_BYTES)))
+            seq += 1
+        store.append_many(chunk)
+        made += len(chunk)
+    store.close()
+
+
+def count(node: Node) -> int:
+    """Records in a node's store."""
+    store = SqliteStore(node.home.store_file)
+    try:
+        return store.count_records()
+    finally:
+        store.close()
+
+
+def listening(node: Node) -> bool:
+    """Whether the daemon answers on its control socket."""
+    try:
+        return daemon_status(node.home) is not None
+    except Exception:
+        return False
+
+
+def initial_sync(root: Path, n: int, runs: int) -> None:
+    """A holds ``n`` records; a fresh B starts and pulls them all."""
+    times, peaks_b, peaks_a, steady_b = [], [], [], []
+    for r in range(runs):
+        a, b = make_group(root / f"sync{n}-{r}", 2)
+        try:
+            fill(a, n)
+            want = count(a)
+            a.start([])
+            wait(lambda a=a: listening(a))
+            assert a.proc is not None
+            watch_a = RssWatch({"a": a.proc.pid})
+            started = b.start([a])
+            assert b.proc is not None
+            watch_b = RssWatch({"b": b.proc.pid})
+            store = SqliteStore(b.home.store_file)
+            deadline = time.monotonic() + 120
+            while store.count_records() < want:
+                if time.monotonic() > deadline or b.proc.poll() is not None:
+                    raise SystemExit(f"B did not receive {n} records in 120 s")
+                time.sleep(0.01)
+            times.append(time.perf_counter() - started)
+            store.close()
+            time.sleep(STEADY_AFTER_S)
+            steady_b.append(rss_mib(b.proc.pid))
+            peaks_b.append(watch_b.stop()["b"])
+            peaks_a.append(watch_a.stop()["a"])
+        finally:
+            a.stop()
+            b.stop()
+            shutil.rmtree(root / f"sync{n}-{r}", ignore_errors=True)
+    med = sorted(times)[len(times) // 2]
+    record(f"initial sync {n} records, two daemons (B's start to all held)", times, "s",
+           SYNC_TARGETS_S.get(n), note=f"{n / med:,.0f} records/s")
+    record(f"receiving daemon peak RSS during a {n} sync (helpers incl.)", peaks_b, "MiB",
+           PEAK_TARGET_MIB)
+    record(f"receiving daemon RSS {STEADY_AFTER_S:.0f} s after a {n} sync (helpers incl.)",
+           steady_b, "MiB", STEADY_TARGET_MIB)
+    record(f"sending daemon peak RSS during a {n} sync (helpers incl.)", peaks_a, "MiB")
+
+
+def write_items(node: Node, n: int) -> None:
+    """``n`` records by ``node`` in its store, then the CLI's notify if its daemon runs."""
+    fill(node, n)
+    if node.proc is not None:
+        notify_daemon(node.home)
+
+
+def catch_up(root: Path, runs: int) -> None:
+    """Items written while one side was down reach the other after its restart."""
+    a, b = make_group(root / "catchup", 2)
+    dialed: list[float] = []
+    dialer: list[float] = []
+    try:
+        a.start([])
+        wait(lambda: listening(a))
+        b.start([a])  # only B knows where A is
+        wait(lambda: a.peers_connected() == 1)
+        for _ in range(runs):
+            # The dialed side restarts, with no address for its peer; it wrote while down.
+            a.stop()
+            (a.home.data_dir / "peers.json").unlink(missing_ok=True)
+            write_items(a, CATCHUP_ITEMS)
+            want = count(a)
+            time.sleep(2.0)
+            started = a.start([])
+            wait(lambda want=want: count(b) >= want, 30)
+            dialed.append(time.perf_counter() - started)
+            wait(lambda: b.peers_connected() == 1)
+            # The dialing side restarts; the other side wrote while it was down.
+            b.stop()
+            write_items(a, CATCHUP_ITEMS)
+            want = count(a)
+            time.sleep(2.0)
+            started = b.start([a])
+            wait(lambda want=want: count(b) >= want, 30)
+            dialer.append(time.perf_counter() - started)
+            wait(lambda: a.peers_connected() == 1)
+    finally:
+        a.stop()
+        b.stop()
+    record(f"catch-up of {CATCHUP_ITEMS} items, dialed side restarted (process start to "
+           "held)", dialed, "s", None, note="includes Python start-up, ~0.5-1 s")
+    record(f"catch-up of {CATCHUP_ITEMS} items, dialing side restarted (process start to "
+           "held)", dialer, "s", None, note="includes Python start-up")
+    reconnect(root, runs)
+
+
+def reconnect(root: Path, runs: int) -> None:
+    """From a restarted daemon answering on its socket until its peer is connected."""
+    a, b = make_group(root / "reconnect", 2)
+    dialed, dialer = [], []
+    try:
+        a.start([])
+        wait(lambda: listening(a))
+        b.start([a])
+        wait(lambda: a.peers_connected() == 1)
+        for _ in range(runs):
+            a.stop()
+            (a.home.data_dir / "peers.json").unlink(missing_ok=True)
+            time.sleep(3.0)
+            a.start([])
+            wait(lambda: listening(a))
+            t = time.perf_counter()
+            wait(lambda: a.peers_connected() == 1)
+            dialed.append(time.perf_counter() - t)
+            b.stop()
+            time.sleep(3.0)
+            b.start([a])
+            wait(lambda: listening(b))
+            t = time.perf_counter()
+            wait(lambda: b.peers_connected() == 1)
+            dialer.append(time.perf_counter() - t)
+    finally:
+        a.stop()
+        b.stop()
+    record("reconnect after the dialed side restarts (listening to connected)", dialed, "s",
+           RECONNECT_TARGET_S)
+    record("reconnect after the dialing side restarts (listening to connected)", dialer, "s",
+           RECONNECT_TARGET_S)
+
+
+def idle(root: Path, items: int, window: float, windows: int) -> None:
+    """A daemon with two connected peers and ``items`` records, doing nothing."""
+    a, b, c = make_group(root / "idle", 3)
+    try:
+        fill(a, items)
+        a.start([])
+        wait(lambda: listening(a))
+        b.start([a])
+        c.start([a])
+        want = count(a)
+        wait(lambda: a.peers_connected() == 2 and count(b) >= want and count(c) >= want, 120)
+        time.sleep(5.0)  # let the initial sessions and helpers settle
+        assert a.proc is not None
+        per_min, rss = [], []
+        for _ in range(windows):
+            before = cpu_ns(a.proc.pid)
+            time.sleep(window)
+            per_min.append((cpu_ns(a.proc.pid) - before) / 1e6 * 60 / window)
+            rss.append(rss_mib(a.proc.pid))
+    finally:
+        for node in (a, b, c):
+            node.stop()
+    record(f"idle CPU, 2 peers connected, {items} records ({window:.0f} s windows)", per_min,
+           "ms/min", IDLE_TARGET_MS_PER_MIN)
+    record(f"idle RSS, 2 peers connected, {items} records", rss, "MiB", STEADY_TARGET_MIB)
+
+
+def main() -> None:
+    full = full_set()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        default=[10_000, 100_000] if full else [10_000])
+    parser.add_argument("--runs", type=int, default=3, help="initial syncs per size")
+    parser.add_argument("--catchups", type=int, default=5 if full else 3)
+    parser.add_argument("--idle-window", type=float, default=60.0 if full else 15.0)
+    parser.add_argument("--idle-windows", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    root = Path(tempfile.mkdtemp(prefix="wifisync-bench-"))
+    try:
+        for n in args.sizes:
+            initial_sync(root, n, args.runs if n <= 10_000 else max(1, args.runs - 1))
+        catch_up(root, args.catchups)
+        idle(root, 10_000, args.idle_window, args.idle_windows)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
