@@ -109,6 +109,22 @@ def test_a_certificate_that_is_not_a_members_gets_no_http_response(
     assert a.proc is not None and a.proc.poll() is None
 
 
+def test_refused_certificates_are_logged_once_per_window_not_per_attempt(
+        devices: Callable[..., list[Device]], tmp_path: Path) -> None:
+    (a,) = devices(1)
+    a.start()
+    stranger = tmp_path / "stranger"
+    DeviceIdentity.generate().save(stranger)
+    for _ in range(5):
+        assert _raw_request(a.port, _context_with(stranger, _server_pem(a)), "/sync",
+                            _member_name(a)) == b""
+    wait_for(lambda: "refused a certificate" in a.log(), 5, "the refusal in the log")
+    time.sleep(0.3)  # any further line would have been written by now
+    lines = [ln for ln in a.log().splitlines() if "refused a certificate" in ln]
+    assert len(lines) == 1, lines
+    assert "127.0.0.1" in lines[0]
+
+
 def test_a_client_without_certificate_reaches_nothing_without_a_pairing_window(
         devices: Callable[..., list[Device]]) -> None:
     (a,) = devices(1)

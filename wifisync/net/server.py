@@ -194,6 +194,11 @@ class PeerListener:
             transport.abort()
             gated.wasted = isinstance(exc, TimeoutError)
             gated.finish()
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                # a revoked or never-paired device that keeps trying: the repeat limiter of
+                # the daemon's log lets one such line through per source and window
+                log.warning("refused a certificate that is not a current member's from %s "
+                            "(a revoked or never paired device)", source)
             return
         except BaseException:
             transport.abort()
