@@ -21,7 +21,7 @@ from .errors import (
     UsageError,
 )
 from .identity import DeviceIdentity
-from .items import ITEM_TYPES, ItemState, merge_states
+from .items import ATTACHMENT_PREFIX, ITEM_TYPES, AttachmentRef, ItemState, merge_states
 from .membership import META_VAULT_ID as META_VAULT_ID  # the meta key callers read
 from .membership import members, new_vault_id
 from .records import (
@@ -39,6 +39,7 @@ from .store import RecordStore
 
 PARALLEL_CHECK_MIN = 256  # records per thread below which splitting costs more than it saves
 VERIFY_CHUNK = 2000  # records loaded at a time by verify_all
+VERIFY_BYTES = 2 * 1024 * 1024  # and at most this much of them (attachment chunks are large)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +318,12 @@ class Vault:
             change[f"field:{name}"] = None
         self._write_item(item, change)
 
+    def edit_attachments(self, item: bytes, refs: Mapping[str, AttachmentRef | None]) -> None:
+        """Attach files (their stored chunks' reference) or detach them (``None``) by name."""
+        self.get(item)
+        self._write_item(item, {ATTACHMENT_PREFIX + name: None if ref is None else ref.to_value()
+                                for name, ref in refs.items()})
+
     def delete(self, item: bytes) -> None:
         """Delete an item (a tombstone that dominates every held version)."""
         self.get(item)
@@ -362,14 +369,26 @@ class Vault:
         """Check every record in the store as if never seen: author a member, signature
         (marks ignored) and, for item versions, the authenticated payload; returns how many."""
         full = SignatureCheck(self.store)  # no mark key: every signature is verified
-        ids = list(self.store.record_ids())
-        for start in range(0, len(ids), VERIFY_CHUNK):
-            records = [self.store.get_record(rid) for rid in ids[start:start + VERIFY_CHUNK]]
-            present = [r for r in records if r is not None]  # one purged meanwhile
+
+        def check(present: list[Record]) -> None:
             full.check_all(present)
             for r in present:
                 if r.header.kind == Kind.ITEM and not r.header.deleted:
                     self._state(r)
+
+        ids = list(self.store.record_ids())
+        group: list[Record] = []
+        size = 0
+        for rid in ids:
+            r = self.store.get_record(rid)
+            if r is None:  # one purged meanwhile
+                continue
+            group.append(r)
+            size += len(r.encoded)
+            if len(group) >= VERIFY_CHUNK or size >= VERIFY_BYTES:
+                check(group)
+                group, size = [], 0
+        check(group)
         return len(ids)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ..chunks import chunk_record_ok
 from ..errors import IntegrityError
 from ..identity import public_key_of_certificate, verify_signature
 from ..membership import Member, members
@@ -149,6 +150,8 @@ def _body_ok(record: Record) -> bool:
         if h.kind == Kind.VAULT_KEY:
             WrappedVaultKey.decode(record.body)
             return h.item == VAULT_KEY_ITEM
+        if h.kind == Kind.CHUNK:
+            return chunk_record_ok(record) and h.item != VAULT_KEY_ITEM
     except IntegrityError:
         return False
     return h.item != VAULT_KEY_ITEM
@@ -298,7 +301,7 @@ class Replica:
             ordered = sorted(records, key=lambda r: r.header.kind != Kind.MEMBER)
             for r in ordered:
                 key = keys.get(r.header.author)
-                if r.header.kind == Kind.ITEM or r.header.vault != self.vault_id \
+                if r.header.kind in (Kind.ITEM, Kind.CHUNK) or r.header.vault != self.vault_id \
                         or not _body_ok(r) or key is None or not _signature_ok(r, key):
                     result.refused += 1
                     continue
