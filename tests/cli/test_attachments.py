@@ -126,3 +126,11 @@ def test_the_size_limit_is_a_config_key_with_a_clear_error(initialised_cli: Cli,
     assert "attachment_max_mib" in line
     assert json.loads(cli.ok("attachments", item, "--json")) == []
     assert "No such file" in cli.fails("attach", item, str(tmp_path / "missing.bin"))
+
+
+def test_get_options_of_fields_and_of_attachments_do_not_mix(initialised_cli: Cli,
+                                                              item: str) -> None:
+    cli = initialised_cli
+    assert "--clip copies a field" in cli.fails("get", item, "--attachment", "a", "--clip",
+                                                code=2)
+    assert "go with --attachment" in cli.fails("get", item, "-o", "x", code=2)
