@@ -20,6 +20,8 @@ KNOWN_DERIVATIONS = {
     "pairing-transfer": "09ac3fb6a99085f19c9410d4b55d28317eabd2e47109e6a71e7d08e9a3e2c8a4",
     "mdns-tag": "35bd1006972f49516410e363b015b73e7e10dab12b98ee5e3c06e24557d7ba9c",
     "tls-server-name": "3e90c4a3325f4a334936fafbd12e567bd137fc2d24959f75ef0c38177c9400ce",
+    "attachment-id": "94667d3ca25df4bed8ccb9aa35b68e4413f850498110e1dd2eecd2bbd6dfedc9",
+    "attachment-chunk": "7251c2a428096da728d3dce0b4de3cbb09bbcb6f884cf4d772291abfd98f1c2c",
 }
 
 FAST_KDF = crypto.KdfParams(salt=bytes(16), opslimit=1, memlimit=8192)

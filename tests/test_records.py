@@ -130,7 +130,7 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("fmt", 2), ("fmt", 0), ("fmt", "1"),
     ("vault", b"V" * 15), ("vault", b"V" * 17), ("vault", "V" * 16), ("vault", None),
     ("item", b"I" * 15), ("item", b"I" * 17), ("item", 16),
-    ("kind", 0), ("kind", 4), ("kind", "item"), ("kind", True), ("kind", 1.0),
+    ("kind", 0), ("kind", 5), ("kind", "item"), ("kind", True), ("kind", 1.0),
     ("author", b"\x02" * 31), ("author", b"\x02" * 33), ("author", "a" * 32),
     ("seq", 0), ("seq", -1), ("seq", True), ("seq", 3.0), ("seq", "3"), ("seq", 2**63),
     ("time", -1), ("time", 1.5), ("time", None), ("time", False), ("time", 2**64 - 1),

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from .chunks import chunk_record_ok
 from .clock import hlc_wall_ms
 from .errors import IntegrityError
 from .membership import MembershipView, view_of
@@ -55,6 +56,8 @@ def body_ok(record: Record) -> bool:
         if h.kind == Kind.VAULT_KEY:
             WrappedVaultKey.decode(record.body)
             return h.item == VAULT_KEY_ITEM
+        if h.kind == Kind.CHUNK:
+            return chunk_record_ok(record) and h.item != VAULT_KEY_ITEM
     except (IntegrityError, ValueError):
         return False
     return h.item != VAULT_KEY_ITEM

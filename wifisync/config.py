@@ -139,13 +139,19 @@ class DeviceConfig:
 @dataclass(frozen=True, slots=True)
 class VaultConfig:
     """Argon2id cost for wrapping the vault key (used at init and passwd); the brake on
-    mass deletion."""
+    mass deletion; the largest attachment."""
 
     kdf_opslimit: int = _key(_int_at_least(MIN_KDF_OPSLIMIT), 3)
     kdf_memlimit_mib: int = _key(_int_at_least(MIN_KDF_MEMLIMIT_MIB), 64)
     delete_brake_share: float = _key(_share, 0.2)
     delete_brake_items: int = _key(_int_at_least(1), 10)
     delete_brake_window: float = _key(_positive_float, 60.0)
+    attachment_max_mib: int = _key(_int_at_least(1), 64)
+
+    @property
+    def attachment_max_bytes(self) -> int:
+        """Largest attachment this device attaches or imports, in bytes."""
+        return self.attachment_max_mib * 1024 * 1024
 
     @property
     def kdf_memlimit(self) -> int:

@@ -30,7 +30,10 @@ ITEM_ID_BYTES = 16
 DEVICE_ID_BYTES = 32
 RECORD_ID_BYTES = 32
 SIGNATURE_BYTES = 64
-MAX_RECORD_BYTES = 256 * 1024
+CHUNK_BYTES = 256 * 1024  # plaintext of one attachment chunk, at most
+# A chunk record is its header (one version-vector entry), 256 KiB of plaintext and the
+# AEAD's nonce and tag: the slack keeps a full chunk within the limit.
+MAX_RECORD_BYTES = CHUNK_BYTES + 4 * 1024
 MAX_VECTOR_ENTRIES = 1024
 SIGNING_CONTEXT = b"wifisync/v1/record\x00"
 
@@ -41,6 +44,7 @@ class Kind(enum.IntEnum):
     ITEM = 1
     MEMBER = 2
     VAULT_KEY = 3
+    CHUNK = 4  # one encrypted piece of an attachment (wifisync.chunks)
 
 
 _KINDS = {int(k): k for k in Kind}

@@ -22,7 +22,7 @@ from .errors import (
     UsageError,
 )
 from .identity import DeviceIdentity
-from .items import ITEM_TYPES, ItemState, merge_states
+from .items import ATTACHMENT_PREFIX, ITEM_TYPES, AttachmentRef, ItemState, merge_states
 from .membership import META_VAULT_ID as META_VAULT_ID  # the meta key callers read
 from .membership import MembershipView, new_vault_id, view_of
 from .records import (
@@ -40,6 +40,7 @@ from .store import RecordStore
 
 PARALLEL_CHECK_MIN = 256  # records per thread below which splitting costs more than it saves
 VERIFY_CHUNK = 2000  # records loaded at a time by verify_all
+VERIFY_BYTES = 2 * 1024 * 1024  # and at most this much of them (attachment chunks are large)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +358,12 @@ class Vault:
             change[f"field:{name}"] = None
         self._write_item(item, change)
 
+    def edit_attachments(self, item: bytes, refs: Mapping[str, AttachmentRef | None]) -> None:
+        """Attach files (their stored chunks' reference) or detach them (``None``) by name."""
+        self.get(item)
+        self._write_item(item, {ATTACHMENT_PREFIX + name: None if ref is None else ref.to_value()
+                                for name, ref in refs.items()})
+
     def delete(self, item: bytes) -> None:
         """Delete an item (a tombstone that dominates every held version).
 
@@ -420,38 +427,48 @@ class Vault:
         inactive = {r.id for r in self.store.inactive_records()}
         ids = list(self.store.record_ids())
         failed: list[str] = []
-        for start in range(0, len(ids), VERIFY_CHUNK):
-            present: list[Record] = []
-            for rid in ids[start:start + VERIFY_CHUNK]:
-                try:
-                    record = self.store.get_record(rid)
-                except IntegrityError as exc:
-                    failed.append(str(exc))
-                    continue
-                if record is not None:
-                    present.append(record)
-            active = [r for r in present if r.id not in inactive]
+        group: list[Record] = []
+        size = 0
+        for rid in ids:
             try:
-                full.check_all(active)
-            except IntegrityError:
-                active = self._keep_good(full, active, failed)
-            for r in present:
-                if r.id in inactive:  # held but not accepted: its signature must still hold
-                    try:
-                        _verify_author(r, full.key_of(r.header.author))
-                    except IntegrityError as exc:
-                        failed.append(str(exc))
-            for r in active:
-                if r.header.kind == Kind.ITEM and not r.header.deleted:
-                    try:
-                        self._state(r)
-                    except IntegrityError as exc:
-                        failed.append(str(exc))
+                record = self.store.get_record(rid)
+            except IntegrityError as exc:
+                failed.append(str(exc))
+                continue
+            if record is None:  # one purged meanwhile
+                continue
+            group.append(record)
+            size += len(record.encoded)
+            if len(group) >= VERIFY_CHUNK or size >= VERIFY_BYTES:
+                self._verify_group(full, group, inactive, failed)
+                group, size = [], 0
+        self._verify_group(full, group, inactive, failed)
         if failed:
             more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
             raise IntegrityError(f"{len(failed)} of {len(ids)} records failed: "
                                  + "; ".join(failed[:3]) + more)
         return len(ids)
+
+    def _verify_group(self, full: SignatureCheck, present: list[Record],
+                      inactive: set[bytes], failed: list[str]) -> None:
+        """One bounded group of :meth:`verify_all`; reasons of what fails go to ``failed``."""
+        active = [r for r in present if r.id not in inactive]
+        try:
+            full.check_all(active)
+        except IntegrityError:
+            active = self._keep_good(full, active, failed)
+        for r in present:
+            if r.id in inactive:  # held but not accepted: its signature must still hold
+                try:
+                    _verify_author(r, full.key_of(r.header.author))
+                except IntegrityError as exc:
+                    failed.append(str(exc))
+        for r in active:
+            if r.header.kind == Kind.ITEM and not r.header.deleted:
+                try:
+                    self._state(r)
+                except IntegrityError as exc:
+                    failed.append(str(exc))
 
     @staticmethod
     def _keep_good(check: SignatureCheck, records: list[Record], failed: list[str]

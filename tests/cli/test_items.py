@@ -60,7 +60,7 @@ def test_show_json_has_fields_and_no_conflicts(initialised_cli: Cli) -> None:
              "--tag", "web").strip()
     shown = json.loads(c.ok("show", "Mail", "--json"))
     assert shown == {"id": a, "title": "Mail", "type": "login", "tags": ["web"],
-                     "fields": {"user": "alice", "password": "p w=x"},
+                     "fields": {"user": "alice", "password": "p w=x"}, "attachments": [],
                      "updated": shown["updated"], "conflicts": 0}
     assert ISO_UTC.match(shown["updated"])
     text = c.ok("show", a[:6])

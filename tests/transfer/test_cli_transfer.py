@@ -63,9 +63,11 @@ def test_kdbx_with_password_file_then_missing_and_wrong_password(initialised_cli
     good = tmp_path / "pw.txt"
     good.write_text(samples.KDBX_PASSWORD + "\n")
     out = cli.ok("import", str(src), "--source-password-file", str(good), "--tag", "keepass")
-    assert "kdbx: 3 imported" in out and "router.cfg" in out
+    assert "kdbx: 3 imported" in out and "attachments: 1 imported" in out
+    assert "router.cfg" not in out  # kept, so not listed as a problem
     shown = json.loads(cli.ok("show", "Home Router", "--json"))
     assert shown["fields"]["PIN"] == "1234" and "keepass" in shown["tags"]
+    assert [a["name"] for a in shown["attachments"]] == ["router.cfg"]
 
 
 def test_undetectable_and_missing_files(initialised_cli: Cli, tmp_path: Path) -> None:

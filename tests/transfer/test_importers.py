@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -150,7 +151,7 @@ def test_bitwarden_encrypted_export_is_refused_with_the_way_out() -> None:
         importers.parse(json.dumps(doc).encode())
 
 
-def test_bitwarden_zip_reads_data_json_and_reports_attachments() -> None:
+def test_bitwarden_zip_reads_data_json_and_its_attachments() -> None:
     import io
     import zipfile
 
@@ -158,9 +159,27 @@ def test_bitwarden_zip_reads_data_json_and_reports_attachments() -> None:
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("data.json", json.dumps(samples.BITWARDEN_JSON))
         z.writestr("attachments/i1/photo.jpg", b"\xff\xd8")
+        z.writestr("attachments/i1/a/b.txt", b"nested: not a Bitwarden attachment path")
     r = importers.parse(buf.getvalue())
-    assert r.format == "bitwarden-json" and len(r.items) == 4
-    assert "attachment" in r.problems[0].reason
+    assert r.format == "bitwarden-json" and len(r.items) == 4 and not r.problems
+    router = by_title(r.items)["Home Router"]
+    assert [(f.name, f.open().read()) for f in router.attachments] == [("photo.jpg", b"\xff\xd8")]
+    assert sum(len(i.attachments) for i in r.items) == 1
+
+
+def test_bitwarden_json_reads_attachments_from_the_folder_beside_it(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(samples.BITWARDEN_JSON))
+    doc["items"][0]["attachments"] = [{"id": "a1", "fileName": "scan.pdf", "size": "4"},
+                                      {"id": "a2", "fileName": "gone.txt", "size": "1"}]
+    export = tmp_path / "bitwarden_export.json"
+    export.write_text(json.dumps(doc))
+    (tmp_path / "attachments" / "i1").mkdir(parents=True)
+    (tmp_path / "attachments" / "i1" / "scan.pdf").write_bytes(b"%PDF")
+    r = importers.parse(export.read_bytes(), path=export)
+    router = by_title(r.items)["Home Router"]
+    assert [(f.name, f.open().read()) for f in router.attachments] == [("scan.pdf", b"%PDF")]
+    [problem] = r.problems  # one listed file is not in the folder: said, not silently dropped
+    assert "1 attachment(s) listed but not found" in problem.reason
 
 
 def test_bitwarden_csv_uris_fields_and_notes() -> None:
@@ -195,8 +214,13 @@ def test_onepassword_csv() -> None:
 
 
 def test_1pux_items_sections_vault_tags_and_attachments() -> None:
-    data = samples.onepux([samples.ONEPUX_ITEM, samples.ONEPUX_CARD, 42],
-                          files={"doc1__scan.pdf": b"%PDF"})
+    document = {"uuid": "d1", "categoryUuid": "006", "overview": {"title": "Passport scan"},
+                "details": {"documentAttributes": {"fileName": "scan.pdf", "documentId": "doc1"},
+                            "sections": [{"fields": [{"title": "Back", "id": "b", "value": {
+                                "file": {"fileName": "back.png", "documentId": "doc2"}}}]}]}}
+    data = samples.onepux([samples.ONEPUX_ITEM, samples.ONEPUX_CARD, 42, document],
+                          files={"doc1__scan.pdf": b"%PDF", "doc2__back.png": b"\x89PNG",
+                                 "doc9__orphan.txt": b"?"})
     r = importers.parse(data)
     assert r.format == "1pux"
     items = by_title(r.items)
@@ -213,7 +237,10 @@ def test_1pux_items_sections_vault_tags_and_attachments() -> None:
     assert card.type == "card" and "archived" in card.tags
     assert card.values == {"number": "4111111111111111", "expiry": "09/2029", "code": "321",
                            "cardholder": "Ada Lovelace"}
-    assert [p.position for p in r.problems] == ["files/", "item 3"]
+    scan = items["Passport scan"]
+    assert [(f.name, f.open().read()) for f in scan.attachments] == [
+        ("scan.pdf", b"%PDF"), ("back.png", b"\x89PNG")]
+    assert [p.position for p in r.problems] == ["item 3", "files/"]  # the orphan is said
 
 
 # --- KeePass ------------------------------------------------------------------------------
@@ -235,7 +262,9 @@ def test_kdbx_groups_custom_protected_fields_references_and_recycle_bin(kdbx_byt
     alias = items["Router alias"]
     assert (alias.values["username"], alias.values["password"]) == ("admin", "s3cret")
     assert items["Door codes"].type == "note"
-    assert any("router.cfg" in p.reason for p in r.problems)
+    assert [(f.name, f.open().read()) for f in router.attachments] == [
+        ("router.cfg", b"config-backup")]
+    assert not any("router.cfg" in p.reason for p in r.problems)
 
 
 def test_kdbx_wrong_or_missing_password(kdbx_bytes: bytes) -> None:

@@ -144,6 +144,14 @@ def unlock_state(runtime_dir: Any) -> dict[str, Any]:
 
 def cmd_get(args: argparse.Namespace) -> int:
     """One field's value alone (the vault locked, or the agent could not answer)."""
+    if args.attachment is not None:
+        from .commands_attachments import cmd_get_attachment
+
+        if args.clip:
+            raise UsageError("--clip copies a field; an attachment goes to stdout or -o FILE")
+        return cmd_get_attachment(args)
+    if args.output is not None or args.force:
+        raise UsageError("-o and --force go with --attachment NAME")
     with unlocked(args) as (_ctx, vault):
         view = vault.get(vault.resolve(args.item))
     value = field_value(view.state.title, view.state.values, args.field)

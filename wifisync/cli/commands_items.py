@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from .. import deletebrake
+from ..attachments import Attachment, of_state
 from ..config import MAX_DEVICE_NAME, load_config
 from ..crypto import KdfParams
 from ..deviceid import format_device_id, short_device_id
@@ -154,7 +155,26 @@ def _state_lines(state: ItemState, indent: str = "", reveal: bool = True) -> lis
             text = HIDDEN_MASK if name in hidden else value
             # Continuation lines of a multi-line value line up under its first line.
             lines.append(head + text.replace("\n", "\n" + " " * len(head)))
+    files = of_state(state)
+    if files:
+        lines.append(f"{indent}attachments:")
+        lines += [f"{indent}  {a.name}  ({size_text(a.ref.size)})" for a in files]
     return lines
+
+
+def size_text(n: int) -> str:
+    """A byte count as people read it: 512 B, 1.5 KiB, 20.0 MiB."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def attachment_json(a: Attachment) -> dict[str, Any]:
+    """One attachment as JSON output shows it."""
+    return {"name": a.name, "size": a.ref.size, "sha256": a.ref.sha256.hex(),
+            "added": iso_time(a.added)}
 
 
 def _fields_with_secrets(args: argparse.Namespace) -> dict[str, str]:
@@ -246,8 +266,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Show one item with its field values."""
     with unlocked(args) as (_ctx, vault):
         view = vault.get(vault.resolve(args.item))
+    files = of_state(view.state)
     if args.json:
         print_json({**summarise(view).public(), "fields": view.state.values,
+                    "attachments": [attachment_json(a) for a in files],
                      "conflicts": view.conflicts})
         return 0
     print(f"id:      {view.id_text}")
@@ -307,7 +329,8 @@ def _version(record: Record, state: ItemState | None, names: dict[bytes, str]
         "seq": h.seq, "deleted": h.deleted,
     }
     if state is not None:
-        entry.update(title=state.title, type=state.type, tags=state.tags, fields=state.values)
+        entry.update(title=state.title, type=state.type, tags=state.tags, fields=state.values,
+                     attachments=[attachment_json(a) for a in of_state(state)])
     return entry
 
 

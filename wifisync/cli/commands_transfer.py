@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, WifisyncError
 from ..lookup import plural
 from ..transfer import importers
-from ..transfer.backup import make_backup, restore_backup
-from ..transfer.export import EXPORT_FORMATS, export
-from ..transfer.files import read_input, refuse_existing, write_private
+from ..transfer.backup import restore_backup, write_backup
+from ..transfer.export import EXPORT_FORMATS, export, export_files, files_folder
+from ..transfer.files import read_input, refuse_existing, write_private, write_private_with
 from ..transfer.importing import import_items
 from ..transfer.model import SourcePasswordError
 from .common import PasswordSource, after_write, locate_home, unlocked
@@ -81,11 +81,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     data = read_input(args.file)
     module = importers.importer(args.format, data)
     source_password = _source_password(args, needed=module.FORMAT == "kdbx")
-    parsed = importers.parse(data, module.FORMAT, source_password)
+    parsed = importers.parse(data, module.FORMAT, source_password, path=args.file)
     with unlocked(args) as (ctx, vault):
         progress = _progress if sys.stderr.isatty() and len(parsed.items) > 200 else None
-        summary = import_items(vault, parsed, module.FAMILY, args.tag, args.dry_run, progress)
-        if not args.dry_run and (summary.total("imported") or summary.total("updated")):
+        summary = import_items(vault, parsed, module.FAMILY, args.tag, args.dry_run, progress,
+                               ctx.config.vault.attachment_max_bytes)
+        if not args.dry_run and (summary.total("imported") or summary.total("updated")
+                                 or summary.attachments["imported"]):
             after_write(ctx.home)
     print("\n".join(summary.lines()))
     return 1 if parsed.problems and not parsed.items else 0
@@ -99,18 +101,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     to_stdout = str(args.file) == "-"
     if not to_stdout:
         refuse_existing(args.file, args.force)
+    folder = None if to_stdout else files_folder(args.file)
     with unlocked(args) as (_ctx, vault):
-        data = export(vault, args.format)
+        data = export(vault, args.format, None if folder is None else folder.name)
         count = len(vault.items())
-    if to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        sys.stderr.write(f"{plural(count, 'item')} exported ({args.format})\n")
-        return _report_unreadable(vault.unreadable)
-    write_private(args.file, data, overwrite=args.force)
+        if to_stdout:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            sys.stderr.write(f"{plural(count, 'item')} exported ({args.format}); "
+                             "attachments go beside an export to a file\n")
+            return _report_unreadable(vault.unreadable)
+        assert folder is not None
+        write_private(args.file, data, overwrite=args.force)
+        files = export_files(vault, folder, overwrite=args.force)
     sys.stderr.write(f"wifisync: warning: {args.file} holds every password in plain text; "
                      "delete it when you are done\n")
-    print(f"{plural(count, 'item')} exported to {args.file} ({args.format})")
+    print(f"{plural(count, 'item')} exported to {args.file} ({args.format})"
+          + (f", {plural(files, 'attachment')} to {folder}/" if files else ""))
     return _report_unreadable(vault.unreadable)
 
 
@@ -126,19 +133,23 @@ def _report_unreadable(unreadable: list[bytes]) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     """An encrypted backup: only the master password opens it again."""
     refuse_existing(args.file, args.force)
+    counted: list[int] = []
     with unlocked(args) as (_ctx, vault):
-        data = make_backup(vault)
-        count = vault.store.count_records()
-    write_private(args.file, data, overwrite=args.force)
-    print(f"backup of {plural(count, 'record')} written to {args.file}")
+        write_private_with(args.file, lambda out: counted.append(write_backup(vault, out)),
+                           overwrite=args.force)
+    print(f"backup of {plural(counted[0], 'record')} written to {args.file}")
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore into an empty home; the device becomes the member it was."""
     home = locate_home(args)
-    data = read_input(args.file)
-    restored = restore_backup(data, home, PasswordSource(args).current())
+    try:
+        source = args.file.open("rb")
+    except OSError as exc:
+        raise WifisyncError(f"cannot read {args.file}: {exc.strerror}") from exc
+    with source:
+        restored = restore_backup(source, home, PasswordSource(args).current())
     print(restored.identity.device_id_text)
     sys.stderr.write(f"restored {plural(restored.items, 'item')} "
                      f"({plural(restored.records, 'record')}) into "

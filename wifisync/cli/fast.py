@@ -20,7 +20,7 @@ DEFAULT_CLEAR_S = 45
 
 
 def add_get_arguments(p: argparse.ArgumentParser) -> None:
-    """``get ITEM [--field NAME] [--clip [--clear SECONDS]]``."""
+    """``get ITEM [--field NAME] [--clip [--clear SECONDS]] | [--attachment NAME [-o FILE]]``."""
     p.add_argument("item", metavar="ITEM", help="ID, unique ID prefix, or title (any case)")
     p.add_argument("--field", default="password", metavar="NAME",
                    help="the field to print (default: password)")
@@ -29,6 +29,13 @@ def add_get_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clear", type=_seconds, default=DEFAULT_CLEAR_S, metavar="SECONDS",
                    help=f"with --clip: empty the clipboard after SECONDS if it still holds "
                    f"the value (default {DEFAULT_CLEAR_S}; 0 = never)")
+    # ``get ITEM --attachment NAME [-o FILE [--force]]`` (cli/commands_attachments.py)
+    p.add_argument("--attachment", metavar="NAME",
+                   help="write this attachment (bytes, checked whole) instead of a field")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="with --attachment: write to FILE instead of standard output")
+    p.add_argument("--force", action="store_true",
+                   help="with -o: overwrite FILE if it exists")
 
 
 def add_list_arguments(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ def command_modules() -> list[ModuleType]:
     does not pay for them.
     """
     from . import (
+        commands_attachments,
         commands_daemon,
         commands_deletes,
         commands_everyday,
@@ -33,8 +34,8 @@ def command_modules() -> list[ModuleType]:
         commands_transfer,
     )
 
-    return [commands_items, commands_everyday, commands_transfer, commands_daemon,
-            commands_pairing, commands_service, commands_deletes]
+    return [commands_items, commands_everyday, commands_attachments, commands_transfer,
+            commands_daemon, commands_pairing, commands_service, commands_deletes]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,12 +19,13 @@ NOTIFY_PATH = "/notify"
 STATUS_PATH = "/status"
 
 
-def control_app(notify: Callable[[], Awaitable[int]],
+def control_app(notify: Callable[[bool], Awaitable[int]],
                 status: Callable[[], Awaitable[dict[str, Any]]]) -> web.Application:
     """The control endpoints; the daemon supplies what they do."""
 
-    async def handle_notify(_request: web.Request) -> web.Response:
-        pushed = await notify()
+    async def handle_notify(request: web.Request) -> web.Response:
+        # ?wait=0: the CLI goes on writing (an attachment) while the daemon sends
+        pushed = await notify(request.query.get("wait") != "0")
         return web.json_response({"pushed": pushed})
 
     async def handle_status(_request: web.Request) -> web.Response:

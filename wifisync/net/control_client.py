@@ -80,10 +80,14 @@ def _dechunk(data: bytes) -> bytes:
     return bytes(out)
 
 
-def notify_daemon(home: Home) -> bool:
-    """Tell this home's daemon that new local records were committed; False when none runs."""
+def notify_daemon(home: Home, wait: bool = True) -> bool:
+    """Tell this home's daemon that new local records were committed; False when none runs.
+
+    Without ``wait`` the daemon answers at once and sends in the background.
+    """
+    path = "/notify" if wait else "/notify?wait=0"
     try:
-        answer = control_request(home, "POST", "/notify", timeout=NOTIFY_TIMEOUT)
+        answer = control_request(home, "POST", path, timeout=NOTIFY_TIMEOUT)
     except DaemonError:
         return False
     return answer is not None and answer[0] == 200

@@ -61,6 +61,8 @@ log = logging.getLogger("wifisync.daemon")
 LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
 CLOCK_HEADER = "Wifisync-Time"  # each side's wall clock at the handshake: `doctor` shows skew
 PUSH_CHUNK = 500  # local records read per store call when the CLI notifies
+PUSH_BYTES = 1024 * 1024  # and at most this much of them
+NOTIFY_WAIT = 1.0  # seconds a notify waits for the push it asked for (it goes on after)
 MAX_FOUND_SHOWN = 64  # addresses mDNS showed, kept for `status` and `doctor`
 WANTED_OPEN_FILES = 8192  # members, strangers within their caps, store, helpers, the CLI
 # How each way a link ends is logged: a duplicate is routine, a timeout is worth a look.
@@ -165,6 +167,9 @@ class Daemon:
         self.port = 0
         self._stop = asyncio.Event()
         self._local_seq = 0
+        self._push_wake = asyncio.Event()
+        self._push_progress = asyncio.Condition()
+        self._push_asked = self._push_done = self._pushed = 0
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self.pairing: PairingService | None = None
         self.discovery: DiscoveryManager | None = None
@@ -251,6 +256,7 @@ class Daemon:
         self._cleanups.append(self._closer(server))
         control_runner = await serve_control(control, self.home.control_socket)
         self._cleanups.append(control_runner.cleanup)
+        self._spawn(self._pusher, "pusher")
         log.info("device %s listening on %s, vault %s, %d member(s)",
                  short_device_id(self.self_id), format_address(host, self.port),
                  self.vault_id.hex()[:8], len(self.members))
@@ -521,26 +527,52 @@ class Daemon:
                             burst, self.delete_watch.rule.window)
 
     def _push_local(self) -> int:
-        """Push this device's records committed since the last notify (on the worker)."""
-        total = 0
-        membership = False
-        while True:
-            records = self.store.records_after(self.self_id, self._local_seq, PUSH_CHUNK)
-            if not records:
-                break
-            self._local_seq = records[-1].header.seq
-            for link in list(self.peers.links.values()):
-                link.push_threadsafe(records)
-            total += len(records)
-            membership = membership or any(r.header.kind == Kind.MEMBER for r in records)
-        if membership:
+        """Push the next slice of this device's records not pushed yet (on the worker)."""
+        records = self.store.records_after(self.self_id, self._local_seq, PUSH_CHUNK,
+                                           PUSH_BYTES)
+        if not records:
+            return 0
+        self._local_seq = records[-1].header.seq
+        for link in list(self.peers.links.values()):
+            link.push_threadsafe(records)
+        if any(r.header.kind == Kind.MEMBER for r in records):
             self._membership_threadsafe()
-        return total
+        return len(records)
+
+    async def _pusher(self) -> None:
+        """Push local records when the CLI notifies: a slice, then wait for the links to drain.
+
+        Attachments come as many 256 KiB records; waiting for the links keeps what is
+        queued for sending to a few MiB however much the CLI just committed.
+        """
+        while True:
+            await self._push_wake.wait()
+            self._push_wake.clear()
+            asked = self._push_asked
+            try:
+                while n := await self.worker.run(self._push_local):
+                    self._pushed += n
+                    for link in list(self.peers.links.values()):
+                        await link.drained()
+            except Exception:
+                log.exception("pushing local records failed")
+            self._push_done = asked
+            async with self._push_progress:
+                self._push_progress.notify_all()
 
     # --- control socket -------------------------------------------------------------------
 
-    async def _notify(self) -> int:
-        return await self.worker.run(self._push_local)
+    async def _notify(self, wait: bool = True) -> int:
+        """Wake the pusher; with ``wait``, return once it sent what is committed by now."""
+        self._push_asked += 1
+        asked, before = self._push_asked, self._pushed
+        self._push_wake.set()
+        if not wait:
+            return 0
+        with contextlib.suppress(TimeoutError):  # a stalled link must not hold the caller
+            async with asyncio.timeout(NOTIFY_WAIT), self._push_progress:
+                await self._push_progress.wait_for(lambda: self._push_done >= asked)
+        return self._pushed - before
 
     async def _on_joined(self, record: Record) -> None:
         """Pairing wrote a new MEMBER record: push it and trust the new device."""

@@ -12,6 +12,7 @@ import contextlib
 import enum
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +30,10 @@ log = logging.getLogger("wifisync.daemon")
 
 WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 LIVE_LOG_DELAY = 1.0  # records pushed live are logged as one line per burst
+DRAINED_BYTES = 1024 * 1024  # queued frames below which a local push may go on
+BACKLOG_BYTES = 2 * 1024 * 1024  # queued frames above which relayed records wait as IDs
+BACKLOG_SLICE_BYTES = 1024 * 1024  # held-back records pushed at a time: this many bytes
+PUSH_RECORDS = 500  # or this many records
 
 
 class CloseCode(enum.IntEnum):
@@ -54,6 +59,7 @@ class Hub(Protocol):
     """What a link needs from the daemon that owns it."""
 
     worker: Any
+    store: Any
     ping_interval: float
     peer_timeout: float
 
@@ -100,6 +106,13 @@ class Link:
         self._timer: asyncio.TimerHandle | None = None
         self._end: LinkEnd | None = None
         self._busy = asyncio.Lock()  # held while a frame is being applied
+        self._queued_bytes = 0  # frames handed to the writer and not yet sent
+        self._drained = asyncio.Event()
+        self._drained.set()
+        # IDs of records held back while too much waited to be sent (a slow peer behind a
+        # relay): read again from the store and pushed once the outbox drained.
+        self._backlog: deque[tuple[bytes, int]] = deque()  # (record ID, size)
+        self._refill: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -111,7 +124,7 @@ class Link:
     def send_threadsafe(self, frames: list[bytes]) -> None:
         """Queue frames from the worker; the loop sends them in the order they were made."""
         if frames:
-            self._loop.call_soon_threadsafe(self._outbox.put_nowait, frames)
+            self._loop.call_soon_threadsafe(self._enqueue, frames)
 
     def _start(self) -> None:
         self.session = self.hub.new_session(self.peer_id)
@@ -136,10 +149,42 @@ class Link:
         self._timer_threadsafe()
 
     def push_threadsafe(self, records: list[Any]) -> None:
-        """Offer new records to this peer (called on the worker)."""
+        """Offer new records to this peer (called on the worker).
+
+        While more than ``BACKLOG_BYTES`` wait to be sent, only the records' IDs are kept:
+        a relay then holds a few MiB for a slow peer, not every attachment passing through.
+        """
+        if self.session is not None and records and self._end is None:
+            if self._backlog or self._queued_bytes > BACKLOG_BYTES:
+                self._backlog.extend((r.id, len(r.encoded)) for r in records)
+                self._loop.call_soon_threadsafe(self._maybe_refill)
+                return
+            self.send_threadsafe(self.session.push(records, time.monotonic()))
+            self._timer_threadsafe()
+
+    def _push_backlog(self, ids: list[bytes]) -> None:
+        """On the worker: push held-back records, read again from the store."""
+        records = [r for rid in ids if (r := self.hub.store.get_record(rid)) is not None]
         if self.session is not None and records and self._end is None:
             self.send_threadsafe(self.session.push(records, time.monotonic()))
             self._timer_threadsafe()
+
+    def _maybe_refill(self) -> None:
+        """On the loop: once the outbox drained, push the next slice of the backlog."""
+        if (self._backlog and self._refill is None and self._end is None
+                and self._queued_bytes <= DRAINED_BYTES):
+            ids: list[bytes] = []
+            size = 0
+            while self._backlog and size < BACKLOG_SLICE_BYTES and len(ids) < PUSH_RECORDS:
+                rid, n = self._backlog.popleft()
+                ids.append(rid)
+                size += n
+            self._refill = self._loop.create_task(self._guarded(self._push_backlog, ids))
+            self._refill.add_done_callback(self._refilled)
+
+    def _refilled(self, _task: asyncio.Task[None]) -> None:
+        self._refill = None
+        self._maybe_refill()
 
     def _timer_threadsafe(self) -> None:
         assert self.session is not None
@@ -147,6 +192,16 @@ class Link:
         self._loop.call_soon_threadsafe(self._arm_timer, deadline)
 
     # --- event loop -----------------------------------------------------------------------
+
+    def _enqueue(self, frames: list[bytes]) -> None:
+        self._queued_bytes += sum(len(f) for f in frames)
+        if self._queued_bytes > DRAINED_BYTES:
+            self._drained.clear()
+        self._outbox.put_nowait(frames)
+
+    async def drained(self) -> None:
+        """Return once at most ``DRAINED_BYTES`` wait to be sent (or the link ended)."""
+        await self._drained.wait()
 
     def _arm_timer(self, deadline: float | None) -> None:
         if self._timer is not None:
@@ -207,6 +262,7 @@ class Link:
         if self._end is None:
             self._end = LinkEnd(code, reason)
             self._outbox.put_nowait(None)
+            self._drained.set()
 
     async def _writer(self) -> None:
         while True:
@@ -215,6 +271,10 @@ class Link:
                 return
             for frame in frames:
                 await self.ws.send_bytes(frame)
+                self._queued_bytes -= len(frame)
+                if self._queued_bytes <= DRAINED_BYTES:
+                    self._drained.set()
+                    self._maybe_refill()
 
     async def _watchdog(self) -> None:
         interval = self.hub.ping_interval
@@ -238,6 +298,9 @@ class Link:
         finally:
             reader.cancel()
             watchdog.cancel()
+            self._drained.set()  # nobody waits on a link that is gone
+            if self._refill is not None:
+                self._refill.cancel()
             if self._end is None:
                 self._end = LinkEnd(int(self.ws.close_code or CloseCode.GOING_AWAY),
                                     "closed by peer")

@@ -84,8 +84,13 @@ class RecordStore(ABC):
         """Every record ever held for an item (the log of its history), oldest first."""
 
     @abstractmethod
-    def records_after(self, origin: bytes, seq: int, limit: int) -> list[Record]:
-        """Up to ``limit`` records of ``origin`` with sequence numbers above ``seq``, in order."""
+    def records_after(self, origin: bytes, seq: int, limit: int,
+                      max_bytes: int | None = None) -> list[Record]:
+        """Up to ``limit`` records of ``origin`` with sequence numbers above ``seq``, in order.
+
+        With ``max_bytes``, reading stops once the records read reach that many bytes
+        (at least one is returned): attachment chunks are 256 KiB each.
+        """
 
     @abstractmethod
     def record_ids(self) -> Iterator[bytes]:

@@ -80,14 +80,18 @@ class MemoryStore(RecordStore):
     def versions(self, item: bytes) -> list[Record]:
         return [self._records[i] for i in self._by_item.get(item, [])]
 
-    def records_after(self, origin: bytes, seq: int, limit: int) -> list[Record]:
+    def records_after(self, origin: bytes, seq: int, limit: int,
+                      max_bytes: int | None = None) -> list[Record]:
         out: list[Record] = []
         top = self.max_seq(origin)
         n = seq + 1
-        while n <= top and len(out) < limit:
+        size = 0
+        while n <= top and len(out) < limit and (max_bytes is None or not out
+                                                  or size < max_bytes):
             rid = self._by_seq.get((origin, n))
             if rid is not None:
                 out.append(self._records[rid])
+                size += len(self._records[rid].encoded)
             n += 1
         return out
 

@@ -21,6 +21,8 @@ SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 32 * 1024  # page cache per connection: the random-key indexes of a 100k vault fit
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
+LARGE_RECORD_BYTES = 32 * 1024  # records this size or more count towards releasing the cache
+RELEASE_AFTER_BYTES = 2 * 1024 * 1024
 
 # Each entry migrates from version i to i+1; a new store runs them all.
 MIGRATIONS: list[str] = [
@@ -122,6 +124,7 @@ class SqliteStore(RecordStore):
             raise StoreError(f"{path}: cannot switch the store to WAL mode")
         self._lock = threading.RLock()
         self._depth = 0
+        self._large_bytes = 0  # large records read or written since the cache was released
         self._migrate()
 
     def _migrate(self) -> None:
@@ -162,6 +165,24 @@ class SqliteStore(RecordStore):
                 raise
             self._depth = 0
             self._db.execute("COMMIT")
+            self._release()
+
+    def _note(self, size: int) -> int:
+        """Count a record read or written; returns ``size``."""
+        if size >= LARGE_RECORD_BYTES:
+            self._large_bytes += size
+        return size
+
+    def _release(self) -> None:
+        """Drop the page cache once large records went through it.
+
+        The cache is sized for the indexes of a large vault; attachment chunks would
+        otherwise fill it with pages read or written once, tens of MiB per process.
+        Inside a write transaction SQLite keeps the pages it still needs.
+        """
+        if self._large_bytes >= RELEASE_AFTER_BYTES:
+            self._large_bytes = 0
+            self._db.execute("PRAGMA shrink_memory")
 
     def _one(self, sql: str, *args: object) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
@@ -182,7 +203,11 @@ class SqliteStore(RecordStore):
 
     def get_record(self, record_id: bytes) -> Record | None:
         row = self._one("SELECT id, data FROM records WHERE id = ?", record_id)
-        return None if row is None else _load(row[0], row[1])
+        if row is None:
+            return None
+        self._note(len(row[1]))
+        self._release()
+        return _load(row[0], row[1])
 
     def has_seq(self, origin: bytes, seq: int) -> bool:
         return self._one(
@@ -190,7 +215,10 @@ class SqliteStore(RecordStore):
 
     def heads(self, item: bytes) -> list[Record]:
         rows = self._db.execute(
-            _HELD + "WHERE l.item = ? AND l.held = 1 ORDER BY r.id", (item,))
+            _HELD + "WHERE l.item = ? AND l.held = 1 ORDER BY r.id", (item,)).fetchall()
+        for row in rows:
+            self._note(len(row[3]))
+        self._release()
         return [_load(rid, data) for _item, _n, rid, data in rows]
 
     def heads_of_kind(self, kind: Kind) -> Iterator[tuple[bytes, list[Record]]]:
@@ -226,11 +254,21 @@ class SqliteStore(RecordStore):
         rows = self._db.execute(_HELD + "WHERE l.item = ? ORDER BY l.n", (item,))
         return [_load(rid, data) for _item, _n, rid, data in rows]
 
-    def records_after(self, origin: bytes, seq: int, limit: int) -> list[Record]:
+    def records_after(self, origin: bytes, seq: int, limit: int,
+                      max_bytes: int | None = None) -> list[Record]:
         rows = self._db.execute(
             "SELECT id, data FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
             (origin, seq, limit))
-        return [_load(*row) for row in rows]
+        out: list[Record] = []
+        size = 0
+        for rid, data in rows:  # the cursor fetches row by row: stop reading at the bound
+            out.append(_load(rid, data))
+            size += self._note(len(data))
+            if max_bytes is not None and size >= max_bytes:
+                break
+        rows.close()
+        self._release()
+        return out
 
     def record_ids(self) -> Iterator[bytes]:
         for (rid,) in self._db.execute("SELECT id FROM records ORDER BY id").fetchall():
@@ -292,6 +330,7 @@ class SqliteStore(RecordStore):
 
     def _insert(self, record: Record, is_head: bool, dropped: list[bytes]) -> None:
         h = record.header
+        self._note(len(record.encoded))
         n = self._db.execute(
             "INSERT INTO records (id, origin, seq, item, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
             (record.id, h.author, h.seq, h.item, int(h.kind), record.encoded)).lastrowid
@@ -384,6 +423,8 @@ class SqliteStore(RecordStore):
                    stored: dict[bytes, tuple[bytes, int]]) -> None:
         """Insert new records and their log rows; clear the held flag of superseded heads."""
         held = {rid for versions in heads.values() for rid, _v in versions}
+        for r in new:
+            self._note(len(r.encoded))
         first = self._one("SELECT COALESCE(MAX(n), 0) FROM records")
         n0 = int(first[0]) + 1 if first else 1
         self._db.executemany(

@@ -16,6 +16,7 @@ from ..store import RecordStore
 from .messages import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
 
 READ_CHUNK = 512
+READ_CHUNK_BYTES = 2 * 1024 * 1024  # and at most this much of records per store read
 
 
 def _subject(record: Record) -> bytes | None:
@@ -59,7 +60,7 @@ def records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -> Itera
     for origin, top in sorted(store.origins().items()):
         cursor = peer_seen.get(origin, 0)
         while cursor < top:
-            chunk = store.records_after(origin, cursor, READ_CHUNK)
+            chunk = store.records_after(origin, cursor, READ_CHUNK, READ_CHUNK_BYTES)
             if not chunk:
                 break
             for r in chunk:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import IntegrityError, ProtocolError
@@ -60,6 +60,15 @@ LOOKAHEAD = 8  # newer batches kept back while a group is stored: their signatur
 # the look-ahead with it): the first records are durable within a batch or two, so a crash
 # or a cut early in an initial sync keeps them instead of everything up to the 16th batch.
 WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
+# The counts suit records of a few hundred bytes. Large records (attachment chunks of up
+# to 256 KiB) are bounded by their bytes too, so both ends hold a few MiB of them: the
+# sender waits once WINDOW_BYTES of large records are unacknowledged, the receiver stores
+# once COMMIT_BYTES are pending, keeping back at most LOOKAHEAD_BYTES. LOOKAHEAD_BYTES +
+# one batch < COMMIT_BYTES <= WINDOW_BYTES, or the two would wait on each other.
+LARGE_RECORD_BYTES = 32 * 1024
+WINDOW_BYTES = 3 * 1024 * 1024
+COMMIT_BYTES = 2 * 1024 * 1024
+LOOKAHEAD_BYTES = 512 * 1024
 MAX_ROUNDS = 8  # bounds the exchange while writes keep arriving during it
 STALL_SECONDS = 60.0  # no message at all during the initial exchange: give up
 MAX_PEER_IDS = 1 << 21  # record IDs a peer may list in one exchange: 64 MiB, as bytes
@@ -78,6 +87,11 @@ def _holds(sorted_ids: bytes, rid: bytes) -> bool:
         else:
             hi = mid
     return False
+
+
+def _large(encoded: Iterable[bytes]) -> int:
+    """Bytes of the large records among these (what the byte bounds count)."""
+    return sum(n for n in map(len, encoded) if n >= LARGE_RECORD_BYTES)
 
 
 class Phase(enum.Enum):
@@ -156,6 +170,8 @@ class SyncSession:
         self._got_hello = False
         self._stream: Iterator[StreamItem] | None = None
         self._unacked: deque[int] = deque()
+        self._unacked_sizes: dict[int, int] = {}  # serial -> bytes of its large records
+        self._unacked_bytes = 0
         self._next_serial = 0
         self._peer_serial = 0
         self._sent_done = False
@@ -169,6 +185,7 @@ class SyncSession:
         self._peer_ids_complete = False
         self._pending: list[tuple[int, PreparedBatch]] = []
         self._group = 1  # batches in the next commit: grows to COMMIT_GROUP
+        self._pending_bytes = 0
         self._last_progress = now
 
     # --- public face -----------------------------------------------------------------------
@@ -270,9 +287,11 @@ class SyncSession:
                 self._take_serial(msg.serial)
                 self._received_count += len(msg.records)
                 self._pending.append((msg.serial, self.replica.prepare(self._decode(msg.records))))
+                self._pending_bytes += _large(msg.records)
                 lookahead = min(LOOKAHEAD, self._group)
-                if len(self._pending) >= self._group + lookahead:
-                    self._commit_pending(out, keep=lookahead)
+                if len(self._pending) >= self._group + lookahead \
+                        or self._pending_bytes >= COMMIT_BYTES:
+                    self._commit_pending(out, keep=self._lookahead(lookahead))
                     self._group = min(COMMIT_GROUP, 2 * self._group)
             case IdList():
                 self._require(self._phase is Phase.STREAMING and self._mode is Mode.ID_LIST
@@ -289,6 +308,7 @@ class SyncSession:
                 self._require(bool(self._unacked) and self._unacked[0] == msg.serial,
                               "CHECKPOINT for nothing sent")
                 self._unacked.popleft()
+                self._unacked_bytes -= self._unacked_sizes.pop(msg.serial)
             case Done():
                 self._require(self._phase is Phase.STREAMING and self._peer_done is None
                               and msg.round == self._round
@@ -328,6 +348,17 @@ class SyncSession:
         except IntegrityError as exc:
             raise ProtocolError(f"malformed record from peer: {exc}") from exc
 
+    def _lookahead(self, most: int) -> int:
+        """How many of the newest pending batches to keep back: at most ``most``, and
+        ``LOOKAHEAD_BYTES`` of large records."""
+        keep = size = 0
+        for _serial, prepared in reversed(self._pending[1:]):
+            size += _large(r.encoded for r in prepared.records)
+            if keep == most or size > LOOKAHEAD_BYTES:
+                break
+            keep += 1
+        return keep
+
     def _commit_pending(self, out: SessionOutput, *, keep: int = 0) -> None:
         """Store held-back batches in one transaction, then acknowledge each.
 
@@ -338,6 +369,7 @@ class SyncSession:
         self._pending = self._pending[len(group):]
         if not group:
             return
+        self._pending_bytes -= _large(r.encoded for _s, p in group for r in p.records)
         with self.store.transaction():
             for _serial, prepared in group:
                 self._commit(prepared, out)
@@ -405,7 +437,8 @@ class SyncSession:
 
     def _pump(self, out: SessionOutput) -> None:
         """Send stream items while the window allows; close the round when both are done."""
-        while self._stream is not None and len(self._unacked) < WINDOW:
+        while self._stream is not None and len(self._unacked) < WINDOW \
+                and self._unacked_bytes < WINDOW_BYTES:
             item = next(self._stream, None)
             if item is None:
                 self._stream = None
@@ -415,12 +448,16 @@ class SyncSession:
             serial = self._next_serial
             self._next_serial += 1
             self._unacked.append(serial)
+            size = 0
             if isinstance(item, list):
                 self._sent_count += len(item)
                 self.stats.records_sent += len(item)
+                size = _large(r.encoded for r in item)
                 out.send.append(self._encode(Batch(serial, tuple(r.encoded for r in item))))
             else:
                 out.send.append(self._encode(IdList(serial, item[0], item[1])))
+            self._unacked_sizes[serial] = size
+            self._unacked_bytes += size
         if self._phase is not Phase.STREAMING:
             return
         if self._stream is None and not self._sent_done:

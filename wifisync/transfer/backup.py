@@ -8,8 +8,9 @@ password opens it again.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import msgpack
 from cryptography import x509
@@ -17,18 +18,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .. import crypto
-from ..errors import AlreadyInitialisedError, IntegrityError, WifisyncError
+from ..errors import AlreadyInitialisedError, IntegrityError, NotInitialisedError, WifisyncError
 from ..home import Home
 from ..identity import DeviceIdentity
 from ..membership import members
-from ..records import Record
-from ..store import MemoryStore, RecordStore
+from ..records import MAX_RECORD_BYTES, Record
+from ..store import RecordStore
 from ..sync.replica import Replica
 from ..vault import META_VAULT_ID, Vault, read_wrapped_key
 
 MAGIC = b"WIFISYNC-BACKUP\x00"
 VERSION = 1
-MAX_BACKUP_BYTES = 1 << 31
+MAX_RECORDS = 1 << 31
+READ_RECORDS = 2000  # records per store read or transaction
+READ_BYTES = 512 * 1024  # and at most this much of them (attachment chunks are large)
 
 
 class BackupError(WifisyncError):
@@ -43,20 +46,44 @@ def _aad(vault_id: bytes, cert_der: bytes) -> bytes:
     return MAGIC + vault_id + crypto.sha256(cert_der)
 
 
-def make_backup(vault: Vault) -> bytes:
-    """Every record of the store, and this device's key sealed under the vault key."""
+def write_backup(vault: Vault, out: IO[bytes]) -> int:
+    """Write every record of the store and this device's sealed key; returns the record count.
+
+    Records are read and written a few MiB at a time (attachments make stores large), in
+    one read transaction so the count and the records agree. The bytes are exactly those
+    of msgpack packing the whole map at once.
+    """
     store = vault.store
-    with store.transaction():
-        records = [store.get_record(rid) for rid in store.record_ids()]
-    held = sorted((r for r in records if r is not None),
-                  key=lambda r: (r.header.author, r.header.seq))
     cert = vault.identity.cert_der
     sealed_key = crypto.seal(crypto.derive_key(vault.vault_key, "backup-identity"),
                              vault.identity.key_pem, _aad(vault.vault_id, cert))
-    body: bytes = msgpack.packb({"version": VERSION, "vault": vault.vault_id, "device": cert,
-                          "device_key": sealed_key, "records": [r.encoded for r in held]},
-                         use_bin_type=True)
-    return MAGIC + body
+    packer = msgpack.Packer(use_bin_type=True)
+    out.write(MAGIC + packer.pack_map_header(5))
+    for key, value in (("version", VERSION), ("vault", vault.vault_id), ("device", cert),
+                       ("device_key", sealed_key)):
+        out.write(packer.pack(key) + packer.pack(value))
+    with store.transaction():
+        count = store.count_records()
+        out.write(packer.pack("records") + packer.pack_array_header(count))
+        written = 0
+        for origin, top in sorted(store.origins().items()):
+            cursor = 0
+            while cursor < top:
+                chunk = store.records_after(origin, cursor, READ_RECORDS, READ_BYTES)
+                for r in chunk:
+                    out.write(packer.pack(r.encoded))
+                written += len(chunk)
+                cursor = chunk[-1].header.seq
+    if written != count:
+        raise BackupError("the store changed while the backup was written; try again")
+    return count
+
+
+def make_backup(vault: Vault) -> bytes:
+    """The whole backup in memory (small vaults, tests)."""
+    buf = io.BytesIO()
+    write_backup(vault, buf)
+    return buf.getvalue()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +95,34 @@ class RestoredVault:
     items: int
 
 
-def _parse(data: bytes) -> dict[str, Any]:
-    if not data.startswith(MAGIC):
+def _damaged(what: str = "not readable") -> BackupError:
+    return BackupError(f"the backup file is damaged ({what})")
+
+
+def _read_head(source: IO[bytes]) -> tuple[msgpack.Unpacker, dict[str, Any]]:
+    """Everything before the records, leaving the unpacker at the start of the record list."""
+    if source.read(len(MAGIC)) != MAGIC:
         raise BackupError("not a wifisync backup file")
+    unpacker = msgpack.Unpacker(source, raw=False, max_bin_len=MAX_RECORD_BYTES,
+                                max_str_len=64, max_array_len=MAX_RECORDS, max_map_len=16,
+                                read_size=1024 * 1024)
+    doc: dict[str, Any] = {}
     try:
-        doc = msgpack.unpackb(data[len(MAGIC):], raw=False, max_bin_len=MAX_BACKUP_BYTES)
-    except Exception as exc:
-        raise BackupError("the backup file is damaged (not readable)") from exc
-    if not isinstance(doc, dict) or doc.get("version") != VERSION:
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key == "records":
+                doc["records"] = unpacker.read_array_header()
+                break
+            doc[key] = unpacker.unpack()
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise _damaged() from exc
+    if doc.get("version") != VERSION:
         raise BackupError("the backup file is damaged or of an unknown version")
     for key, kind in (("vault", bytes), ("device", bytes), ("device_key", bytes),
-                      ("records", list)):
+                      ("records", int)):
         if not isinstance(doc.get(key), kind):
-            raise BackupError(f"the backup file is damaged ({key})")
-    return doc
+            raise _damaged(key)
+    return unpacker, doc
 
 
 def _identity(doc: dict[str, Any], vault_key: bytes) -> DeviceIdentity:
@@ -100,58 +141,74 @@ def _identity(doc: dict[str, Any], vault_key: bytes) -> DeviceIdentity:
     return identity
 
 
-def _load_records(doc: dict[str, Any]) -> MemoryStore:
-    """Every record, structurally checked and taken in by the accept rule, as sync would."""
-    records: list[Record] = []
-    for encoded in doc["records"]:
-        if not isinstance(encoded, bytes):
-            raise BackupError("the backup file is damaged (a record)")
-        try:
+def _load_records(unpacker: msgpack.Unpacker, doc: dict[str, Any], store: RecordStore) -> None:
+    """Take every record into the new store by the accept rule, as sync would, a few MiB
+    at a time.
+
+    ``store`` is the new home's store: a failure here removes it again (``creating_store``).
+    """
+    store.set_meta(META_VAULT_ID, doc["vault"])
+    replica = Replica(store, doc["vault"], b"", parallel=False)
+    refused = 0
+    batch: list[Record] = []
+    size = 0
+    try:
+        for _ in range(doc["records"]):
+            encoded = unpacker.unpack()
+            if not isinstance(encoded, bytes):
+                raise _damaged("a record")
             record = Record.decode(encoded)
-        except IntegrityError as exc:
-            raise BackupError(f"the backup file is damaged: {exc}") from exc
-        if record.header.vault != doc["vault"]:
-            raise BackupError("the backup mixes records of different vaults")
-        records.append(record)
-    staging = MemoryStore()
-    staging.set_meta(META_VAULT_ID, doc["vault"])
-    result = Replica(staging, doc["vault"], b"", parallel=False).apply(records)
-    if result.refused:
-        raise BackupError(f"{result.refused} record(s) in the backup do not verify (a bad "
+            if record.header.vault != doc["vault"]:
+                raise BackupError("the backup mixes records of different vaults")
+            batch.append(record)
+            size += len(encoded)
+            if size >= READ_BYTES or len(batch) >= READ_RECORDS:
+                refused += replica.apply(batch).refused
+                batch, size = [], 0
+        refused += replica.apply(batch).refused
+    except IntegrityError as exc:
+        raise BackupError(f"the backup file is damaged: {exc}") from exc
+    except (BackupError, MemoryError):
+        raise
+    except Exception as exc:  # msgpack: truncated or malformed
+        raise _damaged() from exc
+    if refused:
+        raise BackupError(f"{refused} record(s) in the backup do not verify (a bad "
                           "signature, or an author that is not a member)")
-    return staging
 
 
-def restore_backup(data: bytes, home: Home, password: str) -> RestoredVault:
-    """Bring a vault back into an empty home: the master password must open it."""
-    doc = _parse(data)
+def restore_backup(source: bytes | IO[bytes], home: Home, password: str) -> RestoredVault:
+    """Bring a vault back into an empty home: the master password must open it.
+
+    Records go straight into the new store and are checked there; any failure removes it,
+    so a refused backup leaves the home empty.
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    unpacker, doc = _read_head(stream)
     if DeviceIdentity.exists(home.data_dir) or home.store_file.exists():
         raise AlreadyInitialisedError(
             f"{home.data_dir} already holds a device or vault; restore needs an empty home")
-    staging = _load_records(doc)
-    wrapped = read_wrapped_key(staging)
-    vault_key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
-    identity = _identity(doc, vault_key)
-    me = members(staging).get(identity.device_id)
-    if me is None:
-        raise BackupError("the backup's device is not a member of its vault")
-    if me.revoked:
-        raise RevokedDeviceError(
-            f"this backup's device ({identity.short_id}, {me.name!r}) was revoked from the "
-            "vault; it cannot sync again. Join the vault as a new device instead")
     with home.creating_store() as store:
-        _copy(staging, store, doc["vault"])
-        items = len(Vault(store, identity, vault_key).items())
+        _load_records(unpacker, doc, store)
+        try:
+            wrapped = read_wrapped_key(store)
+        except (NotInitialisedError, IntegrityError) as exc:
+            raise _damaged("no vault key") from exc
+        vault_key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
+        identity = _identity(doc, vault_key)
+        me = members(store).get(identity.device_id)
+        if me is None:
+            raise BackupError("the backup's device is not a member of its vault")
+        if me.revoked:
+            raise RevokedDeviceError(
+                f"this backup's device ({identity.short_id}, {me.name!r}) was revoked from "
+                "the vault; it cannot sync again. Join the vault as a new device instead")
+        vault = Vault(store, identity, vault_key)
+        try:
+            vault.verify_all()
+        except IntegrityError as exc:
+            raise BackupError(f"the backup file is damaged: {exc}") from exc
+        items = len(vault.items())
         count = store.count_records()
         identity.save(home.data_dir)
     return RestoredVault(identity, count, items)
-
-
-def _copy(source: MemoryStore, target: RecordStore, vault_id: bytes) -> None:
-    records = [source.get_record(rid) for rid in source.record_ids()]
-    with target.transaction():
-        target.set_meta(META_VAULT_ID, vault_id)
-        for r in sorted((r for r in records if r is not None),
-                        key=lambda r: (r.header.author, r.header.seq)):
-            target.append(r, active=not source.is_inactive(r.id))
-

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from ..errors import WifisyncError
 
@@ -12,6 +14,12 @@ from ..errors import WifisyncError
 def write_private(path: Path, data: bytes, overwrite: bool = False) -> None:
     """Write ``data`` to ``path`` with mode 0600 (through a temporary file, then renamed);
     an existing file is replaced only with ``overwrite``."""
+    write_private_with(path, lambda f: f.write(data), overwrite)
+
+
+def write_private_with(path: Path, write: Callable[[IO[bytes]], object],
+                       overwrite: bool = False) -> None:
+    """As :func:`write_private`, the content written by ``write`` a piece at a time."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -19,7 +27,7 @@ def write_private(path: Path, data: bytes, overwrite: bool = False) -> None:
         raise WifisyncError(f"cannot write {path}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         if overwrite:
@@ -35,6 +43,10 @@ def write_private(path: Path, data: bytes, overwrite: bool = False) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise WifisyncError(f"cannot write {path}: {exc.strerror}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..items import ItemState
+from ..attachments import DEFAULT_MAX_BYTES, Source, store_chunks
+from ..errors import UsageError
+from ..items import AttachmentRef, ItemState
 from ..lookup import plural
 from ..vault import Vault
 from .fields import NUMBER, URL, USERNAME
-from .model import NOTES, ImportedItem, ParseResult, Problem
+from .model import NOTES, ImportedItem, ImportFormatError, ParseResult, Problem
 
 #: Items written per transaction: few commits for a big import, short locks for the daemon.
 BATCH = 1000
@@ -48,6 +52,7 @@ class ImportSummary:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     custom_fields: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
+    attachments: Counter[str] = field(default_factory=Counter)  # imported / unchanged
 
     def count(self, type_: str, outcome: str) -> None:
         """Count one item's outcome."""
@@ -64,6 +69,9 @@ class ImportSummary:
         for type_ in sorted(self.counts):
             c = self.counts[type_]
             out.append(f"  {type_}: " + ", ".join(f"{c[o]} {o}" for o in OUTCOMES))
+        if self.attachments:
+            out.append("attachments: " + ", ".join(
+                f"{self.attachments[o]} {o}" for o in ("imported", "unchanged")))
         if self.custom_fields:
             kept = ", ".join(f"{name} ({n})" for name, n in sorted(self.custom_fields.items()))
             out.append(f"custom fields kept: {kept}")
@@ -75,8 +83,13 @@ class ImportSummary:
 
 
 def import_items(vault: Vault, parsed: ParseResult, family: str, extra_tags: Sequence[str] = (),
-                 dry_run: bool = False, progress: Progress | None = None) -> ImportSummary:
-    """Add new items and update changed ones, in a few transactions; nothing in a dry run."""
+                 dry_run: bool = False, progress: Progress | None = None,
+                 max_attachment_bytes: int = DEFAULT_MAX_BYTES) -> ImportSummary:
+    """Add new items and update changed ones, in a few transactions; nothing in a dry run.
+
+    Attached files are stored after their batch of items is committed, a chunk at a
+    time: an import transaction never holds a file.
+    """
     summary = ImportSummary(parsed.format, dry_run, problems=list(parsed.problems))
     known: dict[str, tuple[bytes, ItemState]] = {}
     for view in vault.items():
@@ -87,15 +100,20 @@ def import_items(vault: Vault, parsed: ParseResult, family: str, extra_tags: Seq
     total = len(parsed.items)
     for start in range(0, total, BATCH):
         batch = parsed.items[start:start + BATCH]
+        written: list[tuple[ImportedItem, bytes | None]] = []
         if dry_run:
             for item in batch:
-                _one(vault, item, _unique(source_key(family, item), used), known, extra_tags,
-                     summary, write=False)
+                written.append((item, _one(vault, item, _unique(source_key(family, item), used),
+                                           known, extra_tags, summary, write=False)))
         else:
             with vault.store.transaction():
                 for item in batch:
-                    _one(vault, item, _unique(source_key(family, item), used), known,
-                         extra_tags, summary, write=True)
+                    written.append((item, _one(vault, item,
+                                               _unique(source_key(family, item), used),
+                                               known, extra_tags, summary, write=True)))
+        for item, item_id in written:
+            if item.attachments:
+                _attach_files(vault, item, item_id, summary, max_attachment_bytes, dry_run)
         if progress is not None:
             progress(start + len(batch), total)
     return summary
@@ -107,18 +125,50 @@ def _unique(key: str, used: Counter[str]) -> str:
     return key if used[key] == 1 else f"{key}~{used[key]}"
 
 
+def _attach_files(vault: Vault, item: ImportedItem, item_id: bytes | None,
+                  summary: ImportSummary, max_bytes: int, dry_run: bool) -> None:
+    """Store an imported item's files and refer to them from it (one new version at most)."""
+    if dry_run or item_id is None:
+        summary.attachments["imported"] += len(item.attachments)
+        return
+    held = vault.get(item_id).state.attachments
+    refs: dict[str, AttachmentRef] = {}
+    for f in item.attachments:
+        source: Source | None = None
+        try:
+            source = Source.of_stream(f.open())
+            ref = store_chunks(vault, source, max_bytes, f"attachment {f.name!r}")
+        except (UsageError, ImportFormatError, OSError, zipfile.BadZipFile, zlib.error,
+                EOFError) as exc:
+            summary.problems.append(Problem(f"{item.title!r}: attachment {f.name!r}",
+                                            f"not imported: {exc}"))
+            continue
+        finally:
+            if source is not None:
+                source.close()
+        if f.name in held and held[f.name][0] == ref:
+            summary.attachments["unchanged"] += 1
+            continue
+        refs[f.name] = ref
+        summary.attachments["imported"] += 1
+    if refs:
+        vault.edit_attachments(item_id, refs)
+
+
 def _one(vault: Vault, item: ImportedItem, key: str,
          known: dict[str, tuple[bytes, ItemState]], extra_tags: Sequence[str],
-         summary: ImportSummary, write: bool) -> None:
+         summary: ImportSummary, write: bool) -> bytes | None:
+    """Add or update one item; returns its ID (None for a new item in a dry run)."""
     tags = sorted({*item.tags, *extra_tags})
     match = known.get(key)
     if match is None:
+        new_id = None
         if write:
-            vault.add(item.title, item.type, dict(item.fields), tags,
-                      hidden=sorted(item.hidden), source=key)
+            new_id = vault.add(item.title, item.type, dict(item.fields), tags,
+                               hidden=sorted(item.hidden), source=key)
         summary.count(item.type, "imported")
         summary.custom_fields.update(item.custom)
-        return
+        return new_id
     item_id, state = match
     values = state.values
     changed = {k: v for k, v in item.fields if values.get(k) != v}
@@ -127,9 +177,10 @@ def _one(vault: Vault, item: ImportedItem, key: str,
     if (not changed and item.title == state.title and item.type == state.type
             and new_tags == state.tags and new_hidden == state.hidden):
         summary.count(item.type, "skipped")
-        return
+        return item_id
     if write:
         vault.edit(item_id, title=item.title, fields=changed, tags=new_tags, type_=item.type,
                    hidden=new_hidden, source=key if state.source is None else None)
     summary.count(item.type, "updated")
     summary.custom_fields.update(n for n in item.custom if n in changed)
+    return item_id

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import IO
 
 from ..errors import WifisyncError
 
@@ -18,6 +21,14 @@ class SourcePasswordError(WifisyncError):
 
 
 @dataclass(frozen=True, slots=True)
+class ImportedFile:
+    """A file attached to a source item, opened (as a stream) only when it is stored."""
+
+    name: str
+    open: Callable[[], IO[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
 class ImportedItem:
     """One item read from a source file, in wifisync's terms."""
 
@@ -28,6 +39,7 @@ class ImportedItem:
     tags: tuple[str, ...] = ()
     custom: tuple[str, ...] = ()
     source_id: str | None = None
+    attachments: tuple[ImportedFile, ...] = ()
 
     @property
     def values(self) -> dict[str, str]:
@@ -57,6 +69,32 @@ class ParseResult:
     def problem(self, position: str, reason: str) -> None:
         """Record a skipped or partly kept item."""
         self.problems.append(Problem(position, reason))
+
+
+def file_name(name: str, taken: set[str]) -> str:
+    """A source's attachment name as a plain file name not in ``taken`` (``a (2).pdf``)."""
+    base = "".join("_" if c in "/\\" or not c.isprintable() else c
+                   for c in name.strip()).strip(".")[:200] or "attachment"
+    unique, n = base, 1
+    while unique in taken:
+        n += 1
+        stem, dot, ext = base.rpartition(".")
+        unique = f"{stem} ({n}).{ext}" if dot and stem else f"{base} ({n})"
+    return unique
+
+
+def with_files(item: ImportedItem, files: list[tuple[str, Callable[[], IO[bytes]]]]
+               ) -> ImportedItem:
+    """An item with attached files added (names made plain and unique)."""
+    if not files:
+        return item
+    taken = {f.name for f in item.attachments}
+    added = []
+    for name, opener in files:
+        unique = file_name(name, taken)
+        taken.add(unique)
+        added.append(ImportedFile(unique, opener))
+    return dataclasses.replace(item, attachments=(*item.attachments, *added))
 
 
 class ItemDraft:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 from ..model import ImportFormatError, ParseResult
@@ -46,8 +47,16 @@ def importer(format_name: str | None, data: bytes) -> ModuleType:
         + ", ".join(FORMAT_NAMES))
 
 
-def parse(data: bytes, format_name: str | None = None, source_password: str | None = None
-          ) -> ParseResult:
-    """Parse a file's bytes into neutral items and problems (no vault access)."""
-    result: ParseResult = importer(format_name, data).parse(data, source_password)
+def parse(data: bytes, format_name: str | None = None, source_password: str | None = None,
+          path: Path | None = None) -> ParseResult:
+    """Parse a file's bytes into neutral items and problems (no vault access).
+
+    ``path`` is where the file was read from: formats whose attachments travel in a
+    folder beside the file (``READS_BESIDE``) look for them there.
+    """
+    module = importer(format_name, data)
+    if getattr(module, "READS_BESIDE", False):
+        beside: ParseResult = module.parse(data, source_password, path=path)
+        return beside
+    result: ParseResult = module.parse(data, source_password)
     return result

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
 
-from ..archive import is_zip, open_zip, read_member
+from ..archive import is_zip, open_member, open_zip, read_member
 from ..fields import (
     BRAND,
     CARDHOLDER,
@@ -18,11 +20,12 @@ from ..fields import (
     URL,
     USERNAME,
 )
-from ..model import NOTES, ImportedItem, ImportFormatError, ItemDraft, ParseResult
+from ..model import NOTES, ImportedItem, ImportFormatError, ItemDraft, ParseResult, with_files
 from ..text import decode, normalise_newlines
 
 FORMAT = "bitwarden-json"
 FAMILY = "bitwarden"
+READS_BESIDE = True  # a plain JSON export's attachments are in a folder beside it
 
 TYPES = {1: "login", 2: "note", 3: "card", 4: "identity"}
 TYPE_NAMES = {5: "SSH key", 6: "bank account", 7: "driver's license", 8: "passport"}
@@ -76,16 +79,45 @@ def _json_object(data: bytes) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+Opener = Callable[[], IO[bytes]]
+
+
+def _zip_files(data: bytes) -> dict[str, list[tuple[str, Opener]]]:
+    """The zip's ``attachments/<cipherId>/<fileName>`` members, by cipher ID."""
+    out: dict[str, list[tuple[str, Opener]]] = {}
+    with open_zip(data) as z:
+        for info in z.infolist():
+            parts = info.filename.split("/")
+            if len(parts) == 3 and parts[0] == "attachments" and parts[1] and parts[2]:
+                out.setdefault(parts[1], []).append((parts[2], _zip_opener(data, info.filename)))
+    return out
+
+
+def _zip_opener(data: bytes, name: str) -> Opener:
+    return lambda: open_member(data, name)
+
+
+def _folder_files(folder: Path, cipher_id: str) -> list[tuple[str, Opener]]:
+    """Files in ``attachments/<cipherId>/`` beside a JSON export (regular files only)."""
+    if not cipher_id or cipher_id in (".", "..") or "/" in cipher_id or "\\" in cipher_id:
+        return []
+    where = folder / cipher_id
+    if not where.is_dir() or where.is_symlink():
+        return []
+    return [(p.name, _file_opener(p)) for p in sorted(where.iterdir())
+            if p.is_file() and not p.is_symlink()]
+
+
+def _file_opener(path: Path) -> Opener:
+    return lambda: path.open("rb")
+
+
 def load_document(data: bytes) -> dict[str, Any]:
     """The export's top-level object, refusing encrypted exports with the way out."""
-    attachments = 0
     if is_zip(data):
         with open_zip(data) as z:
-            names = z.namelist()
-            if "data.json" not in names:
+            if "data.json" not in z.namelist():
                 raise ImportFormatError("the zip file holds no Bitwarden data.json")
-            attachments = sum(1 for n in names if n.startswith("attachments/")
-                              and not n.endswith("/"))
             data = read_member(z, "data.json")
     try:
         doc = json.loads(decode(data))
@@ -98,33 +130,46 @@ def load_document(data: bytes) -> dict[str, Any]:
             "without encryption")
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise ImportFormatError("not a Bitwarden export: no list of items")
-    doc["_attachments"] = attachments
     return doc
 
 
-def parse(data: bytes, source_password: str | None = None) -> ParseResult:
-    """Every item of the export; a malformed item is reported and skipped."""
+def parse(data: bytes, source_password: str | None = None, path: Path | None = None
+          ) -> ParseResult:
+    """Every item of the export with its attachments; a malformed item is reported and skipped.
+
+    Attachments come from the zip export's ``attachments/<cipherId>/`` members, or, for a
+    plain JSON export, from an ``attachments/<cipherId>/`` folder beside the file.
+    """
     doc = load_document(data)
     result = ParseResult(FORMAT)
+    zipped = _zip_files(data) if is_zip(data) else None
+    folder = None if path is None else path.parent / "attachments"
     folders = {f.get("id"): f.get("name") for f in doc.get("folders") or []
                if isinstance(f, dict)}
     collections = {c.get("id"): c.get("name") for c in doc.get("collections") or []
                    if isinstance(c, dict)}
-    if doc["_attachments"]:
-        result.problem("zip", f"{doc['_attachments']} attachment file(s) not imported "
-                              "(wifisync holds no files)")
     for n, raw in enumerate(doc["items"], start=1):
         position = f"item {n}"
         try:
             if not isinstance(raw, dict):
                 raise ValueError("not a JSON object")
             position = f"item {n} ({raw.get('name')!r})" if raw.get("name") else position
-            result.items.append(_item(raw, folders, collections))
+            item = _item(raw, folders, collections)
         except (ValueError, TypeError, AttributeError) as exc:
             result.problem(position, str(exc) or type(exc).__name__)
             continue
-        if raw.get("attachments"):
-            result.problem(position, f"{len(raw['attachments'])} attachment(s) not imported")
+        cipher = raw["id"] if isinstance(raw.get("id"), str) else ""
+        if zipped is not None:
+            found = zipped.get(cipher, [])
+        else:
+            found = [] if folder is None else _folder_files(folder, cipher)
+        result.items.append(with_files(item, found))
+        listed = raw.get("attachments")
+        missing = (len(listed) if isinstance(listed, list) else 0) - len(found)
+        if missing > 0:
+            where = "in the zip" if zipped is not None else "beside the file"
+            result.problem(position, f"{missing} attachment(s) listed but not found {where} "
+                                     f"(attachments/{cipher}/): not imported")
     return result
 
 

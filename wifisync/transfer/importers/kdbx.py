@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 from urllib.parse import quote
 
 from ...errors import WifisyncError
@@ -17,6 +19,7 @@ from ..model import (
     ItemDraft,
     ParseResult,
     SourcePasswordError,
+    with_files,
 )
 from ..text import normalise_newlines
 
@@ -69,16 +72,13 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
             in_bin, tag = groups.of(entry)
             if in_bin:
                 continue
-            result.items.append(_item(refs, entry, tag))
+            item = _item(refs, entry, tag)
         except ImportFormatError:
             raise  # over a bound: the whole file is refused
         except Exception as exc:  # one broken entry must not stop the others
             result.problem(f"entry {n}", f"unreadable entry: {exc}")
             continue
-        for binary in entry._element.findall("Binary"):
-            result.problem(f"entry {n} ({entry.title!r})",
-                           f"attachment {binary.findtext('Key')!r} not imported "
-                           "(wifisync holds no files)")
+        result.items.append(with_files(item, _binaries(entry, f"entry {n}", result)))
     return result
 
 
@@ -104,6 +104,24 @@ def _check_kdf_cost(data: bytes) -> None:
             "the KeePass file asks for a key-derivation cost far beyond what KeePass makes "
             f"(Argon2 {memory // 1024**2} MiB x {passes} passes, {lanes} lanes; "
             f"{rounds} AES rounds); nothing was imported")
+
+
+def _binaries(entry: Any, position: str, result: ParseResult
+              ) -> list[tuple[str, Callable[[], IO[bytes]]]]:
+    """An entry's attachments (KeePass holds them in the database, in memory already)."""
+    found: list[tuple[str, Callable[[], IO[bytes]]]] = []
+    for attachment in entry.attachments:
+        try:
+            data = attachment.data
+            if not isinstance(data, bytes):
+                raise ValueError("no data")
+        except Exception as exc:  # a reference to a binary the file does not hold
+            result.problem(f"{position} ({entry.title!r})",
+                           f"attachment {attachment.filename!r} unreadable ({exc}): not imported")
+            continue
+        found.append((str(attachment.filename or "attachment"),
+                      functools.partial(io.BytesIO, data)))
+    return found
 
 
 def _bound_inflation() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
-from ..archive import is_zip, open_zip, read_member
+from ..archive import is_zip, open_member, open_zip, read_member
 from ..fields import (
     BRAND,
     CARDHOLDER,
@@ -19,7 +20,7 @@ from ..fields import (
     URL,
     USERNAME,
 )
-from ..model import NOTES, ImportedItem, ImportFormatError, ItemDraft, ParseResult
+from ..model import NOTES, ImportedItem, ImportFormatError, ItemDraft, ParseResult, with_files
 from ..text import decode, normalise_newlines
 
 FORMAT = "1pux"
@@ -62,15 +63,37 @@ def sniff(data: bytes) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("accounts"), list)
 
 
-def _document(data: bytes) -> tuple[dict[str, Any], int]:
-    files = 0
+class _Files:
+    """The zip's ``files/<documentId>__<fileName>`` members, found by document ID."""
+
+    def __init__(self, data: bytes, names: list[str]) -> None:
+        self.data = data
+        self.by_id: dict[str, str] = {}
+        self.used: set[str] = set()
+        for name in names:
+            if name.startswith("files/") and not name.endswith("/"):
+                document_id = name[len("files/"):].split("__", 1)[0]
+                self.by_id.setdefault(document_id, name)
+
+    def opener(self, document_id: str) -> Callable[[], IO[bytes]] | None:
+        """How to open a document's file, or None when the zip lacks it."""
+        name = self.by_id.get(document_id)
+        if name is None:
+            return None
+        self.used.add(document_id)
+        data = self.data
+        return lambda: open_member(data, name)
+
+
+def _document(data: bytes) -> tuple[dict[str, Any], _Files | None]:
+    files = None
     if is_zip(data):
         with open_zip(data) as z:
             names = z.namelist()
             if "export.data" not in names:
                 raise ImportFormatError("the zip file holds no 1PUX export.data")
             raw = read_member(z, "export.data")
-            files = sum(1 for n in names if n.startswith("files/") and not n.endswith("/"))
+            files = _Files(data, names)
     else:
         raw = data
     try:
@@ -86,9 +109,6 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     """Every item of every vault; the vault's name and the item's tags become tags."""
     doc, files = _document(data)
     result = ParseResult(FORMAT)
-    if files:
-        result.problem("files/", f"{files} attached file(s) not imported "
-                                 "(wifisync holds no files)")
     n = 0
     for account in doc["accounts"]:
         for vault in (account.get("vaults") or []) if isinstance(account, dict) else []:
@@ -104,9 +124,13 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
                     title = (raw.get("overview") or {}).get("title")
                     if title:
                         position = f"item {n} ({title!r})"
-                    result.items.append(_item(raw, vault_name, result, position))
+                    result.items.append(_item(raw, vault_name, result, position, files))
                 except (ValueError, TypeError, AttributeError) as exc:
                     result.problem(position, str(exc) or type(exc).__name__)
+    unused = sorted(set(files.by_id) - files.used) if files else []
+    if unused:
+        result.problem("files/", f"{len(unused)} file(s) no imported item refers to: "
+                                 "not imported")
     return result
 
 
@@ -120,8 +144,8 @@ def _text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _item(raw: dict[str, Any], vault_name: object, result: ParseResult, position: str
-          ) -> ImportedItem:
+def _item(raw: dict[str, Any], vault_name: object, result: ParseResult, position: str,
+          files: _Files | None) -> ImportedItem:
     overview = raw.get("overview") or {}
     details = raw.get("details") or {}
     if not isinstance(overview, dict) or not isinstance(details, dict):
@@ -153,24 +177,35 @@ def _item(raw: dict[str, Any], vault_name: object, result: ParseResult, position
             name = _text(f.get("name")) or _text(f.get("id")) or "field"
             draft.put(name, value, hidden=f.get("fieldType") == "P", custom=True)
     draft.put(PASSWORD, _text(details.get("password")), hidden=True)
+    documents: list[dict[str, Any]] = []
     for section in details.get("sections") or []:
         if not isinstance(section, dict):
             raise ValueError("a section is not an object")
         for f in section.get("fields") or []:
-            _section_field(draft, f, result, position)
+            _section_field(draft, f, documents)
     history = [h for h in details.get("passwordHistory") or [] if isinstance(h, dict)]
     if history:
         lines = [f"{_when(h.get('time'))} {_text(h.get('value'))}".strip() for h in history]
         draft.put("password history", "\n".join(lines), hidden=True, custom=True)
     document = details.get("documentAttributes")
     if isinstance(document, dict):
-        result.problem(position, f"attached document {document.get('fileName')!r} not imported")
+        documents.insert(0, document)
     draft.put(NOTES, _text(details.get("notesPlain")))
     uuid = raw.get("uuid")
-    return draft.build(uuid if isinstance(uuid, str) else None)
+    item = draft.build(uuid if isinstance(uuid, str) else None)
+    found: list[tuple[str, Callable[[], IO[bytes]]]] = []
+    for doc in documents:
+        name, document_id = _text(doc.get("fileName")) or "document", doc.get("documentId")
+        opener = files.opener(document_id) if files and isinstance(document_id, str) else None
+        if opener is None:
+            where = "in files/" if files else "(import the .1pux file, which holds files/)"
+            result.problem(position, f"attached file {name!r} not found {where}: not imported")
+        else:
+            found.append((name, opener))
+    return with_files(item, found)
 
 
-def _section_field(draft: ItemDraft, f: object, result: ParseResult, position: str) -> None:
+def _section_field(draft: ItemDraft, f: object, documents: list[dict[str, Any]]) -> None:
     if not isinstance(f, dict):
         raise ValueError("a section field is not an object")
     value = f.get("value")
@@ -178,8 +213,8 @@ def _section_field(draft: ItemDraft, f: object, result: ParseResult, position: s
         return
     kind, content = next(iter(value.items()))
     if kind == "file":
-        name = content.get("fileName") if isinstance(content, dict) else content
-        result.problem(position, f"attached file {name!r} not imported")
+        if isinstance(content, dict):
+            documents.append(content)
         return
     text = _value_text(kind, content)
     fid = str(f.get("id") or "")

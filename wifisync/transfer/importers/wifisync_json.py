@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 from ...items import ITEM_TYPES
-from ..model import ImportedItem, ImportFormatError, ParseResult
+from ..model import ImportedItem, ImportFormatError, ParseResult, with_files
 from ..text import decode
 
 FORMAT = "wifisync-json"
 #: Items carry their full source key already (see ``wifisync.transfer.export``).
 FAMILY = ""
 VERSION = 1
+READS_BESIDE = True  # attachments are files in a folder beside the export
 
 
 def sniff(data: bytes) -> bool:
@@ -21,8 +24,9 @@ def sniff(data: bytes) -> bool:
     return head.startswith(b"{") and b'"wifisync-json"' in head
 
 
-def parse(data: bytes, source_password: str | None = None) -> ParseResult:
-    """Every item of the export, exactly as it was written."""
+def parse(data: bytes, source_password: str | None = None, path: Path | None = None
+          ) -> ParseResult:
+    """Every item of the export, exactly as it was written, attachments read beside it."""
     try:
         doc = json.loads(decode(data))
     except ValueError as exc:
@@ -36,10 +40,39 @@ def parse(data: bytes, source_password: str | None = None) -> ParseResult:
     result = ParseResult(FORMAT)
     for n, raw in enumerate(doc["items"], start=1):
         try:
-            result.items.append(_item(raw))
+            item = _item(raw)
+            files = _files(raw, n, path, result)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             result.problem(f"item {n}", f"malformed item: {exc}")
+            continue
+        result.items.append(with_files(item, files))
     return result
+
+
+def _files(raw: Any, n: int, path: Path | None, result: ParseResult
+           ) -> list[tuple[str, Callable[[], IO[bytes]]]]:
+    """The item's attachments: files named relative to the export, inside its folder."""
+    listed = raw.get("attachments", [])
+    if not isinstance(listed, list):
+        raise ValueError("attachments must be a list")
+    found: list[tuple[str, Callable[[], IO[bytes]]]] = []
+    for a in listed:
+        name, file = a["name"], a["file"]
+        if not isinstance(name, str) or not isinstance(file, str):
+            raise ValueError("attachment name and file must be text")
+        relative = PurePosixPath(file)
+        where = None if path is None else path.parent.joinpath(*relative.parts)
+        if relative.is_absolute() or ".." in relative.parts or where is None \
+                or not where.is_file() or where.is_symlink():
+            result.problem(f"item {n}", f"attachment {name!r}: file {file!r} not found "
+                                        "beside the export: not imported")
+            continue
+        found.append((name, _opener(where)))
+    return found
+
+
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
 
 
 def _item(raw: Any) -> ImportedItem:
