@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sync.helpers import PASSWORD as HOUSEHOLD_PASSWORD
+from tests.sync.helpers import household, sync
 from wifisync import crypto
 from wifisync.errors import AlreadyInitialisedError, WrongPasswordError
 from wifisync.home import Home
@@ -13,6 +15,7 @@ from wifisync.identity import DeviceIdentity
 from wifisync.membership import current_members
 from wifisync.records import Membership
 from wifisync.store import SqliteStore
+from wifisync.transfer import backup
 from wifisync.transfer.backup import BackupError, RevokedDeviceError, make_backup, restore_backup
 from wifisync.vault import Vault
 
@@ -105,3 +108,20 @@ def test_backup_identity_key_purpose_known_answer() -> None:
     # Pinned: changing it makes every existing backup's device key unreadable.
     assert crypto.derive_key(bytes(range(32)), "backup-identity").hex() == (
         "a0c295690ed2ada955e808d31ec71b69d5a6f4b189c4ff238788bd70290aa14b")
+
+
+def test_every_members_backup_of_a_household_restores(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records of every author come back, whatever order the device IDs sort in, also
+    when a restore takes them in many batches (as for a large vault)."""
+    monkeypatch.setattr(backup, "READ_RECORDS", 1)
+    devices = household(3)
+    for d in devices:
+        d.vault.add(f"written on {d.name}")
+    for a, b in ((devices[0], devices[1]), (devices[1], devices[2]), (devices[0], devices[1])):
+        sync(a, b).run()
+    for d in devices:
+        home = Home.locate(str(tmp_path / d.name))
+        restored = restore_backup(make_backup(d.vault), home, HOUSEHOLD_PASSWORD)
+        assert restored.records == d.store.count_records()
+        assert restored.items == 3

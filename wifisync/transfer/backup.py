@@ -24,6 +24,7 @@ from ..identity import DeviceIdentity
 from ..membership import members
 from ..records import MAX_RECORD_BYTES, Record
 from ..store import RecordStore
+from ..sync.outbound import records_missing
 from ..sync.replica import Replica
 from ..vault import META_VAULT_ID, Vault, read_wrapped_key
 
@@ -66,14 +67,9 @@ def write_backup(vault: Vault, out: IO[bytes]) -> int:
         count = store.count_records()
         out.write(packer.pack("records") + packer.pack_array_header(count))
         written = 0
-        for origin, top in sorted(store.origins().items()):
-            cursor = 0
-            while cursor < top:
-                chunk = store.records_after(origin, cursor, READ_RECORDS, READ_BYTES)
-                for r in chunk:
-                    out.write(packer.pack(r.encoded))
-                written += len(chunk)
-                cursor = chunk[-1].header.seq
+        for r in records_missing(store, {}):  # MEMBER records first, as sync sends them
+            out.write(packer.pack(r.encoded))
+            written += 1
     if written != count:
         raise BackupError("the store changed while the backup was written; try again")
     return count
