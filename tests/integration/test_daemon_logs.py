@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
+import ssl
 import subprocess
 from collections.abc import Callable
 
+import aiohttp
+
 from tests.integration.conftest import Device, wait_for
+from tests.integration.test_access import _context_with, _member_name, _server_pem
 
 
 def _start_on_journal(d: Device, *extra: str) -> None:
@@ -81,15 +86,28 @@ def test_sighup_reloads_the_config_and_says_what_changed(devices: Callable[..., 
     assert not b.home.control_socket.exists() and not b.home.daemon_lock.exists()
 
 
+async def _hold_second_connection(port: int, context: ssl.SSLContext, server_name: str) -> None:
+    """Open another /sync WebSocket with a member's certificate and hold it a moment."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"https://127.0.0.1:{port}/sync", ssl=context, server_hostname=server_name,
+            autoping=False) as ws:
+        await asyncio.sleep(0.5)
+        await ws.close()
+
+
 def test_a_routine_duplicate_connection_is_not_logged_at_info(
         devices: Callable[..., list[Device]]) -> None:
     a, b = devices(2, log_level="debug")
-    a.peers, b.peers = [b], [a]  # both dial: one of the two connections closes as the duplicate
-    a.start(wait=False)
-    b.start(wait=False)
+    b.peers = [a]  # only B dials: A's link from B is B's
+    a.start()
+    b.start()
     wait_for(lambda: a.connected_to(b) and b.connected_to(a), 10, "the session")
-    wait_for(lambda: "in sync with" in a.log() and "in sync with" in b.log(), 10, "sync lines")
+    # A second link from B's certificate: the newer of two links dialed by the same device
+    # survives, so A closes the first one as the duplicate (4000), every time.
+    asyncio.run(_hold_second_connection(
+        a.port, _context_with(b.home.data_dir, _server_pem(a)), _member_name(a)))
+    wait_for(lambda: "(4000)" in a.log(), 5, "the duplicate's line on A")
     a.stop()
     b.stop()
     duplicates = [line for line in (a.log() + b.log()).splitlines() if "(4000)" in line]
-    assert all(" DEBUG " in line for line in duplicates), duplicates
+    assert duplicates and all(" DEBUG " in line for line in duplicates), duplicates
