@@ -101,19 +101,7 @@ class RecordHeader:
             raise IntegrityError("bad clock time")
         if not isinstance(deleted, bool):
             raise IntegrityError("bad deleted flag")
-        if not isinstance(vv, list) or len(vv) > MAX_VECTOR_ENTRIES:
-            raise IntegrityError("bad version vector")
-        versions: dict[bytes, int] = {}
-        previous = b""
-        for entry in vv:
-            if not isinstance(entry, list) or len(entry) != 2:
-                raise IntegrityError("bad version vector entry")
-            k, v = entry
-            _check_bytes(k, DEVICE_ID_BYTES, "version vector device")
-            if not _is_uint(v) or v < 1 or k <= previous:
-                raise IntegrityError("bad version vector entry")
-            versions[k] = v
-            previous = k
+        versions = _decode_vector(vv, MAX_VECTOR_ENTRIES, "version vector", least=1)
         if versions.get(author) != seq:
             raise IntegrityError("version vector does not carry the author's sequence number")
         # Every field is checked and the vector sorted, so ``parts`` is what encode() would
@@ -137,6 +125,24 @@ def _pack(obj: object) -> bytes:
         packer = _packers.packer = msgpack.Packer(use_bin_type=True)
     packed: bytes = packer.pack(obj)
     return packed
+
+
+def _decode_vector(raw: object, max_entries: int, what: str, least: int) -> dict[bytes, int]:
+    """A device -> counter vector as encoded: [[device ID, n], ...] sorted, n >= ``least``."""
+    if not isinstance(raw, list) or len(raw) > max_entries:
+        raise IntegrityError(f"bad {what}")
+    out: dict[bytes, int] = {}
+    previous = b""
+    for entry in raw:
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise IntegrityError(f"bad {what} entry")
+        k, v = entry
+        _check_bytes(k, DEVICE_ID_BYTES, f"{what} device")
+        if not _is_uint(v) or v < least or k <= previous:
+            raise IntegrityError(f"bad {what} entry")
+        out[k] = v
+        previous = k
+    return out
 
 
 def _is_uint(v: object) -> bool:
@@ -321,20 +327,9 @@ class Membership:
             raise IntegrityError("bad membership role")
         if not isinstance(revoked, bool):
             raise IntegrityError("bad revocation flag")
-        if not isinstance(held, list) or len(held) > MAX_HELD_ENTRIES \
-                or (held and not revoked):
+        if held and not revoked:
             raise IntegrityError("bad held vector")
-        out: dict[bytes, int] = {}
-        previous = b""
-        for entry in held:
-            if not isinstance(entry, list) or len(entry) != 2:
-                raise IntegrityError("bad held vector entry")
-            k, v = entry
-            _check_bytes(k, DEVICE_ID_BYTES, "held vector device")
-            if not _is_uint(v) or k <= previous:
-                raise IntegrityError("bad held vector entry")
-            out[k] = v
-            previous = k
+        out = _decode_vector(held, MAX_HELD_ENTRIES, "held vector", least=0)
         m = cls(cert, name, revoked, out, role)
         checked_member_certificate(cert)  # Ed25519, CA:FALSE, names its own key
         if m.encode() != body:
