@@ -33,14 +33,14 @@ from benchlib import machine, percentile, record  # noqa: E402
 from propagation import PASSWORD, Node, wait  # noqa: E402
 
 from tests.memory import cli_peak_kib  # noqa: E402
-from wifisync.chunks import chunk_count  # noqa: E402
-from wifisync.crypto import KdfParams  # noqa: E402
+from wifisync.client.control import daemon_status  # noqa: E402
 from wifisync.home import Home  # noqa: E402
-from wifisync.identity import DeviceIdentity  # noqa: E402
-from wifisync.net.control_client import daemon_status  # noqa: E402
-from wifisync.records import Kind, Membership  # noqa: E402
+from wifisync.model.chunks import chunk_count  # noqa: E402
+from wifisync.model.crypto import KdfParams  # noqa: E402
+from wifisync.model.identity import DeviceIdentity  # noqa: E402
+from wifisync.model.records import Kind, Membership  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
-from wifisync.vault import META_VAULT_ID, Vault  # noqa: E402
+from wifisync.vault.unlocked import META_VAULT_ID, Vault  # noqa: E402
 
 TARGET_SECONDS = 1.0
 TARGET_RSS_MIB = 16.0

@@ -31,11 +31,11 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from benchlib import full_set, machine, record  # noqa: E402
 
-from wifisync import crypto  # noqa: E402
 from wifisync.home import Home  # noqa: E402
-from wifisync.identity import DeviceIdentity  # noqa: E402
+from wifisync.model import crypto  # noqa: E402
+from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.store import SqliteStore  # noqa: E402
-from wifisync.vault import Vault  # noqa: E402
+from wifisync.vault.unlocked import Vault  # noqa: E402
 
 PASSWORD = "bench master password"
 KDF = crypto.KdfParams.fresh(2, 64 * 2**20)  # what `init` uses, give or take

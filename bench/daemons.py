@@ -37,11 +37,11 @@ sys.path.insert(0, str(REPO / "bench"))
 from benchlib import full_set, machine, record  # noqa: E402
 from propagation import Node, make_group, wait  # noqa: E402
 
-from wifisync.identity import DeviceIdentity  # noqa: E402
-from wifisync.net.control_client import daemon_status, notify_daemon  # noqa: E402
-from wifisync.records import Kind, RecordHeader, sign_record  # noqa: E402
+from wifisync.client.control import daemon_status, notify_daemon  # noqa: E402
+from wifisync.model.identity import DeviceIdentity  # noqa: E402
+from wifisync.model.records import Kind, RecordHeader, sign_record  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
-from wifisync.vault import vault_id_of  # noqa: E402
+from wifisync.vault.unlocked import vault_id_of  # noqa: E402
 
 BODY_BYTES = 500
 SYNC_TARGETS_S = {10_000: 0.6, 100_000: 4.0}

@@ -27,8 +27,8 @@ from benchlib import machine, record  # noqa: E402
 from propagation import make_group, wait  # noqa: E402
 
 from tests.lab import Lab, LabProcess, netns_unavailable_reason  # noqa: E402
+from wifisync.client.control import daemon_status  # noqa: E402
 from wifisync.home import Home  # noqa: E402
-from wifisync.net.control_client import daemon_status  # noqa: E402
 
 PORT = 7415
 

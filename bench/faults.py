@@ -43,9 +43,9 @@ from benchlib import SET_ENV, machine, record  # noqa: E402
 from daemons import count, listening, tree  # noqa: E402
 from propagation import PASSWORD, Node, make_group, wait  # noqa: E402
 
-from wifisync.identity import DeviceIdentity  # noqa: E402
+from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
-from wifisync.vault import Vault  # noqa: E402
+from wifisync.vault.unlocked import Vault  # noqa: E402
 
 SENT = re.compile(rb"records sent (\d+)")
 DUPLICATE_GOAL = 0.05

@@ -45,9 +45,9 @@ sys.path.insert(0, str(REPO / "bench"))
 from benchlib import machine, percentile, record  # noqa: E402
 from propagation import Node, make_group, wait  # noqa: E402
 
-from wifisync.identity import DeviceIdentity  # noqa: E402
-from wifisync.net.control_client import daemon_status, notify_daemon  # noqa: E402
-from wifisync.records import (  # noqa: E402
+from wifisync.client.control import daemon_status, notify_daemon  # noqa: E402
+from wifisync.model.identity import DeviceIdentity  # noqa: E402
+from wifisync.model.records import (  # noqa: E402
     DEVICE_ID_BYTES,
     MAX_VECTOR_ENTRIES,
     Kind,
@@ -68,7 +68,7 @@ from wifisync.sync.messages import (  # noqa: E402
     Push,
     encode_message,
 )
-from wifisync.vault import META_VAULT_ID  # noqa: E402
+from wifisync.vault.unlocked import META_VAULT_ID  # noqa: E402
 
 STRANGER = "127.0.0.2"
 SERVICE_NOFILE = 1024  # systemd's default soft limit for a service
@@ -167,7 +167,7 @@ def change_latency(writer: Node, reader: Node, changes: int) -> list[float]:
     """Seconds from a commit on ``writer`` until ``reader``'s store holds it, per change."""
     from propagation import PASSWORD
 
-    from wifisync.vault import Vault
+    from wifisync.vault.unlocked import Vault
 
     store = SqliteStore(writer.home.store_file)
     vault = Vault.unlock(store, DeviceIdentity.load(writer.home.data_dir), PASSWORD)
@@ -387,7 +387,7 @@ async def _send_as_member(a: Node, b: Node, vault_id: bytes, frame: bytes) -> No
     """Member B's own TLS WebSocket to A: HELLO, then ``frame``; until A closes (<= 5 s)."""
     import aiohttp
 
-    from wifisync.net.server import SYNC_PATH
+    from wifisync.daemon.listener import SYNC_PATH
     from wifisync.net.tls import Credentials, client_context, member_server_name
 
     ctx = client_context(Credentials.in_dir(b.home.data_dir),

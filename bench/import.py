@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import machine, record
 
-from wifisync import crypto
-from wifisync.identity import DeviceIdentity
+from wifisync.model import crypto
+from wifisync.model.identity import DeviceIdentity
 from wifisync.store import SqliteStore
 from wifisync.transfer import importers
 from wifisync.transfer.importing import import_items
-from wifisync.vault import Vault
+from wifisync.vault.unlocked import Vault
 
 PASSWORD = "bench master password"
 KDBX_PASSWORD = "bench source password"
@@ -135,7 +135,7 @@ def reach_peer(data: bytes, n: int, runs: int, tmp: Path) -> None:
     from propagation import PASSWORD as GROUP_PASSWORD
     from propagation import make_group, wait
 
-    from wifisync.net.control_client import notify_daemon
+    from wifisync.client.control import notify_daemon
 
     times = []
     for r in range(runs):

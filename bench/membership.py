@@ -23,10 +23,10 @@ sys.path.insert(0, str(REPO))
 
 from benchlib import machine, percentile  # noqa: E402
 
-from wifisync import membership  # noqa: E402
-from wifisync.identity import DeviceIdentity, public_key_of_certificate  # noqa: E402
-from wifisync.membership import compute, new_vault_id  # noqa: E402
-from wifisync.records import (  # noqa: E402
+from wifisync.model import membership  # noqa: E402
+from wifisync.model.identity import DeviceIdentity, public_key_of_certificate  # noqa: E402
+from wifisync.model.membership import compute, new_vault_id  # noqa: E402
+from wifisync.model.records import (  # noqa: E402
     Kind,
     Membership,
     Record,

@@ -26,13 +26,13 @@ sys.path.insert(0, str(REPO))
 
 from benchlib import machine, record  # noqa: E402
 
-from wifisync.crypto import KdfParams  # noqa: E402
+from wifisync.client.control import daemon_status, notify_daemon  # noqa: E402
 from wifisync.home import Home  # noqa: E402
-from wifisync.identity import DeviceIdentity  # noqa: E402
-from wifisync.net.control_client import daemon_status, notify_daemon  # noqa: E402
-from wifisync.records import Kind, Membership  # noqa: E402
+from wifisync.model.crypto import KdfParams  # noqa: E402
+from wifisync.model.identity import DeviceIdentity  # noqa: E402
+from wifisync.model.records import Kind, Membership  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
-from wifisync.vault import META_VAULT_ID, Vault  # noqa: E402
+from wifisync.vault.unlocked import META_VAULT_ID, Vault  # noqa: E402
 
 PASSWORD = "bench password"
 

@@ -5,7 +5,7 @@ commits included) and, for a 100k vault, what a session costs when nothing chang
 (bytes on the wire, ms median and p99). Targets: initial sync of 10k < 0.6 s and of 100k
 < 3.5 s; no-change session < 10 ms and < 4 KiB.
 
-Signature checks of large batches run in helper processes (wifisync.sigproc), so the CPU
+Signature checks of large batches run in helper processes (wifisync.daemon.sighelpers), so the CPU
 figure names this process and the whole machine (helpers included) separately.
 
     .venv/bin/python bench/sync_core.py [--sizes 10000 100000] [--syncs 3] [--runs 20]
@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import full_set, machine, record
 
-from wifisync import crypto
-from wifisync.identity import DeviceIdentity
-from wifisync.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record
+from wifisync.model import crypto
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record
 from wifisync.store import SqliteStore
 from wifisync.sync import Replica, SyncSession
-from wifisync.vault import META_VAULT_ID, Vault
+from wifisync.vault.unlocked import META_VAULT_ID, Vault
 
 BODY_BYTES = 500
 SYNC_TARGETS_S = {10_000: 0.6, 100_000: 3.5}  # issue 16, 2 cores

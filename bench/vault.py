@@ -27,11 +27,11 @@ sys.path.insert(0, str(REPO))
 
 from benchlib import machine, record  # noqa: E402
 
-from wifisync import crypto  # noqa: E402
 from wifisync.home import Home  # noqa: E402
-from wifisync.identity import DeviceIdentity  # noqa: E402
+from wifisync.model import crypto  # noqa: E402
+from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.store import SqliteStore  # noqa: E402
-from wifisync.vault import Vault  # noqa: E402
+from wifisync.vault.unlocked import Vault  # noqa: E402
 
 PASSWORD = "bench master password"
 LIST_TARGET_S = 1.0

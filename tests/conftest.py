@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wifisync import crypto
-
-from .lab import Lab, lab, netns_unavailable_reason
+from tests.lab import Lab, lab, netns_unavailable_reason
+from wifisync.model import crypto
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -26,7 +25,7 @@ FAST_CONFIG = "[vault]\nkdf_opslimit = 1\n"
 def low_kdf_floor() -> Iterator[None]:
     """In-process tests use Argon2id at 8 KiB for speed; CLI and daemon children keep the floor.
 
-    The floor's own tests (tests/test_crypto.py) raise it back.
+    The floor's own tests (tests/model/test_crypto.py) raise it back.
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(crypto, "KDF_FLOOR_MEMLIMIT", 8192)

@@ -24,7 +24,7 @@ _RUN = (
     "        if line.startswith(key + ':'):\n"
     "            return int(line.split()[1])\n"
     "    return 0\n"
-    "import wifisync.crypto as crypto\n"
+    "import wifisync.model.crypto as crypto\n"
     "from wifisync.cli.main import main\n"
     "peaks = []\n"
     "kdf = crypto.password_key\n"

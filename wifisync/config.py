@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .home import Home
+from wifisync.errors import ConfigError
+from wifisync.home import Home
 
 if TYPE_CHECKING:
-    from .deletebrake import BrakeRule
+    from wifisync.vault.deletebrake import BrakeRule
 
 MIN_KDF_OPSLIMIT = 1
 MIN_KDF_MEMLIMIT_MIB = 64
@@ -161,7 +161,7 @@ class VaultConfig:
     @property
     def delete_brake(self) -> BrakeRule:
         """The mass-deletion brake's rule."""
-        from .deletebrake import BrakeRule
+        from wifisync.vault.deletebrake import BrakeRule
 
         return BrakeRule(self.delete_brake_share, self.delete_brake_items,
                          self.delete_brake_window)

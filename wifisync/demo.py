@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import wifisync
-from wifisync.clock import hlc_wall_ms
+from wifisync.model.clock import hlc_wall_ms
 
 DEMO_PASSWORD = "demo master password"
 PACKAGE_ROOT = Path(wifisync.__file__).resolve().parents[1]
@@ -117,8 +117,8 @@ class Daemon:
 
     def start(self, *peers: Daemon) -> None:
         """Start it in the background and wait until its control socket answers."""
-        from .home import Home
-        from .net.control_client import daemon_status
+        from wifisync.client.control import daemon_status
+        from wifisync.home import Home
 
         args = [a for p in peers for a in ("--peer", p.address)]
         print(f"$ wifisync --home $DEMO/{self.device.name} daemon {shlex.join(args)} &",
@@ -138,8 +138,8 @@ class Daemon:
 
     def wait_connected(self, count: int) -> None:
         """Until it holds ``count`` sessions."""
-        from .home import Home
-        from .net.control_client import daemon_status
+        from wifisync.client.control import daemon_status
+        from wifisync.home import Home
 
         home = Home.locate(str(self.device.home))
         deadline = time.monotonic() + 15
@@ -187,8 +187,8 @@ class ArrivalWatch:
     """Notes the wall-clock moment new records land in other devices' stores."""
 
     def __init__(self, devices: Sequence[Device]) -> None:
-        from .home import Home
-        from .store.sqlite import SqliteStore
+        from wifisync.home import Home
+        from wifisync.store.sqlite import SqliteStore
 
         self.stores = {d.name: SqliteStore(Home.locate(str(d.home)).store_file)
                        for d in devices}
@@ -226,7 +226,7 @@ def pairing_available() -> bool:
     """Whether this build has the ``pair`` and ``join`` commands."""
     import argparse as _argparse
 
-    from .cli.main import build_parser
+    from wifisync.cli.main import build_parser
 
     for action in build_parser()._actions:
         if isinstance(action, _argparse._SubParsersAction):

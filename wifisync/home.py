@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import platformdirs
 
 if TYPE_CHECKING:
-    from .store.sqlite import SqliteStore
+    from wifisync.store.sqlite import SqliteStore
 
 APP = "wifisync"
 ENV_HOME = "WIFISYNC_HOME"
@@ -79,7 +79,7 @@ class Home:
     @contextmanager
     def creating_store(self) -> Iterator[SqliteStore]:
         """The store, for setting up a vault: if the block fails, a file it made is removed."""
-        from .store.sqlite import SqliteStore  # not at import: `wifisync get` stays lean
+        from wifisync.store.sqlite import SqliteStore  # not at import: `wifisync get` stays lean
 
         self.ensure()
         new = not self.store_file.exists()

@@ -18,9 +18,9 @@ import pytest
 
 from tests.conftest import PASSWORD, Cli
 from wifisync.agent.protocol import call, socket_path
-from wifisync.identity import DeviceIdentity
+from wifisync.model.identity import DeviceIdentity
 from wifisync.store import SqliteStore
-from wifisync.vault import Vault
+from wifisync.vault.unlocked import Vault
 
 
 def agent_pid(cli: Cli) -> int | None:

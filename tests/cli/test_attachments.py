@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli
-from wifisync.records import CHUNK_BYTES, Kind
+from wifisync.model.records import CHUNK_BYTES, Kind
 
 
 def get_bytes(cli: Cli, *args: str) -> subprocess.CompletedProcess[bytes]:

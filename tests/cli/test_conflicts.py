@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from tests.conftest import PASSWORD, Cli
-from wifisync.identity import DeviceIdentity
-from wifisync.records import Membership, Record
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Membership, Record
 from wifisync.store import MemoryStore, SqliteStore
-from wifisync.vault import META_VAULT_ID, Vault
+from wifisync.vault.unlocked import META_VAULT_ID, Vault
 
 
 def edit_elsewhere(cli: Cli, item: str, field: str, value: str) -> list[Record]:

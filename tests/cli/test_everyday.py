@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli
-from wifisync.identity import DeviceIdentity
-from wifisync.passwords import SYMBOLS, wordlist
+from wifisync.model.identity import DeviceIdentity
+from wifisync.vault.passwords import SYMBOLS, wordlist
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXP"
 
@@ -277,7 +277,7 @@ def test_clip_copies_and_clears_only_its_own_value(initialised_cli: Cli, tmp_pat
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        clearers += b"wifisync.clipboard" in cmdline
+        clearers += b"wifisync.cli.clipboard" in cmdline
         assert b"Clip-Secret-4410" not in cmdline + environ, proc
     assert clearers >= 1 or clip.read_text() == ""
     assert wait_for(lambda: clip.read_text() == "")  # cleared by the detached child

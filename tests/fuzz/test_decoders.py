@@ -6,8 +6,8 @@ from hypothesis import given
 
 from tests.fuzz.mutate import FUZZ, mutated, only_our_errors
 from tests.sync.helpers import household
+from wifisync.model.records import Kind, Membership, Record, RecordHeader, WrappedVaultKey
 from wifisync.pairing import messages as pairing
-from wifisync.records import Kind, Membership, Record, RecordHeader, WrappedVaultKey
 from wifisync.sync.messages import (
     PROTOCOL_VERSION,
     Batch,

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli
-from wifisync.author import Author
+from wifisync.client.control import daemon_status
 from wifisync.home import Home
-from wifisync.identity import DeviceIdentity
-from wifisync.net.control_client import daemon_status
-from wifisync.records import Kind, Membership, member_item_id
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, Membership, member_item_id
 from wifisync.store.sqlite import SqliteStore
-from wifisync.vault import META_VAULT_ID, vault_id_of
+from wifisync.vault.author import Author
+from wifisync.vault.unlocked import META_VAULT_ID, vault_id_of
 
 START_TIMEOUT = 10.0
 

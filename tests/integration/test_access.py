@@ -13,13 +13,13 @@ import aiohttp
 import pytest
 from cryptography import x509
 
+from tests.daemon.faultproxy import FaultProxy
 from tests.integration.conftest import Device, wait_for
-from tests.net.faultproxy import FaultProxy
-from wifisync.identity import DeviceIdentity, public_key_of_certificate
+from wifisync.model.identity import DeviceIdentity, public_key_of_certificate
 from wifisync.net import tls
 from wifisync.store.sqlite import SqliteStore
 from wifisync.sync.messages import MAX_FRAME_BYTES
-from wifisync.vault import vault_id_of
+from wifisync.vault.unlocked import vault_id_of
 
 
 def _raw_request(port: int, context: ssl.SSLContext, path: str,

@@ -13,11 +13,11 @@ import pytest
 from tests.conftest import Cli
 from tests.integration.conftest import Device, join_by_library, wait_for
 from tests.memory import cli_peak_kib
-from wifisync.crypto import KdfParams
-from wifisync.identity import DeviceIdentity
-from wifisync.records import CHUNK_BYTES
+from wifisync.model.crypto import KdfParams
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import CHUNK_BYTES
 from wifisync.store.sqlite import SqliteStore
-from wifisync.vault import Vault
+from wifisync.vault.unlocked import Vault
 
 MIB = 1024 * 1024
 FAST_KDF = KdfParams.fresh(1)  # the cheapest the CLI accepts (64 MiB, tests/memory.py)

@@ -8,8 +8,8 @@ import random
 import time
 from collections.abc import Callable
 
+from tests.daemon.faultproxy import FaultProxy
 from tests.integration.conftest import Device, wait_for
-from tests.net.faultproxy import FaultProxy
 from wifisync.store import SqliteStore
 
 ROUNDS = 12  # each: one fault or repair on one link, then one write on a random device

@@ -82,8 +82,8 @@ async def _hold_pairing_connections(port: int, count: int, joiner: list[str],
 
     import aiohttp
 
+    from wifisync.client.join import joiner_tls_context, pair_url
     from wifisync.net.tls import SERVER_NAME
-    from wifisync.pairing.joiner import joiner_tls_context, pair_url
 
     connector = aiohttp.TCPConnector(local_addr=(STRANGER, 0), limit=0)
     held = 0
@@ -109,8 +109,8 @@ def test_a_stranger_holding_pairing_connections_does_not_block_the_joiner(
     """Before: four anonymous connections held the four pairing slots and the joiner waited."""
     import asyncio
 
+    from tests.cli.test_pairing import Pairing
     from tests.conftest import Cli
-    from tests.pairing.test_pairing_cli import Pairing
 
     (a,) = devices(1)
     a.start()

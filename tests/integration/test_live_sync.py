@@ -99,9 +99,9 @@ def test_kill_9_during_an_initial_sync_loses_nothing(devices: Callable[..., list
 def _write_items(device: Device, n: int) -> None:
     """Many items quickly, in one process, as this device (unlock once)."""
     from tests.conftest import PASSWORD
-    from wifisync.identity import DeviceIdentity
+    from wifisync.model.identity import DeviceIdentity
     from wifisync.store.sqlite import SqliteStore
-    from wifisync.vault import Vault
+    from wifisync.vault.unlocked import Vault
 
     store = SqliteStore(device.home.store_file)
     try:

@@ -7,8 +7,8 @@ import signal
 import time
 from collections.abc import Callable
 
+from tests.daemon.faultproxy import FaultProxy
 from tests.integration.conftest import Device, wait_for
-from tests.net.faultproxy import FaultProxy
 
 MAX_ATTEMPTS_PER_SECOND = 3
 RECONNECT_SECONDS = 1.0  # the target is 0.5 s (bench/reconnect.py); slack for a loaded machine

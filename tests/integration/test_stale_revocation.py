@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tests.cli.test_pairing import Pairing, make_device  # noqa: F401 - fixture
 from tests.integration.conftest import Device, wait_for
-from tests.pairing.test_pairing_cli import Pairing, make_device  # noqa: F401 - fixture
 
 SYNC_WAIT = 15
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from tests.integration.conftest import Device, free_port, wait_for
-from wifisync.records import Kind
+from wifisync.model.records import Kind
 from wifisync.store.sqlite import SqliteStore
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

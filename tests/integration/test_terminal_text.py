@@ -13,19 +13,19 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.cli.test_pairing import Pairing
 from tests.conftest import Cli
 from tests.integration.conftest import Device, wait_for
-from tests.pairing.test_pairing_cli import Pairing
-from wifisync.author import Author
-from wifisync.identity import DeviceIdentity
+from wifisync.client.join import joiner_tls_context, pair_url, request_join
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, Membership, member_item_id
 from wifisync.net.tls import SERVER_NAME
 from wifisync.pairing import messages
 from wifisync.pairing.code import PairingCode
 from wifisync.pairing.handshake import JoinerHandshake
-from wifisync.pairing.joiner import joiner_tls_context, pair_url, request_join
-from wifisync.records import Kind, Membership, member_item_id
 from wifisync.store.sqlite import SqliteStore
-from wifisync.vault import vault_id_of
+from wifisync.vault.author import Author
+from wifisync.vault.unlocked import vault_id_of
 
 EVIL = "evil\x1b]0;pwned\x07\nforged line\u202e"
 ESCAPED = "evil\\x1b]0;pwned\\x07\\nforged line\\u202e"
@@ -113,8 +113,8 @@ def test_pair_shows_a_joiners_name_and_a_refusal_reason_escaped(
 
 async def _close_with_reason(a: Device, b: Device, reason: bytes) -> None:
     """Member B's own connection to A, closed with ``reason`` in the close frame."""
-    from wifisync.net.link import CloseCode
-    from wifisync.net.server import SYNC_PATH
+    from wifisync.daemon.link import CloseCode
+    from wifisync.daemon.listener import SYNC_PATH
     from wifisync.net.tls import Credentials, client_context, member_server_name
 
     store = SqliteStore(a.home.store_file)

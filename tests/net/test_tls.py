@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wifisync.identity import DeviceIdentity
+from wifisync.model.identity import DeviceIdentity
 from wifisync.net.tls import (
     NAME_WINDOW_SECONDS,
     SERVER_NAME,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wifisync import crypto
-from wifisync.identity import DeviceIdentity
+from wifisync.model import crypto
+from wifisync.model.identity import DeviceIdentity
 from wifisync.store.memory import MemoryStore
-from wifisync.vault import Vault
+from wifisync.vault.unlocked import Vault
 
 PASSWORD = "pairing test password"
 FAST_KDF = crypto.KdfParams.fresh(opslimit=1, memlimit=8192)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from wifisync.clock import hlc_pack
-from wifisync.membership import compute, member_records
+from tests.sync.helpers import Device, household, identity, join_device, sync
+from wifisync.model.clock import hlc_pack
+from wifisync.model.membership import compute, member_records
+from wifisync.model.records import (
+    Kind,
+    Membership,
+    Record,
+    RecordHeader,
+    member_item_id,
+    sign_record,
+)
 from wifisync.pairing.bootstrap import check_offer, vault_offer
 from wifisync.pairing.messages import MAX_OFFER_RECORDS
-from wifisync.records import Kind, Membership, Record, RecordHeader, member_item_id, sign_record
-from wifisync.revocation import revoke
-
-from ..sync.helpers import Device, household, identity, join_device, sync
+from wifisync.vault.revocation import revoke
 
 
 def rename_many(member: Device, device: Device, times: int) -> None:

@@ -6,7 +6,7 @@ import msgpack
 import pytest
 
 from wifisync.errors import PairingError
-from wifisync.identity import DeviceIdentity
+from wifisync.model.identity import DeviceIdentity
 from wifisync.pairing import messages
 from wifisync.pairing.code import PairingCode
 from wifisync.pairing.handshake import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wifisync.identity import DeviceIdentity
-from wifisync.records import Kind, Record, RecordHeader, sign_record
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, Record, RecordHeader, sign_record
 
 VAULT = b"v" * 16
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wifisync.identity import DeviceIdentity
+from tests.store.builders import MakeRecord, make_record
+from wifisync.model.identity import DeviceIdentity
 from wifisync.store import MemoryStore, RecordStore, SqliteStore
-
-from .builders import MakeRecord, make_record
 
 
 @pytest.fixture(params=["memory", "sqlite"])

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.builders import make_record
 from wifisync.errors import IntegrityError
-from wifisync.identity import DeviceIdentity
-from wifisync.records import Kind, Record
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, Record
 from wifisync.store import MemoryStore, RecordStore, SqliteStore
-
-from .builders import make_record
 
 ITEMS = [bytes([i]) * 16 for i in range(4)]
 

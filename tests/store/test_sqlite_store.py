@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.builders import make_record
 from wifisync.errors import IntegrityError, StoreError
-from wifisync.identity import DeviceIdentity
-from wifisync.records import Kind
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind
 from wifisync.store import AppendResult, MemoryStore, SqliteStore
 from wifisync.store.sqlite import SCHEMA_VERSION
-
-from .builders import make_record
 
 
 def raw(path: Path) -> sqlite3.Connection:
@@ -113,9 +112,9 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from wifisync.author import Author
-    from wifisync.identity import DeviceIdentity
-    from wifisync.records import Kind
+    from wifisync.vault.author import Author
+    from wifisync.model.identity import DeviceIdentity
+    from wifisync.model.records import Kind
     from wifisync.store import SqliteStore
 
     store = SqliteStore(Path(sys.argv[1]))

@@ -11,14 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.store.builders import MakeRecord, make_record
 from wifisync.errors import IntegrityError
-from wifisync.identity import DeviceIdentity
-from wifisync.records import Kind, Record
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, Record
+from wifisync.model.versions import dominates
 from wifisync.store import AppendResult, MemoryStore, RecordStore, SqliteStore
 from wifisync.store.base import EMPTY_FINGERPRINT, FINGERPRINT_MODULUS
-from wifisync.versions import dominates
-
-from .builders import MakeRecord, make_record
 
 X, Y, Z, M = b"X" * 16, b"Y" * 16, b"Z" * 16, b"M" * 16
 

@@ -7,16 +7,23 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from wifisync import crypto
-from wifisync.author import wall_ms
-from wifisync.clock import hlc_pack
 from wifisync.errors import ProtocolError
-from wifisync.identity import DeviceIdentity
-from wifisync.records import VAULT_KEY_ITEM, Kind, Membership, Record, RecordHeader, sign_record
+from wifisync.model import crypto
+from wifisync.model.clock import hlc_pack
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import (
+    VAULT_KEY_ITEM,
+    Kind,
+    Membership,
+    Record,
+    RecordHeader,
+    sign_record,
+)
+from wifisync.model.versions import join
 from wifisync.store import MemoryStore, RecordStore
 from wifisync.sync import Replica, SessionOutput, SyncSession
-from wifisync.vault import META_VAULT_ID, Vault
-from wifisync.versions import join
+from wifisync.vault.unlocked import META_VAULT_ID, Vault
+from wifisync.wallclock import wall_ms
 
 PASSWORD = "pw"
 FAST_KDF = crypto.KdfParams.fresh(opslimit=1, memlimit=8192)

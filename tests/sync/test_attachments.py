@@ -6,11 +6,11 @@ import io
 import os
 
 from tests.sync.helpers import Device, Wire, household, identity, sync
-from wifisync import attachments as att
-from wifisync.chunks import chunk_item
-from wifisync.records import CHUNK_BYTES, Kind, Record, RecordHeader, sign_record
+from wifisync.model.chunks import chunk_item
+from wifisync.model.records import CHUNK_BYTES, Kind, Record, RecordHeader, sign_record
 from wifisync.sync import session as session_mod
 from wifisync.sync.messages import MAX_BATCH_BYTES
+from wifisync.vault import attachments as att
 
 LIMIT = 64 * 1024 * 1024
 

@@ -29,18 +29,17 @@ from hypothesis.stateful import (
     rule,
 )
 
-from wifisync import crypto
-from wifisync.author import wall_ms
-from wifisync.clock import hlc_pack
+from tests.sync.helpers import PASSWORD, Device, Frame, Wire, craft, household, sync
 from wifisync.errors import IntegrityError, ProtocolError, UsageError
-from wifisync.membership import view_of
-from wifisync.records import Kind, Membership, Record, member_item_id
-from wifisync.revocation import acknowledge
+from wifisync.model import crypto
+from wifisync.model.clock import hlc_pack
+from wifisync.model.membership import view_of
+from wifisync.model.records import Kind, Membership, Record, member_item_id
+from wifisync.model.versions import dominates
 from wifisync.store.base import EMPTY_FINGERPRINT, fingerprint_add
-from wifisync.vault import Vault
-from wifisync.versions import dominates
-
-from .helpers import PASSWORD, Device, Frame, Wire, craft, household, sync
+from wifisync.vault.revocation import acknowledge
+from wifisync.vault.unlocked import Vault
+from wifisync.wallclock import wall_ms
 
 EXAMPLES = int(os.environ.get("WIFISYNC_SYNC_EXAMPLES", "60"))
 STEPS = int(os.environ.get("WIFISYNC_SYNC_STEPS", "30"))

@@ -122,8 +122,8 @@ def test_well_formed_msgpack_of_the_wrong_shape_only_raises_protocol_error(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_session_fed_mutated_frames_raises_only_protocol_error(data: st.DataObject) -> None:
-    from .helpers import Wire, household
-    from .test_session import add_items
+    from tests.sync.helpers import Wire, household
+    from tests.sync.test_session import add_items
 
     a, b = household(2)
     add_items(a, 3)

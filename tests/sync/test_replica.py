@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wifisync.records import Kind, Record, RecordHeader, sign_record
+from tests.sync.helpers import Device, household, identity, join_device, sync
+from tests.sync.test_session import add_items
+from wifisync.model.records import Kind, Record, RecordHeader, sign_record
 from wifisync.store import MemoryStore
 from wifisync.sync import Replica
-
-from .helpers import Device, household, identity, join_device, sync
-from .test_session import add_items
 
 
 def stranger_record(device: Device, seq: int = 1) -> Record:
@@ -82,7 +81,7 @@ def test_the_same_origin_and_seq_twice_is_refused_not_fatal() -> None:
 
 def revoke(revoker: Device, device: Device) -> int:
     """``revoker`` revokes ``device``, stating what it holds; returns what it held of it."""
-    from wifisync.revocation import revoke as write_revocation
+    from wifisync.vault.revocation import revoke as write_revocation
 
     target = revoker.replica.members()[device.id]
     return write_revocation(revoker.vault.author, target).last_seq
@@ -90,7 +89,7 @@ def revoke(revoker: Device, device: Device) -> int:
 
 def acknowledge(device: Device) -> list[Record]:
     """What a member's daemon does on learning of a revocation."""
-    from wifisync.revocation import acknowledge as write_acknowledgement
+    from wifisync.vault.revocation import acknowledge as write_acknowledgement
 
     return write_acknowledgement(device.vault.author)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import msgpack
 import pytest
 
+from tests.sync.helpers import Device, Wire, create_device, household, identity, join_device, sync
 from wifisync.errors import ProtocolError
-from wifisync.records import Kind, Membership
+from wifisync.model.records import Kind, Membership
 from wifisync.sync import SyncSession, encode_message, outbound, session
 from wifisync.sync.messages import PROTOCOL_VERSION, Batch, Hello, Push, decode_message
-from wifisync.vault import META_VAULT_ID
-
-from .helpers import Device, Wire, create_device, household, identity, join_device, sync
+from wifisync.vault.unlocked import META_VAULT_ID
 
 
 def add_items(device: Device, n: int, prefix: str = "item") -> list[bytes]:

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from wifisync.records import Record
-from wifisync.sigproc import MAX_STARTS_PER_HELPER, SignatureWorkers, check_all
+from tests.sync.helpers import household
+from tests.sync.test_session import add_items
+from wifisync.daemon.sighelpers import MAX_STARTS_PER_HELPER, SignatureWorkers, check_all
+from wifisync.model.records import Record
 from wifisync.sync.replica import PROCESS_VERIFY_MIN, SignatureChecks, _collect
-
-from .helpers import household
-from .test_session import add_items
 
 
 def forged(good: Record) -> Record:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from wifisync import crypto
-from wifisync.identity import DeviceIdentity
+from tests.transfer import samples
+from wifisync.model import crypto
+from wifisync.model.identity import DeviceIdentity
 from wifisync.store import MemoryStore, RecordStore
-from wifisync.vault import Vault
-
-from . import samples
+from wifisync.vault.unlocked import Vault
 
 
 @pytest.fixture(scope="session")

@@ -14,19 +14,18 @@ import pytest
 
 from tests.conftest import Cli
 from tests.memory import cli_peak_kib
-from wifisync import attachments as att
-from wifisync.crypto import KdfParams
+from tests.transfer import samples
+from tests.transfer.conftest import PASSWORD, new_vault
 from wifisync.home import Home
-from wifisync.identity import DeviceIdentity
-from wifisync.records import CHUNK_BYTES
+from wifisync.model.crypto import KdfParams
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import CHUNK_BYTES
 from wifisync.store import SqliteStore
 from wifisync.transfer import importers
 from wifisync.transfer.backup import make_backup, restore_backup
 from wifisync.transfer.importing import import_items
-from wifisync.vault import Vault
-
-from . import samples
-from .conftest import PASSWORD, new_vault
+from wifisync.vault import attachments as att
+from wifisync.vault.unlocked import Vault
 
 SIZES = (0, 1, CHUNK_BYTES - 1, CHUNK_BYTES, CHUNK_BYTES + 1)
 FILES = {f"file-{n}.bin": os.urandom(n) for n in SIZES}

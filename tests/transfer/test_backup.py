@@ -8,18 +8,17 @@ import pytest
 
 from tests.sync.helpers import PASSWORD as HOUSEHOLD_PASSWORD
 from tests.sync.helpers import household, sync
-from wifisync import crypto
+from tests.transfer.conftest import PASSWORD, new_vault
 from wifisync.errors import AlreadyInitialisedError, WrongPasswordError
 from wifisync.home import Home
-from wifisync.identity import DeviceIdentity
-from wifisync.membership import current_members
-from wifisync.records import Membership
+from wifisync.model import crypto
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.membership import current_members
+from wifisync.model.records import Membership
 from wifisync.store import SqliteStore
 from wifisync.transfer import backup
 from wifisync.transfer.backup import BackupError, RevokedDeviceError, make_backup, restore_backup
-from wifisync.vault import Vault
-
-from .conftest import PASSWORD, new_vault
+from wifisync.vault.unlocked import Vault
 
 SECRETS = (b"Door codes", b"Garage 1234", b"s3cret-value", PASSWORD.encode())
 

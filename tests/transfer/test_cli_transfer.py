@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PASSWORD, Cli
+from tests.transfer import samples
 from wifisync.home import Home
-from wifisync.identity import DeviceIdentity
-from wifisync.records import Membership
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Membership
 from wifisync.store import SqliteStore
 from wifisync.transfer.backup import make_backup
-from wifisync.vault import Vault
-
-from ..conftest import PASSWORD, Cli
-from . import samples
+from wifisync.vault.unlocked import Vault
 
 FILES: dict[str, Callable[[], bytes]] = {
     "msecure-csv": lambda: samples.MSECURE_B.encode(),

@@ -7,13 +7,12 @@ import io
 import json
 from typing import Any
 
+from tests.transfer import samples
+from tests.transfer.conftest import new_vault
 from wifisync.transfer import importers
 from wifisync.transfer.export import export_csv, export_json
 from wifisync.transfer.importing import import_items
-from wifisync.vault import Vault
-
-from . import samples
-from .conftest import new_vault
+from wifisync.vault.unlocked import Vault
 
 
 def fill(vault: Vault) -> None:

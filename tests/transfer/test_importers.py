@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.transfer import samples
 from wifisync.transfer import importers
 from wifisync.transfer.model import ImportedItem, ImportFormatError, SourcePasswordError
-
-from . import samples
 
 
 def by_title(items: list[ImportedItem]) -> dict[str, ImportedItem]:

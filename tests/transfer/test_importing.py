@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-from wifisync.records import Kind
+from tests.transfer import samples
+from wifisync.model.records import Kind
 from wifisync.transfer import importers
 from wifisync.transfer.importing import import_items
-from wifisync.vault import ItemView, Vault
-
-from . import samples
+from wifisync.vault.unlocked import ItemView, Vault
 
 
 def run(vault: Vault, data: bytes, dry_run: bool = False, tags: tuple[str, ...] = (),
@@ -26,7 +25,7 @@ def titled(vault: Vault, title: str) -> ItemView:
 
 
 def test_imported_items_are_encrypted_records_with_hidden_flags_and_source() -> None:
-    from .conftest import new_vault
+    from tests.transfer.conftest import new_vault
 
     vault = new_vault()
     assert run(vault, samples.MSECURE_B.encode()) == {"imported": 3, "updated": 0, "skipped": 0}

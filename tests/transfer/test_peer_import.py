@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.conftest import Device, devices, wait_for  # noqa: F401 - the fixture
-
-from . import samples
+from tests.transfer import samples
 
 ITEMS = 500
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.transfer import samples
-from wifisync import totp
 from wifisync.transfer import importers
+from wifisync.vault import totp
 
 SECRET = "JBSWY3DPEHPK3PXP"
 

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from .server import main
+from wifisync.agent.server import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@ import mmap
 import resource
 import sys
 
-from ..errors import WifisyncError
+from wifisync.errors import WifisyncError
 
 PR_SET_DUMPABLE = 4
 PAGE = mmap.PAGESIZE

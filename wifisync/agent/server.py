@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import WifisyncError
-from ..home import Home
-from .memory import LockedSecret, harden_process, is_dumpable
-from .protocol import MAX_REQUEST, socket_path
+from wifisync.agent.memory import LockedSecret, harden_process, is_dumpable
+from wifisync.agent.protocol import MAX_REQUEST, socket_path
+from wifisync.errors import WifisyncError
+from wifisync.home import Home
 
 CHECK_INTERVAL_S = 1.0  # how often an idle agent checks its deadline and its socket file
 CLIENT_TIMEOUT_S = 5.0
@@ -44,9 +44,9 @@ class Agent:
     """Serves one home's vault key and lookups until locked, timed out or its socket is gone."""
 
     def __init__(self, home: Home, secret: LockedSecret, timeout_s: float) -> None:
-        from ..identity import DeviceIdentity
-        from ..store.sqlite import SqliteStore
-        from ..vault import Vault, vault_id_of
+        from wifisync.model.identity import DeviceIdentity
+        from wifisync.store.sqlite import SqliteStore
+        from wifisync.vault.unlocked import Vault, vault_id_of
 
         self.home = home
         self.secret = secret
@@ -193,8 +193,8 @@ class Agent:
         the count grew exactly as the highest number did, only the items of the new records
         are read again; anything else rebuilds the whole index.
         """
-        from ..cli.listing import summarise
-        from ..errors import ItemNotFoundError
+        from wifisync.cli.listing import summarise
+        from wifisync.errors import ItemNotFoundError
 
         top, count = self._stamp_db.execute(
             "SELECT coalesce(max(n), 0), count(*) FROM records").fetchone()
@@ -210,8 +210,8 @@ class Agent:
                 except ItemNotFoundError:  # deleted
                     self._by_id.pop(item.hex(), None)
         else:
-            from ..sigmarks import mark_key
-            from ..vault import SignatureCheck
+            from wifisync.store.sigmarks import mark_key
+            from wifisync.vault.unlocked import SignatureCheck
 
             # Rebuilt: take the members' keys afresh too (a device paired or revoked since).
             vault.signatures = SignatureCheck(self.store, mark_key(self.identity))
@@ -223,21 +223,21 @@ class Agent:
         return self._summaries
 
     def _resolve(self, ref: str) -> bytes:
-        from ..lookup import resolve
+        from wifisync.vault.lookup import resolve
 
         vault = self._vault()
         self._refresh(vault)
         return resolve_full_id(vault, ref) or resolve(ref, self._candidates)
 
     def _get(self, ref: str, field: str) -> str:
-        from ..lookup import field_value
+        from wifisync.vault.lookup import field_value
 
         view = self.vault.get(self._resolve(ref))
         return field_value(view.state.title, view.state.values, field)
 
     def _list(self, request: dict[str, Any]) -> list[list[Any]]:
         """Rows ``[id, title, type, tags, updated]`` of the items the filters keep."""
-        from ..lookup import matches
+        from wifisync.vault.lookup import matches
 
         summaries = self._refresh(self._vault())
         query, tag, type_ = (_opt(request.get(k)) for k in ("query", "tag", "type"))
@@ -248,7 +248,7 @@ class Agent:
         return [s.row() for s in summaries if matches(s, query, tag, type_)]
 
     def _forget_derived(self) -> None:
-        from ..records import _payload_key
+        from wifisync.model.records import _payload_key
 
         self.vault.vault_key = b""
         _payload_key.cache_clear()  # it holds the vault key and the key derived from it

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO, cast
 
-from .. import attachments as att
-from ..errors import UsageError
-from ..net.control_client import notify_daemon
-from ..vault import Vault
-from .commands_items import attachment_json, size_text
-from .common import PasswordSource, after_write, loaded, unlocked
-from .listing import iso_time
+from wifisync.cli.commands_items import attachment_json, size_text
+from wifisync.cli.common import PasswordSource, after_write, loaded, unlocked
+from wifisync.cli.listing import iso_time
+from wifisync.client.control import notify_daemon
+from wifisync.errors import UsageError
+from wifisync.vault import attachments as att
+from wifisync.vault.unlocked import Vault
 
 
 def register(sub: Any) -> None:

@@ -9,18 +9,18 @@ import json
 import sys
 from typing import Any
 
-from ..config import load_config, parse_host_port
-from ..deviceid import format_device_id, parse_device_id
-from ..errors import UsageError, WifisyncError
-from ..lookup import plural
-from ..membership import Member, members
-from ..net.addressbook import AddressBook
-from ..net.control_client import daemon_status
-from ..records import ROLE_MEMBER, Kind, Membership
-from ..termtext import shown
-from ..vault import vault_id_of
-from .commands_everyday import unlock_state
-from .common import Context, after_write, loaded, locate_home
+from wifisync.cli.commands_everyday import unlock_state
+from wifisync.cli.common import Context, after_write, loaded, locate_home
+from wifisync.client.control import daemon_status
+from wifisync.config import load_config, parse_host_port
+from wifisync.errors import UsageError, WifisyncError
+from wifisync.model.deviceid import format_device_id, parse_device_id
+from wifisync.model.membership import Member, members
+from wifisync.model.records import ROLE_MEMBER, Kind, Membership
+from wifisync.store.addressbook import AddressBook
+from wifisync.termtext import shown
+from wifisync.vault.lookup import plural
+from wifisync.vault.unlocked import vault_id_of
 
 
 def _host_port(text: str) -> str:
@@ -80,8 +80,10 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
     import asyncio  # like aiohttp, only for the command that needs it
 
-    from ..logsetup import setup_daemon_logging
-    from ..net.daemon import Daemon  # aiohttp is imported only by the command that needs it
+    from wifisync.daemon.daemon import (
+        Daemon,  # aiohttp is imported only by the command that needs it
+    )
+    from wifisync.daemon.logsetup import setup_daemon_logging
 
     home = locate_home(args)
     config = load_config(home)
@@ -296,7 +298,7 @@ def resolve_device(all_members: dict[bytes, Member], ref: str) -> Member:
 
 def cmd_grant(args: argparse.Namespace) -> int:
     """A member that holds the key grants a relay the member role."""
-    from .common import unlocked
+    from wifisync.cli.common import unlocked
 
     with unlocked(args) as (ctx, vault):
         known = members(ctx.store)
@@ -318,9 +320,9 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     """Write the revocation record, saying what this device knows of the revoked one."""
-    from ..author import Author
-    from ..clock import hlc_wall_ms
-    from ..revocation import revoke
+    from wifisync.model.clock import hlc_wall_ms
+    from wifisync.vault.author import Author
+    from wifisync.vault.revocation import revoke
 
     with loaded(args) as ctx:
         all_members = members(ctx.store)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import deletebrake
-from ..errors import ItemNotFoundError
-from .common import after_write, loaded, unlocked
+from wifisync.cli.common import after_write, loaded, unlocked
+from wifisync.errors import ItemNotFoundError
+from wifisync.vault import deletebrake
 
 
 def register(sub: Any) -> None:

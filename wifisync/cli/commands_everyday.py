@@ -9,13 +9,13 @@ import sys
 import time
 from typing import Any
 
-from ..errors import ItemNotFoundError, UsageError
-from ..lookup import field_value, plural
-from ..termtext import shown
-from ..vault import Vault
-from .common import PasswordSource, after_write, loaded, unlocked
-from .fast import add_get_arguments, emit_value
-from .listing import iso_time, print_json
+from wifisync.cli.common import PasswordSource, after_write, loaded, unlocked
+from wifisync.cli.fast import add_get_arguments, emit_value
+from wifisync.cli.listing import iso_time, print_json
+from wifisync.errors import ItemNotFoundError, UsageError
+from wifisync.termtext import shown
+from wifisync.vault.lookup import field_value, plural
+from wifisync.vault.unlocked import Vault
 
 DEFAULT_TIMEOUT = "15m"
 _DURATION = re.compile(r"(\d+)([smhd]?)")
@@ -46,7 +46,7 @@ def add_generator_arguments(p: argparse.ArgumentParser, what: str) -> None:
 
 def new_password(args: argparse.Namespace) -> str:
     """A password or passphrase as the generator options ask."""
-    from ..passwords import DEFAULT_LENGTH, generate, passphrase
+    from wifisync.vault.passwords import DEFAULT_LENGTH, generate, passphrase
 
     if args.words is not None:
         if args.length is not None:
@@ -101,7 +101,7 @@ def _until(until: float | None) -> str:
 
 def cmd_unlock(args: argparse.Namespace) -> int:
     """Check the master password, then hand the vault key to a fresh agent."""
-    from ..agent.client import start_agent, stop_agent
+    from wifisync.client.agent import start_agent, stop_agent
 
     with loaded(args) as ctx:
         vault = Vault.unlock(ctx.store, ctx.identity, PasswordSource(args).current())
@@ -116,8 +116,8 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Tell the agent to forget the key and exit."""
-    from ..agent.client import stop_agent
-    from .common import locate_home
+    from wifisync.cli.common import locate_home
+    from wifisync.client.agent import stop_agent
 
     if stop_agent(locate_home(args).runtime_dir):
         sys.stderr.write("locked\n")
@@ -128,7 +128,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def unlock_state(runtime_dir: Any) -> dict[str, Any]:
     """``{"unlocked": bool, "unlocked_until": ISO-8601 or None}`` for ``status``."""
-    from ..agent.client import agent_status
+    from wifisync.client.agent import agent_status
 
     live = agent_status(runtime_dir)
     until = None
@@ -145,7 +145,7 @@ def unlock_state(runtime_dir: Any) -> dict[str, Any]:
 def cmd_get(args: argparse.Namespace) -> int:
     """One field's value alone (the vault locked, or the agent could not answer)."""
     if args.attachment is not None:
-        from .commands_attachments import cmd_get_attachment
+        from wifisync.cli.commands_attachments import cmd_get_attachment
 
         if args.clip:
             raise UsageError("--clip copies a field; an attachment goes to stdout or -o FILE")
@@ -166,7 +166,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_code(args: argparse.Namespace) -> int:
     """The current TOTP code on stdout, how long it stays valid on stderr."""
-    from ..totp import parse
+    from wifisync.vault.totp import parse
 
     with unlocked(args) as (_ctx, vault):
         view = vault.get(vault.resolve(args.item))
@@ -185,8 +185,8 @@ def cmd_code(args: argparse.Namespace) -> int:
 
 
 def resolve_deleted(vault: Vault, ref: str) -> bytes:
-    """A deleted item by ID, ID prefix or title (see :func:`wifisync.lookup.resolve`)."""
-    from ..lookup import resolve
+    """A deleted item by ID, ID prefix or title (see :func:`wifisync.vault.lookup.resolve`)."""
+    from wifisync.vault.lookup import resolve
 
     return resolve(ref, ((r.header.item, s.title) for r, s in vault.trash()))
 
@@ -204,8 +204,8 @@ def resolve_any(vault: Vault, ref: str) -> bytes:
 
 def cmd_trash(args: argparse.Namespace) -> int:
     """Deleted items, latest first: title, when, by which device."""
-    from ..deviceid import format_device_id, short_device_id
-    from ..membership import members
+    from wifisync.model.deviceid import format_device_id, short_device_id
+    from wifisync.model.membership import members
 
     with unlocked(args) as (ctx, vault):
         entries = vault.trash()

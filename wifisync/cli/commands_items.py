@@ -12,21 +12,8 @@ import argparse
 import sys
 from typing import Any
 
-from .. import deletebrake
-from ..attachments import Attachment, of_state
-from ..config import MAX_DEVICE_NAME, load_config
-from ..crypto import KdfParams
-from ..deviceid import format_device_id, short_device_id
-from ..errors import AlreadyInitialisedError, IntegrityError, UsageError
-from ..identity import DeviceIdentity
-from ..items import ITEM_TYPES, ItemState
-from ..lookup import matches, plural
-from ..membership import members
-from ..records import Kind, Record
-from ..termtext import shown
-from ..vault import Vault
-from .commands_everyday import add_generator_arguments, new_password, resolve_any
-from .common import (
+from wifisync.cli.commands_everyday import add_generator_arguments, new_password, resolve_any
+from wifisync.cli.common import (
     ENV_NEW_PASSWORD,
     PasswordSource,
     after_write,
@@ -37,8 +24,21 @@ from .common import (
     read_secret,
     unlocked,
 )
-from .fast import add_list_arguments
-from .listing import iso_time, print_json, print_list, summarise
+from wifisync.cli.fast import add_list_arguments
+from wifisync.cli.listing import iso_time, print_json, print_list, summarise
+from wifisync.config import MAX_DEVICE_NAME, load_config
+from wifisync.errors import AlreadyInitialisedError, IntegrityError, UsageError
+from wifisync.model.crypto import KdfParams
+from wifisync.model.deviceid import format_device_id, short_device_id
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.items import ITEM_TYPES, ItemState
+from wifisync.model.membership import members
+from wifisync.model.records import Kind, Record
+from wifisync.termtext import shown
+from wifisync.vault import deletebrake
+from wifisync.vault.attachments import Attachment, of_state
+from wifisync.vault.lookup import matches, plural
+from wifisync.vault.unlocked import Vault
 
 
 def register(sub: Any) -> None:
@@ -111,7 +111,7 @@ def _allow_weak(p: argparse.ArgumentParser) -> None:
 
 def check_strength(password: str, allow_weak: bool) -> None:
     """Estimate a new master password's strength: warn when weak, refuse below the floor."""
-    from ..passwords import STRONG, WEAK_FLOOR, strength
+    from wifisync.vault.passwords import STRONG, WEAK_FLOOR, strength
 
     estimate = strength(password)
     if estimate.score >= STRONG:

@@ -7,14 +7,14 @@ import math
 import sys
 from typing import Any
 
-from ..config import MAX_DEVICE_NAME, load_config, parse_host_port
-from ..deviceid import format_device_id
-from ..errors import AlreadyInitialisedError, PairingError, UsageError
-from ..home import Home
-from ..identity import DeviceIdentity
-from ..store.sqlite import SqliteStore
-from ..termtext import shown
-from .common import locate_home
+from wifisync.cli.common import locate_home
+from wifisync.config import MAX_DEVICE_NAME, load_config, parse_host_port
+from wifisync.errors import AlreadyInitialisedError, PairingError, UsageError
+from wifisync.home import Home
+from wifisync.model.deviceid import format_device_id
+from wifisync.model.identity import DeviceIdentity
+from wifisync.store.sqlite import SqliteStore
+from wifisync.termtext import shown
 
 # asyncio, the pairing protocol and the sync core load only when pair/join run: every
 # other command (`list` above all) would pay for them at start-up.
@@ -55,7 +55,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     """Open a window on the running daemon, print its code, wait for a device to join."""
     import asyncio
 
-    from ..pairing.control import request_pairing
+    from wifisync.client.pairing import request_pairing
 
     home = locate_home(args)
     load_config(home)
@@ -76,13 +76,13 @@ def cmd_join(args: argparse.Namespace) -> int:
     """Join the vault of the member that shows this code; refuse if this home holds a vault."""
     import asyncio
 
-    from ..author import Author
-    from ..net.addressbook import AddressBook
-    from ..pairing.bootstrap import check_offer, readmit
-    from ..pairing.code import PairingCode
-    from ..pairing.messages import held_vault_tag
-    from ..revocation import acknowledge
-    from ..vault import META_VAULT_ID
+    from wifisync.pairing.bootstrap import check_offer, readmit
+    from wifisync.pairing.code import PairingCode
+    from wifisync.pairing.messages import held_vault_tag
+    from wifisync.store.addressbook import AddressBook
+    from wifisync.vault.author import Author
+    from wifisync.vault.revocation import acknowledge
+    from wifisync.vault.unlocked import META_VAULT_ID
 
     code = PairingCode.parse(args.code)
     home = locate_home(args)
@@ -109,11 +109,11 @@ def cmd_join(args: argparse.Namespace) -> int:
     identity = DeviceIdentity.generate() if fresh_identity else DeviceIdentity.load(home.data_dir)
 
     async def exchange() -> Any:
-        from ..pairing.joiner import request_join
+        from wifisync.client.join import request_join
 
         nonlocal host, port
         if args.address is None:
-            from ..net.discovery import async_find_pairing
+            from wifisync.daemon.discovery import async_find_pairing
 
             print(f"looking on the local network for the device showing code "
                   f"{code.nameplate}-... (mDNS, up to {MDNS_FIND_TIMEOUT:g} s; --address "
@@ -163,7 +163,7 @@ def refuse_if_holding_vault_without_identity() -> None:
 def _store_joined(home: Home, identity: DeviceIdentity, fresh_identity: bool,
                   checked: Any) -> None:
     """Write identity, vault ID and records; a failure leaves the home as it was."""
-    from ..pairing.bootstrap import store_offer
+    from wifisync.pairing.bootstrap import store_offer
 
     with home.creating_store() as store:
         store_offer(store, checked, identity.device_id)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..termtext import shown
-from .common import locate_home
+from wifisync.cli.common import locate_home
+from wifisync.termtext import shown
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -45,9 +45,9 @@ def _custom_home(args: argparse.Namespace) -> Path | None:
 
 def cmd_service_install(args: argparse.Namespace) -> int:
     """Write the unit or agent, load it where a service manager is reachable, say what was done."""
-    from ..errors import WifisyncError
-    from ..net.control_client import daemon_status
-    from ..service import install, runs_as_service
+    from wifisync.client.control import daemon_status
+    from wifisync.errors import WifisyncError
+    from wifisync.service import install, runs_as_service
 
     try:
         live = daemon_status(locate_home(args))
@@ -62,7 +62,7 @@ def cmd_service_install(args: argparse.Namespace) -> int:
 
 def cmd_service_uninstall(args: argparse.Namespace) -> int:
     """Stop and remove the service."""
-    from ..service import uninstall
+    from wifisync.service import uninstall
 
     report = uninstall(platform.system())
     print("\n".join(report.lines()))
@@ -71,7 +71,7 @@ def cmd_service_uninstall(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """One line per check with its fix; exit 1 when any fails."""
-    from ..doctor import run_checks
+    from wifisync.cli.doctor import run_checks
 
     checks = run_checks(locate_home(args), platform.system())
     for check in checks:

@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError, WifisyncError
-from ..lookup import plural
-from ..transfer import importers
-from ..transfer.backup import restore_backup, write_backup
-from ..transfer.export import EXPORT_FORMATS, export, export_files, files_folder
-from ..transfer.files import read_input, refuse_existing, write_private, write_private_with
-from ..transfer.importing import import_items
-from ..transfer.model import SourcePasswordError
-from .common import PasswordSource, after_write, locate_home, unlocked
+from wifisync.cli.common import PasswordSource, after_write, locate_home, unlocked
+from wifisync.errors import UsageError, WifisyncError
+from wifisync.transfer import importers
+from wifisync.transfer.backup import restore_backup, write_backup
+from wifisync.transfer.export import EXPORT_FORMATS, export, export_files, files_folder
+from wifisync.transfer.files import read_input, refuse_existing, write_private, write_private_with
+from wifisync.transfer.importing import import_items
+from wifisync.transfer.model import SourcePasswordError
+from wifisync.vault.lookup import plural
 
 
 def register(sub: Any) -> None:

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..config import Config, load_config
-from ..errors import NotInitialisedError, WifisyncError
-from ..home import Home
-from ..identity import DeviceIdentity
-from ..store.sqlite import SqliteStore
-from ..vault import Vault
+from wifisync.config import Config, load_config
+from wifisync.errors import NotInitialisedError, WifisyncError
+from wifisync.home import Home
+from wifisync.model.identity import DeviceIdentity
+from wifisync.store.sqlite import SqliteStore
+from wifisync.vault.unlocked import Vault
 
 ENV_PASSWORD = "WIFISYNC_PASSWORD"
 ENV_NEW_PASSWORD = "WIFISYNC_NEW_PASSWORD"
@@ -70,8 +70,8 @@ def loaded(args: argparse.Namespace) -> Iterator[Context]:
 def unlocked(args: argparse.Namespace, agent: bool = True) -> Iterator[tuple[Context, Vault]]:
     """Load the home and open its vault: with the unlock agent's key while it runs
     (``agent``), else with the master password."""
-    from ..agent.client import AgentVault, agent_key
-    from ..vault import vault_id_of
+    from wifisync.client.agent import AgentVault, agent_key
+    from wifisync.vault.unlocked import vault_id_of
 
     with loaded(args) as ctx:
         key = agent_key(ctx.home.runtime_dir, vault_id_of(ctx.store)) if agent else None
@@ -86,7 +86,7 @@ def unlocked(args: argparse.Namespace, agent: bool = True) -> Iterator[tuple[Con
 
 def after_write(home: Home) -> None:
     """Tell a running daemon there are new local records to push."""
-    from ..net.control_client import notify_daemon
+    from wifisync.client.control import notify_daemon
 
     notify_daemon(home)
 

@@ -40,7 +40,7 @@ def add_get_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_list_arguments(p: argparse.ArgumentParser) -> None:
     """``list [QUERY] [--tag TAG] [--type TYPE] [--json]``."""
-    from ..items import ITEM_TYPES
+    from wifisync.model.items import ITEM_TYPES
 
     p.add_argument("query", nargs="?", metavar="QUERY",
                    help="only items whose title, a tag, username or URL contains QUERY "
@@ -119,7 +119,7 @@ def run(argv: Sequence[str]) -> int | None:
     args = _parse(argv, command)
     if args is None:
         return None
-    from ..agent.protocol import AgentUnavailable, call
+    from wifisync.agent.protocol import AgentUnavailable, call
 
     request = ({"op": "get", "item": args.item, "field": args.field} if command == "get"
                else {"op": "list", "query": args.query, "tag": args.tag, "type": args.type})
@@ -130,7 +130,7 @@ def run(argv: Sequence[str]) -> int | None:
     if not reply.get("ok"):
         if reply.get("code") is None:
             return None
-        from ..termtext import shown
+        from wifisync.termtext import shown
 
         sys.stderr.write(f"wifisync: {shown(reply.get('error'))}\n")  # as main() writes it
         return int(reply["code"])
@@ -145,8 +145,8 @@ def emit_value(value: str, clip: bool, clear_after: int) -> int:
         sys.stdout.write(value + "\n")
         sys.stdout.flush()
         return 0
-    from ..clipboard import copy
-    from ..errors import WifisyncError
+    from wifisync.cli.clipboard import copy
+    from wifisync.errors import WifisyncError
 
     try:
         copy(value, clear_after)
@@ -161,8 +161,8 @@ def emit_value(value: str, clip: bool, clear_after: int) -> int:
 
 
 def _print_listed(rows: list[list[object]], as_json: bool) -> int | None:
-    from ..lookup import Summary
-    from .listing import print_list
+    from wifisync.cli.listing import print_list
+    from wifisync.vault.lookup import Summary
 
     if not rows and not as_json:
         return None  # the full command explains an empty vault or an empty search

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..clock import hlc_wall_ms
-from ..lookup import Summary, summary
+from wifisync.model.clock import hlc_wall_ms
+from wifisync.vault.lookup import Summary, summary
 
 if TYPE_CHECKING:
-    from ..vault import ItemView
+    from wifisync.vault.unlocked import ItemView
 
 
 def iso_time(hlc_time: int) -> str:

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .. import __version__
-from ..errors import WifisyncError
-from ..limits import disable_core_dumps
-from ..termtext import shown
-from . import fast
+from wifisync import __version__
+from wifisync.cli import fast
+from wifisync.errors import WifisyncError
+from wifisync.limits import disable_core_dumps
+from wifisync.termtext import shown
 
 
 def command_modules() -> list[ModuleType]:
@@ -23,7 +23,7 @@ def command_modules() -> list[ModuleType]:
     Imported on first use, so that ``get`` answered by the unlock agent (cli/fast.py)
     does not pay for them.
     """
-    from . import (
+    from wifisync.cli import (
         commands_attachments,
         commands_daemon,
         commands_deletes,
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_core_dumps()  # the vault key and the master password live in this memory
     argv = list(sys.argv[1:] if argv is None else argv)
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`wifisync completion`)
-        from . import commands_service
+        from wifisync.cli import commands_service
 
         commands_service.complete(build_parser())
     try:

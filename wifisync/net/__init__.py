@@ -1,1 +1,1 @@
-"""Everything that touches the network: transport, discovery, the daemon's control socket."""
+"""Transport pieces shared by the daemon and the CLI: TLS contexts and addresses."""

@@ -28,8 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..crypto import derive_key
-from ..identity import CERT_FILE, KEY_FILE, device_id_of_certificate
+from wifisync.model.crypto import derive_key
+from wifisync.model.identity import CERT_FILE, KEY_FILE, device_id_of_certificate
 
 # Every wifisync certificate carries this as its only SAN; joining clients ask for it.
 SERVER_NAME = "wifisync.invalid"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import AlreadyInitialisedError, IntegrityError, PairingError
-from ..identity import DeviceIdentity
-from ..membership import Member, current_members, member_records
-from ..records import VAULT_KEY_ITEM, Membership, Record, member_item_id
-from ..store import RecordStore
-from ..store.memory import MemoryStore
-from ..sync.replica import Replica
-from ..vault import META_VAULT_ID, read_wrapped_key
-from .messages import MAX_MEMBER_MESSAGE, MAX_OFFER_RECORDS, VaultOffer
+from wifisync.errors import AlreadyInitialisedError, IntegrityError, PairingError
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.membership import Member, current_members, member_records
+from wifisync.model.records import VAULT_KEY_ITEM, Membership, Record, member_item_id
+from wifisync.pairing.messages import MAX_MEMBER_MESSAGE, MAX_OFFER_RECORDS, VaultOffer
+from wifisync.store import RecordStore
+from wifisync.store.memory import MemoryStore
+from wifisync.sync.replica import Replica
+from wifisync.vault.unlocked import META_VAULT_ID, read_wrapped_key
 
 #: Room left in the welcome message for framing and the seal.
 OFFER_HEADROOM = 64 * 1024

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from wifisync.errors import UsageError
 
 _WORD_TEXT = """
 acid acorn actor adult agent alarm album alley amber anchor angle ankle apple apron arena

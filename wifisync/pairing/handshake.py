@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import msgpack
 from spake2 import SPAKE2_A, SPAKE2_B, SPAKEError
 
-from .. import crypto
-from ..errors import IntegrityError, PairingError
-from ..identity import device_id_of_certificate
-from . import messages
-from .code import PairingCode
-from .messages import Confirm, Hello, JoinerIntro, SpakeReply, VaultOffer, Welcome
+from wifisync.errors import IntegrityError, PairingError
+from wifisync.model import crypto
+from wifisync.model.identity import device_id_of_certificate
+from wifisync.pairing import messages
+from wifisync.pairing.code import PairingCode
+from wifisync.pairing.messages import Confirm, Hello, JoinerIntro, SpakeReply, VaultOffer, Welcome
 
 CONTEXT = b"wifisync/v1/pairing"
 JOINER_TO_MEMBER = CONTEXT + b"/joiner-to-member"

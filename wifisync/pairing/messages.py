@@ -7,10 +7,10 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from .. import crypto
-from ..errors import PairingError
-from ..records import VAULT_ID_BYTES
-from ..wirebounds import check_shape
+from wifisync.errors import PairingError
+from wifisync.model import crypto
+from wifisync.model.records import VAULT_ID_BYTES
+from wifisync.model.wirebounds import check_shape
 
 PROTOCOL_VERSION = 1
 SPAKE_MESSAGE_BYTES = 33

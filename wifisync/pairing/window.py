@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from ..errors import PairingError
-from .code import PairingCode
+from wifisync.errors import PairingError
+from wifisync.pairing.code import PairingCode
 
 
 class WindowState(enum.Enum):

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..errors import WifisyncError
-from ..home import Home
+from wifisync.errors import WifisyncError
+from wifisync.home import Home
 
 UNIT_NAME = "wifisync.service"
 AGENT_LABEL = "com.wifisync.daemon"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import AppendResult, RecordStore
-from .memory import MemoryStore
-from .sqlite import SqliteStore
+from wifisync.store.base import AppendResult, RecordStore
+from wifisync.store.memory import MemoryStore
+from wifisync.store.sqlite import SqliteStore
 
 __all__ = ["AppendResult", "MemoryStore", "RecordStore", "SqliteStore"]

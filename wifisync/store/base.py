@@ -16,9 +16,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 
-from ..errors import IntegrityError
-from ..records import Kind, Record
-from ..versions import maximal
+from wifisync.errors import IntegrityError
+from wifisync.model.records import Kind, Record
+from wifisync.model.versions import maximal
 
 FINGERPRINT_MODULUS = 1 << 256
 
@@ -114,7 +114,7 @@ class RecordStore(ABC):
 
     @abstractmethod
     def signature_marks(self, record_ids: Sequence[bytes]) -> dict[bytes, bytes]:
-        """The stored signature marks (:mod:`wifisync.sigmarks`) of those records with one."""
+        """The stored signature marks (:mod:`wifisync.store.sigmarks`) of those records with one."""
 
     @abstractmethod
     def add_signature_marks(self, marks: Mapping[bytes, bytes]) -> None:

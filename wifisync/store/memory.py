@@ -6,8 +6,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ..records import Kind, Record
-from .base import RecordStore
+from wifisync.model.records import Kind, Record
+from wifisync.store.base import RecordStore
 
 
 class MemoryStore(RecordStore):

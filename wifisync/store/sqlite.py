@@ -12,10 +12,10 @@ from typing import Any
 
 import msgpack
 
-from ..errors import IntegrityError, StoreError
-from ..records import Kind, Record
-from ..versions import maximal
-from .base import AppendResult, RecordStore, fingerprint_add
+from wifisync.errors import IntegrityError, StoreError
+from wifisync.model.records import Kind, Record
+from wifisync.model.versions import maximal
+from wifisync.store.base import AppendResult, RecordStore, fingerprint_add
 
 SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 60_000
@@ -68,11 +68,11 @@ MIGRATIONS: list[str] = [
     DROP TABLE heads;
     DROP INDEX records_item;
     """,
-    # v3: this device's marks of records whose signature it has checked (wifisync.sigmarks)
+    # v3: this device's marks of records whose signature it has checked (wifisync.store.sigmarks)
     """
     CREATE TABLE signature_marks (id BLOB PRIMARY KEY, mark BLOB NOT NULL) WITHOUT ROWID;
     """,
-    # v4: records held but not accepted (now): kept, never held versions (wifisync.acceptance)
+    # v4: records held but not accepted (now): kept, never held versions (wifisync.sync.acceptance)
     """
     CREATE TABLE inactive (id BLOB PRIMARY KEY, item BLOB NOT NULL) WITHOUT ROWID;
     CREATE INDEX inactive_item ON inactive (item);

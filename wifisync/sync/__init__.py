@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .messages import PROTOCOL_VERSION, Message, decode_message, encode_message
-from .replica import ApplyResult, Replica
-from .session import SessionOutput, SessionStats, SyncSession
+from wifisync.sync.messages import PROTOCOL_VERSION, Message, decode_message, encode_message
+from wifisync.sync.replica import ApplyResult, Replica
+from wifisync.sync.session import SessionOutput, SessionStats, SyncSession
 
 __all__ = [
     "PROTOCOL_VERSION",

@@ -15,15 +15,15 @@ from typing import Any
 
 import msgpack
 
-from ..errors import ProtocolError
-from ..records import (
+from wifisync.errors import ProtocolError
+from wifisync.model.records import (
     DEVICE_ID_BYTES,
     MAX_RECORD_BYTES,
     MAX_VECTOR_ENTRIES,
     RECORD_ID_BYTES,
     VAULT_ID_BYTES,
 )
-from ..wirebounds import check_shape
+from wifisync.model.wirebounds import check_shape
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 4 * 1024 * 1024

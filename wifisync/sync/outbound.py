@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from ..errors import IntegrityError
-from ..records import Kind, Membership, Record
-from ..store import RecordStore
-from .messages import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
+from wifisync.errors import IntegrityError
+from wifisync.model.records import Kind, Membership, Record
+from wifisync.store import RecordStore
+from wifisync.sync.messages import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
 
 READ_CHUNK = 512
 READ_CHUNK_BYTES = 2 * 1024 * 1024  # and at most this much of records per store read

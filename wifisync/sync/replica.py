@@ -1,4 +1,4 @@
-"""Taking records in: the accept rule (:mod:`wifisync.acceptance`) applied to sync batches.
+"""Taking records in: the accept rule (:mod:`wifisync.sync.acceptance`) applied to sync batches.
 
 Every record from the wire or the pairing hand-over passes here before it reaches the
 store. Refused records are counted and never stored; inactive ones are stored but take
@@ -16,14 +16,15 @@ from collections.abc import Set as AbstractSet
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..acceptance import MAX_FUTURE_MS, MAX_WAITING, Acceptance, body_ok, wall_ms
-from ..clock import hlc_wall_ms
-from ..errors import IntegrityError
-from ..identity import verify_signature
-from ..membership import Member, compute, member_records, view_of
-from ..records import Kind, Record
-from ..sigproc import SignatureWorkers, shared_workers
-from ..store import AppendResult, RecordStore
+from wifisync.daemon.sighelpers import SignatureWorkers, shared_workers
+from wifisync.errors import IntegrityError
+from wifisync.model.clock import hlc_wall_ms
+from wifisync.model.identity import verify_signature
+from wifisync.model.membership import Member, compute, member_records, view_of
+from wifisync.model.records import Kind, Record
+from wifisync.store import AppendResult, RecordStore
+from wifisync.sync.acceptance import MAX_FUTURE_MS, MAX_WAITING, Acceptance, body_ok
+from wifisync.wallclock import wall_ms
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def _signature_ok(record: Record, key: bytes) -> bool:
 class SignatureChecks:
     """Signature checks of (record, key) pairs, started at once and collected later.
 
-    Large batches go to helper processes (:mod:`wifisync.sigproc`), medium ones to the
+    Large batches go to helper processes (:mod:`wifisync.daemon.sighelpers`), medium ones to the
     thread pool, small ones are checked on the spot. Whatever a helper fails to answer
     is checked here instead: no record is ever taken as signed without a check.
     """

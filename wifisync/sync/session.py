@@ -29,9 +29,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import IntegrityError, ProtocolError
-from ..records import RECORD_ID_BYTES, Kind, Record
-from .messages import (
+from wifisync.errors import IntegrityError, ProtocolError
+from wifisync.model.records import RECORD_ID_BYTES, Kind, Record
+from wifisync.sync.messages import (
     MAX_IDS_PER_LIST,
     PROTOCOL_VERSION,
     Batch,
@@ -46,8 +46,8 @@ from .messages import (
     decode_message,
     encode_message,
 )
-from .outbound import batches, records_missing
-from .replica import ApplyResult, PreparedBatch, Replica
+from wifisync.sync.outbound import batches, records_missing
+from wifisync.sync.replica import ApplyResult, PreparedBatch, Replica
 
 log = logging.getLogger(__name__)
 

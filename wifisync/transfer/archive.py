@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from typing import IO
 
-from .model import ImportFormatError
+from wifisync.transfer.model import ImportFormatError
 
 MAX_ENTRIES = 65_535  # the most a zip without zip64 can list
 #: A JSON document inside an archive (10k items of a Bitwarden export are about 8 MiB).

@@ -17,16 +17,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .. import crypto
-from ..errors import AlreadyInitialisedError, IntegrityError, NotInitialisedError, WifisyncError
-from ..home import Home
-from ..identity import DeviceIdentity
-from ..membership import members
-from ..records import MAX_RECORD_BYTES, Record
-from ..store import RecordStore
-from ..sync.outbound import records_missing
-from ..sync.replica import Replica
-from ..vault import META_VAULT_ID, Vault, read_wrapped_key
+from wifisync.errors import (
+    AlreadyInitialisedError,
+    IntegrityError,
+    NotInitialisedError,
+    WifisyncError,
+)
+from wifisync.home import Home
+from wifisync.model import crypto
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.membership import members
+from wifisync.model.records import MAX_RECORD_BYTES, Record
+from wifisync.store import RecordStore
+from wifisync.sync.outbound import records_missing
+from wifisync.sync.replica import Replica
+from wifisync.vault.unlocked import META_VAULT_ID, Vault, read_wrapped_key
 
 MAGIC = b"WIFISYNC-BACKUP\x00"
 VERSION = 1

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..attachments import of_state, save_as
-from ..vault import ItemView, Vault
-from .importers import wifisync_csv as csv_format
-from .importers.wifisync_json import FORMAT as JSON_FORMAT
-from .importers.wifisync_json import VERSION
+from wifisync.transfer.importers import wifisync_csv as csv_format
+from wifisync.transfer.importers.wifisync_json import FORMAT as JSON_FORMAT
+from wifisync.transfer.importers.wifisync_json import VERSION
+from wifisync.vault.attachments import of_state, save_as
+from wifisync.vault.unlocked import ItemView, Vault
 
 EXPORT_FORMATS = (JSON_FORMAT, "csv")
 

@@ -13,7 +13,7 @@ import re
 import uuid
 from typing import Any
 
-from .model import ImportFormatError
+from wifisync.transfer.model import ImportFormatError
 
 MAX_DEPTH = 12
 MAX_CHARS = 1024 * 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import ItemDraft
+from wifisync.transfer.model import ItemDraft
 
 #: Field names wifisync gives the well-known fields of every source.
 URL, USERNAME, PASSWORD, TOTP = "url", "username", "password", "totp"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from ..errors import WifisyncError
+from wifisync.errors import WifisyncError
 
 
 def write_private(path: Path, data: bytes, overwrite: bool = False) -> None:

@@ -10,13 +10,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..attachments import DEFAULT_MAX_BYTES, Source, store_chunks
-from ..errors import UsageError
-from ..items import AttachmentRef, ItemState
-from ..lookup import plural
-from ..vault import Vault
-from .fields import NUMBER, URL, USERNAME
-from .model import NOTES, ImportedItem, ImportFormatError, ParseResult, Problem
+from wifisync.errors import UsageError
+from wifisync.model.items import AttachmentRef, ItemState
+from wifisync.transfer.fields import NUMBER, URL, USERNAME
+from wifisync.transfer.model import NOTES, ImportedItem, ImportFormatError, ParseResult, Problem
+from wifisync.vault.attachments import DEFAULT_MAX_BYTES, Source, store_chunks
+from wifisync.vault.lookup import plural
+from wifisync.vault.unlocked import Vault
 
 #: Items written per transaction: few commits for a big import, short locks for the daemon.
 BATCH = 1000

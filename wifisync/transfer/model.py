@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from ..errors import WifisyncError
+from wifisync.errors import WifisyncError
 
 NOTES = "notes"
 

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 
-from .model import ImportedItem, ImportFormatError, ParseResult
+from wifisync.transfer.model import ImportedItem, ImportFormatError, ParseResult
 
 csv.field_size_limit(16 * 1024 * 1024)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from ..model import ImportFormatError, ParseResult
-from . import (
+from wifisync.transfer.importers import (
     bitwarden_csv,
     bitwarden_json,
     kdbx,
@@ -17,6 +16,7 @@ from . import (
     wifisync_csv,
     wifisync_json,
 )
+from wifisync.transfer.model import ImportFormatError, ParseResult
 
 #: Checked in this order when detecting: the most specific signatures first.
 IMPORTERS: tuple[ModuleType, ...] = (

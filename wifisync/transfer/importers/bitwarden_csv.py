@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..fields import PASSWORD, SOURCE_TYPE, TOTP, URL, USERNAME
-from ..model import NOTES, ImportedItem, ItemDraft, ParseResult
-from ..text import csv_rows, first_row, parse_table
+from wifisync.transfer.fields import PASSWORD, SOURCE_TYPE, TOTP, URL, USERNAME
+from wifisync.transfer.model import NOTES, ImportedItem, ItemDraft, ParseResult
+from wifisync.transfer.text import csv_rows, first_row, parse_table
 
 FORMAT = "bitwarden-csv"
 FAMILY = "bitwarden"

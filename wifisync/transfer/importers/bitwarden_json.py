@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from ..archive import is_zip, open_member, open_zip, read_member
-from ..fields import (
+from wifisync.transfer.archive import is_zip, open_member, open_zip, read_member
+from wifisync.transfer.fields import (
     BRAND,
     CARDHOLDER,
     CODE,
@@ -20,8 +20,15 @@ from ..fields import (
     URL,
     USERNAME,
 )
-from ..model import NOTES, ImportedItem, ImportFormatError, ItemDraft, ParseResult, with_files
-from ..text import decode, normalise_newlines
+from wifisync.transfer.model import (
+    NOTES,
+    ImportedItem,
+    ImportFormatError,
+    ItemDraft,
+    ParseResult,
+    with_files,
+)
+from wifisync.transfer.text import decode, normalise_newlines
 
 FORMAT = "bitwarden-json"
 FAMILY = "bitwarden"

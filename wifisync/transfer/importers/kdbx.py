@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import quote
 
-from ...errors import WifisyncError
-from ..archive import inflate_gzip
-from ..fieldrefs import FieldReferences
-from ..fields import PASSWORD, TOTP, URL, USERNAME
-from ..model import (
+from wifisync.errors import WifisyncError
+from wifisync.transfer.archive import inflate_gzip
+from wifisync.transfer.fieldrefs import FieldReferences
+from wifisync.transfer.fields import PASSWORD, TOTP, URL, USERNAME
+from wifisync.transfer.model import (
     NOTES,
     ImportedItem,
     ImportFormatError,
@@ -21,7 +21,7 @@ from ..model import (
     SourcePasswordError,
     with_files,
 )
-from ..text import normalise_newlines
+from wifisync.transfer.text import normalise_newlines
 
 FORMAT = "kdbx"
 FAMILY = "keepass"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from ..fields import PASSWORD, SECRET_FIELDS, SOURCE_TYPE, canonical, put_labelled
-from ..model import NOTES, ImportedItem, ItemDraft, ParseResult
-from ..text import csv_rows, decode, line_ends, normalise_newlines
+from wifisync.transfer.fields import PASSWORD, SECRET_FIELDS, SOURCE_TYPE, canonical, put_labelled
+from wifisync.transfer.model import NOTES, ImportedItem, ItemDraft, ParseResult
+from wifisync.transfer.text import csv_rows, decode, line_ends, normalise_newlines
 
 FORMAT = "msecure-csv"
 FAMILY = "msecure"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ...items import ITEM_TYPES
-from ..model import ImportedItem, ImportFormatError, ParseResult
-from ..text import csv_rows, decode, first_row, line_ends
+from wifisync.model.items import ITEM_TYPES
+from wifisync.transfer.model import ImportedItem, ImportFormatError, ParseResult
+from wifisync.transfer.text import csv_rows, decode, first_row, line_ends
 
 FORMAT = "wifisync-csv"
 #: Items carry their full source key already (see ``wifisync.transfer.export``).

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from ...items import ITEM_TYPES
-from ..model import ImportedItem, ImportFormatError, ParseResult, with_files
-from ..text import decode
+from wifisync.model.items import ITEM_TYPES
+from wifisync.transfer.model import ImportedItem, ImportFormatError, ParseResult, with_files
+from wifisync.transfer.text import decode
 
 FORMAT = "wifisync-json"
 #: Items carry their full source key already (see ``wifisync.transfer.export``).

@@ -1,0 +1,117 @@
+"""The connection manager's rules: one link per device pair, agreed on by both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd
+from wifisync.daemon.peers import MIN_ATTEMPT_INTERVAL, PeerManager, backoff
+
+LOW, HIGH = b"\x01" * 32, b"\x02" * 32
+
+
+class _Ws:
+    closed = False
+
+
+def _link(self_id: bytes, peer: bytes, direction: Direction) -> Link:
+    link = Link.__new__(Link)
+    link.peer_id = peer
+    link.direction = direction
+    link.dialer = self_id if direction is Direction.OUTBOUND else peer
+    return link
+
+
+async def _dial(_address: str) -> Any:
+    raise OSError("unused")
+
+
+def _manager(self_id: bytes) -> PeerManager:
+    return PeerManager(self_id, _dial, lambda _d, _a: None)
+
+
+async def test_both_sides_keep_the_link_dialed_by_the_smaller_device_id() -> None:
+    on_low, on_high = _manager(LOW), _manager(HIGH)
+    # LOW dialed HIGH (LOW's outbound = HIGH's inbound) and HIGH dialed LOW at the same time.
+    low_out, low_in = _link(LOW, HIGH, Direction.OUTBOUND), _link(LOW, HIGH, Direction.INBOUND)
+    high_in, high_out = _link(HIGH, LOW, Direction.INBOUND), _link(HIGH, LOW, Direction.OUTBOUND)
+    assert on_low.survives(low_out, low_in) and not on_low.survives(low_in, low_out)
+    assert on_high.survives(high_in, high_out) and not on_high.survives(high_out, high_in)
+
+
+async def test_a_new_link_from_the_same_dialer_replaces_the_old_one() -> None:
+    manager = _manager(LOW)
+    old, new = _link(LOW, HIGH, Direction.INBOUND), _link(LOW, HIGH, Direction.INBOUND)
+    assert manager.survives(new, old)  # the peer restarted: its old link is dead
+
+
+def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:
+    firsts = [backoff(0, 0.2, 15.0) for _ in range(200)]
+    lates = [backoff(20, 0.2, 15.0) for _ in range(200)]
+    assert all(0.1 <= d <= 0.2 for d in firsts)
+    assert all(0.1 <= d <= 15.0 for d in lates) and max(lates) > 10.0
+    assert len(set(lates)) > 100  # jittered: reconnecting peers do not move in lockstep
+
+
+def _counting_dial(ends_with: int | None, times: list[float]
+                   ) -> Callable[[str], Awaitable[tuple[Link, Callable[[], Awaitable[LinkEnd]]]]]:
+    """A dial that reaches HIGH and whose link ends at once with ``ends_with`` (None: fails)."""
+    async def dial(_address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
+        times.append(time.monotonic())
+        if ends_with is None:
+            raise OSError("connection refused")
+        code = ends_with
+
+        async def run() -> LinkEnd:
+            return LinkEnd(code, "ended")
+        return _link(LOW, HIGH, Direction.OUTBOUND), run
+    return dial
+
+
+async def _attempts(ends_with: int | None, addresses: int, seconds: float) -> list[float]:
+    times: list[float] = []
+    manager = PeerManager(LOW, _counting_dial(ends_with, times), lambda _d, _a: None)
+    for n in range(addresses):
+        manager.add_address(f"127.0.0.{n + 1}:1", device=HIGH).last_good = time.monotonic()
+    await asyncio.sleep(seconds)
+    await manager.close()
+    return times
+
+
+def _most_in_one_second(times: list[float]) -> int:
+    return max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+
+
+async def test_a_link_turned_away_at_once_is_not_redialed_in_a_storm() -> None:
+    for code in (CloseCode.DUPLICATE, CloseCode.GOING_AWAY, CloseCode.PROTOCOL_ERROR):
+        times = await _attempts(code, 1, 1.6)
+        assert len(times) >= 2 and _most_in_one_second(times) <= 3, (code, len(times))
+
+
+async def test_one_device_is_dialed_at_most_3_times_a_second_over_all_its_addresses() -> None:
+    times = await _attempts(None, 3, 1.6)
+    assert _most_in_one_second(times) <= 3, len(times)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= MIN_ATTEMPT_INTERVAL - 0.01
+
+
+async def test_a_dialer_sleeps_without_polling_while_its_device_is_connected() -> None:
+    times: list[float] = []
+    manager = PeerManager(LOW, _counting_dial(None, times), lambda _d, _a: None)
+    manager.links[HIGH] = _link(LOW, HIGH, Direction.INBOUND)
+    dialer = manager.add_address("127.0.0.1:1", device=HIGH)
+    await asyncio.sleep(0.1)
+    assert dialer.task is not None and not times
+    timers = [h for h in getattr(asyncio.get_running_loop(), "_scheduled", [])
+              if not h.cancelled()]
+    assert not timers  # nothing will wake this loop until the link ends
+    del manager.links[HIGH]
+    manager.detach(_link(LOW, HIGH, Direction.INBOUND))  # not the held link: no effect
+    manager._notify()
+    await asyncio.sleep(0.1)
+    assert times  # the link is gone: it dials
+    await manager.close()

@@ -1,0 +1,1 @@
+"""The daemon: composition only. Listener, links, dialer, discovery, pairing and control."""

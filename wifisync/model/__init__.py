@@ -1,0 +1,1 @@
+"""The data model, pure: records, versions, clock, items, keys, device IDs and membership."""

@@ -1,0 +1,363 @@
+"""Signed, immutable records: header + body + author signature, identified by their hash.
+
+The header is readable by anyone who holds the record (the daemon merges and relays
+with it alone); an item's body is XChaCha20-Poly1305 ciphertext under the vault's
+payload key with the header bytes as associated data. Membership and vault-key
+records carry a signed plaintext body, because devices without the master password
+must still know who the members are.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from wifisync.errors import IntegrityError
+from wifisync.model import crypto
+from wifisync.model.identity import DeviceIdentity, device_id_of_certificate, verify_signature
+from wifisync.model.membercert import checked_member_certificate
+from wifisync.model.wirebounds import check_shape
+
+FORMAT_VERSION = 1
+VAULT_ID_BYTES = 16
+ITEM_ID_BYTES = 16
+DEVICE_ID_BYTES = 32
+RECORD_ID_BYTES = 32
+SIGNATURE_BYTES = 64
+CHUNK_BYTES = 256 * 1024  # plaintext of one attachment chunk, at most
+# A chunk record is its header (one version-vector entry), 256 KiB of plaintext and the
+# AEAD's nonce and tag: the slack keeps a full chunk within the limit.
+MAX_RECORD_BYTES = CHUNK_BYTES + 4 * 1024
+MAX_VECTOR_ENTRIES = 1024
+SIGNING_CONTEXT = b"wifisync/v1/record\x00"
+
+
+class Kind(enum.IntEnum):
+    """What a record is about."""
+
+    ITEM = 1
+    MEMBER = 2
+    VAULT_KEY = 3
+    CHUNK = 4  # one encrypted piece of an attachment (wifisync.model.chunks)
+
+
+_KINDS = {int(k): k for k in Kind}
+
+VAULT_KEY_ITEM = crypto.sha256(b"wifisync/v1/vault-key-item")[:ITEM_ID_BYTES]
+
+
+def member_item_id(device_id: bytes) -> bytes:
+    """The item ID under which a device's membership lives."""
+    return crypto.sha256(b"wifisync/v1/member-item" + device_id)[:ITEM_ID_BYTES]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """Everything needed to merge, order and relay a record without reading its body."""
+
+    vault: bytes
+    item: bytes
+    kind: Kind
+    author: bytes
+    seq: int
+    versions: Mapping[bytes, int]
+    time: int
+    deleted: bool = False
+
+    def encode(self) -> bytes:
+        """Canonical bytes: the same header always encodes the same way."""
+        vv = [[k, v] for k, v in sorted(self.versions.items())]
+        return _pack(
+            [FORMAT_VERSION, self.vault, self.item, int(self.kind), self.author, self.seq, vv,
+             self.time, self.deleted],
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> RecordHeader:
+        """Parse and strictly validate header bytes."""
+        try:
+            parts = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        except Exception as exc:  # msgpack raises several unrelated types
+            raise IntegrityError("record header is not valid msgpack") from exc
+        if not isinstance(parts, list) or len(parts) != 9:
+            raise IntegrityError("record header has the wrong shape")
+        fmt, vault, item, kind, author, seq, vv, time, deleted = parts
+        if fmt != FORMAT_VERSION:
+            raise IntegrityError(f"record format {fmt!r} is not supported")
+        _check_bytes(vault, VAULT_ID_BYTES, "vault ID")
+        _check_bytes(item, ITEM_ID_BYTES, "item ID")
+        _check_bytes(author, DEVICE_ID_BYTES, "author")
+        if type(kind) is not int or kind not in _KINDS:
+            raise IntegrityError("unknown record kind")
+        if not _is_uint(seq) or seq < 1:
+            raise IntegrityError("bad sequence number")
+        if not _is_uint(time):
+            raise IntegrityError("bad clock time")
+        if not isinstance(deleted, bool):
+            raise IntegrityError("bad deleted flag")
+        versions = _decode_vector(vv, MAX_VECTOR_ENTRIES, "version vector", least=1)
+        if versions.get(author) != seq:
+            raise IntegrityError("version vector does not carry the author's sequence number")
+        # Every field is checked and the vector sorted, so ``parts`` is what encode() would
+        # pack: packing it again is the canonical-form check, without rebuilding the header.
+        if _pack(parts) != data:
+            raise IntegrityError("record header is not in canonical form")
+        return cls(vault, item, _KINDS[kind], author, seq, versions, time, deleted)
+
+
+_packers = threading.local()
+
+
+def _pack(obj: object) -> bytes:
+    """msgpack with the bin type for bytes, through this thread's reusable packer.
+
+    ``msgpack.packb`` builds a new packer (and its buffer) per call, which costs more
+    than packing a record; a packer is not thread-safe, hence one per thread.
+    """
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    packed: bytes = packer.pack(obj)
+    return packed
+
+
+def _decode_vector(raw: object, max_entries: int, what: str, least: int) -> dict[bytes, int]:
+    """A device -> counter vector as encoded: [[device ID, n], ...] sorted, n >= ``least``."""
+    if not isinstance(raw, list) or len(raw) > max_entries:
+        raise IntegrityError(f"bad {what}")
+    out: dict[bytes, int] = {}
+    previous = b""
+    for entry in raw:
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise IntegrityError(f"bad {what} entry")
+        k, v = entry
+        _check_bytes(k, DEVICE_ID_BYTES, f"{what} device")
+        if not _is_uint(v) or v < least or k <= previous:
+            raise IntegrityError(f"bad {what} entry")
+        out[k] = v
+        previous = k
+    return out
+
+
+def _is_uint(v: object) -> bool:
+    return type(v) is int and 0 <= v < 2**63
+
+
+def _check_bytes(v: object, n: int, what: str) -> None:
+    if type(v) is not bytes or len(v) != n:
+        raise IntegrityError(f"bad {what}")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A signed record as stored and sent; ``id`` is the SHA-256 of its encoded bytes."""
+
+    header_bytes: bytes
+    body: bytes
+    signature: bytes
+    parsed_header: RecordHeader | None = field(compare=False, repr=False)
+    encoded: bytes = field(compare=False, repr=False)
+    id: bytes = field(compare=False)
+
+    @property
+    def header(self) -> RecordHeader:
+        """The parsed header; a record read back from our store parses it on first use.
+
+        Sending a 100k-record vault touches only a few headers, and parsing each one
+        would cost the sender a third of its work.
+        """
+        header = self.parsed_header
+        if header is None:
+            header = _trusted_header(self.header_bytes, self.id)
+            object.__setattr__(self, "parsed_header", header)
+        return header
+
+    @classmethod
+    def create(cls, header: RecordHeader, body: bytes, signature: bytes) -> Record:
+        """Assemble a record from its parts."""
+        header_bytes = header.encode()
+        encoded = _pack([header_bytes, body, signature])
+        return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
+
+    @classmethod
+    def decode(cls, encoded: bytes) -> Record:
+        """Parse a record's bytes and validate its structure (not yet its signature)."""
+        if len(encoded) > MAX_RECORD_BYTES:
+            raise IntegrityError("record too large")
+        try:
+            check_shape(encoded, 4, 1)  # [header, body, signature], nothing nested: 4 values
+            parts = msgpack.unpackb(encoded, raw=False, use_list=True)
+        except Exception as exc:
+            raise IntegrityError("record is not valid msgpack") from exc
+        if not isinstance(parts, list) or len(parts) != 3:
+            raise IntegrityError("record has the wrong shape")
+        header_bytes, body, signature = parts
+        if not isinstance(header_bytes, bytes) or not isinstance(body, bytes):
+            raise IntegrityError("record has the wrong shape")
+        _check_bytes(signature, SIGNATURE_BYTES, "signature")
+        header = RecordHeader.decode(header_bytes)
+        if _pack([header_bytes, body, signature]) != encoded:
+            raise IntegrityError("record is not in canonical form")
+        return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
+
+    @classmethod
+    def decode_trusted(cls, encoded: bytes) -> Record:
+        """Rebuild a record our own store validated when it arrived (no canonical re-checks).
+
+        The header is parsed when first used; bytes that do not parse then raise
+        :class:`IntegrityError` like any other corrupt record.
+        """
+        header_bytes, body, signature = msgpack.unpackb(encoded, raw=False, use_list=True)
+        if type(header_bytes) is not bytes:
+            raise IntegrityError("record has the wrong shape")
+        return cls(header_bytes, body, signature, None, encoded, crypto.sha256(encoded))
+
+    def signed_message(self) -> bytes:
+        """The bytes the author signed."""
+        return signed_message(self.header_bytes, self.body)
+
+    def verify(self, author_public_key: bytes) -> None:
+        """Check the author's signature over header and body."""
+        verify_signature(author_public_key, self.signature, self.signed_message())
+
+
+def _trusted_header(header_bytes: bytes, record_id: bytes) -> RecordHeader:
+    """Parse header bytes our store validated on arrival (no canonical re-checks)."""
+    try:
+        _fmt, vault, item, kind, author, seq, vv, time, deleted = msgpack.unpackb(
+            header_bytes, raw=False, use_list=True)
+        return RecordHeader(vault, item, _KINDS[kind], author, seq, dict(vv), time, deleted)
+    except Exception as exc:  # anything that does not parse: the store was altered
+        raise IntegrityError(f"record {record_id.hex()[:16]} in the store is corrupt") from exc
+
+
+def signed_message(header_bytes: bytes, body: bytes) -> bytes:
+    """Domain-separated message an author signs."""
+    return SIGNING_CONTEXT + _pack([header_bytes, body])
+
+
+def sign_record(identity: DeviceIdentity, header: RecordHeader, body: bytes) -> Record:
+    """Sign a header and body as ``identity`` (which must be the header's author)."""
+    if header.author != identity.device_id:
+        raise ValueError("a device signs only its own records")
+    header_bytes = header.encode()
+    return Record.create(header, body, identity.sign(signed_message(header_bytes, body)))
+
+
+# --- bodies -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _payload_key(vault_key: bytes) -> bytes:
+    """The vault's payload key, derived once: listing 10k items would otherwise derive 10k times."""
+    return crypto.derive_key(vault_key, "record-payload")
+
+
+def seal_item_body(vault_key: bytes, header: RecordHeader, payload: Mapping[str, Any]) -> bytes:
+    """Encrypt an item payload bound to its header."""
+    plaintext = _pack(dict(payload))
+    return crypto.seal(_payload_key(vault_key), plaintext, header.encode())
+
+
+def open_item_body(vault_key: bytes, record: Record) -> dict[str, Any]:
+    """Decrypt and parse an item payload; tampering raises :class:`IntegrityError`."""
+    plaintext = crypto.open_sealed(_payload_key(vault_key), record.body, record.header_bytes)
+    try:
+        payload = msgpack.unpackb(plaintext, raw=False)
+    except Exception as exc:
+        raise IntegrityError("item payload is not valid msgpack") from exc
+    if not isinstance(payload, dict):
+        raise IntegrityError("item payload is not a map")
+    return payload
+
+
+ROLE_MEMBER = "member"  # holds the vault key: may write items, tombstones and the wrapped key
+ROLE_RELAY = "relay"  # stores and relays only (a NAS without the master password)
+ROLES = (ROLE_MEMBER, ROLE_RELAY)
+MAX_HELD_ENTRIES = MAX_VECTOR_ENTRIES
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Body of a MEMBER record: a device's certificate, name and role, or a revocation.
+
+    A revocation (``revoked``) carries ``held``: per device, the highest sequence number of
+    that device's records the author held when it wrote it (its signed causal knowledge;
+    see :mod:`wifisync.model.membership` for how revocations are evaluated).
+    """
+
+    cert_der: bytes
+    name: str
+    revoked: bool = False
+    held: Mapping[bytes, int] = field(default_factory=dict)
+    role: str = ROLE_MEMBER
+
+    @property
+    def device_id(self) -> bytes:
+        """The device this membership is about."""
+        return device_id_of_certificate(self.cert_der)
+
+    def encode(self) -> bytes:
+        """Canonical body bytes."""
+        return _pack({"cert": self.cert_der, "name": self.name, "role": self.role,
+                      "revoked": self.revoked,
+                      "held": [[k, v] for k, v in sorted(self.held.items())]})
+
+    @classmethod
+    def decode(cls, body: bytes) -> Membership:
+        """Parse and validate a MEMBER body."""
+        try:
+            d = msgpack.unpackb(body, raw=False)
+        except Exception as exc:
+            raise IntegrityError("membership body is not valid msgpack") from exc
+        if not isinstance(d, dict) or set(d) != {"cert", "name", "role", "revoked", "held"}:
+            raise IntegrityError("membership body has the wrong shape")
+        cert, name, role, revoked, held = d["cert"], d["name"], d["role"], d["revoked"], d["held"]
+        if not isinstance(cert, bytes) or len(cert) > 4096:
+            raise IntegrityError("bad membership certificate")
+        if not isinstance(name, str) or len(name) > 200:
+            raise IntegrityError("bad membership name")
+        if role not in ROLES:
+            raise IntegrityError("bad membership role")
+        if not isinstance(revoked, bool):
+            raise IntegrityError("bad revocation flag")
+        if held and not revoked:
+            raise IntegrityError("bad held vector")
+        out = _decode_vector(held, MAX_HELD_ENTRIES, "held vector", least=0)
+        m = cls(cert, name, revoked, out, role)
+        checked_member_certificate(cert)  # Ed25519, CA:FALSE, names its own key
+        if m.encode() != body:
+            raise IntegrityError("membership body is not in canonical form")
+        return m
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedVaultKey:
+    """Body of a VAULT_KEY record: the vault key wrapped under the master password."""
+
+    kdf: crypto.KdfParams
+    wrapped: bytes
+
+    def encode(self) -> bytes:
+        """Canonical body bytes."""
+        return _pack({"kdf": self.kdf.to_dict(), "wrapped": self.wrapped})
+
+    @classmethod
+    def decode(cls, body: bytes) -> WrappedVaultKey:
+        """Parse and validate a VAULT_KEY body."""
+        try:
+            d = msgpack.unpackb(body, raw=False)
+        except Exception as exc:
+            raise IntegrityError("vault-key body is not valid msgpack") from exc
+        if not isinstance(d, dict) or not isinstance(d.get("kdf"), dict):
+            raise IntegrityError("vault-key body has the wrong shape")
+        wrapped = d.get("wrapped")
+        if not isinstance(wrapped, bytes) or len(wrapped) > 256:
+            raise IntegrityError("bad wrapped key")
+        return cls(crypto.KdfParams.from_dict(d["kdf"]), wrapped)
