@@ -26,11 +26,19 @@ from wifisync.vault.unlocked import META_VAULT_ID, vault_id_of
 START_TIMEOUT = 10.0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 nobody listens on now and this run has not handed out before."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise AssertionError("no fresh TCP port on 127.0.0.1 after 100 tries")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 from tests.integration.conftest import Device, free_port, wait_for
 from wifisync.model.records import Kind
@@ -32,7 +33,7 @@ def test_status_json_answers_is_it_syncing(devices: Callable[..., list[Device]])
     a.start()
     b.peers = [a]
     b.start()
-    wait_for(lambda: b.status() and b.status()["peers"][0]["in_sync"], 10,  # type: ignore[index]
+    wait_for(lambda: any(p["in_sync"] for p in (b.status() or {}).get("peers", [])), 10,
              "B in sync with A")
     c.configure(peers=[f"127.0.0.1:{free_port()}"])  # C is never started: B cannot reach it
     status = json.loads(b.cli.ok("status", "--json"))
@@ -57,9 +58,12 @@ def test_status_json_answers_is_it_syncing(devices: Callable[..., list[Device]])
     a.stop()
     wait_for(lambda: not b.connected_to(a), 5, "B to see A go")
     # B keeps dialing A's address: the reason is in plain words, the sync time stays.
-    wait_for(lambda: json.loads(b.cli.ok("status", "--json"))["peers"][0]["last_error"], 10,
-             "B's dial error")
-    pa = json.loads(b.cli.ok("status", "--json"))["peers"][0]
+    def peer_a() -> dict[str, Any]:
+        return next(p for p in json.loads(b.cli.ok("status", "--json"))["peers"]
+                    if p["name"] == a.name)
+
+    wait_for(lambda: peer_a()["last_error"], 10, "B's dial error")
+    pa = peer_a()
     assert pa["last_error"].startswith("connection refused"), pa
     assert ISO.fullmatch(pa["last_sync"])
     assert "object at 0x" not in json.dumps(b.status())
