@@ -46,6 +46,7 @@ from benchlib import machine, percentile, record  # noqa: E402
 from propagation import Node, make_group, wait  # noqa: E402
 
 from wifisync.client.control import daemon_status, notify_daemon  # noqa: E402
+from wifisync.daemon.verifier import HelperVerifier  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.model.records import (  # noqa: E402
     DEVICE_ID_BYTES,
@@ -69,6 +70,7 @@ from wifisync.sync.messages import (  # noqa: E402
     encode_message,
 )
 from wifisync.vault.unlocked import META_VAULT_ID  # noqa: E402
+from wifisync.wallclock import wall_ms  # noqa: E402
 
 STRANGER = "127.0.0.2"
 SERVICE_NOFILE = 1024  # systemd's default soft limit for a service
@@ -328,9 +330,11 @@ def frames_part(root: Path, runs: int) -> bool:
     assert vault_id is not None
     me = DeviceIdentity.load(a.home.data_dir).device_id
     frames = worst_frames(member, vault_id)
+    verifier = HelperVerifier()  # the daemon's: checks off the store thread
 
     def session() -> SyncSession:
-        s = SyncSession(Replica(store, vault_id, me), member.device_id, now=0.0)
+        s = SyncSession(Replica(store, vault_id, me, verifier=verifier, now_ms=wall_ms),
+                        member.device_id, now=0.0)
         s.start(0.0)
         s.receive(encode_message(Hello(PROTOCOL_VERSION, vault_id, store.seen(),
                                        store.fingerprint())), 0.0)
@@ -362,6 +366,7 @@ def frames_part(root: Path, runs: int) -> bool:
         print(f"{name:<46} {len(frame) / MiB:5.2f} MiB  store-thread CPU p50 "
               f"{statistics.median(ms):7.2f} ms  p99 {percentile(ms, 99):7.2f} ms   "
               f"peak +{extra:6.1f} MiB   target < 100 ms, < 64 MiB: {verdict(good)}")
+    verifier.close()
     store.close()
     return ok
 

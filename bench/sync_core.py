@@ -5,8 +5,9 @@ commits included) and, for a 100k vault, what a session costs when nothing chang
 (bytes on the wire, ms median and p99). Targets: initial sync of 10k < 0.6 s and of 100k
 < 3.5 s; no-change session < 10 ms and < 4 KiB.
 
-Signature checks of large batches run in helper processes (wifisync.daemon.sighelpers), so the CPU
-figure names this process and the whole machine (helpers included) separately.
+Signature checks run in the daemon's verifier (wifisync.daemon.verifier: large batches in helper
+processes), so the CPU figure names this process and the whole machine (helpers included)
+separately.
 
     .venv/bin/python bench/sync_core.py [--sizes 10000 100000] [--syncs 3] [--runs 20]
                                         [--profile]
@@ -30,12 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import full_set, machine, record
 
+from wifisync.daemon.verifier import HelperVerifier
 from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record
+from wifisync.model.verifier import InlineVerifier, Verifier
 from wifisync.store import SqliteStore
 from wifisync.sync import Replica, SyncSession
 from wifisync.vault.unlocked import META_VAULT_ID, Vault
+from wifisync.wallclock import wall_ms
 
 BODY_BYTES = 500
 SYNC_TARGETS_S = {10_000: 0.6, 100_000: 3.5}  # issue 16, 2 cores
@@ -72,16 +76,19 @@ def empty_peer(path: Path, vault_id: bytes, trusted: list[Record]) -> tuple[Sqli
     ident = DeviceIdentity.generate()
     store = SqliteStore(path)
     store.set_meta(META_VAULT_ID, vault_id)
-    Replica(store, vault_id, ident.device_id).bootstrap(trusted)
+    Replica(store, vault_id, ident.device_id, verifier=InlineVerifier(),
+            now_ms=wall_ms).bootstrap(trusted)
     return store, ident.device_id
 
 
-def run_session(a: SqliteStore, a_id: bytes, b: SqliteStore, b_id: bytes, vault_id: bytes
-                ) -> tuple[float, int, list[SyncSession]]:
+def run_session(a: SqliteStore, a_id: bytes, b: SqliteStore, b_id: bytes, vault_id: bytes,
+                verifier: Verifier) -> tuple[float, int, list[SyncSession]]:
     """One complete session, frames delivered in order; returns seconds and wire bytes."""
     t0 = time.perf_counter()
-    sessions = [SyncSession(Replica(a, vault_id, a_id), b_id, now=0.0),
-                SyncSession(Replica(b, vault_id, b_id), a_id, now=0.0)]
+    sessions = [SyncSession(Replica(a, vault_id, a_id, verifier=verifier, now_ms=wall_ms),
+                            b_id, now=0.0),
+                SyncSession(Replica(b, vault_id, b_id, verifier=verifier, now_ms=wall_ms),
+                            a_id, now=0.0)]
     queue: deque[tuple[int, bytes]] = deque()
     for side in (0, 1):
         queue.extend((1 - side, f) for f in sessions[side].start(0.0))
@@ -117,49 +124,60 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"records: {BODY_BYTES} B bodies, one author, SQLite synchronous=FULL, "
           f"Ed25519 checks on every received record")
+    verifier = HelperVerifier()  # the daemon's
     with tempfile.TemporaryDirectory(prefix="wifisync-bench-") as tmp:
-        for n in args.sizes:
-            t0 = time.perf_counter()
-            src, ident, trusted = build_source(Path(tmp) / f"src{n}.db", n)
-            vault_id = src.get_meta(META_VAULT_ID)
-            assert vault_id is not None
-            build = time.perf_counter() - t0
-            times: list[float] = []
-            for attempt in range(args.syncs):
-                dst, dst_id = empty_peer(Path(tmp) / f"dst{n}-{attempt}.db", vault_id, trusted)
-                profiler = cProfile.Profile() if (
-                    args.profile and n == max(args.sizes) and attempt == 0) else None
-                if profiler:
-                    profiler.enable()
-                cpu0, all0 = time.process_time(), machine_cpu_s()
-                secs, wire, sessions = run_session(dst, dst_id, src, ident.device_id, vault_id)
-                cpu, everything = time.process_time() - cpu0, machine_cpu_s() - all0
-                if profiler:
-                    profiler.disable()
-                assert dst.fingerprint() == src.fingerprint()
-                moved = sessions[0].stats.records_applied
-                times.append(secs)
-                print(f"initial sync {n:>7} records: {secs:6.2f} s, "
-                      f"{moved / secs:9,.0f} records/s, {wire / 2**20:6.1f} MiB on the wire, "
-                      f"CPU {cpu:.2f} s in this process, {everything:.2f} s machine-wide")
-                if profiler:
-                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-                if attempt < args.syncs - 1:
-                    dst.close()
-            record(f"initial sync, {n} records, in process", times, "s",
-                   SYNC_TARGETS_S.get(n),
-                   note=f"{n / statistics.median(times):,.0f} records/s; "
-                        f"source built in {build:.1f} s")
-            if n == max(args.sizes):
-                times, sizes = [], []
-                for _ in range(args.runs):
-                    secs, wire, _s = run_session(dst, dst_id, src, ident.device_id, vault_id)
-                    times.append(secs * 1000)
-                    sizes.append(wire)
-                record(f"no-change session, {n} records each side", times, "ms", 10.0,
-                       note=f"{max(sizes)} bytes on the wire both ways (target < 4096)")
-            src.close()
-            dst.close()
+        try:
+            run_sizes(args, Path(tmp), verifier)
+        finally:
+            verifier.close()
+
+
+def run_sizes(args: argparse.Namespace, tmp: Path, verifier: Verifier) -> None:
+    """Every size of the bench, in the temporary directory ``tmp``."""
+    for n in args.sizes:
+        t0 = time.perf_counter()
+        src, ident, trusted = build_source(tmp / f"src{n}.db", n)
+        vault_id = src.get_meta(META_VAULT_ID)
+        assert vault_id is not None
+        build = time.perf_counter() - t0
+        times: list[float] = []
+        for attempt in range(args.syncs):
+            dst, dst_id = empty_peer(tmp / f"dst{n}-{attempt}.db", vault_id, trusted)
+            profiler = cProfile.Profile() if (
+                args.profile and n == max(args.sizes) and attempt == 0) else None
+            if profiler:
+                profiler.enable()
+            cpu0, all0 = time.process_time(), machine_cpu_s()
+            secs, wire, sessions = run_session(dst, dst_id, src, ident.device_id, vault_id,
+                                               verifier)
+            cpu, everything = time.process_time() - cpu0, machine_cpu_s() - all0
+            if profiler:
+                profiler.disable()
+            assert dst.fingerprint() == src.fingerprint()
+            moved = sessions[0].stats.records_applied
+            times.append(secs)
+            print(f"initial sync {n:>7} records: {secs:6.2f} s, "
+                  f"{moved / secs:9,.0f} records/s, {wire / 2**20:6.1f} MiB on the wire, "
+                  f"CPU {cpu:.2f} s in this process, {everything:.2f} s machine-wide")
+            if profiler:
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            if attempt < args.syncs - 1:
+                dst.close()
+        record(f"initial sync, {n} records, in process", times, "s",
+               SYNC_TARGETS_S.get(n),
+               note=f"{n / statistics.median(times):,.0f} records/s; "
+                    f"source built in {build:.1f} s")
+        if n == max(args.sizes):
+            times, sizes = [], []
+            for _ in range(args.runs):
+                secs, wire, _s = run_session(dst, dst_id, src, ident.device_id, vault_id,
+                                             verifier)
+                times.append(secs * 1000)
+                sizes.append(wire)
+            record(f"no-change session, {n} records each side", times, "ms", 10.0,
+                   note=f"{max(sizes)} bytes on the wire both ways (target < 4096)")
+        src.close()
+        dst.close()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from wifisync.pairing.handshake import JoinerHandshake
 from wifisync.pairing.window import WindowState
 from wifisync.store.memory import MemoryStore
 from wifisync.vault.unlocked import Vault
+from wifisync.wallclock import wall_ms
 
 
 @dataclass
@@ -97,7 +98,7 @@ async def test_right_code_makes_the_joiner_a_member(member: Member) -> None:
     assert member.service.window_open()
     offer = await member.join(window.code)
     joiner = member.household.joiner
-    checked = check_offer(offer, joiner)
+    checked = check_offer(offer, joiner, wall_ms)
     assert checked.sponsor.device_id == member.household.member.device_id
     assert checked.vault_id == member.household.vault.vault_id
     assert set(checked.members) == {member.household.member.device_id, joiner.device_id}
@@ -110,7 +111,7 @@ async def test_right_code_makes_the_joiner_a_member(member: Member) -> None:
     assert member.announced == [window.code.nameplate, None]
     # The joiner needs no password to hold the vault, and reads it with the password.
     store = MemoryStore()
-    store_offer(store, checked, joiner.device_id)
+    store_offer(store, checked, joiner.device_id, wall_ms)
     Vault.unlock(store, joiner, PASSWORD)
 
 

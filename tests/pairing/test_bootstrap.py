@@ -16,6 +16,7 @@ from wifisync.model.records import (
 from wifisync.pairing.bootstrap import check_offer, vault_offer
 from wifisync.pairing.messages import MAX_OFFER_RECORDS
 from wifisync.vault.revocation import revoke
+from wifisync.wallclock import wall_ms
 
 
 def rename_many(member: Device, device: Device, times: int) -> None:
@@ -42,7 +43,7 @@ def test_an_offer_scales_past_4096_member_records() -> None:
     a.vault.write_member(Membership(newcomer.cert_der, "newcomer"))
     offer = vault_offer(a.store, a.replica.vault_id)
     assert len(offer.records) < 20
-    checked = check_offer(offer, newcomer)
+    checked = check_offer(offer, newcomer, wall_ms)
     full = compute(a.replica.vault_id, member_records(a.store))
     assert {d: (m.current, m.cut, m.role) for d, m in checked.members.items()} == \
         {d: (m.current, m.cut, m.role) for d, m in full.current().items()}

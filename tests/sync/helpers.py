@@ -19,6 +19,7 @@ from wifisync.model.records import (
     RecordHeader,
     sign_record,
 )
+from wifisync.model.verifier import InlineVerifier
 from wifisync.model.versions import join
 from wifisync.store import MemoryStore, RecordStore
 from wifisync.sync import Replica, SessionOutput, SyncSession
@@ -59,7 +60,7 @@ class Device:
     @property
     def replica(self) -> Replica:
         """A replica on this device's store (fresh each time, as after a restart)."""
-        return Replica(self.store, self.store.get_meta(META_VAULT_ID) or b"", self.id)
+        return replica_on(self.store, self.store.get_meta(META_VAULT_ID) or b"", self.id)
 
     def record_ids(self) -> set[bytes]:
         """Every held record ID."""
@@ -68,6 +69,11 @@ class Device:
     def state(self) -> tuple[bytes, dict[bytes, int], set[bytes]]:
         """Fingerprint, seen and record IDs: equal on replicas holding the same records."""
         return self.store.fingerprint(), self.store.seen(), self.record_ids()
+
+
+def replica_on(store: RecordStore, vault_id: bytes, self_id: bytes) -> Replica:
+    """A replica that checks signatures on the spot and reads the wall clock."""
+    return Replica(store, vault_id, self_id, verifier=InlineVerifier(), now_ms=wall_ms)
 
 
 def pairing_records(store: RecordStore) -> list[Record]:
@@ -97,7 +103,7 @@ def join_device(member: Device, name: str, ident: DeviceIdentity,
     vault_id = member.store.get_meta(META_VAULT_ID)
     assert vault_id is not None
     store.set_meta(META_VAULT_ID, vault_id)
-    result = Replica(store, vault_id, ident.device_id).bootstrap(pairing_records(member.store))
+    result = replica_on(store, vault_id, ident.device_id).bootstrap(pairing_records(member.store))
     assert result.refused == 0
     return Device(name, ident, store, member.vault_key)
 

@@ -12,6 +12,7 @@ from tests.sync.helpers import (
     household,
     identity,
     join_device,
+    replica_on,
     sync,
 )
 from wifisync.errors import IntegrityError, UsageError, WrongPasswordError
@@ -23,10 +24,10 @@ from wifisync.model.records import (
     Membership,
     WrappedVaultKey,
     member_item_id,
+    payload_key,
     seal_item_body,
 )
 from wifisync.store import MemoryStore
-from wifisync.sync import Replica
 from wifisync.sync.acceptance import MAX_FUTURE_MS, MAX_WAITING
 from wifisync.transfer.backup import make_backup, restore_backup
 from wifisync.vault.revocation import revoke
@@ -154,7 +155,7 @@ def test_mutual_revocation_ends_the_same_way_in_every_order() -> None:
     for first, second in ((b, c), (c, b)):
         store = MemoryStore()
         store.set_meta(META_VAULT_ID, a.store.get_meta(META_VAULT_ID) or b"")
-        replica = Replica(store, a.replica.vault_id, d.id, parallel=False)
+        replica = replica_on(store, a.replica.vault_id, d.id)
         for src in (a, first, second):
             replica.apply([r for rid in sorted(src.record_ids())
                            if (r := src.store.get_record(rid)) is not None])
@@ -211,7 +212,7 @@ def test_a_planted_far_future_cell_time_wins_no_longer_than_its_record() -> None
     planted = craft(b, item, time=header_time)
     payload = {"attrs": {"title": ["Bank", 1]}, "fields": {"pin": ["planted", 2**62]},
                "history": {}}
-    body = seal_item_body(b.vault_key, planted.header, payload)
+    body = seal_item_body(payload_key(b.vault_key), planted.header, payload)
     planted = craft(b, item, body=body, time=header_time)
     a.replica.apply([planted])
     assert a.vault.get(item).state.fields["pin"] == ("planted", header_time)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.sync.helpers import Device, household, identity, join_device, sync
+from tests.sync.helpers import Device, household, identity, join_device, replica_on, sync
 from tests.sync.test_session import add_items
 from wifisync.model.records import Kind, Record, RecordHeader, sign_record
 from wifisync.store import MemoryStore
-from wifisync.sync import Replica
 
 
 def stranger_record(device: Device, seq: int = 1) -> Record:
@@ -134,7 +133,7 @@ def test_bootstrap_accepts_the_self_signed_founder_but_no_items() -> None:
     store.set_meta("vault_id", vault_id)
     handed = [r for _i, held in a.store.heads_of_kind(Kind.MEMBER) for r in held]
     handed += a.store.heads_of_kind(Kind.VAULT_KEY).__next__()[1]
-    result = Replica(store, vault_id, identity(5).device_id).bootstrap([*handed, item_record])
+    result = replica_on(store, vault_id, identity(5).device_id).bootstrap([*handed, item_record])
     assert result.refused == 1
-    assert a.id in Replica(store, vault_id, identity(5).device_id).members()
+    assert a.id in replica_on(store, vault_id, identity(5).device_id).members()
     assert not store.has_record(item_record.id)

@@ -211,10 +211,10 @@ class Agent:
                     self._by_id.pop(item.hex(), None)
         else:
             from wifisync.store.sigmarks import mark_key
-            from wifisync.vault.unlocked import SignatureCheck
+            from wifisync.vault.unlocked import AuthorCheck
 
             # Rebuilt: take the members' keys afresh too (a device paired or revoked since).
-            vault.signatures = SignatureCheck(self.store, mark_key(self.identity))
+            vault.signatures = AuthorCheck(self.store, vault.verifier, mark_key(self.identity))
             self._by_id = {v.id_text: summarise(v) for v in vault.items()}
         self._summaries = sorted(self._by_id.values(), key=lambda s: (s.title.lower(), s.id))
         self._candidates = [(bytes.fromhex(s.id), s.title) for s in self._summaries]
@@ -248,10 +248,7 @@ class Agent:
         return [s.row() for s in summaries if matches(s, query, tag, type_)]
 
     def _forget_derived(self) -> None:
-        from wifisync.model.records import _payload_key
-
-        self.vault.vault_key = b""
-        _payload_key.cache_clear()  # it holds the vault key and the key derived from it
+        self.vault.vault_key = b""  # and the payload key derived from it
 
 
 def resolve_full_id(vault: Any, ref: str) -> bytes | None:

@@ -83,6 +83,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     from wifisync.vault.author import Author
     from wifisync.vault.revocation import acknowledge
     from wifisync.vault.unlocked import META_VAULT_ID
+    from wifisync.wallclock import wall_ms
 
     code = PairingCode.parse(args.code)
     home = locate_home(args)
@@ -125,11 +126,11 @@ def cmd_join(args: argparse.Namespace) -> int:
         return await request_join(host, port, code, identity, name, holds)
 
     offer = asyncio.run(exchange())
-    checked = check_offer(offer, identity)
+    checked = check_offer(offer, identity, wall_ms)
     if held_vault is not None:
         store = SqliteStore(home.store_file)
         try:
-            readmit(store, checked, identity.device_id)
+            readmit(store, checked, identity.device_id, wall_ms)
             acknowledge(Author(store, identity, checked.vault_id))
             kept = store.count_records()
         finally:
@@ -164,8 +165,9 @@ def _store_joined(home: Home, identity: DeviceIdentity, fresh_identity: bool,
                   checked: Any) -> None:
     """Write identity, vault ID and records; a failure leaves the home as it was."""
     from wifisync.pairing.bootstrap import store_offer
+    from wifisync.wallclock import wall_ms
 
     with home.creating_store() as store:
-        store_offer(store, checked, identity.device_id)
+        store_offer(store, checked, identity.device_id, wall_ms)
         if fresh_identity:
             identity.save(home.data_dir)

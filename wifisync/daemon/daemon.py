@@ -34,6 +34,7 @@ from wifisync.daemon.listener import SYNC_PATH, Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
 from wifisync.daemon.peers import AuthenticationFailed, PeerManager
 from wifisync.daemon.storethread import StoreWorker
+from wifisync.daemon.verifier import HelperVerifier
 from wifisync.errors import DaemonError, IntegrityError, NotInitialisedError, WifisyncError
 from wifisync.home import Home
 from wifisync.limits import raise_open_file_limit
@@ -51,6 +52,7 @@ from wifisync.vault.author import Author
 from wifisync.vault.deletebrake import DeleteWatch
 from wifisync.vault.revocation import acknowledge
 from wifisync.vault.unlocked import vault_id_of
+from wifisync.wallclock import wall_ms
 
 if TYPE_CHECKING:
     from wifisync.daemon.discovery import DiscoveryManager
@@ -162,6 +164,7 @@ class Daemon:
         self.ping_interval = config.daemon.ping_interval
         self.peer_timeout = config.daemon.peer_timeout
         self.worker = StoreWorker()
+        self.verifier = HelperVerifier()  # signature checks, off the store thread's core
         self.delete_watch = DeleteWatch(config.vault.delete_brake)
         self.members: dict[bytes, Member] = {}
         self.port = 0
@@ -192,7 +195,8 @@ class Daemon:
                                       "`wifisync join` first")
         self.store = SqliteStore(home.store_file)
         self.vault_id = vault_id_of(self.store)
-        self.replica = Replica(self.store, self.vault_id, self.self_id)
+        self.replica = Replica(self.store, self.vault_id, self.self_id,
+                               verifier=self.verifier, now_ms=wall_ms)
         self.members = current_members(self.store)
         self._cut_off = False
         self._local_seq = self.store.max_seq(self.self_id)
@@ -434,6 +438,7 @@ class Daemon:
             except Exception as exc:
                 log.warning("while stopping: %s", exc)
         await asyncio.get_running_loop().run_in_executor(None, self.worker.shutdown)
+        await asyncio.get_running_loop().run_in_executor(None, self.verifier.close)
         with contextlib.suppress(FileNotFoundError):
             self.home.control_socket.unlink()
 

@@ -1,4 +1,4 @@
-"""Ed25519 checks of large batches in helper processes, so they never queue for our GIL.
+"""Helper processes that check Ed25519 signatures, so large batches never queue for our GIL.
 
 Checking a signature releases the GIL, but each of the 100k checks of an initial sync
 takes it back twice; with the session's decoding and SQLite work holding it meanwhile,
@@ -7,11 +7,12 @@ helper process (``python -m wifisync.daemon.sighelpers``, importing only libsodi
 gets a core of its own. It sees only public keys, signatures and signed bytes, never a
 secret, and it fails closed: a helper that cannot start, dies or answers out of shape
 makes :meth:`SignatureWorkers.submit`'s future raise, and the caller checks in-process.
+This module imports nothing of wifisync: it is also the helper's program. The daemon's
+:class:`wifisync.daemon.verifier.HelperVerifier` owns the helpers.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import itertools
@@ -241,20 +242,6 @@ def _failed(exc: BaseException) -> Future[bytes]:
     future: Future[bytes] = Future()
     future.set_exception(exc)
     return future
-
-
-_shared: SignatureWorkers | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_workers() -> SignatureWorkers:
-    """The process-wide helpers, one per core (at most four)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = SignatureWorkers(max(1, min(4, os.cpu_count() or 1)))
-            atexit.register(_shared.close)
-        return _shared
 
 
 def _serve() -> None:

@@ -37,6 +37,7 @@ from wifisync.errors import IntegrityError
 from wifisync.model import crypto
 from wifisync.model.identity import public_key_of_certificate
 from wifisync.model.records import ROLE_MEMBER, ROLE_RELAY, Kind, Membership, Record, member_item_id
+from wifisync.model.verifier import InlineVerifier, RememberingVerifier, Verifier
 from wifisync.store import RecordStore
 
 META_VAULT_ID = "vault_id"
@@ -129,52 +130,46 @@ class MembershipView:
         return kind == Kind.MEMBER or m.holds_key
 
 
-_VERIFIED_MAX = 1 << 16
-_verified: dict[tuple[bytes, bytes], bool] = {}  # (record ID, key) -> signature valid
-_BODIES_MAX = 1 << 16
-_bodies: dict[bytes, tuple[Membership, bytes] | None] = {}  # record ID -> (body, public key)
+@dataclass(slots=True)
+class MembershipMemo:
+    """What recomputing one store's membership reuses: checked signatures, parsed bodies."""
 
+    verifier: Verifier = field(default_factory=lambda: RememberingVerifier(InlineVerifier()))
+    bodies: dict[bytes, tuple[Membership, bytes] | None] = field(default_factory=dict)
 
-def _signed_by(record: Record, key: bytes) -> bool:
-    """Whether ``key`` signed ``record``; remembered, as a record ID covers its signature."""
-    known = _verified.get((record.id, key))
-    if known is None:
+    def parse(self, record: Record) -> tuple[Membership, bytes] | None:
+        """A MEMBER record's body and its subject's public key, or None if it is malformed."""
+        if record.id in self.bodies:
+            return self.bodies[record.id]
+        parsed: tuple[Membership, bytes] | None = None
         try:
-            record.verify(key)
-            known = True
-        except IntegrityError:
-            known = False
-        if len(_verified) >= _VERIFIED_MAX:
-            _verified.clear()
-        _verified[(record.id, key)] = known
-    return known
+            body = Membership.decode(record.body)
+            if record.header.item == member_item_id(body.device_id):
+                parsed = (body, public_key_of_certificate(body.cert_der))
+        except (IntegrityError, ValueError):
+            parsed = None
+        if len(self.bodies) >= _BODIES_MAX:
+            self.bodies.clear()
+        self.bodies[record.id] = parsed
+        return parsed
 
 
-def _parse(record: Record) -> tuple[Membership, bytes] | None:
-    """A MEMBER record's body and its subject's public key, or None if it is malformed."""
-    if record.id in _bodies:
-        return _bodies[record.id]
-    parsed: tuple[Membership, bytes] | None = None
-    try:
-        body = Membership.decode(record.body)
-        if record.header.item == member_item_id(body.device_id):
-            parsed = (body, public_key_of_certificate(body.cert_der))
-    except (IntegrityError, ValueError):
-        parsed = None
-    if len(_bodies) >= _BODIES_MAX:
-        _bodies.clear()
-    _bodies[record.id] = parsed
-    return parsed
+_BODIES_MAX = 1 << 16
 
 
-def compute(vault_id: bytes, records: Iterable[Record]) -> MembershipView:
-    """Apply the membership rule to a set of MEMBER records (order does not matter)."""
+def compute(vault_id: bytes, records: Iterable[Record],
+            memo: MembershipMemo | None = None) -> MembershipView:
+    """Apply the membership rule to a set of MEMBER records (order does not matter).
+
+    ``memo`` carries what an earlier computation over mostly the same records learnt.
+    """
+    memo = memo if memo is not None else MembershipMemo()
     keys: dict[bytes, bytes] = {}
     parsed: list[tuple[Record, Membership]] = []
     for r in sorted(records, key=lambda r: r.id):
         if r.header.kind != Kind.MEMBER:
             continue
-        p = _parse(r)
+        p = memo.parse(r)
         if p is None:
             continue
         body, key = p
@@ -183,10 +178,13 @@ def compute(vault_id: bytes, records: Iterable[Record]) -> MembershipView:
     root = next((d for d in keys if is_vault_root(vault_id, d)), None)
     if root is None:
         return MembershipView()
+    claims = [(r, keys[r.header.author]) for r, _body in parsed
+              if r.header.vault == vault_id and r.header.author in keys]
+    verdicts = memo.verifier.submit(claims)
     entries = [_Entry(r, body, r.header.author, body.device_id, r.header.seq)
                for r, body in parsed
                if r.header.vault == vault_id and r.header.author in keys
-               and _signed_by(r, keys[r.header.author])]
+               and verdicts.holds(r, keys[r.header.author])]
     if not any(e.subject == root for e in entries):
         return MembershipView()
     return _Resolver(root, entries, keys).resolve()
@@ -327,8 +325,18 @@ def member_records(store: RecordStore) -> list[Record]:
     return out
 
 
-_views: weakref.WeakKeyDictionary[RecordStore, tuple[bytes, bytes, MembershipView]] = \
-    weakref.WeakKeyDictionary()
+@dataclass(slots=True)
+class _Held:
+    """A store's membership as last computed, and what computing it again reuses."""
+
+    token: bytes
+    vault_id: bytes
+    view: MembershipView
+    memo: MembershipMemo
+
+
+# Owned by each store (weakly keyed: it goes with the store), like a cache attribute would be.
+_views: weakref.WeakKeyDictionary[RecordStore, _Held] = weakref.WeakKeyDictionary()
 
 
 def view_of(store: RecordStore) -> MembershipView:
@@ -337,12 +345,13 @@ def view_of(store: RecordStore) -> MembershipView:
     if vault_id is None:
         return MembershipView()
     token = store.membership_token()
-    cached = _views.get(store)
-    if cached is not None and cached[0] == token and cached[1] == vault_id:
-        return cached[2]
-    view = compute(vault_id, member_records(store))
+    held = _views.get(store)
+    if held is not None and held.token == token and held.vault_id == vault_id:
+        return held.view
+    memo = held.memo if held is not None else MembershipMemo()
+    view = compute(vault_id, member_records(store), memo)
     if token:
-        _views[store] = (token, vault_id, view)
+        _views[store] = _Held(token, vault_id, view, memo)
     return view
 
 

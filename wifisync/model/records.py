@@ -9,9 +9,8 @@ must still know who the members are.
 
 from __future__ import annotations
 
+import contextvars
 import enum
-import functools
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,18 +110,20 @@ class RecordHeader:
         return cls(vault, item, _KINDS[kind], author, seq, versions, time, deleted)
 
 
-_packers = threading.local()
+_packer: contextvars.ContextVar[msgpack.Packer] = contextvars.ContextVar("record_packer")
 
 
 def _pack(obj: object) -> bytes:
-    """msgpack with the bin type for bytes, through this thread's reusable packer.
+    """msgpack with the bin type for bytes, through this context's reusable packer.
 
     ``msgpack.packb`` builds a new packer (and its buffer) per call, which costs more
-    than packing a record; a packer is not thread-safe, hence one per thread.
+    than packing a record; a packer is not thread-safe, and each thread has a context of
+    its own, hence a context variable.
     """
-    packer = getattr(_packers, "packer", None)
+    packer = _packer.get(None)
     if packer is None:
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+        packer = msgpack.Packer(use_bin_type=True)
+        _packer.set(packer)
     packed: bytes = packer.pack(obj)
     return packed
 
@@ -253,21 +254,21 @@ def sign_record(identity: DeviceIdentity, header: RecordHeader, body: bytes) -> 
 # --- bodies -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _payload_key(vault_key: bytes) -> bytes:
-    """The vault's payload key, derived once: listing 10k items would otherwise derive 10k times."""
+def payload_key(vault_key: bytes) -> bytes:
+    """The key item payloads are sealed with; the holder of the vault key derives it once."""
     return crypto.derive_key(vault_key, "record-payload")
 
 
-def seal_item_body(vault_key: bytes, header: RecordHeader, payload: Mapping[str, Any]) -> bytes:
-    """Encrypt an item payload bound to its header."""
+def seal_item_body(key: bytes, header: RecordHeader, payload: Mapping[str, Any]) -> bytes:
+    """Encrypt an item payload bound to its header, with the :func:`payload_key`."""
     plaintext = _pack(dict(payload))
-    return crypto.seal(_payload_key(vault_key), plaintext, header.encode())
+    return crypto.seal(key, plaintext, header.encode())
 
 
-def open_item_body(vault_key: bytes, record: Record) -> dict[str, Any]:
-    """Decrypt and parse an item payload; tampering raises :class:`IntegrityError`."""
-    plaintext = crypto.open_sealed(_payload_key(vault_key), record.body, record.header_bytes)
+def open_item_body(key: bytes, record: Record) -> dict[str, Any]:
+    """Decrypt and parse an item payload (:func:`payload_key`); tampering raises
+    :class:`IntegrityError`."""
+    plaintext = crypto.open_sealed(key, record.body, record.header_bytes)
     try:
         payload = msgpack.unpackb(plaintext, raw=False)
     except Exception as exc:

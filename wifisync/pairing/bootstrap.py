@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wifisync.errors import AlreadyInitialisedError, IntegrityError, PairingError
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.membership import Member, current_members, member_records
 from wifisync.model.records import VAULT_KEY_ITEM, Membership, Record, member_item_id
+from wifisync.model.verifier import InlineVerifier
 from wifisync.pairing.messages import MAX_MEMBER_MESSAGE, MAX_OFFER_RECORDS, VaultOffer
 from wifisync.store import RecordStore
 from wifisync.store.memory import MemoryStore
@@ -70,7 +72,8 @@ class CheckedOffer:
     members: dict[bytes, Member]
 
 
-def check_offer(offer: VaultOffer, identity: DeviceIdentity) -> CheckedOffer:
+def check_offer(offer: VaultOffer, identity: DeviceIdentity,
+                now_ms: Callable[[], int]) -> CheckedOffer:
     """Verify the hand-over in a scratch store before anything touches the real one.
 
     Every record must be a signed MEMBER or VAULT_KEY record of the offered vault, we
@@ -85,8 +88,8 @@ def check_offer(offer: VaultOffer, identity: DeviceIdentity) -> CheckedOffer:
         raise PairingError(f"the member sent a malformed record: {exc}") from exc
     scratch = MemoryStore()
     scratch.set_meta(META_VAULT_ID, offer.vault_id)
-    result = Replica(scratch, offer.vault_id, identity.device_id,
-                     parallel=False).bootstrap(records)
+    result = Replica(scratch, offer.vault_id, identity.device_id, verifier=InlineVerifier(),
+                     now_ms=now_ms).bootstrap(records)
     if result.refused:
         raise PairingError(f"the member sent {result.refused} record(s) that do not verify")
     members = current_members(scratch)
@@ -108,23 +111,27 @@ def check_offer(offer: VaultOffer, identity: DeviceIdentity) -> CheckedOffer:
     return CheckedOffer(offer.vault_id, records, sponsor, members)
 
 
-def readmit(store: RecordStore, offer: CheckedOffer, self_id: bytes) -> int:
+def readmit(store: RecordStore, offer: CheckedOffer, self_id: bytes,
+            now_ms: Callable[[], int]) -> int:
     """Take a hand-over into a store that holds the same vault, keeping everything in it."""
     with store.transaction():
         if store.get_meta(META_VAULT_ID) != offer.vault_id:
             raise PairingError("this device holds another vault; nothing was changed")
-        result = Replica(store, offer.vault_id, self_id, parallel=False).bootstrap(offer.records)
+        result = Replica(store, offer.vault_id, self_id, verifier=InlineVerifier(),
+                         now_ms=now_ms).bootstrap(offer.records)
         if result.refused:
             raise PairingError(f"{result.refused} record(s) of the hand-over did not verify")
     return len(result.applied)
 
 
-def store_offer(store: RecordStore, offer: CheckedOffer, self_id: bytes) -> int:
+def store_offer(store: RecordStore, offer: CheckedOffer, self_id: bytes,
+                now_ms: Callable[[], int]) -> int:
     """Write the vault ID and the records in one transaction; returns how many were stored."""
     with store.transaction():
         refuse_if_holding_vault(store)
         store.set_meta(META_VAULT_ID, offer.vault_id)
-        result = Replica(store, offer.vault_id, self_id, parallel=False).bootstrap(offer.records)
+        result = Replica(store, offer.vault_id, self_id, verifier=InlineVerifier(),
+                         now_ms=now_ms).bootstrap(offer.records)
         if result.refused:
             raise PairingError(f"{result.refused} record(s) of the hand-over did not verify")
     return len(result.applied) + result.duplicates

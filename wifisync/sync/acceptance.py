@@ -36,7 +36,6 @@ from wifisync.model.records import (
     member_item_id,
 )
 from wifisync.store import RecordStore
-from wifisync.wallclock import wall_ms
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ class Acceptance:
     """The accept rule over one store, with the membership its records make now."""
 
     def __init__(self, store: RecordStore, vault_id: bytes,
-                 now_ms: Callable[[], int] = wall_ms) -> None:
+                 now_ms: Callable[[], int]) -> None:
         self.store = store
         self.vault_id = vault_id
         self.now_ms = now_ms

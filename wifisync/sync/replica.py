@@ -9,40 +9,19 @@ the records they touch; nothing is ever deleted. No I/O beyond the store.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from wifisync.daemon.sighelpers import SignatureWorkers, shared_workers
 from wifisync.errors import IntegrityError
 from wifisync.model.clock import hlc_wall_ms
-from wifisync.model.identity import verify_signature
-from wifisync.model.membership import Member, compute, member_records, view_of
+from wifisync.model.membership import Member, MembershipMemo, compute, member_records, view_of
 from wifisync.model.records import Kind, Record
+from wifisync.model.verifier import RememberingVerifier, Verdicts, Verifier
 from wifisync.store import AppendResult, RecordStore
 from wifisync.sync.acceptance import MAX_FUTURE_MS, MAX_WAITING, Acceptance, body_ok
-from wifisync.wallclock import wall_ms
 
 log = logging.getLogger(__name__)
-
-PARALLEL_VERIFY_MIN = 64  # records below which handing work to threads costs more than it saves
-PROCESS_VERIFY_MIN = 256  # records from which helper processes check (no GIL hand-offs)
-VERIFY_THREADS = max(1, min(4, os.cpu_count() or 1))
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def verify_pool() -> Executor:
-    """A small shared thread pool: Ed25519 verification releases the GIL."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="wifisync-verify")
-        return _pool
 
 
 @dataclass(slots=True)
@@ -56,99 +35,29 @@ class ApplyResult:
     duplicates: int = 0
 
 
-def _signature_ok(record: Record, key: bytes) -> bool:
-    try:
-        verify_signature(key, record.signature, record.signed_message())
-    except IntegrityError:
-        return False
-    return True
-
-
-class SignatureChecks:
-    """Signature checks of (record, key) pairs, started at once and collected later.
-
-    Large batches go to helper processes (:mod:`wifisync.daemon.sighelpers`), medium ones to the
-    thread pool, small ones are checked on the spot. Whatever a helper fails to answer
-    is checked here instead: no record is ever taken as signed without a check.
-    """
-
-    def __init__(self, pairs: list[tuple[Record, bytes]], pool: Executor | None,
-                 workers: SignatureWorkers | None = None) -> None:
-        self.keys = {r.id: k for r, k in pairs}
-        self._results: dict[bytes, bool] = {}
-        self._futures: list[Future[list[tuple[bytes, bool]]]] = []
-        self._remote: list[tuple[list[Record], bytes, Future[bytes]]] = []
-        if workers is not None and len(pairs) >= PROCESS_VERIFY_MIN:
-            by_key: dict[bytes, list[Record]] = {}
-            for r, k in pairs:
-                by_key.setdefault(k, []).append(r)
-            for key, records in by_key.items():
-                size = -(-len(records) // VERIFY_THREADS)
-                for i in range(0, len(records), size):
-                    chunk = records[i:i + size]
-                    self._remote.append((chunk, key, workers.submit(
-                        key, [(r.signature, r.signed_message()) for r in chunk])))
-            return
-        if pool is None or len(pairs) < PARALLEL_VERIFY_MIN:
-            self._results = {r.id: _signature_ok(r, k) for r, k in pairs}
-            return
-        parts = min(VERIFY_THREADS * 2, len(pairs) // (PARALLEL_VERIFY_MIN // 2))
-        size = -(-len(pairs) // parts)
-        self._futures = [pool.submit(_check_chunk, pairs[i:i + size])
-                         for i in range(0, len(pairs), size)]
-
-    def result(self, record: Record, key: bytes) -> bool:
-        """Whether ``record`` is validly signed by ``key`` (checked now if not started)."""
-        if self._futures:
-            futures, self._futures = self._futures, []
-            self._results.update(rid_ok for f in futures for rid_ok in f.result())
-        if self._remote:
-            remote, self._remote = self._remote, []
-            for chunk, chunk_key, future in remote:
-                self._results.update(_collect(chunk, chunk_key, future))
-        if self.keys.get(record.id) != key:
-            return _signature_ok(record, key)
-        return self._results[record.id]
-
-
-def _collect(chunk: list[Record], key: bytes, future: Future[bytes]
-             ) -> list[tuple[bytes, bool]]:
-    """A helper's answers for ``chunk``, or our own checks when it gave none we can use."""
-    try:
-        flags = future.result()
-        if isinstance(flags, bytes) and len(flags) == len(chunk) \
-                and set(flags) <= {0, 1}:
-            return [(r.id, flag == 1) for r, flag in zip(chunk, flags, strict=True)]
-        log.warning("signature helper answered out of shape; checking here")
-    except Exception as exc:  # the helper could not start or died: check here
-        log.warning("signature helper failed (%s); checking here", exc)
-    return [(r.id, _signature_ok(r, key)) for r in chunk]
-
-
-def _check_chunk(pairs: list[tuple[Record, bytes]]) -> list[tuple[bytes, bool]]:
-    return [(r.id, _signature_ok(r, k)) for r, k in pairs]
-
-
 @dataclass(slots=True)
 class PreparedBatch:
     """A batch whose signature checks are running; :meth:`Replica.commit` stores it."""
 
     records: list[Record]
-    checks: SignatureChecks
+    verdicts: Verdicts
 
 
 class Replica:
-    """Takes records into one vault's store by the accept rule; shared by a daemon's sessions."""
+    """Takes records into one vault's store by the accept rule; shared by a daemon's sessions.
+
+    Signatures are checked by the ``verifier`` its owner injects (the daemon's runs in
+    helper processes); ``now_ms`` is the owner's wall clock, for the future-time rule.
+    """
 
     def __init__(self, store: RecordStore, vault_id: bytes, self_id: bytes, *,
-                 pool: Executor | None = None, parallel: bool = True,
-                 now_ms: Callable[[], int] = wall_ms) -> None:
+                 verifier: Verifier, now_ms: Callable[[], int]) -> None:
         self.store = store
         self.vault_id = vault_id
         self.self_id = self_id
         self.now_ms = now_ms
-        self._pool = pool if pool is not None else (verify_pool() if parallel else None)
-        self._workers = shared_workers() if parallel else None
+        self.verifier = verifier
+        self._memo = MembershipMemo(RememberingVerifier(verifier))
         self._logged: set[tuple[bytes, str]] = set()
 
     def members(self) -> dict[bytes, Member]:
@@ -160,15 +69,14 @@ class Replica:
         return self.commit(self.prepare(records))
 
     def prepare(self, records: Sequence[Record]) -> PreparedBatch:
-        """Start the signature checks of a batch on the thread pool and return at once.
+        """Start the signature checks of a batch and return at once.
 
-        Sync overlaps the checks of one batch with storing the previous one: Ed25519
-        releases the GIL, SQLite and decoding do not.
+        Sync overlaps the checks of one batch with storing the previous one.
         """
         view = view_of(self.store)
-        pairs = [(r, key) for r in records if r.header.kind != Kind.MEMBER
-                 and (key := view.key_of(r.header.author)) is not None]
-        return PreparedBatch(list(records), SignatureChecks(pairs, self._pool, self._workers))
+        claims = [(r, key) for r in records if r.header.kind != Kind.MEMBER
+                  and (key := view.key_of(r.header.author)) is not None]
+        return PreparedBatch(list(records), self.verifier.submit(claims))
 
     def commit(self, batch: PreparedBatch) -> ApplyResult:
         """Apply the accept rule against the store as it is now; store the batch atomically."""
@@ -188,7 +96,7 @@ class Replica:
                     continue
                 reason = accept.refusal(r)
                 key = accept.key_of(r.header.author)
-                if reason is None and (key is None or not batch.checks.result(r, key)):
+                if reason is None and (key is None or not batch.verdicts.holds(r, key)):
                     reason = "bad signature"
                 if reason is not None:
                     self._refuse(r, reason, result)
@@ -215,7 +123,9 @@ class Replica:
     def _store_members(self, records: list[Record], accept: Acceptance,
                        result: ApplyResult) -> None:
         """Store MEMBER records whose author a chain from the creator names (any order)."""
-        view = compute(self.vault_id, member_records(self.store) + records)
+        view = compute(self.vault_id, member_records(self.store) + records, self._memo)
+        claims = [(r, key) for r in records if (key := view.key_of(r.header.author)) is not None]
+        verdicts = self._memo.verifier.submit(claims)
         ok: list[Record] = []
         for r in records:
             key = view.key_of(r.header.author)
@@ -224,7 +134,7 @@ class Replica:
                 reason = "malformed body"
             if reason is None and key is None:
                 reason = "unknown author"
-            if reason is None and not _signature_ok(r, key or b""):
+            if reason is None and not verdicts.holds(r, key or b""):
                 reason = "bad signature"
             if reason is None and hlc_wall_ms(r.header.time) > self.now_ms() + MAX_FUTURE_MS:
                 reason = "clock time too far ahead"

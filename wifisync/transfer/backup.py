@@ -31,7 +31,9 @@ from wifisync.model.records import MAX_RECORD_BYTES, Record
 from wifisync.store import RecordStore
 from wifisync.sync.outbound import records_missing
 from wifisync.sync.replica import Replica
+from wifisync.vault.threadverifier import ThreadVerifier
 from wifisync.vault.unlocked import META_VAULT_ID, Vault, read_wrapped_key
+from wifisync.wallclock import wall_ms
 
 MAGIC = b"WIFISYNC-BACKUP\x00"
 VERSION = 1
@@ -149,7 +151,7 @@ def _load_records(unpacker: msgpack.Unpacker, doc: dict[str, Any], store: Record
     ``store`` is the new home's store: a failure here removes it again (``creating_store``).
     """
     store.set_meta(META_VAULT_ID, doc["vault"])
-    replica = Replica(store, doc["vault"], b"", parallel=False)
+    replica = Replica(store, doc["vault"], b"", verifier=ThreadVerifier(), now_ms=wall_ms)
     refused = 0
     batch: list[Record] = []
     size = 0

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Self
 
@@ -38,14 +36,16 @@ from wifisync.model.records import (
     WrappedVaultKey,
     member_item_id,
     open_item_body,
+    payload_key,
     seal_item_body,
 )
+from wifisync.model.verifier import Claim, InlineVerifier, Verifier
 from wifisync.store import RecordStore, sigmarks
 from wifisync.sync.acceptance import Acceptance
 from wifisync.vault import lookup
 from wifisync.vault.author import Author
+from wifisync.vault.threadverifier import ThreadVerifier
 
-PARALLEL_CHECK_MIN = 256  # records per thread below which splitting costs more than it saves
 VERIFY_CHUNK = 2000  # records loaded at a time by verify_all
 VERIFY_BYTES = 2 * 1024 * 1024  # and at most this much of them (attachment chunks are large)
 
@@ -84,18 +84,22 @@ def read_wrapped_key(store: RecordStore) -> WrappedVaultKey:
     return WrappedVaultKey.decode(latest.body)
 
 
-class SignatureCheck:
-    """Checks held records against their authors' keys, so an altered store never reads as valid.
+class AuthorCheck:
+    """Checks that records read from the store were signed by members, so an altered store
+    never reads as valid.
 
     The store checks that each record still hashes to its ID; this catches the edit that
     also rewrote the ID. Keys come from the membership records and are re-read when an
-    unknown author appears (a device paired since). With this device's ``mark_key``, a
-    record whose signature this device already checked carries a valid mark
-    (:mod:`wifisync.store.sigmarks`) and is not verified again; its author must still be a member.
+    unknown author appears (a device paired since); signatures go to the ``verifier``.
+    With this device's ``mark_key``, a record whose signature this device already checked
+    carries a valid mark (:mod:`wifisync.store.sigmarks`) and is not verified again; its
+    author must still be a member.
     """
 
-    def __init__(self, store: RecordStore, mark_key: bytes | None = None) -> None:
+    def __init__(self, store: RecordStore, verifier: Verifier,
+                 mark_key: bytes | None = None) -> None:
         self.store = store
+        self.verifier = verifier
         self._keys: dict[bytes, bytes] = {}
         self._view = MembershipView()
         self._mark_key = mark_key
@@ -105,7 +109,7 @@ class SignatureCheck:
         self.check_all([record])
 
     def check_all(self, records: list[Record]) -> None:
-        """Check every record of a list; long lists are split over the CPU cores."""
+        """Check every record of a list (the verifier may split long ones over the cores)."""
         if any(r.header.author not in self._keys for r in records):
             self._refresh_keys()
         keys = self._keys
@@ -115,31 +119,32 @@ class SignatureCheck:
             # it; every other held version must have been written while its author counted.
             if keys.get(h.author) is None or (
                     h.kind != Kind.MEMBER and not self._view.counts(h.author, h.seq, h.kind)):
-                _verify_author(r, None)
+                raise _not_a_member(r)
         unmarked = records
         if self._mark_key is not None:
             key = self._mark_key
             stored = self.store.signature_marks([r.id for r in records])
             unmarked = [r for r in records if not sigmarks.is_marked(key, r.id, stored.get(r.id))]
-
-        def run(chunk: list[Record]) -> None:
-            for r in chunk:
-                _verify_author(r, keys.get(r.header.author))
-
-        workers = min(os.cpu_count() or 1, len(unmarked) // PARALLEL_CHECK_MIN)
-        if workers < 2:
-            run(unmarked)
-        else:
-            # Ed25519 verification releases the GIL: listing 10k items is bound by it.
-            with ThreadPoolExecutor(workers) as pool:
-                for _ in pool.map(run, [unmarked[i::workers] for i in range(workers)]):
-                    pass
+        self.check_signatures(unmarked)
         if self._mark_key is not None and unmarked:
             key = self._mark_key
             # A store we cannot write (read-only, full) only costs the next read its time.
             with contextlib.suppress(StoreError):
                 self.store.add_signature_marks(
                     {r.id: sigmarks.mark(key, r.id) for r in unmarked})
+
+    def check_signatures(self, records: list[Record]) -> None:
+        """Check only that each record's author, as any MEMBER record names it, signed it."""
+        claims: list[Claim] = []
+        for r in records:
+            key = self.key_of(r.header.author)
+            if key is None:
+                raise _not_a_member(r)
+            claims.append((r, key))
+        verdicts = self.verifier.submit(claims)
+        for r, key in claims:
+            if not verdicts.holds(r, key):
+                raise IntegrityError(f"{_where(r)} has a bad signature; the store was altered")
 
     def key_of(self, author: bytes) -> bytes | None:
         """The public key any MEMBER record gives ``author`` (None: no record names it)."""
@@ -156,28 +161,38 @@ class SignatureCheck:
                                  "the store was altered") from None
 
 
-def _verify_author(record: Record, key: bytes | None) -> None:
-    where = f"record {record.id.hex()[:16]} of item {record.header.item.hex()}"
-    if key is None:
-        raise IntegrityError(f"{where} names an author that was not a member (with that "
-                             "role) when it wrote it; the store was altered")
-    try:
-        record.verify(key)
-    except IntegrityError:
-        raise IntegrityError(f"{where} has a bad signature; the store was altered") from None
+def _where(record: Record) -> str:
+    return f"record {record.id.hex()[:16]} of item {record.header.item.hex()}"
+
+
+def _not_a_member(record: Record) -> IntegrityError:
+    return IntegrityError(f"{_where(record)} names an author that was not a member (with that "
+                          "role) when it wrote it; the store was altered")
 
 
 class Vault:
     """Read and write items with the vault key in hand."""
 
-    def __init__(self, store: RecordStore, identity: DeviceIdentity, vault_key: bytes) -> None:
+    def __init__(self, store: RecordStore, identity: DeviceIdentity, vault_key: bytes,
+                 verifier: Verifier | None = None) -> None:
         self.store = store
         self.identity = identity
-        self.vault_key = vault_key
+        self.vault_key = vault_key  # also derives the payload key
         self.vault_id = vault_id_of(store)
         self.author = Author(store, identity, self.vault_id)
-        self.signatures = SignatureCheck(store, sigmarks.mark_key(identity))
+        self.verifier: Verifier = verifier if verifier is not None else ThreadVerifier()
+        self.signatures = AuthorCheck(store, self.verifier, sigmarks.mark_key(identity))
         self.unreadable: list[bytes] = []  # items the last items() could not read
+
+    @property
+    def vault_key(self) -> bytes:
+        """The vault key (set to ``b""`` to forget it and the key derived from it)."""
+        return self._vault_key
+
+    @vault_key.setter
+    def vault_key(self, key: bytes) -> None:
+        self._vault_key = key
+        self._payload_key = payload_key(key) if key else b""
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -200,7 +215,7 @@ class Vault:
     def unlock(cls, store: RecordStore, identity: DeviceIdentity, password: str) -> Vault:
         """Check the vault's membership and key records, then unwrap the vault key."""
         # A handful of records, checked without marks: a wrong password writes nothing.
-        signatures = SignatureCheck(store)
+        signatures = AuthorCheck(store, InlineVerifier())
         for _item, held in store.heads_of_kind(Kind.MEMBER):
             signatures.check_all(held)
         signatures.check_all(store.heads(VAULT_KEY_ITEM))
@@ -211,7 +226,7 @@ class Vault:
     @classmethod
     def with_key(cls, store: RecordStore, identity: DeviceIdentity, vault_key: bytes) -> Self:
         """Open with a vault key unwrapped earlier (the unlock agent's): no Argon2id."""
-        signatures = SignatureCheck(store)
+        signatures = AuthorCheck(store, InlineVerifier())
         for _item, held in store.heads_of_kind(Kind.MEMBER):
             signatures.check_all(held)
         signatures.check_all(store.heads(VAULT_KEY_ITEM))
@@ -235,7 +250,7 @@ class Vault:
     def _state(self, record: Record) -> ItemState:
         """Decrypt a version whose signature was checked; tampering is named with the record."""
         try:
-            state = ItemState.from_payload(open_item_body(self.vault_key, record))
+            state = ItemState.from_payload(open_item_body(self._payload_key, record))
         except IntegrityError as exc:
             raise IntegrityError(f"record {record.id.hex()[:16]} of item "
                                  f"{record.header.item.hex()} failed its integrity check "
@@ -321,7 +336,7 @@ class Vault:
             state = merge_states(self._state(r) for r in live) if live else ItemState()
             for key, value in change.items():
                 state.set(key, value, header.time)  # type: ignore[attr-defined]
-            return seal_item_body(self.vault_key, header, state.to_payload())  # type: ignore[arg-type]
+            return seal_item_body(self._payload_key, header, state.to_payload())  # type: ignore[arg-type]
 
         return self.author.write(item, Kind.ITEM, body, deleted=deleted)
 
@@ -405,7 +420,7 @@ class Vault:
             raise ItemNotFoundError(f"item {item.hex()} has no version to bring back")
         payload = state.to_payload()
         self.author.write(item, Kind.ITEM,
-                          lambda header, _held: seal_item_body(self.vault_key, header, payload))
+                          lambda header, _held: seal_item_body(self._payload_key, header, payload))
         return state
 
     def merge_pending(self) -> int:
@@ -430,7 +445,7 @@ class Vault:
         Returns how many records were checked; raises :class:`IntegrityError` naming the
         items of every record that failed (all of them are checked first).
         """
-        full = SignatureCheck(self.store)  # no mark key: every signature is verified
+        full = AuthorCheck(self.store, self.verifier)  # no mark key: every signature is verified
         inactive = {r.id for r in self.store.inactive_records()}
         ids = list(self.store.record_ids())
         failed: list[str] = []
@@ -456,7 +471,7 @@ class Vault:
                                  + "; ".join(failed[:3]) + more)
         return len(ids)
 
-    def _verify_group(self, full: SignatureCheck, present: list[Record],
+    def _verify_group(self, full: AuthorCheck, present: list[Record],
                       inactive: set[bytes], failed: list[str]) -> None:
         """One bounded group of :meth:`verify_all`; reasons of what fails go to ``failed``."""
         active = [r for r in present if r.id not in inactive]
@@ -467,7 +482,7 @@ class Vault:
         for r in present:
             if r.id in inactive:  # held but not accepted: its signature must still hold
                 try:
-                    _verify_author(r, full.key_of(r.header.author))
+                    full.check_signatures([r])
                 except IntegrityError as exc:
                     failed.append(str(exc))
         for r in active:
@@ -478,7 +493,7 @@ class Vault:
                     failed.append(str(exc))
 
     @staticmethod
-    def _keep_good(check: SignatureCheck, records: list[Record], failed: list[str]
+    def _keep_good(check: AuthorCheck, records: list[Record], failed: list[str]
                    ) -> list[Record]:
         """The records that pass ``check`` one by one; the others' reasons go to ``failed``."""
         good: list[Record] = []
@@ -494,7 +509,7 @@ class Vault:
 
 def write_member(author: Author, membership: Membership) -> Record:
     """Write a MEMBER record as ``author`` and re-judge the records its change touches."""
-    accept = Acceptance(author.store, author.vault_id)
+    accept = Acceptance(author.store, author.vault_id, author.now_ms)
     body = membership.encode()
     with author.store.transaction():
         record = author.write(member_item_id(membership.device_id), Kind.MEMBER,

@@ -1,4 +1,4 @@
-"""Signature checks of large batches in helper processes: forgeries caught, failures fail closed."""
+"""The daemon's verifier: helper processes for large batches; forgeries caught; fails closed."""
 
 from __future__ import annotations
 
@@ -15,8 +15,15 @@ import pytest
 from tests.sync.helpers import household
 from tests.sync.test_session import add_items
 from wifisync.daemon.sighelpers import MAX_STARTS_PER_HELPER, SignatureWorkers, check_all
+from wifisync.daemon.verifier import (
+    PARALLEL_VERIFY_MIN,
+    PROCESS_VERIFY_MIN,
+    HelperVerifier,
+    collect,
+)
 from wifisync.model.records import Record
-from wifisync.sync.replica import PROCESS_VERIFY_MIN, SignatureChecks, _collect
+from wifisync.sync import Replica
+from wifisync.wallclock import wall_ms
 
 
 def forged(good: Record) -> Record:
@@ -36,10 +43,10 @@ def batch() -> tuple[list[Record], bytes, Record]:
 
 
 @pytest.fixture
-def workers() -> Iterator[SignatureWorkers]:
-    w = SignatureWorkers(2)
-    yield w
-    w.close()
+def verifier() -> Iterator[HelperVerifier]:
+    v = HelperVerifier(helpers=2, threads=2)
+    yield v
+    v.close()
 
 
 def test_check_all_flags_each_pair() -> None:
@@ -53,21 +60,33 @@ def test_check_all_flags_each_pair() -> None:
 
 
 def test_helpers_catch_the_forged_record_of_a_large_batch(
-        batch: tuple[list[Record], bytes, Record], workers: SignatureWorkers,
+        batch: tuple[list[Record], bytes, Record], verifier: HelperVerifier,
         caplog: pytest.LogCaptureFixture) -> None:
     records, key, bad = batch
     with caplog.at_level(logging.WARNING):
-        checks = SignatureChecks([(r, key) for r in records], None, workers)
-        verdicts = {r.id: checks.result(r, key) for r in records}
-    assert workers._starts > 0  # the batch went to helper processes
+        checks = verifier.submit([(r, key) for r in records])
+        verdicts = {r.id: checks.holds(r, key) for r in records}
+    assert verifier.workers._starts > 0  # the batch went to helper processes
     assert not caplog.records  # the helpers answered: no fallback was needed
     assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
 
 
+@pytest.mark.parametrize("size", [PARALLEL_VERIFY_MIN - 1, PARALLEL_VERIFY_MIN])
+def test_small_and_medium_batches_are_checked_here_and_catch_the_forgery(
+        batch: tuple[list[Record], bytes, Record], verifier: HelperVerifier,
+        size: int) -> None:
+    records, key, bad = batch
+    part = [*records[:size - 1], bad]
+    checks = verifier.submit([(r, key) for r in part])
+    assert [r.id for r in part if not checks.holds(r, key)] == [bad.id]
+    assert verifier.workers._starts == 0  # no helper process for so few
+
+
 def test_a_dead_helper_fails_closed_and_every_record_is_checked_here(
-        batch: tuple[list[Record], bytes, Record], workers: SignatureWorkers,
+        batch: tuple[list[Record], bytes, Record], verifier: HelperVerifier,
         caplog: pytest.LogCaptureFixture) -> None:
     records, key, bad = batch
+    workers = verifier.workers
     for _ in range(2):  # both helpers started, so none is started afresh for the batch
         workers.submit(key, []).result(timeout=30)
     helpers = [w._proc for w in workers._workers]
@@ -75,11 +94,11 @@ def test_a_dead_helper_fails_closed_and_every_record_is_checked_here(
     for proc in helpers:
         proc.send_signal(signal.SIGSTOP)  # still alive to us, but answering nothing
     with caplog.at_level(logging.WARNING):
-        checks = SignatureChecks([(r, key) for r in records], None, workers)
+        checks = verifier.submit([(r, key) for r in records])
         for proc in helpers:  # each dies with its part of the batch unanswered
             proc.kill()
             proc.wait()
-        verdicts = {r.id: checks.result(r, key) for r in records}
+        verdicts = {r.id: checks.holds(r, key) for r in records}
     assert "signature helper failed" in caplog.text  # the fallback answered, no helper did
     assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
     assert len(verdicts) == len(records)
@@ -94,16 +113,18 @@ def test_an_answer_out_of_shape_is_not_trusted(
         future.set_exception(OSError("helper exited"))
     else:
         future.set_result(answer)  # type: ignore[arg-type]
-    verdicts = dict(_collect(records, key, future))
+    verdicts = dict(collect(records, key, future))
     assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
 
 
-def test_replica_refuses_a_forged_record_in_a_large_batch() -> None:
+def test_replica_refuses_a_forged_record_in_a_large_batch(verifier: HelperVerifier) -> None:
     a, b = household(2)
     records = [a.store.heads(i)[0] for i in add_items(a, PROCESS_VERIFY_MIN + 10)]
     bad = forged(records[-3])
     records[-3] = bad
-    result = b.replica.apply(records)
+    replica = Replica(b.store, b.replica.vault_id, b.id, verifier=verifier, now_ms=wall_ms)
+    result = replica.commit(replica.prepare(records))
+    assert verifier.workers._starts > 0
     assert result.refused == 1 and len(result.applied) == len(records) - 1
     assert not b.store.has_record(bad.id)
 
@@ -112,12 +133,15 @@ def test_helpers_that_cannot_start_leave_the_checks_to_us_and_are_not_retried_fo
         batch: tuple[list[Record], bytes, Record], monkeypatch: pytest.MonkeyPatch) -> None:
     records, key, bad = batch
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
-    workers = SignatureWorkers(2)
-    for _ in range(5):
-        checks = SignatureChecks([(r, key) for r in records], None, workers)
-        verdicts = {r.id: checks.result(r, key) for r in records}
-        assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
-    assert workers._starts == MAX_STARTS_PER_HELPER * 2
+    verifier = HelperVerifier(helpers=2, threads=2)
+    try:
+        for _ in range(5):
+            checks = verifier.submit([(r, key) for r in records])
+            verdicts = {r.id: checks.holds(r, key) for r in records}
+            assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
+        assert verifier.workers._starts == MAX_STARTS_PER_HELPER * 2
+    finally:
+        verifier.close()
 
 
 def test_helpers_inherit_no_wifisync_variables(monkeypatch: pytest.MonkeyPatch) -> None:
