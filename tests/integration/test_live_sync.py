@@ -7,6 +7,8 @@ import signal
 from collections.abc import Callable
 
 from tests.integration.conftest import Device, wait_for
+from wifisync.model.identity import DeviceIdentity
+from wifisync.store import SqliteStore, sigmarks
 
 
 def test_item_written_on_a_arrives_on_b_while_both_run(devices: Callable[..., list[Device]]
@@ -18,8 +20,20 @@ def test_item_written_on_a_arrives_on_b_while_both_run(devices: Callable[..., li
     wait_for(lambda: a.connected_to(b) and b.connected_to(a), 5, "the session")
     item = a.add("mail", "user=alice", "password=s3cret")
     wait_for(lambda: b.holds(item), 5, "the item on B")
+    assert marked_by_daemon(b, item)  # so B's first read checks no signature again
     shown = json.loads(b.cli.ok("show", item, "--json"))
     assert shown["fields"]["password"] == "s3cret"
+
+
+def marked_by_daemon(device: Device, item: str) -> bool:
+    """Whether the device's daemon marked the records of ``item`` it accepted."""
+    store = SqliteStore(device.home.store_file)
+    try:
+        ids = [r.id for r in store.heads(bytes.fromhex(item))]
+        key = sigmarks.mark_key(DeviceIdentity.load(device.home.data_dir))
+        return set(ids) <= sigmarks.covered(key, store.signature_sets(ids))
+    finally:
+        store.close()
 
 
 def test_a_and_c_that_never_connect_sync_through_b(devices: Callable[..., list[Device]]) -> None:

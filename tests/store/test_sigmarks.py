@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.sync.helpers import Device, create_device, identity, join_device
+from tests.sync.test_session import add_items
 from wifisync.errors import IntegrityError
 from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.records import Kind, Record, RecordHeader, sign_record
+from wifisync.model.verifier import Claim, InlineVerifier, Verdicts, Verifier
 from wifisync.store import SqliteStore, sigmarks
+from wifisync.sync import Replica
 from wifisync.vault.unlocked import Vault
+from wifisync.wallclock import wall_ms
 
 PASSWORD = "pw"
 
@@ -154,3 +161,136 @@ def test_a_marked_record_of_a_non_member_is_still_refused(vault: Vault,
     vault.store.add_signature_marks({record.id: sigmarks.mark(sigmarks.mark_key(me),
                                                               record.id)})
     refused_on_read(vault, record.header.item, "not a member")
+
+
+# --- set marks: a batch the daemon accepted is marked at once ---------------------------
+
+
+class Counting:
+    """A verifier that counts the signatures it is asked to check."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+
+    def submit(self, claims: Sequence[Claim]) -> Verdicts:
+        self.checked += len(claims)
+        return InlineVerifier().submit(claims)
+
+
+@dataclass
+class Synced:
+    """A device whose daemon accepted a batch of another member's records by sync."""
+
+    me: Device
+    batch: list[Record]  # the item records, in the store's order
+
+    def vault(self, verifier: Verifier | None = None) -> Vault:
+        return Vault(self.me.store, self.me.identity, self.me.vault_key, verifier)
+
+    def rewrite(self, old: Record, new: Record) -> None:
+        """Put ``new`` in ``old``'s store row (ID and bytes), as someone editing the file."""
+        db = sqlite3.connect(self.me.store.path)  # type: ignore[attr-defined]
+        with db:
+            assert db.execute("UPDATE records SET id = ?, data = ? WHERE id = ?",
+                              (new.id, new.encoded, old.id)).rowcount == 1
+        db.close()
+
+    def set_rows(self, sql: str, *args: object) -> int:
+        db = sqlite3.connect(self.me.store.path)  # type: ignore[attr-defined]
+        with db:
+            changed = db.execute(sql, args).rowcount
+        db.close()
+        return changed
+
+
+@pytest.fixture
+def synced(tmp_path: Path) -> Iterator[Synced]:
+    other = create_device("other", identity(0))
+    me = join_device(other, "me", identity(1), lambda: SqliteStore(tmp_path / "me.db"))
+    add_items(other, 6)
+    records = [r for rid in sorted(other.record_ids())
+               if (r := other.store.get_record(rid)) is not None]
+    replica = Replica(me.store, me.replica.vault_id, me.id, verifier=InlineVerifier(),
+                      now_ms=wall_ms, on_stored=functools.partial(
+                          sigmarks.mark_accepted, me.store, sigmarks.mark_key(me.identity)))
+    result = replica.apply(records)
+    assert len(result.applied) == 6 and not result.refused
+    yield Synced(me, [r for r in result.applied if r.header.kind == Kind.ITEM])
+    me.store.close()
+
+
+def test_the_first_read_after_a_sync_checks_no_signature_again(synced: Synced) -> None:
+    counting = Counting()
+    assert len(synced.vault(counting).items()) == 6
+    assert counting.checked == 0
+    assert synced.me.store.signature_marks([r.id for r in synced.batch]) == {}  # one set mark
+
+
+def set_refused_on_read(synced: Synced, forged: Record, match: str = "bad signature") -> None:
+    """The forged item is left out (and cannot be shown); the batch's others still read."""
+    fresh = synced.vault()
+    assert len(fresh.items()) == 5
+    assert fresh.unreadable == [forged.header.item]
+    with pytest.raises(IntegrityError, match=match):
+        synced.vault().get(forged.header.item)
+
+
+def test_a_record_swapped_inside_a_marked_batch_voids_the_mark(synced: Synced) -> None:
+    victim = synced.batch[2]
+    forged = Record.create(victim.header, victim.body, bytes(64))
+    synced.rewrite(victim, forged)
+    counting = Counting()
+    assert len(synced.vault(counting).items()) == 5
+    assert counting.checked >= 6  # the mark stood for none of the batch: all verified
+    set_refused_on_read(synced, forged)
+
+
+def test_set_marks_an_attacker_can_make_are_refused(synced: Synced) -> None:
+    victim = synced.batch[0]
+    forged = Record.create(victim.header, victim.body, bytes(64))
+    synced.rewrite(victim, forged)
+    ids = [forged.id if r is victim else r.id for r in synced.batch]
+    [(_ids, genuine)] = synced.me.store.signature_sets(ids)
+    key = sigmarks.mark_key(synced.me.identity)
+    attempts = [
+        sigmarks.set_mark(sigmarks.mark_key(DeviceIdentity.generate()), ids),  # other key
+        genuine,  # this device's own mark over the batch as it was
+        sigmarks.mark(key, b"".join(sorted(ids))),  # a record mark over the same bytes
+        bytes(sigmarks.MARK_BYTES),
+    ]
+    for attempt in attempts:
+        assert synced.set_rows("UPDATE signature_sets SET mark = ?", attempt) == 1
+        set_refused_on_read(synced, forged)
+
+
+def test_a_forged_record_brought_into_a_marked_run_is_refused(synced: Synced) -> None:
+    """Widen the run by one row to take in a forged record: the mark is void."""
+    item = synced.vault().add("mine")  # this device's own write: the row after the batch
+    mine = synced.me.store.heads(item)[0]
+    forged = Record.create(mine.header, mine.body, bytes(64))
+    synced.rewrite(mine, forged)
+    synced.set_rows("DELETE FROM signature_marks")
+    assert synced.set_rows("UPDATE signature_sets SET hi = hi + 1") == 1
+    fresh = synced.vault()
+    fresh.items()
+    assert item in fresh.unreadable
+
+
+def test_verify_all_checks_every_signature_whatever_the_set_marks(synced: Synced) -> None:
+    victim = synced.batch[1]
+    forged = Record.create(victim.header, victim.body, bytes(64))
+    synced.rewrite(victim, forged)
+    ids = [forged.id if r is victim else r.id for r in synced.batch]
+    key = sigmarks.mark_key(synced.me.identity)
+    synced.set_rows("UPDATE signature_sets SET mark = ?", sigmarks.set_mark(key, ids))
+    assert len(synced.vault().items()) == 6  # only this device's key makes such a mark
+    with pytest.raises(IntegrityError, match="bad signature"):
+        synced.vault().verify_all()
+
+
+def test_only_a_run_of_rows_stored_together_gets_a_set_mark(synced: Synced) -> None:
+    store = synced.me.store
+    ids = [r.id for r in synced.batch]
+    key = sigmarks.mark_key(synced.me.identity)
+    assert not store.add_signature_set([ids[0], ids[2]], sigmarks.set_mark(key, ids))  # a gap
+    assert not store.add_signature_set([*ids, bytes(32)], sigmarks.set_mark(key, ids))

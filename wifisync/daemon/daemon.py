@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import logging
 import math
 import os
@@ -43,6 +44,7 @@ from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
 from wifisync.model.membership import Member, current_members, members
 from wifisync.model.records import Kind, Record
 from wifisync.net import tls
+from wifisync.store import sigmarks
 from wifisync.store.addressbook import AddressBook
 from wifisync.store.sqlite import SqliteStore
 from wifisync.sync import Replica, SyncSession
@@ -195,8 +197,10 @@ class Daemon:
                                       "`wifisync join` first")
         self.store = SqliteStore(home.store_file)
         self.vault_id = vault_id_of(self.store)
-        self.replica = Replica(self.store, self.vault_id, self.self_id,
-                               verifier=self.verifier, now_ms=wall_ms)
+        self.replica = Replica(
+            self.store, self.vault_id, self.self_id, verifier=self.verifier, now_ms=wall_ms,
+            on_stored=functools.partial(sigmarks.mark_accepted, self.store,
+                                        sigmarks.mark_key(self.identity)))
         self.members = current_members(self.store)
         self._cut_off = False
         self._local_seq = self.store.max_seq(self.self_id)

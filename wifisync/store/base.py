@@ -124,6 +124,17 @@ class RecordStore(ABC):
         """
 
     @abstractmethod
+    def signature_sets(self, record_ids: Sequence[bytes]) -> list[tuple[list[bytes], bytes]]:
+        """The stored set marks (:mod:`wifisync.store.sigmarks`) covering any of those
+        records, each with the IDs of every record it covers as the store holds them now."""
+
+    @abstractmethod
+    def add_signature_set(self, record_ids: Sequence[bytes], mark: bytes) -> bool:
+        """Store one mark over records stored together (one run of the store's rows);
+        returns False, storing nothing, when they are not. Raises :class:`StoreError`
+        when the store cannot be written."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the store."""
 

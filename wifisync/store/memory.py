@@ -22,6 +22,7 @@ class MemoryStore(RecordStore):
         self._seen: dict[bytes, int] = {}
         self._max: dict[bytes, int] = {}
         self._marks: dict[bytes, bytes] = {}
+        self._sets: dict[bytes, tuple[tuple[bytes, ...], bytes]] = {}  # record ID -> its set
         self._inactive: set[bytes] = set()
         self._depth = 0
         self._undo: list[Callable[[], None]] = []
@@ -118,6 +119,20 @@ class MemoryStore(RecordStore):
             for rid, value in marks.items():
                 self._on_rollback(_restore(self._marks, rid))
                 self._marks[rid] = value
+
+    def signature_sets(self, record_ids: Sequence[bytes]) -> list[tuple[list[bytes], bytes]]:
+        found = {self._sets[rid] for rid in record_ids if rid in self._sets}
+        return [(list(ids), mark) for ids, mark in found]
+
+    def add_signature_set(self, record_ids: Sequence[bytes], mark: bytes) -> bool:
+        if not record_ids or any(rid not in self._records for rid in record_ids):
+            return False
+        entry = (tuple(record_ids), mark)
+        with self.transaction():
+            for rid in record_ids:
+                self._on_rollback(_restore(self._sets, rid))
+                self._sets[rid] = entry
+        return True
 
     def close(self) -> None:
         """Nothing to release."""

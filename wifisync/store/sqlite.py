@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ from wifisync.model.records import Kind, Record
 from wifisync.model.versions import maximal
 from wifisync.store.base import AppendResult, RecordStore, fingerprint_add
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 32 * 1024  # page cache per connection: the random-key indexes of a 100k vault fit
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
@@ -76,6 +77,10 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE inactive (id BLOB PRIMARY KEY, item BLOB NOT NULL) WITHOUT ROWID;
     CREATE INDEX inactive_item ON inactive (item);
+    """,
+    # v5: this device's marks over whole batches it accepted: the records of rows lo..hi
+    """
+    CREATE TABLE signature_sets (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, mark BLOB NOT NULL);
     """,
 ]
 _ITEM = int(Kind.ITEM)
@@ -306,6 +311,48 @@ class SqliteStore(RecordStore):
                     "ON CONFLICT (id) DO UPDATE SET mark = excluded.mark", marks.items())
         except sqlite3.Error as exc:  # read-only file, full disk: the caller decides
             raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
+
+    def signature_sets(self, record_ids: Sequence[bytes]) -> list[tuple[list[bytes], bytes]]:
+        sets = self._db.execute("SELECT lo, hi, mark FROM signature_sets ORDER BY lo").fetchall()
+        if not sets:
+            return []
+        starts = [lo for lo, _hi, _mark in sets]
+        wanted: set[int] = set()
+        for i in range(0, len(record_ids), _IN_CHUNK):
+            chunk = list(record_ids[i:i + _IN_CHUNK])
+            for (n,) in self._db.execute(
+                    f"SELECT n FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                at = bisect.bisect_right(starts, n) - 1
+                if at >= 0 and n <= sets[at][1]:
+                    wanted.add(at)
+        out: list[tuple[list[bytes], bytes]] = []
+        for at in sorted(wanted):
+            lo, hi, mark = sets[at]
+            ids = [bytes(rid) for (rid,) in self._db.execute(
+                "SELECT id FROM records WHERE n BETWEEN ? AND ?", (lo, hi))]
+            out.append((ids, bytes(mark)))
+        return out
+
+    def add_signature_set(self, record_ids: Sequence[bytes], mark: bytes) -> bool:
+        lo, hi, count = None, None, 0
+        for i in range(0, len(record_ids), _IN_CHUNK):
+            chunk = list(record_ids[i:i + _IN_CHUNK])
+            row = self._one(f"SELECT min(n), max(n), count(*) FROM records "
+                            f"WHERE id IN ({','.join('?' * len(chunk))})", *chunk)
+            if row is None or row[0] is None:
+                return False
+            lo = row[0] if lo is None else min(lo, row[0])
+            hi = row[1] if hi is None else max(hi, row[1])
+            count += row[2]
+        if lo is None or hi is None or count != len(record_ids) or hi - lo + 1 != count:
+            return False  # not one run of rows: nothing to mark as a set
+        try:
+            with self.transaction():
+                self._db.execute("INSERT OR REPLACE INTO signature_sets (lo, hi, mark) "
+                                 "VALUES (?, ?, ?)", (lo, hi, mark))
+        except sqlite3.Error as exc:  # read-only file, full disk: the caller decides
+            raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
+        return True
 
     def count_live_items(self) -> int:
         """Items with a held version that is not a tombstone: each held record's header is

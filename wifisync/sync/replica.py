@@ -47,16 +47,20 @@ class Replica:
     """Takes records into one vault's store by the accept rule; shared by a daemon's sessions.
 
     Signatures are checked by the ``verifier`` its owner injects (the daemon's runs in
-    helper processes); ``now_ms`` is the owner's wall clock, for the future-time rule.
+    helper processes); ``now_ms`` is the owner's wall clock, for the future-time rule;
+    ``on_stored``, if given, is told of the records each commit stored (every signature
+    checked), inside that commit's transaction: the daemon marks them there.
     """
 
     def __init__(self, store: RecordStore, vault_id: bytes, self_id: bytes, *,
-                 verifier: Verifier, now_ms: Callable[[], int]) -> None:
+                 verifier: Verifier, now_ms: Callable[[], int],
+                 on_stored: Callable[[Sequence[Record]], None] | None = None) -> None:
         self.store = store
         self.vault_id = vault_id
         self.self_id = self_id
         self.now_ms = now_ms
         self.verifier = verifier
+        self.on_stored = on_stored
         self._memo = MembershipMemo(RememberingVerifier(verifier))
         self._logged: set[tuple[bytes, str]] = set()
 
@@ -107,6 +111,8 @@ class Replica:
                 result.revoked |= accept.rejudge(before)
             elif stored and self.store.count_inactive():
                 accept.set_activity(self.store.inactive_records({r.header.item for r in stored}))
+            if self.on_stored is not None and result.applied:
+                self.on_stored(result.applied)
         if result.refused:
             log.info("refused %d of %d records", result.refused, len(records))
         return result

@@ -125,6 +125,9 @@ class AuthorCheck:
             key = self._mark_key
             stored = self.store.signature_marks([r.id for r in records])
             unmarked = [r for r in records if not sigmarks.is_marked(key, r.id, stored.get(r.id))]
+            if unmarked:  # accepted by this device's daemon: marked a batch at a time
+                done = sigmarks.covered(key, self.store.signature_sets([r.id for r in unmarked]))
+                unmarked = [r for r in unmarked if r.id not in done]
         self.check_signatures(unmarked)
         if self._mark_key is not None and unmarked:
             key = self._mark_key
