@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import os
 import pstats
 import statistics
@@ -36,7 +37,7 @@ from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record
 from wifisync.model.verifier import InlineVerifier, Verifier
-from wifisync.store import SqliteStore
+from wifisync.store import SqliteStore, sigmarks
 from wifisync.sync import Replica, SyncSession
 from wifisync.vault.unlocked import META_VAULT_ID, Vault
 from wifisync.wallclock import wall_ms
@@ -71,24 +72,31 @@ def build_source(path: Path, n: int) -> tuple[SqliteStore, DeviceIdentity, list[
     return store, ident, trusted
 
 
-def empty_peer(path: Path, vault_id: bytes, trusted: list[Record]) -> tuple[SqliteStore, bytes]:
+def empty_peer(path: Path, vault_id: bytes, trusted: list[Record]
+               ) -> tuple[SqliteStore, DeviceIdentity]:
     """A freshly paired device: it holds only what pairing handed over."""
     ident = DeviceIdentity.generate()
     store = SqliteStore(path)
     store.set_meta(META_VAULT_ID, vault_id)
     Replica(store, vault_id, ident.device_id, verifier=InlineVerifier(),
             now_ms=wall_ms).bootstrap(trusted)
-    return store, ident.device_id
+    return store, ident
 
 
-def run_session(a: SqliteStore, a_id: bytes, b: SqliteStore, b_id: bytes, vault_id: bytes,
-                verifier: Verifier) -> tuple[float, int, list[SyncSession]]:
+def replica(store: SqliteStore, vault_id: bytes, ident: DeviceIdentity, verifier: Verifier
+            ) -> Replica:
+    """A replica as the daemon makes it: its verifier, and marks for what it accepts."""
+    return Replica(store, vault_id, ident.device_id, verifier=verifier, now_ms=wall_ms,
+                   on_stored=functools.partial(sigmarks.mark_accepted, store,
+                                               sigmarks.mark_key(ident)))
+
+
+def run_session(a: SqliteStore, a_id: DeviceIdentity, b: SqliteStore, b_id: DeviceIdentity,
+                vault_id: bytes, verifier: Verifier) -> tuple[float, int, list[SyncSession]]:
     """One complete session, frames delivered in order; returns seconds and wire bytes."""
     t0 = time.perf_counter()
-    sessions = [SyncSession(Replica(a, vault_id, a_id, verifier=verifier, now_ms=wall_ms),
-                            b_id, now=0.0),
-                SyncSession(Replica(b, vault_id, b_id, verifier=verifier, now_ms=wall_ms),
-                            a_id, now=0.0)]
+    sessions = [SyncSession(replica(a, vault_id, a_id, verifier), b_id.device_id, now=0.0),
+                SyncSession(replica(b, vault_id, b_id, verifier), a_id.device_id, now=0.0)]
     queue: deque[tuple[int, bytes]] = deque()
     for side in (0, 1):
         queue.extend((1 - side, f) for f in sessions[side].start(0.0))
@@ -148,7 +156,7 @@ def run_sizes(args: argparse.Namespace, tmp: Path, verifier: Verifier) -> None:
             if profiler:
                 profiler.enable()
             cpu0, all0 = time.process_time(), machine_cpu_s()
-            secs, wire, sessions = run_session(dst, dst_id, src, ident.device_id, vault_id,
+            secs, wire, sessions = run_session(dst, dst_id, src, ident, vault_id,
                                                verifier)
             cpu, everything = time.process_time() - cpu0, machine_cpu_s() - all0
             if profiler:
@@ -170,7 +178,7 @@ def run_sizes(args: argparse.Namespace, tmp: Path, verifier: Verifier) -> None:
         if n == max(args.sizes):
             times, sizes = [], []
             for _ in range(args.runs):
-                secs, wire, _s = run_session(dst, dst_id, src, ident.device_id, vault_id,
+                secs, wire, _s = run_session(dst, dst_id, src, ident, vault_id,
                                              verifier)
                 times.append(secs * 1000)
                 sizes.append(wire)

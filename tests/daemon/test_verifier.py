@@ -14,7 +14,7 @@ import pytest
 
 from tests.sync.helpers import household
 from tests.sync.test_session import add_items
-from wifisync.daemon.sighelpers import MAX_STARTS_PER_HELPER, SignatureWorkers, check_all
+from wifisync.daemon.sighelpers import MAX_STARTS_PER_HELPER, SignatureHelpers, check_all
 from wifisync.daemon.verifier import (
     PARALLEL_VERIFY_MIN,
     PROCESS_VERIFY_MIN,
@@ -66,7 +66,7 @@ def test_helpers_catch_the_forged_record_of_a_large_batch(
     with caplog.at_level(logging.WARNING):
         checks = verifier.submit([(r, key) for r in records])
         verdicts = {r.id: checks.holds(r, key) for r in records}
-    assert verifier.workers._starts > 0  # the batch went to helper processes
+    assert verifier.helpers._starts > 0  # the batch went to helper processes
     assert not caplog.records  # the helpers answered: no fallback was needed
     assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
 
@@ -79,23 +79,22 @@ def test_small_and_medium_batches_are_checked_here_and_catch_the_forgery(
     part = [*records[:size - 1], bad]
     checks = verifier.submit([(r, key) for r in part])
     assert [r.id for r in part if not checks.holds(r, key)] == [bad.id]
-    assert verifier.workers._starts == 0  # no helper process for so few
+    assert verifier.helpers._starts == 0  # no helper process for so few
 
 
 def test_a_dead_helper_fails_closed_and_every_record_is_checked_here(
         batch: tuple[list[Record], bytes, Record], verifier: HelperVerifier,
         caplog: pytest.LogCaptureFixture) -> None:
     records, key, bad = batch
-    workers = verifier.workers
     for _ in range(2):  # both helpers started, so none is started afresh for the batch
-        workers.submit(key, []).result(timeout=30)
-    helpers = [w._proc for w in workers._workers]
-    assert len(helpers) == 2
-    for proc in helpers:
+        verifier.helpers.submit(key, []).result(timeout=30)
+    procs = [w._proc for w in verifier.helpers._helpers]
+    assert len(procs) == 2
+    for proc in procs:
         proc.send_signal(signal.SIGSTOP)  # still alive to us, but answering nothing
     with caplog.at_level(logging.WARNING):
         checks = verifier.submit([(r, key) for r in records])
-        for proc in helpers:  # each dies with its part of the batch unanswered
+        for proc in procs:  # each dies with its part of the batch unanswered
             proc.kill()
             proc.wait()
         verdicts = {r.id: checks.holds(r, key) for r in records}
@@ -124,7 +123,7 @@ def test_replica_refuses_a_forged_record_in_a_large_batch(verifier: HelperVerifi
     records[-3] = bad
     replica = Replica(b.store, b.replica.vault_id, b.id, verifier=verifier, now_ms=wall_ms)
     result = replica.commit(replica.prepare(records))
-    assert verifier.workers._starts > 0
+    assert verifier.helpers._starts > 0
     assert result.refused == 1 and len(result.applied) == len(records) - 1
     assert not b.store.has_record(bad.id)
 
@@ -139,7 +138,7 @@ def test_helpers_that_cannot_start_leave_the_checks_to_us_and_are_not_retried_fo
             checks = verifier.submit([(r, key) for r in records])
             verdicts = {r.id: checks.holds(r, key) for r in records}
             assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
-        assert verifier.workers._starts == MAX_STARTS_PER_HELPER * 2
+        assert verifier.helpers._starts == MAX_STARTS_PER_HELPER * 2
     finally:
         verifier.close()
 
@@ -147,10 +146,10 @@ def test_helpers_that_cannot_start_leave_the_checks_to_us_and_are_not_retried_fo
 def test_helpers_inherit_no_wifisync_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """The master password may sit in WIFISYNC_PASSWORD; a helper process never sees it."""
     monkeypatch.setenv("WIFISYNC_PASSWORD", "hunter2")
-    workers = SignatureWorkers(1)
+    helpers = SignatureHelpers(1)
     try:
-        workers.submit(b"k" * 32, []).result(timeout=30)
-        [helper] = workers._workers
+        helpers.submit(b"k" * 32, []).result(timeout=30)
+        [helper] = helpers._helpers
         environ = Path(f"/proc/{helper._proc.pid}/environ")
         if not environ.exists():
             pytest.skip("no /proc on this system")
@@ -158,7 +157,7 @@ def test_helpers_inherit_no_wifisync_variables(monkeypatch: pytest.MonkeyPatch) 
         assert b"PYTHONPATH=" not in environ.read_bytes()
         assert Path(f"/proc/{helper._proc.pid}/cwd").resolve() == Path("/")
     finally:
-        workers.close()
+        helpers.close()
 
 
 def test_a_module_planted_in_the_working_directory_is_never_run(
@@ -175,12 +174,12 @@ def test_a_module_planted_in_the_working_directory_is_never_run(
     monkeypatch.setenv("PYTHONPATH", str(planted))
     monkeypatch.setenv("PYTHONSTARTUP", str(planted / "msgpack.py"))
     records, key, _bad = batch
-    workers = SignatureWorkers(1)
+    helpers = SignatureHelpers(1)
     try:
         pairs = [(r.signature, r.signed_message()) for r in records[:3]]
-        assert workers.submit(key, pairs).result(timeout=30) == b"\x01\x01\x01"
+        assert helpers.submit(key, pairs).result(timeout=30) == b"\x01\x01\x01"
     finally:
-        workers.close()
+        helpers.close()
     assert not marker.exists()
 
 
@@ -188,17 +187,17 @@ def test_idle_helpers_exit_and_come_back_for_the_next_batch(
         batch: tuple[list[Record], bytes, Record]) -> None:
     records, key, bad = batch
     pairs = [(r.signature, r.signed_message()) for r in records]
-    workers = SignatureWorkers(2, idle_seconds=0.3)
+    helpers = SignatureHelpers(2, idle_seconds=0.3)
     try:
         for _ in range(MAX_STARTS_PER_HELPER + 1):  # idle stops are no failed starts
-            flags = workers.submit(key, pairs).result(30)
+            flags = helpers.submit(key, pairs).result(30)
             assert flags[records.index(bad)] == 0 and sum(flags) == len(records) - 1
-            procs = [w._proc for w in workers._workers]
+            procs = [w._proc for w in helpers._helpers]
             assert procs and all(p.poll() is None for p in procs)
             deadline = time.monotonic() + 10
             while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert all(p.poll() is not None for p in procs), "idle helpers still running"
-            assert not workers._workers
+            assert not helpers._helpers
     finally:
-        workers.close()
+        helpers.close()

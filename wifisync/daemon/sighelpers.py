@@ -6,7 +6,7 @@ threads of the same process spend more time handing the GIL around than verifyin
 helper process (``python -m wifisync.daemon.sighelpers``, importing only libsodium and msgpack)
 gets a core of its own. It sees only public keys, signatures and signed bytes, never a
 secret, and it fails closed: a helper that cannot start, dies or answers out of shape
-makes :meth:`SignatureWorkers.submit`'s future raise, and the caller checks in-process.
+makes :meth:`SignatureHelpers.submit`'s future raise, and the caller checks in-process.
 This module imports nothing of wifisync: it is also the helper's program. The daemon's
 :class:`wifisync.daemon.verifier.HelperVerifier` owns the helpers.
 """
@@ -96,7 +96,7 @@ def _widen_pipe(stream: IO[bytes] | None) -> None:
         fcntl.fcntl(stream.fileno(), setpipe, PIPE_BYTES)
 
 
-class _Worker:
+class _Helper:
     """One helper process; requests are answered in order, each resolving its future."""
 
     def __init__(self) -> None:
@@ -174,14 +174,14 @@ class _Worker:
             self._proc.kill()
 
 
-class SignatureWorkers:
+class SignatureHelpers:
     """A few helper processes started on first use, stopped after ``idle_seconds`` unused
     (an initial sync needs them; a daemon that is done syncing keeps no memory for them)."""
 
     def __init__(self, count: int, idle_seconds: float = IDLE_SECONDS) -> None:
         self._count = count
         self._idle_seconds = idle_seconds
-        self._workers: list[_Worker] = []
+        self._helpers: list[_Helper] = []
         self._next = itertools.count()
         self._lock = threading.Lock()
         self._starts = 0
@@ -192,20 +192,20 @@ class SignatureWorkers:
         """Check ``pairs`` in a helper; the future holds one flag byte per pair."""
         with self._lock:
             self._last_use = time.monotonic()
-            self._workers = [w for w in self._workers if w.alive]
-            if len(self._workers) < self._count and self._starts < MAX_STARTS_PER_HELPER * (
+            self._helpers = [w for w in self._helpers if w.alive]
+            if len(self._helpers) < self._count and self._starts < MAX_STARTS_PER_HELPER * (
                     self._count):
                 self._starts += 1
                 try:
-                    self._workers.append(_Worker())
+                    self._helpers.append(_Helper())
                 except Exception as exc:  # no interpreter to start, no pipes: check in-process
                     return _failed(exc)
-            if not self._workers:
+            if not self._helpers:
                 return _failed(OSError("no signature helper could be started"))
-            worker = self._workers[next(self._next) % len(self._workers)]
+            helper = self._helpers[next(self._next) % len(self._helpers)]
             if self._reaper is None:
                 self._arm(self._idle_seconds)
-        return worker.submit(public_key, pairs)
+        return helper.submit(public_key, pairs)
 
     def _arm(self, seconds: float) -> None:
         """Look again in ``seconds`` whether the helpers went unused (lock held)."""
@@ -218,23 +218,23 @@ class SignatureWorkers:
         with self._lock:
             self._reaper = None
             idle = time.monotonic() - self._last_use
-            busy = any(w.busy for w in self._workers)
+            busy = any(w.busy for w in self._helpers)
             if idle < self._idle_seconds or busy:
                 self._arm(max(0.1, self._idle_seconds - idle))
                 return
-            workers, self._workers = self._workers, []
-            self._starts -= sum(1 for w in workers if w.alive)
-        for w in workers:
+            helpers, self._helpers = self._helpers, []
+            self._starts -= sum(1 for w in helpers if w.alive)
+        for w in helpers:
             w.close()
 
     def close(self) -> None:
         """Stop the helpers (they also stop on their own when we exit)."""
         with self._lock:
-            workers, self._workers = self._workers, []
+            helpers, self._helpers = self._helpers, []
             if self._reaper is not None:
                 self._reaper.cancel()
                 self._reaper = None
-        for w in workers:
+        for w in helpers:
             w.close()
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from wifisync.daemon.sighelpers import IDLE_SECONDS, SignatureWorkers
+from wifisync.daemon.sighelpers import IDLE_SECONDS, SignatureHelpers
 from wifisync.model.records import Record
 from wifisync.model.verifier import Claim, Verdicts, signature_holds
 
@@ -29,7 +29,7 @@ class HelperVerifier:
 
     def __init__(self, helpers: int = CORES, threads: int = CORES,
                  idle_seconds: float = IDLE_SECONDS) -> None:
-        self.workers = SignatureWorkers(helpers, idle_seconds)
+        self.helpers = SignatureHelpers(helpers, idle_seconds)
         self._threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="wifisync-verify")
 
@@ -56,14 +56,14 @@ class HelperVerifier:
             size = -(-len(records) // self._threads)
             for i in range(0, len(records), size):
                 chunk = records[i:i + size]
-                sent.append((chunk, key, self.workers.submit(
+                sent.append((chunk, key, self.helpers.submit(
                     key, [(r.signature, r.signed_message()) for r in chunk])))
         return Verdicts(claims, lambda: {rid: ok for chunk, key, future in sent
                                          for rid, ok in collect(chunk, key, future)})
 
     def close(self) -> None:
         """Stop the helper processes and the threads."""
-        self.workers.close()
+        self.helpers.close()
         self._pool.shutdown(wait=True)
 
 
