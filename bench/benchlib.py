@@ -78,3 +78,30 @@ def record(name: str, samples: list[float], unit: str, target: float | None = No
         with open(out, "a") as f:
             f.write(json.dumps(figure) + "\n")
     return figure
+
+
+SYNC_BATCH = 1000  # records per sync batch, fewer than a real 1 MiB batch holds
+
+
+def marks_as_after_a_sync(store_file: Path, data_dir: Path) -> None:
+    """Leave the store's signature marks as this device's daemon leaves them after
+    receiving every record by sync: no record mark, one set mark per batch it accepted."""
+    import sqlite3
+
+    from wifisync.model.identity import DeviceIdentity
+    from wifisync.store import SqliteStore, sigmarks
+
+    db = sqlite3.connect(store_file)
+    with db:
+        db.execute("DELETE FROM signature_marks")
+        db.execute("DELETE FROM signature_sets")
+        ids = [bytes(rid) for (rid,) in db.execute("SELECT id FROM records ORDER BY n")]
+    db.close()
+    key = sigmarks.mark_key(DeviceIdentity.load(data_dir))
+    store = SqliteStore(store_file)
+    try:
+        for i in range(0, len(ids), SYNC_BATCH):
+            batch = ids[i:i + SYNC_BATCH]
+            assert store.add_signature_set(batch, sigmarks.set_mark(key, batch))
+    finally:
+        store.close()

@@ -19,7 +19,7 @@ import msgpack
 
 from wifisync.errors import IntegrityError
 from wifisync.model import crypto
-from wifisync.model.identity import DeviceIdentity, device_id_of_certificate, verify_signature
+from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
 from wifisync.model.membercert import checked_member_certificate
 from wifisync.model.wirebounds import check_shape
 
@@ -222,10 +222,6 @@ class Record:
     def signed_message(self) -> bytes:
         """The bytes the author signed."""
         return signed_message(self.header_bytes, self.body)
-
-    def verify(self, author_public_key: bytes) -> None:
-        """Check the author's signature over header and body."""
-        verify_signature(author_public_key, self.signature, self.signed_message())
 
 
 def _trusted_header(header_bytes: bytes, record_id: bytes) -> RecordHeader:
