@@ -295,6 +295,24 @@ def test_signature_marks_are_kept_and_replaced(
     assert store.signature_marks([second.id]) == {second.id: b"2" * 16}
 
 
+def test_set_marks_cover_records_stored_together_and_roll_back(
+        store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
+    a = devices[0]
+    first, second, third = rec(a, 1), rec(a, 2, item=Y), rec(a, 3, item=X)
+    store.append_many([first, second])
+    store.append(third)
+    assert store.signature_sets([first.id]) == []
+    assert store.add_signature_set([second.id, first.id], b"s" * 16)
+    [(ids, mark)] = store.signature_sets([first.id, third.id])
+    assert sorted(ids) == sorted([first.id, second.id]) and mark == b"s" * 16
+    assert store.signature_sets([third.id]) == []
+    assert not store.add_signature_set([third.id, b"?" * 32], b"t" * 16)  # one not held
+    with pytest.raises(RuntimeError), store.transaction():
+        assert store.add_signature_set([third.id], b"t" * 16)
+        raise RuntimeError("boom")
+    assert store.signature_sets([third.id]) == []
+
+
 # --- every order of arrival ------------------------------------------------------------
 
 
