@@ -86,9 +86,14 @@ def empty_peer(path: Path, vault_id: bytes, trusted: list[Record]
 def replica(store: SqliteStore, vault_id: bytes, ident: DeviceIdentity, verifier: Verifier
             ) -> Replica:
     """A replica as the daemon makes it: its verifier, and marks for what it accepts."""
+    key = _mark_keys.get(ident.device_id)
+    if key is None:  # the daemon derives it once, when it starts
+        key = _mark_keys[ident.device_id] = sigmarks.mark_key(ident)
     return Replica(store, vault_id, ident.device_id, verifier=verifier, now_ms=wall_ms,
-                   on_stored=functools.partial(sigmarks.mark_accepted, store,
-                                               sigmarks.mark_key(ident)))
+                   on_stored=functools.partial(sigmarks.mark_accepted, store, key))
+
+
+_mark_keys: dict[bytes, bytes] = {}
 
 
 def run_session(a: SqliteStore, a_id: DeviceIdentity, b: SqliteStore, b_id: DeviceIdentity,
