@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from wifisync.daemon.sighelpers import IDLE_SECONDS, SignatureHelpers
 from wifisync.model.records import Record
-from wifisync.model.verifier import Claim, Verdicts, signature_holds
+from wifisync.model.verifier import Claim, Verdicts, check_claims
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,11 @@ class HelperVerifier:
         if len(claims) >= PROCESS_VERIFY_MIN:
             return self._in_helpers(claims)
         if len(claims) < PARALLEL_VERIFY_MIN:
-            results = dict(check_here(claims))
+            results = dict(check_claims(claims))
             return Verdicts(claims, lambda: results)
         parts = min(self._threads * 2, len(claims) // (PARALLEL_VERIFY_MIN // 2))
         size = -(-len(claims) // parts)
-        futures = [self._pool.submit(check_here, claims[i:i + size])
+        futures = [self._pool.submit(check_claims, claims[i:i + size])
                    for i in range(0, len(claims), size)]
         return Verdicts(claims, lambda: {rid: ok for f in futures for rid, ok in f.result()})
 
@@ -78,9 +78,4 @@ def collect(chunk: list[Record], key: bytes, future: Future[bytes]
         log.warning("signature helper answered out of shape; checking here")
     except Exception as exc:  # the helper could not start or died: check here
         log.warning("signature helper failed (%s); checking here", exc)
-    return check_here([(r, key) for r in chunk])
-
-
-def check_here(claims: Sequence[Claim]) -> list[tuple[bytes, bool]]:
-    """Check ``claims`` in this thread."""
-    return [(r.id, signature_holds(r, k)) for r, k in claims]
+    return check_claims([(r, key) for r in chunk])

@@ -29,6 +29,11 @@ def signature_holds(record: Record, key: bytes) -> bool:
     return True
 
 
+def check_claims(claims: Sequence[Claim]) -> list[tuple[bytes, bool]]:
+    """(record ID, whether it holds) for each claim, checked in this thread."""
+    return [(r.id, signature_holds(r, k)) for r, k in claims]
+
+
 class Verdicts:
     """Which signatures of a submitted batch hold; the answers are awaited on first use.
 
@@ -65,7 +70,7 @@ class InlineVerifier:
 
     def submit(self, claims: Sequence[Claim]) -> Verdicts:
         """Check ``claims`` now."""
-        results = {r.id: signature_holds(r, k) for r, k in claims}
+        results = dict(check_claims(claims))
         return Verdicts(claims, lambda: results)
 
 

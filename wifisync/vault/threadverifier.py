@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from wifisync.model.verifier import Claim, Verdicts, signature_holds
+from wifisync.model.verifier import Claim, Verdicts, check_claims
 
 PARALLEL_CHECK_MIN = 256  # records per thread below which splitting costs more than it saves
 
@@ -26,13 +26,9 @@ class ThreadVerifier:
         """Check ``claims`` before returning."""
         workers = min(self._threads, len(claims) // PARALLEL_CHECK_MIN)
         if workers < 2:
-            results = {r.id: signature_holds(r, k) for r, k in claims}
+            results = dict(check_claims(claims))
         else:
             with ThreadPoolExecutor(workers, thread_name_prefix="wifisync-read") as pool:
-                parts = pool.map(_check, [claims[i::workers] for i in range(workers)])
+                parts = pool.map(check_claims, [claims[i::workers] for i in range(workers)])
                 results = {rid: ok for part in parts for rid, ok in part}
         return Verdicts(claims, lambda: results)
-
-
-def _check(claims: Sequence[Claim]) -> list[tuple[bytes, bool]]:
-    return [(r.id, signature_holds(r, k)) for r, k in claims]
