@@ -392,7 +392,7 @@ async def _send_as_member(a: Node, b: Node, vault_id: bytes, frame: bytes) -> No
     """Member B's own TLS WebSocket to A: HELLO, then ``frame``; until A closes (<= 5 s)."""
     import aiohttp
 
-    from wifisync.daemon.listener import SYNC_PATH
+    from wifisync.net.address import SYNC_PATH
     from wifisync.net.tls import Credentials, client_context, member_server_name
 
     ctx = client_context(Credentials.in_dir(b.home.data_dir),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wifisync.config import SECTIONS, Config, load_config, parse_config, parse_host_port
+from wifisync.config import SECTIONS, Config, load_config, parse_config
 from wifisync.errors import ConfigError
 from wifisync.home import Home
 
@@ -65,8 +65,8 @@ log_level = "DEBUG"
     assert config.device.display_name == "nas"
     assert config.vault.kdf_memlimit == 256 * 1024 * 1024
     d = config.daemon
-    assert d.listen_address == ("::1", 9000)
-    assert d.peer_addresses == [("192.168.1.5", 7415), ("nas.local", 7415)]
+    assert d.listen == "[::1]:9000"
+    assert d.peers == ("192.168.1.5:7415", "nas.local:7415")
     assert (d.mdns, d.interfaces, d.ping_interval, d.peer_timeout) == (False, ("eth0",), 2.0, 6.5)
     assert (d.pairing_timeout, d.log_level) == (60, "debug")
 
@@ -116,18 +116,3 @@ def test_unreadable_bytes_are_reported(tmp_path: Path) -> None:
     home.config_file.write_bytes(b"\xff\xfe[x]")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(home)
-
-
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("0.0.0.0:7415", ("0.0.0.0", 7415)),
-    ("[fe80::1]:1", ("fe80::1", 1)),
-    ("nas.local:65535", ("nas.local", 65535)),
-])
-def test_host_port(text: str, parsed: tuple[str, int]) -> None:
-    assert parse_host_port(text) == parsed
-
-
-@pytest.mark.parametrize("text", ["", ":80", "h:", "h:x", "[zz]:1", "h:70000", "a b:1"])
-def test_bad_host_port(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_host_port(text)

@@ -7,7 +7,6 @@ refused with the file and the key named, so a typo never silently falls back to 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from wifisync.errors import ConfigError
 from wifisync.home import Home
+from wifisync.net.address import parse_address
 
 if TYPE_CHECKING:
     from wifisync.vault.deletebrake import BrakeRule
@@ -25,25 +25,6 @@ MIN_KDF_OPSLIMIT = 1
 MIN_KDF_MEMLIMIT_MIB = 64
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_DEVICE_NAME = 200
-
-
-def parse_host_port(text: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6); raise ``ValueError`` when malformed."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"expected HOST:PORT, got {text!r}") from None
-    elif ":" in host or "[" in host or "]" in host or any(c.isspace() for c in host):
-        raise ValueError(f"expected HOST:PORT (IPv6 in brackets), got {text!r}")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be 1-65535, got {text!r}")
-    return host, port
 
 
 # --- per-key checks: each takes the raw TOML value and returns the typed one or raises ----
@@ -93,7 +74,7 @@ def _share(v: Any) -> float:
 
 
 def _host_port(v: Any) -> str:
-    parse_host_port(_str(v))
+    parse_address(_str(v))
     return str(v)
 
 
@@ -179,16 +160,6 @@ class DaemonConfig:
     peer_timeout: float = _key(_positive_float, 30.0)
     pairing_timeout: int = _key(_int_at_least(1), 300)
     log_level: str = _key(_log_level, "info")
-
-    @property
-    def listen_address(self) -> tuple[str, int]:
-        """``listen`` as (host, port)."""
-        return parse_host_port(self.listen)
-
-    @property
-    def peer_addresses(self) -> list[tuple[str, int]]:
-        """``peers`` as (host, port) pairs."""
-        return [parse_host_port(p) for p in self.peers]
 
 
 @dataclass(frozen=True, slots=True)

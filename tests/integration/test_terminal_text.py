@@ -114,7 +114,7 @@ def test_pair_shows_a_joiners_name_and_a_refusal_reason_escaped(
 async def _close_with_reason(a: Device, b: Device, reason: bytes) -> None:
     """Member B's own connection to A, closed with ``reason`` in the close frame."""
     from wifisync.daemon.link import CloseCode
-    from wifisync.daemon.listener import SYNC_PATH
+    from wifisync.net.address import SYNC_PATH
     from wifisync.net.tls import Credentials, client_context, member_server_name
 
     store = SqliteStore(a.home.store_file)

@@ -12,11 +12,12 @@ from typing import Any
 from wifisync.cli.commands_everyday import unlock_state
 from wifisync.cli.common import Context, after_write, loaded, locate_home
 from wifisync.client.control import daemon_status
-from wifisync.config import load_config, parse_host_port
+from wifisync.config import load_config
 from wifisync.errors import UsageError, WifisyncError
 from wifisync.model.deviceid import format_device_id, parse_device_id
 from wifisync.model.membership import Member, members
 from wifisync.model.records import ROLE_MEMBER, Kind, Membership
+from wifisync.net.address import parse_address
 from wifisync.store.addressbook import AddressBook
 from wifisync.termtext import shown
 from wifisync.vault.lookup import plural
@@ -25,7 +26,7 @@ from wifisync.vault.unlocked import vault_id_of
 
 def _host_port(text: str) -> str:
     try:
-        parse_host_port(text)
+        parse_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

@@ -8,11 +8,12 @@ import sys
 from typing import Any
 
 from wifisync.cli.common import locate_home
-from wifisync.config import MAX_DEVICE_NAME, load_config, parse_host_port
+from wifisync.config import MAX_DEVICE_NAME, load_config
 from wifisync.errors import AlreadyInitialisedError, PairingError, UsageError
 from wifisync.home import Home
 from wifisync.model.deviceid import format_device_id
 from wifisync.model.identity import DeviceIdentity
+from wifisync.net.address import format_address, parse_address
 from wifisync.store.sqlite import SqliteStore
 from wifisync.termtext import shown
 
@@ -94,7 +95,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     host, port = "", 0
     if args.address is not None:
         try:
-            host, port = parse_host_port(args.address)
+            host, port = parse_address(args.address)
         except ValueError as exc:
             raise UsageError(f"--address: {exc}") from None
     held_vault: bytes | None = None
@@ -135,16 +136,14 @@ def cmd_join(args: argparse.Namespace) -> int:
             kept = store.count_records()
         finally:
             store.close()
-        AddressBook(home.data_dir).set(checked.sponsor.device_id,
-                                       f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        AddressBook(home.data_dir).set(checked.sponsor.device_id, format_address(host, port))
         print(f"Re-admitted to vault {checked.vault_id.hex()} as {name} "
               f"({identity.device_id_text}) by {shown(checked.sponsor.name)}; kept the {kept} "
               "records "
               "this device holds.", flush=True)
         return 0
     _store_joined(home, identity, fresh_identity, checked)
-    AddressBook(home.data_dir).set(checked.sponsor.device_id,
-                                   f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    AddressBook(home.data_dir).set(checked.sponsor.device_id, format_address(host, port))
     sponsor = f"{shown(checked.sponsor.name)} ({format_device_id(checked.sponsor.device_id)})"
     print(f"Joined vault {checked.vault_id.hex()} as {name} ({identity.device_id_text}), "
           f"paired with {sponsor}; "

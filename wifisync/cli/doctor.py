@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wifisync.config import Config, load_config, parse_host_port
+from wifisync.config import Config, load_config
 from wifisync.errors import WifisyncError
 from wifisync.home import Home
 from wifisync.model.deviceid import format_device_id
+from wifisync.net.address import format_address, parse_address
 
 PORT_TIMEOUT = 2.0
 MAX_CLOCK_SKEW = 60.0  # seconds; record times and the tag windows of mDNS rely on the clock
@@ -122,14 +123,14 @@ def _daemon(live: dict[str, Any] | None, error: str | None) -> Check:
 def _port(live: dict[str, Any] | None) -> Check:
     if live is None:
         return Check("port", None, "the daemon is not running")
-    host, port = parse_host_port(str(live["listen"]))
+    host, port = parse_address(str(live["listen"]))
     target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     try:
         socket.create_connection((target, port), PORT_TIMEOUT).close()
     except OSError as exc:
-        return Check("port", False, f"{target}:{port} does not accept connections "
+        return Check("port", False, f"{format_address(target, port)} does not accept connections "
                      f"({exc.strerror or exc})", "check daemon.listen and local firewall rules")
-    return Check("port", True, f"{target}:{port} accepts connections")
+    return Check("port", True, f"{format_address(target, port)} accepts connections")
 
 
 def _interface_flags(name: str) -> int | None:

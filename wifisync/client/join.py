@@ -9,13 +9,13 @@ import aiohttp
 
 from wifisync.errors import PairingError
 from wifisync.model.identity import DeviceIdentity
+from wifisync.net.address import PAIR_PATH, format_address, url
 from wifisync.net.tls import SERVER_NAME
 from wifisync.pairing import messages
 from wifisync.pairing.code import PairingCode
 from wifisync.pairing.handshake import JoinerHandshake
 from wifisync.pairing.messages import VaultOffer
 
-PAIR_PATH = "/pair"
 CONNECT_TIMEOUT = 10.0
 MESSAGE_TIMEOUT = 15.0  # the member's reply and welcome (the welcome writes to its store)
 
@@ -31,8 +31,7 @@ def joiner_tls_context() -> ssl.SSLContext:
 
 def pair_url(host: str, port: int) -> str:
     """``wss://HOST:PORT/pair`` (IPv6 in brackets)."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"wss://{shown}:{port}{PAIR_PATH}"
+    return url("wss", host, port, PAIR_PATH)
 
 
 async def request_join(host: str, port: int, code: PairingCode, identity: DeviceIdentity,
@@ -43,7 +42,7 @@ async def request_join(host: str, port: int, code: PairingCode, identity: Device
     (see ``net.tls``); that certificate is what both sides bind into the PAKE. ``holds``:
     the tag of the vault this device already holds, if any (a device coming back).
     """
-    where = f"{host}:{port}"
+    where = format_address(host, port)
     timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT,
                                     sock_connect=CONNECT_TIMEOUT)
     try:

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from wifisync.config import Config, load_config, parse_host_port
+from wifisync.config import Config, load_config
 from wifisync.daemon.admission import Admission, AdmissionLimits
 from wifisync.daemon.control import control_app, serve_control
 from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd
-from wifisync.daemon.listener import SYNC_PATH, Gate, bind, serve
+from wifisync.daemon.listener import Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
 from wifisync.daemon.peers import AuthenticationFailed, PeerManager
 from wifisync.daemon.storethread import StoreWorker
@@ -44,6 +44,7 @@ from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
 from wifisync.model.membership import Member, current_members, members
 from wifisync.model.records import Kind, Record
 from wifisync.net import tls
+from wifisync.net.address import SYNC_PATH, format_address, parse_address, url
 from wifisync.store import sigmarks
 from wifisync.store.addressbook import AddressBook
 from wifisync.store.sqlite import SqliteStore
@@ -74,11 +75,6 @@ END_LEVELS: dict[int, int] = {
     CloseCode.DUPLICATE: logging.DEBUG, CloseCode.TIMEOUT: logging.WARNING,
     CloseCode.PROTOCOL_ERROR: logging.WARNING, CloseCode.TOO_BIG: logging.WARNING,
     CloseCode.UNSUPPORTED: logging.WARNING}
-
-
-def format_address(host: str, port: int) -> str:
-    """``HOST:PORT``, IPv6 in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class DaemonLock:
@@ -239,7 +235,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload, "reload")
         self._cleanups.append(self._cancel_tasks)
-        host, port = parse_host_port(self.listen)
+        host, port = parse_address(self.listen)
         sock = bind(host, port)
         self.port = sock.getsockname()[1]
         self.listener = tls.TrustedListener(self.creds, self._trusted_pems(), self.vault_id)
@@ -592,7 +588,7 @@ class Daemon:
     async def _status(self) -> dict[str, Any]:
         """The live view the CLI's ``status`` and ``doctor`` show (keys documented in README)."""
         links = self.peers.links
-        host, _port = parse_host_port(self.listen)
+        host, _port = parse_address(self.listen)
         errors: dict[bytes, str] = {}
         for d in self.peers.dialers.values():
             if d.device is not None and d.last_error:
@@ -720,12 +716,12 @@ class Daemon:
 
     async def _dial(self, address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
         """Open a link to whatever member answers at ``address``."""
-        host, port = parse_host_port(address)
-        url = f"https://{format_address(host, port)}{SYNC_PATH}"
+        host, port = parse_address(address)
+        sync_url = url("https", host, port, SYNC_PATH)
         try:
             ws = await self.http.ws_connect(
-                url, ssl=self._client_ctx, server_hostname=tls.member_server_name(self.vault_id),
-                autoping=False,
+                sync_url, ssl=self._client_ctx,
+                server_hostname=tls.member_server_name(self.vault_id), autoping=False,
                 compress=0, max_msg_size=MAX_FRAME_BYTES,
                 headers={LISTEN_PORT_HEADER: str(self.port), CLOCK_HEADER: f"{time.time():.3f}"})
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -745,7 +741,7 @@ class Daemon:
             await ws.close()
             raise AuthenticationFailed("that address is this device")
         link = Link(self, ws, peer_id, Direction.OUTBOUND, address, self.self_id)
-        link.clock_skew = self._handshake_clocks.pop(url, None)
+        link.clock_skew = self._handshake_clocks.pop(sync_url, None)
         return link, lambda: self._run_link(link)
 
 

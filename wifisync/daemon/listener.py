@@ -24,12 +24,11 @@ from aiohttp import web
 
 from wifisync.daemon.admission import Admission, source_of
 from wifisync.errors import DaemonError
+from wifisync.net.address import PAIR_PATH, SYNC_PATH
 from wifisync.net.tls import peer_certificate
 
 log = logging.getLogger("wifisync.daemon")
 
-SYNC_PATH = "/sync"
-PAIR_PATH = "/pair"
 HANDSHAKE_TIMEOUT = 5.0  # seconds for the TLS handshake
 FIRST_REQUEST_TIMEOUT = 10.0  # seconds from handshake to the first request (keep-alive)
 MAX_REQUEST_BYTES = 8 * 1024  # headers; a WebSocket upgrade needs little

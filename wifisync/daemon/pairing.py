@@ -24,6 +24,7 @@ from wifisync.model.deviceid import format_device_id, short_device_id
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.membership import members
 from wifisync.model.records import ROLE_MEMBER, ROLE_RELAY, Membership, Record
+from wifisync.net.address import PAIR_PATH
 from wifisync.pairing import messages
 from wifisync.pairing.bootstrap import vault_offer
 from wifisync.pairing.handshake import MemberHandshake, WrongCodeError
@@ -42,7 +43,6 @@ from wifisync.vault.unlocked import write_member
 
 log = logging.getLogger("wifisync.pairing")
 
-PAIR_PATH = "/pair"
 CONTROL_PATH = "/pairing"
 MESSAGE_TIMEOUT = 10.0  # seconds the member waits for each message of the joiner
 SESSION_TIMEOUT = 30.0  # seconds for a whole exchange, whatever happens

@@ -35,15 +35,14 @@ class AddressBook:
         if entries.get(device_id.hex()) == address:
             return
         entries[device_id.hex()] = address
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        self._write(entries)
 
     def forget(self, device_id: bytes) -> None:
         """Drop a device's address (after revocation)."""
-        entries = {k.hex(): v for k, v in self.all().items() if k != device_id}
+        self._write({k.hex(): v for k, v in self.all().items() if k != device_id})
+
+    def _write(self, entries: dict[str, str]) -> None:
+        """Replace the file atomically, readable by this user only."""
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
