@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import wifisync
+from wifisync.errors import WifisyncError
 from wifisync.model.clock import hlc_wall_ms
 
 DEMO_PASSWORD = "demo master password"
 PACKAGE_ROOT = Path(wifisync.__file__).resolve().parents[1]
 
 
-class DemoError(Exception):
+class DemoError(WifisyncError):
     """A demo step failed; the demo stops and says which."""
 
 

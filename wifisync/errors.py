@@ -52,7 +52,7 @@ class ProtocolError(WifisyncError):
 
 
 class AuthenticationError(WifisyncError):
-    """A peer failed to prove it is a current member; never retried."""
+    """A peer is not a member this device trusts, or does not trust this device."""
 
 
 class PairingError(WifisyncError):

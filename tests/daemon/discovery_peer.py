@@ -26,6 +26,19 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+class SayAdvertised(logging.Handler):
+    """Says ``advertised`` once the manager logs its member service as announced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.said and str(record.msg).startswith("mdns: %s announced on"):
+            self.said = True
+            say("advertised")
+
+
 async def member(args: argparse.Namespace) -> int:
     """Advertise, browse and obey stdin until told to quit or terminated."""
     manager = DiscoveryManager(
@@ -35,12 +48,11 @@ async def member(args: argparse.Namespace) -> int:
         instance=args.name,
         on_found=lambda host, port: say(f"found {host} {port}"),
     )
+    logging.getLogger("wifisync.discovery").addHandler(SayAdvertised())
     await manager.async_start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    advertised = asyncio.create_task(manager.async_wait_advertised())
-    advertised.add_done_callback(lambda _: say("advertised"))
 
     lines: asyncio.Queue[str] = asyncio.Queue()
 
@@ -72,7 +84,6 @@ async def member(args: argparse.Namespace) -> int:
     commands = asyncio.create_task(obey())
     await stop.wait()
     commands.cancel()
-    advertised.cancel()
     await manager.async_stop()
     say("stopped")
     return 0

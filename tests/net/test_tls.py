@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wifisync.model.identity import DeviceIdentity
+from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
 from wifisync.net.tls import (
     NAME_WINDOW_SECONDS,
     SERVER_NAME,
@@ -17,7 +17,7 @@ from wifisync.net.tls import (
     client_context,
     der_to_pem,
     member_server_name,
-    peer_device_id,
+    peer_certificate,
 )
 
 VAULT = bytes(range(32))
@@ -34,8 +34,8 @@ async def _who(listener: TrustedListener, creds: Credentials, trust: list[bytes]
     """Connect as ``creds``; the server answers with the device ID it verified, or nothing."""
 
     async def handle(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        peer = peer_device_id(w.get_extra_info("ssl_object"))
-        w.write(peer.hex().encode() if peer else b"anonymous")
+        cert = peer_certificate(w.get_extra_info("ssl_object"))
+        w.write(device_id_of_certificate(cert).hex().encode() if cert else b"anonymous")
         await w.drain()
         w.close()
 

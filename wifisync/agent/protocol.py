@@ -11,6 +11,8 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from wifisync.errors import WifisyncError
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -29,7 +31,7 @@ def _socket_file(runtime_dir: str | Path) -> str:
     return os.path.join(runtime_dir, SOCKET_NAME)
 
 
-class AgentUnavailable(Exception):
+class AgentUnavailable(WifisyncError):
     """No agent answers for this home (locked): the caller asks for the password instead."""
 
 

@@ -33,10 +33,16 @@ from wifisync.daemon.control import control_app, serve_control
 from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd
 from wifisync.daemon.listener import Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
-from wifisync.daemon.peers import AuthenticationFailed, PeerManager
+from wifisync.daemon.peers import PeerManager
 from wifisync.daemon.storethread import StoreWorker
 from wifisync.daemon.verifier import HelperVerifier
-from wifisync.errors import DaemonError, IntegrityError, NotInitialisedError, WifisyncError
+from wifisync.errors import (
+    AuthenticationError,
+    DaemonError,
+    IntegrityError,
+    NotInitialisedError,
+    WifisyncError,
+)
 from wifisync.home import Home
 from wifisync.limits import raise_open_file_limit
 from wifisync.model.deviceid import format_device_id, short_device_id
@@ -725,21 +731,21 @@ class Daemon:
                 compress=0, max_msg_size=MAX_FRAME_BYTES,
                 headers={LISTEN_PORT_HEADER: str(self.port), CLOCK_HEADER: f"{time.time():.3f}"})
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise AuthenticationFailed("its certificate is not a member's") from exc
+            raise AuthenticationError("its certificate is not a member's") from exc
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
                 aiohttp.ClientConnectorError) as exc:
             if _is_tls_refusal(exc):
-                raise AuthenticationFailed("it does not accept this device's certificate"
-                                           ) from exc
+                raise AuthenticationError("it does not accept this device's certificate"
+                                          ) from exc
             raise
         cert = tls.peer_certificate(ws.get_extra_info("ssl_object"))
         if cert is None or not self._is_member_cert(cert):
             await ws.close()
-            raise AuthenticationFailed("its certificate is not a current member's")
+            raise AuthenticationError("its certificate is not a current member's")
         peer_id = device_id_of_certificate(cert)
         if peer_id == self.self_id:
             await ws.close()
-            raise AuthenticationFailed("that address is this device")
+            raise AuthenticationError("that address is this device")
         link = Link(self, ws, peer_id, Direction.OUTBOUND, address, self.self_id)
         link.clock_skew = self._handshake_clocks.pop(sync_url, None)
         return link, lambda: self._run_link(link)

@@ -174,7 +174,6 @@ class DiscoveryManager:
         self._own_names: dict[str, None] = {}
         self._window = -1
         self._announce_lock = asyncio.Lock()
-        self._advertised = asyncio.Event()
         self._resolving: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
@@ -212,10 +211,6 @@ class DiscoveryManager:
                         "found only through daemon.peers and remembered addresses until one "
                         "comes up", where)
         self._watcher = asyncio.create_task(self._watch(), name="mdns-watch")
-
-    async def async_wait_advertised(self) -> None:
-        """Wait until this device's service has been announced once."""
-        await self._advertised.wait()
 
     async def async_stop(self) -> None:
         """Withdraw everything we announced (goodbyes where the link allows) and close zeroconf."""
@@ -316,7 +311,6 @@ class DiscoveryManager:
                 self._port,
             )
             await self._sync_pairing()
-        self._advertised.set()
 
     async def _sync_pairing(self) -> None:
         """Make the announced pairing service match ``self._pairing`` (fresh name each time)."""

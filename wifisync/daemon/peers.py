@@ -24,6 +24,7 @@ import aiohttp
 
 from wifisync.daemon.dialerrors import plain_error
 from wifisync.daemon.link import CloseCode, Link, LinkEnd
+from wifisync.errors import AuthenticationError
 
 log = logging.getLogger("wifisync.daemon")
 
@@ -39,10 +40,6 @@ MAX_DISCOVERED_DIALERS = 32
 MIN_ATTEMPT_INTERVAL = 0.34  # at most 3 connection attempts a second to one device
 RECENT_WINDOW = 120.0  # a device reached this recently is retried on RECENT_CAP
 RECENT_CAP = 0.45  # so a restarted peer that cannot dial us is back within half a second
-
-
-class AuthenticationFailed(Exception):
-    """The peer is not a member we trust, or it does not trust us."""
 
 
 def backoff(attempt: int, first: float, cap: float) -> float:
@@ -215,7 +212,7 @@ class PeerManager:
                 break
             try:
                 link, run = await asyncio.wait_for(self._dial(dialer.address), DIAL_TIMEOUT)
-            except AuthenticationFailed as exc:
+            except AuthenticationError as exc:
                 dialer.last_error = str(exc)
                 delay = backoff(auth_failures, AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)
                 auth_failures += 1

@@ -12,11 +12,6 @@ def dominates(a: VersionVector, b: VersionVector) -> bool:
     return all(a.get(k, 0) >= v for k, v in b.items())
 
 
-def strictly_dominates(a: VersionVector, b: VersionVector) -> bool:
-    """True when ``a >= b`` pointwise and ``a != b``."""
-    return dominates(a, b) and not dominates(b, a)
-
-
 def join(vectors: Iterable[VersionVector]) -> dict[bytes, int]:
     """Pointwise maximum of several vectors."""
     out: dict[bytes, int] = {}

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from wifisync.model.crypto import derive_key
-from wifisync.model.identity import CERT_FILE, KEY_FILE, device_id_of_certificate
+from wifisync.model.identity import CERT_FILE, KEY_FILE
 
 # Every wifisync certificate carries this as its only SAN; joining clients ask for it.
 SERVER_NAME = "wifisync.invalid"
@@ -146,16 +146,6 @@ def client_context(creds: Credentials, trusted_pems: Iterable[bytes]) -> ssl.SSL
 def der_to_pem(cert_der: bytes) -> bytes:
     """A DER certificate (as membership records carry it) in the PEM form ``ssl`` loads."""
     return ssl.DER_cert_to_PEM_cert(cert_der).encode("ascii")
-
-
-def peer_device_id(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bytes | None:
-    """The device ID of the verified certificate the peer showed, or None when it showed none."""
-    if ssl_object is None:
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
-    return device_id_of_certificate(der)
 
 
 def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bytes | None:
