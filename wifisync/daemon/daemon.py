@@ -1,27 +1,23 @@
-"""The daemon: serves and dials peers, drives one sync session per link, relays, obeys the CLI.
+"""The daemon: wires the listener and TLS, links, dialer, discovery, pairing, control and store.
 
-It never needs the master password: it moves signed ciphertext records, checks their
-headers and signatures through the sync core, and learns about local commits from
-the CLI over the control socket rather than by polling the store.
+It is composition only: the sync node (``wifisync.sync.node``) decides what to send,
+relay and close; it lives on the store thread, and ``NodeHub`` is the one hand-over to
+it. The daemon never needs the master password: it moves signed ciphertext records,
+checks their headers and signatures through the sync core, and learns about local commits
+from the CLI over the control socket rather than by polling the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import errno
-import fcntl
 import functools
 import logging
 import math
 import os
 import signal
-import socket
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -30,25 +26,22 @@ from aiohttp import web
 from wifisync.config import Config, load_config
 from wifisync.daemon.admission import Admission, AdmissionLimits
 from wifisync.daemon.control import control_app, serve_control
-from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd
+from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd, Timing
 from wifisync.daemon.listener import Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
+from wifisync.daemon.nodehub import NodeHub
 from wifisync.daemon.peers import PeerManager
-from wifisync.daemon.storethread import StoreWorker
+from wifisync.daemon.process import DaemonLock, notify_systemd
+from wifisync.daemon.status import PeerNews, StatusView, status_line
+from wifisync.daemon.storethread import NodeStore, StoreThread
+from wifisync.daemon.trust import Trust, is_tls_refusal
 from wifisync.daemon.verifier import HelperVerifier
-from wifisync.errors import (
-    AuthenticationError,
-    DaemonError,
-    IntegrityError,
-    NotInitialisedError,
-    WifisyncError,
-)
+from wifisync.errors import AuthenticationError, NotInitialisedError, WifisyncError
 from wifisync.home import Home
 from wifisync.limits import raise_open_file_limit
-from wifisync.model.deviceid import format_device_id, short_device_id
+from wifisync.model.deviceid import short_device_id
 from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
-from wifisync.model.membership import Member, current_members, members
-from wifisync.model.records import Kind, Record
+from wifisync.model.records import Membership, Record
 from wifisync.net import tls
 from wifisync.net.address import SYNC_PATH, format_address, parse_address, url
 from wifisync.store import sigmarks
@@ -56,10 +49,9 @@ from wifisync.store.addressbook import AddressBook
 from wifisync.store.sqlite import SqliteStore
 from wifisync.sync import Replica, SyncSession
 from wifisync.sync.messages import MAX_FRAME_BYTES
+from wifisync.sync.node import Action, CutOff, Deletes, SyncNode, TrustChanged
 from wifisync.termtext import shown
-from wifisync.vault.author import Author
 from wifisync.vault.deletebrake import DeleteWatch
-from wifisync.vault.revocation import acknowledge
 from wifisync.vault.unlocked import vault_id_of
 from wifisync.wallclock import wall_ms
 
@@ -71,8 +63,6 @@ log = logging.getLogger("wifisync.daemon")
 
 LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
 CLOCK_HEADER = "Wifisync-Time"  # each side's wall clock at the handshake: `doctor` shows skew
-PUSH_CHUNK = 500  # local records read per store call when the CLI notifies
-PUSH_BYTES = 1024 * 1024  # and at most this much of them
 NOTIFY_WAIT = 1.0  # seconds a notify waits for the push it asked for (it goes on after)
 MAX_FOUND_SHOWN = 64  # addresses mDNS showed, kept for `status` and `doctor`
 WANTED_OPEN_FILES = 8192  # members, strangers within their caps, store, helpers, the CLI
@@ -81,56 +71,6 @@ END_LEVELS: dict[int, int] = {
     CloseCode.DUPLICATE: logging.DEBUG, CloseCode.TIMEOUT: logging.WARNING,
     CloseCode.PROTOCOL_ERROR: logging.WARNING, CloseCode.TOO_BIG: logging.WARNING,
     CloseCode.UNSUPPORTED: logging.WARNING}
-
-
-class DaemonLock:
-    """One daemon per home: an exclusive ``flock`` on the runtime dir's lock file."""
-
-    def __init__(self, home: Home) -> None:
-        self.path = home.daemon_lock
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or say who holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
-                os.close(fd)  # a stopping daemon removed the file we locked: lock the new one
-                return self.acquire()
-        except OSError as exc:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise DaemonError(f"a daemon is already running for this home"
-                                  f"{f' (pid {holder})' if holder else ''}") from None
-            raise DaemonError(f"{self.path}: cannot lock: {exc.strerror}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        """Let the next daemon in; the lock file goes, so a stopped daemon leaves nothing."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            os.close(self._fd)
-            self._fd = None
-
-
-def iso_time(t: float | None) -> str | None:
-    """Epoch seconds as ISO-8601 UTC with milliseconds, like every other time wifisync shows."""
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
-
-
-@dataclass
-class PeerNews:
-    """What the daemon remembers of a member device between its connections."""
-
-    last_sync: float | None = None
-    last_error: str | None = None
 
 
 def clock_skew(header: str | None) -> float | None:
@@ -142,21 +82,21 @@ def clock_skew(header: str | None) -> float | None:
     return round(their - time.time(), 3) if math.isfinite(their) else None
 
 
-def notify_systemd(message: str) -> None:
-    """Tell systemd our state when it asked us to (``Type=notify``); no dependency needed."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, \
-            contextlib.suppress(OSError):
-        sock.connect(address)
-        sock.sendall(message.encode())
+def open_store(home: Home) -> tuple[SqliteStore, bytes]:
+    """The device's store and its vault ID; errors here are the user's to fix."""
+    if not home.store_file.exists():
+        raise NotInitialisedError("this device holds no vault; run `wifisync init` or "
+                                  "`wifisync join` first")
+    store = SqliteStore(home.store_file)
+    try:
+        return store, vault_id_of(store)
+    except BaseException:
+        store.close()
+        raise
 
 
 class Daemon:
-    """Everything one running daemon owns."""
+    """Everything one running daemon owns; constructing it takes the home's lock."""
 
     def __init__(self, home: Home, config: Config, listen: str | None = None,
                  peers: list[str] | None = None) -> None:
@@ -165,59 +105,65 @@ class Daemon:
         self.listen = listen or config.daemon.listen
         self._cli_peers = list(peers or [])
         self.static_peers = list(dict.fromkeys([*config.daemon.peers, *self._cli_peers]))
-        self.ping_interval = config.daemon.ping_interval
-        self.peer_timeout = config.daemon.peer_timeout
-        self.worker = StoreWorker()
-        self.verifier = HelperVerifier()  # signature checks, off the store thread's core
-        self.delete_watch = DeleteWatch(config.vault.delete_brake)
-        self.members: dict[bytes, Member] = {}
-        self.port = 0
-        self._stop = asyncio.Event()
-        self._local_seq = 0
-        self._push_wake = asyncio.Event()
-        self._push_progress = asyncio.Condition()
-        self._push_asked = self._push_done = self._pushed = 0
-        self._cleanups: list[Callable[[], Awaitable[None]]] = []
-        self.pairing: PairingService | None = None
-        self.discovery: DiscoveryManager | None = None
-        self.news: dict[bytes, PeerNews] = {}
-        self.found_by_mdns: dict[str, float] = {}  # address -> when mDNS last showed it
-        self._last_sync: tuple[float, bytes] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._handshake_clocks: dict[str, float] = {}  # dialed URL -> the peer's clock skew
-        self._ready = False  # SIGHUP waits for the start to finish
-
-    # --- start and stop -------------------------------------------------------------------
-
-    def _open(self) -> None:
-        """Identity, store, vault ID and members; errors here are the user's to fix."""
-        home = self.home
-        self.identity = DeviceIdentity.load(home.data_dir)
+        self.timing = Timing(config.daemon.ping_interval, config.daemon.peer_timeout)
+        self.open_files = raise_open_file_limit(WANTED_OPEN_FILES)
+        home.ensure_writable()
+        self.lock = DaemonLock(home)
+        self.lock.acquire()
+        try:
+            self.identity = DeviceIdentity.load(home.data_dir)
+            self.store, self.vault_id = open_store(home)
+            self._pairing_store = SqliteStore(home.store_file)  # pairing writes on the loop
+        except BaseException:
+            self.lock.release()
+            raise
         self.self_id = self.identity.device_id
-        if not home.store_file.exists():
-            raise NotInitialisedError("this device holds no vault; run `wifisync init` or "
-                                      "`wifisync join` first")
-        self.store = SqliteStore(home.store_file)
-        self.vault_id = vault_id_of(self.store)
+        self.store_thread = StoreThread()
+        self.verifier = HelperVerifier()  # signature checks, off the store thread's core
         self.replica = Replica(
             self.store, self.vault_id, self.self_id, verifier=self.verifier, now_ms=wall_ms,
             on_stored=functools.partial(sigmarks.mark_accepted, self.store,
                                         sigmarks.mark_key(self.identity)))
-        self.members = current_members(self.store)
-        self._cut_off = False
-        self._local_seq = self.store.max_seq(self.self_id)
+        self.node = SyncNode(self.self_id, NodeStore(self.store, self.identity, self.vault_id),
+                             self._new_session, self.store.max_seq(self.self_id))
+        self.hub = NodeHub(self.node, self.store_thread, self._on_news, self._link_synced)
+        self.trust = Trust(tls.Credentials.in_dir(home.data_dir), self.vault_id,
+                           self.node.members)
         self.addressbook = AddressBook(home.data_dir)
-        self.creds = tls.Credentials.in_dir(home.data_dir)
+        self.peers = PeerManager(self.self_id, self._dial, self._remember_address)
+        self.gate = Gate(self.trust.is_member_cert, self._pairing_open)
+        self.admission = Admission(AdmissionLimits.for_open_files(self.open_files))
+        self.delete_watch = DeleteWatch(config.vault.delete_brake)
+        self.pairing = self._pairing_service()
+        self.discovery: DiscoveryManager | None = None
+        self.port = 0
+        self.news: dict[bytes, PeerNews] = {}
+        self.found_by_mdns: dict[str, float] = {}  # address -> when mDNS last showed it
+        self._http: aiohttp.ClientSession | None = None  # made on the loop, at the start
+        self._stop = asyncio.Event()
+        self._push_wake = asyncio.Event()
+        self._push_progress = asyncio.Condition()
+        self._push_asked = self._push_done = self._pushed = 0
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._last_sync: tuple[float, bytes] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handshake_clocks: dict[str, float] = {}  # dialed URL -> the peer's clock skew
+        self._cut_off = False
+        self._ready = False  # SIGHUP waits for the start to finish
+
+    def _pairing_service(self) -> PairingService:
+        from wifisync.daemon.pairing import PairingService
+
+        return PairingService(
+            store=self._pairing_store, identity=self.identity, vault_id=self.vault_id,
+            on_joined=self._on_joined, default_timeout=self.config.daemon.pairing_timeout,
+            on_window_change=self._on_window_change)
+
+    # --- start and stop -------------------------------------------------------------------
 
     async def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the exit status."""
-        self._loop = asyncio.get_running_loop()
-        self.open_files = raise_open_file_limit(WANTED_OPEN_FILES)
-        self.home.ensure_writable()
-        lock = DaemonLock(self.home)
-        lock.acquire()
         try:
-            self._open()
             try:
                 await self._start()
                 await self._stop.wait()
@@ -225,9 +171,8 @@ class Daemon:
             finally:
                 await self._shutdown()
         finally:
-            with contextlib.suppress(AttributeError):
-                self.store.close()
-            lock.release()
+            self.store.close()
+            self.lock.release()
         log.info("stopped")
         return 0
 
@@ -241,26 +186,23 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload, "reload")
         self._cleanups.append(self._cancel_tasks)
+        self._cleanups.append(self._close_pairing_store)
         host, port = parse_address(self.listen)
         sock = bind(host, port)
         self.port = sock.getsockname()[1]
-        self.listener = tls.TrustedListener(self.creds, self._trusted_pems(), self.vault_id)
-        self._client_ctx = tls.client_context(self.creds, self._trusted_pems())
         clock = aiohttp.TraceConfig()
         clock.on_request_end.append(self._on_handshake_answer)
-        self.http = aiohttp.ClientSession(
+        self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, force_close=True), trace_configs=[clock])
-        self._cleanups.append(self.http.close)
-        self.peers = PeerManager(self.self_id, self._dial, self._remember_address)
-
+        self._cleanups.append(self._http.close)
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_get(SYNC_PATH, self._accept)
         control = control_app(self._notify, self._status)
-        self._start_pairing(app, control)
-        self.gate = Gate(self._is_member_cert, self._pairing_open)
-        self.admission = Admission(AdmissionLimits.for_open_files(self.open_files))
-        runner, server, peer_listener = await serve(app, self.gate, sock, self.listener.context,
-                                                    self.admission)
+        self.pairing.add_routes(app)
+        self.pairing.add_control_routes(control)
+        self._cleanups.append(self.pairing.async_close)
+        runner, server, peer_listener = await serve(app, self.gate, sock,
+                                                    self.trust.listener.context, self.admission)
         self._cleanups.append(runner.cleanup)
         self._cleanups.append(peer_listener.close)
         self._cleanups.append(self._closer(server))
@@ -269,38 +211,27 @@ class Daemon:
         self._spawn(self._pusher, "pusher")
         log.info("device %s listening on %s, vault %s, %d member(s)",
                  short_device_id(self.self_id), format_address(host, self.port),
-                 self.vault_id.hex()[:8], len(self.members))
-
-        if self.self_id not in self.members:
-            self._stop_syncing()
+                 self.vault_id.hex()[:8], len(self.trust.members))
+        if self.node.cut_off:
+            self._stop_syncing(self.replica.members().get(self.self_id) is not None)
             return
+        await self._start_dialing()
+        self._start_watchdog()
+        self._ready = True
+        notify_systemd(f"READY=1\\nSTATUS={self._status_line()}")
+
+    async def _start_dialing(self) -> None:
+        """Dial static peers and remembered members; find more by mDNS if asked to."""
         for address in self.static_peers:
             self.peers.add_address(address, static=True)
         for device, address in self.addressbook.all().items():
-            if device in self.members and device != self.self_id:
+            if device in self.trust.members and device != self.self_id:
                 self.peers.add_address(address, device=device)
         if self.config.daemon.mdns:
             await self._start_discovery()
-        self._start_watchdog()
-        self._ready = True
-        notify_systemd(f"READY=1\nSTATUS={self._status_line()}")
 
-    def _start_pairing(self, app: web.Application, control: web.Application) -> None:
-        from wifisync.daemon.pairing import PairingService
-
-        store = SqliteStore(self.home.store_file)
-
-        async def close_store() -> None:
-            store.close()
-
-        self._cleanups.append(close_store)
-        self.pairing = PairingService(
-            store=store, identity=self.identity, vault_id=self.vault_id,
-            on_joined=self._on_joined, default_timeout=self.config.daemon.pairing_timeout,
-            on_window_change=self._on_window_change)
-        self.pairing.add_routes(app)
-        self.pairing.add_control_routes(control)
-        self._cleanups.append(self.pairing.async_close)
+    async def _close_pairing_store(self) -> None:
+        self._pairing_store.close()
 
     def _on_window_change(self, nameplate: int | None) -> None:
         """Announce the open pairing window by mDNS so `join CODE` needs no address."""
@@ -323,6 +254,26 @@ class Daemon:
             discovery, self.discovery = self.discovery, None
             self._cleanups.remove(discovery.async_stop)
             await discovery.async_stop()
+
+    @staticmethod
+    def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
+        async def close() -> None:
+            server.close()
+        return close
+
+    async def _shutdown(self) -> None:
+        notify_systemd("STOPPING=1\\nSTATUS=stopping")
+        await self.peers.close()  # first: the HTTP server waits for its WebSocket handlers
+        for cleanup in reversed(self._cleanups):
+            try:
+                await cleanup()
+            except Exception as exc:
+                log.warning("while stopping: %s", exc)
+        await self.hub.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.store_thread.shutdown)
+        await asyncio.get_running_loop().run_in_executor(None, self.verifier.close)
+        with contextlib.suppress(FileNotFoundError):
+            self.home.control_socket.unlink()
 
     # --- background tasks: reload, watchdog, systemd status -------------------------------
 
@@ -379,7 +330,7 @@ class Daemon:
             except (WifisyncError, OSError) as exc:
                 changes.append(f"mdns stays off: {exc}")
         if (d.ping_interval, d.peer_timeout) != (old.ping_interval, old.peer_timeout):
-            self.ping_interval, self.peer_timeout = d.ping_interval, d.peer_timeout
+            self.timing.ping_interval, self.timing.peer_timeout = d.ping_interval, d.peer_timeout
             changes.append(f"ping_interval {d.ping_interval:g} s, peer_timeout "
                            f"{d.peer_timeout:g} s")
         if d.listen != old.listen:
@@ -397,7 +348,7 @@ class Daemon:
         async def watchdog() -> None:
             while True:
                 try:
-                    await asyncio.wait_for(self.worker.run(_nothing), interval)
+                    await asyncio.wait_for(self.store_thread.run(_nothing), interval)
                 except TimeoutError:
                     log.warning("the store thread has not answered for %.0f s; the watchdog "
                                 "is not told all is well", interval)
@@ -408,147 +359,61 @@ class Daemon:
         self._spawn(watchdog, "watchdog")
 
     def _status_line(self) -> str:
-        """One line for ``systemctl status``: peers connected and the last sync."""
-        links = self.peers.links
-        synced = sum(1 for link in links.values() if link.in_sync)
-        line = f"listening on port {self.port}; {len(links)} peer(s) connected, {synced} in sync"
-        if self._last_sync is not None:
-            t, device = self._last_sync
-            line += f"; last sync {time.strftime('%H:%M:%S', time.localtime(t))} with " \
-                    f"{short_device_id(device)}"
-        return line
+        return status_line(self.port, self.peers.links, self._last_sync)
 
     def _update_status(self) -> None:
         notify_systemd(f"STATUS={self._status_line()}")
 
-    def link_synced(self, link: Link) -> None:
+    def _link_synced(self, link: Link) -> None:
         """A link finished an exchange: remember when, and tell systemd."""
         if link.synced_at is not None:
             self.news.setdefault(link.peer_id, PeerNews()).last_sync = link.synced_at
             self._last_sync = (link.synced_at, link.peer_id)
         self._update_status()
 
-    @staticmethod
-    def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
-        async def close() -> None:
-            server.close()
-        return close
+    # --- what the sync node tells -----------------------------------------------------------
 
-    async def _shutdown(self) -> None:
-        notify_systemd("STOPPING=1\nSTATUS=stopping")
-        with contextlib.suppress(AttributeError):
-            await self.peers.close()  # first: the HTTP server waits for its WebSocket handlers
-        for cleanup in reversed(self._cleanups):
-            try:
-                await cleanup()
-            except Exception as exc:
-                log.warning("while stopping: %s", exc)
-        await asyncio.get_running_loop().run_in_executor(None, self.worker.shutdown)
-        await asyncio.get_running_loop().run_in_executor(None, self.verifier.close)
-        with contextlib.suppress(FileNotFoundError):
-            self.home.control_socket.unlink()
+    def _new_session(self, peer_id: bytes, now: float) -> SyncSession:
+        """A fresh session with a peer (the node calls this on the store thread)."""
+        return SyncSession(self.replica, peer_id, now=now)
 
-    # --- membership and trust -------------------------------------------------------------
+    def _on_news(self, action: Action) -> None:
+        """The node's actions that are the daemon's business (on the loop)."""
+        match action:
+            case TrustChanged(members, gone):
+                self._trust_changed(members, gone)
+            case CutOff(revoked):
+                self.trust.members = self.node.members
+                self._stop_syncing(revoked)
+            case Deletes(author, items):
+                burst = self.delete_watch.seen(author, items, time.monotonic())
+                if burst is not None:
+                    log.warning("device %s deleted %d items within %.0f s",
+                                short_device_id(author), burst, self.delete_watch.rule.window)
 
-    def _trusted_pems(self) -> list[bytes]:
-        return [tls.der_to_pem(m.cert_der) for m in self.members.values()]
-
-    def _is_member_cert(self, cert_der: bytes) -> bool:
-        try:
-            device = device_id_of_certificate(cert_der)
-        except IntegrityError:
-            return False
-        member = self.members.get(device)
-        return member is not None and member.cert_der == cert_der
-
-    def _stop_syncing(self) -> None:
-        """This device is no longer a current member: say so once, stop dialing and serving."""
-        if self._cut_off:
-            return
-        self._cut_off = True
-        m = members(self.store).get(self.self_id)
-        why = "was revoked" if m is not None and m.revoked else \
-            "is not a current member (re-pair it with `wifisync join CODE`)"
-        log.warning("this device %s of its vault: it no longer dials or accepts peers "
-                    "(`wifisync status` says the same)", why)
-        self._loop.create_task(self.peers.close())
-
-    def _membership_changed(self, members: dict[bytes, Member]) -> None:
-        """New trust for new handshakes; links of devices no longer members close at once."""
-        if self.self_id not in members:
-            self.members = members
-            self._stop_syncing()
-            return
-        gone = set(self.members) - set(members)
-        self.members = members
-        pems = self._trusted_pems()
-        self.listener.update(pems)
-        self._client_ctx = tls.client_context(self.creds, pems)
+    def _trust_changed(self, members: dict[bytes, Any], gone: frozenset[bytes]) -> None:
+        """New trust for new handshakes; the node closed the links of devices that left."""
+        self.trust.update(members)
         for device in gone:
             log.info("device %s is no longer a member: closing its connections",
                      short_device_id(device))
             self.peers.drop(device, CloseCode.NOT_MEMBER, "not a member")
             with contextlib.suppress(Exception):
                 self.addressbook.forget(device)
-        for device in set(self.peers.links) - set(members):
-            self.peers.drop(device, CloseCode.NOT_MEMBER, "not a member")
         self.peers.wake()
 
-    def _membership_threadsafe(self) -> None:
-        """On the worker: acknowledge revocations, re-read members, hand them to the loop."""
-        if acknowledge(Author(self.store, self.identity, self.vault_id)):
-            self._push_local()  # re-enters here once: nothing more to acknowledge then
+    def _stop_syncing(self, revoked: bool) -> None:
+        """This device is no longer a current member: say so once, stop dialing and serving."""
+        if self._cut_off:
             return
-        members = current_members(self.store)
-        self._loop.call_soon_threadsafe(self._membership_changed, members)
+        self._cut_off = True
+        why = "was revoked" if revoked else \
+            "is not a current member (re-pair it with `wifisync join CODE`)"
+        log.warning("this device %s of its vault: it no longer dials or accepts peers "
+                    "(`wifisync status` says the same)", why)
+        self._spawn(self.peers.close, "stop syncing")
 
-    # --- sessions (worker thread) ---------------------------------------------------------
-
-    def new_session(self, peer_id: bytes) -> SyncSession:
-        """A fresh session with a peer (on the worker)."""
-        return SyncSession(self.replica, peer_id, now=time.monotonic())
-
-    def after_receive(self, link: Link, out: Any) -> None:
-        """Relay what a session applied to every other link; react to membership news."""
-        if out.applied:
-            records = list(out.applied)
-            for other in list(self.peers.links.values()):
-                if other is not link:
-                    other.push_threadsafe(records)
-        if out.revoked:
-            for device in out.revoked:
-                self._loop.call_soon_threadsafe(
-                    self.peers.drop, device, CloseCode.NOT_MEMBER, "revoked")
-        if out.membership_changed or out.revoked or out.finished_initial:
-            self._membership_threadsafe()  # also acknowledges revocations learned meanwhile
-        if out.finished_initial:
-            release_memory(self.store)
-        self._note_deletes(out.applied)
-
-    def _note_deletes(self, applied: Sequence[Record]) -> None:
-        """One line when an author deletes many items within the brake's window."""
-        by_author: dict[bytes, int] = {}
-        for r in applied:
-            if r.header.deleted and r.header.kind == Kind.ITEM:
-                by_author[r.header.author] = by_author.get(r.header.author, 0) + 1
-        for author, deletes in by_author.items():
-            burst = self.delete_watch.seen(author, deletes, time.monotonic())
-            if burst is not None:
-                log.warning("device %s deleted %d items within %.0f s", short_device_id(author),
-                            burst, self.delete_watch.rule.window)
-
-    def _push_local(self) -> int:
-        """Push the next slice of this device's records not pushed yet (on the worker)."""
-        records = self.store.records_after(self.self_id, self._local_seq, PUSH_CHUNK,
-                                           PUSH_BYTES)
-        if not records:
-            return 0
-        self._local_seq = records[-1].header.seq
-        for link in list(self.peers.links.values()):
-            link.push_threadsafe(records)
-        if any(r.header.kind == Kind.MEMBER for r in records):
-            self._membership_threadsafe()
-        return len(records)
+    # --- local commits ---------------------------------------------------------------------
 
     async def _pusher(self) -> None:
         """Push local records when the CLI notifies: a slice, then wait for the links to drain.
@@ -561,7 +426,7 @@ class Daemon:
             self._push_wake.clear()
             asked = self._push_asked
             try:
-                while n := await self.worker.run(self._push_local):
+                while n := await self.hub.local_commit():
                     self._pushed += n
                     for link in list(self.peers.links.values()):
                         await link.drained()
@@ -587,57 +452,18 @@ class Daemon:
 
     async def _on_joined(self, record: Record) -> None:
         """Pairing wrote a new MEMBER record: push it and trust the new device."""
-        log.info("device %s joined the vault", short_device_id(
-            device_id_of_record_member(record)))
+        log.info("device %s joined the vault",
+                 short_device_id(Membership.decode(record.body).device_id))
         await self._notify()
 
     async def _status(self) -> dict[str, Any]:
         """The live view the CLI's ``status`` and ``doctor`` show (keys documented in README)."""
-        links = self.peers.links
         host, _port = parse_address(self.listen)
-        errors: dict[bytes, str] = {}
-        for d in self.peers.dialers.values():
-            if d.device is not None and d.last_error:
-                errors[d.device] = d.last_error
-        peers = [
-            {"id": format_device_id(device), "name": self._name_of(device), "connected": True,
-             "in_sync": link.in_sync,
-             "last_sync": iso_time(link.synced_at or self.news.get(device, PeerNews()).last_sync),
-             "records_behind": link.records_behind, "clock_skew": link.clock_skew,
-             "address": link.address,
-             "direction": link.direction.value, "since": iso_time(link.connected_at),
-             "last_seen": iso_time(link.last_seen)}
-            for device, link in links.items()
-        ]
-        away = [  # members not connected now: when they last synced, why not now
-            {"id": format_device_id(device), "name": self._name_of(device),
-             "last_sync": iso_time(news.last_sync),
-             "last_error": errors.get(device) or news.last_error}
-            for device in self.members if device != self.self_id and device not in links
-            for news in [self.news.get(device, PeerNews())]
-        ]
-        discovery = self.discovery
-        return {
-            "pid": os.getpid(),
-            "device": format_device_id(self.self_id),
-            "listen": format_address(host, self.port),
-            "pairing": bool(self.pairing is not None and self.pairing.window_open()),
-            "revoked": self.self_id not in self.members,
-            "peers": peers,
-            "away": away,
-            "mdns": {
-                "enabled": self.config.daemon.mdns,
-                "active": bool(discovery is not None and discovery.active),
-                "interfaces": discovery.interface_names() if discovery is not None else [],
-                "found": sorted(self.found_by_mdns),
-            },
-            "dialing": [
-                {"address": d.address, "static": d.static,
-                 "id": format_device_id(d.device) if d.device else None,
-                 "error": d.last_error or None}
-                for d in self.peers.dialers.values()
-            ],
-        }
+        return StatusView(
+            self_id=self.self_id, host=host, port=self.port, members=self.trust.members,
+            peers=self.peers, news=self.news, pairing_open=self._pairing_open(),
+            mdns_enabled=self.config.daemon.mdns, discovery=self.discovery,
+            found_by_mdns=self.found_by_mdns).as_json()
 
     async def _on_handshake_answer(self, _session: aiohttp.ClientSession, _ctx: Any,
                                    params: aiohttp.TraceRequestEndParams) -> None:
@@ -646,12 +472,8 @@ class Daemon:
         if skew is not None:
             self._handshake_clocks[str(params.url)] = skew
 
-    def _name_of(self, device: bytes) -> str:
-        member = self.members.get(device)
-        return member.name if member is not None else short_device_id(device)
-
     def _pairing_open(self) -> bool:
-        return bool(self.pairing is not None and self.pairing.window_open())
+        return self.pairing.window_open()
 
     # --- links ----------------------------------------------------------------------------
 
@@ -683,7 +505,7 @@ class Daemon:
         finally:
             self.peers.detach(link)
         level = END_LEVELS.get(end.code, logging.INFO)
-        stats = link.session.stats if link.session is not None else None
+        stats = link.stats
         log.log(level, "disconnected from %s: %s (%d); records sent %d, received %d, applied %d",
                 link.name, shown(end.reason), end.code, stats.records_sent if stats else 0,
                 stats.records_received if stats else 0, stats.records_applied if stats else 0)
@@ -715,18 +537,19 @@ class Daemon:
             await ws.close(code=CloseCode.NOT_MEMBER, message=b"that is this device")
             return ws
         self.peers.heard_from(peer_id)
-        link = Link(self, ws, peer_id, Direction.INBOUND, address, self.self_id)
+        link = Link(self.hub, ws, peer_id, Direction.INBOUND, address, self.self_id, self.timing)
         link.clock_skew = clock_skew(request.headers.get(CLOCK_HEADER))
         await self._run_link(link)
         return ws
 
     async def _dial(self, address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
         """Open a link to whatever member answers at ``address``."""
+        assert self._http is not None, "dialers start after the HTTP client"
         host, port = parse_address(address)
         sync_url = url("https", host, port, SYNC_PATH)
         try:
-            ws = await self.http.ws_connect(
-                sync_url, ssl=self._client_ctx,
+            ws = await self._http.ws_connect(
+                sync_url, ssl=self.trust.client_context,
                 server_hostname=tls.member_server_name(self.vault_id), autoping=False,
                 compress=0, max_msg_size=MAX_FRAME_BYTES,
                 headers={LISTEN_PORT_HEADER: str(self.port), CLOCK_HEADER: f"{time.time():.3f}"})
@@ -734,49 +557,22 @@ class Daemon:
             raise AuthenticationError("its certificate is not a member's") from exc
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
                 aiohttp.ClientConnectorError) as exc:
-            if _is_tls_refusal(exc):
+            if is_tls_refusal(exc):
                 raise AuthenticationError("it does not accept this device's certificate"
                                           ) from exc
             raise
         cert = tls.peer_certificate(ws.get_extra_info("ssl_object"))
-        if cert is None or not self._is_member_cert(cert):
+        if cert is None or not self.trust.is_member_cert(cert):
             await ws.close()
             raise AuthenticationError("its certificate is not a current member's")
         peer_id = device_id_of_certificate(cert)
         if peer_id == self.self_id:
             await ws.close()
             raise AuthenticationError("that address is this device")
-        link = Link(self, ws, peer_id, Direction.OUTBOUND, address, self.self_id)
+        link = Link(self.hub, ws, peer_id, Direction.OUTBOUND, address, self.self_id, self.timing)
         link.clock_skew = self._handshake_clocks.pop(sync_url, None)
         return link, lambda: self._run_link(link)
 
-
-def release_memory(store: SqliteStore) -> None:
-    """Keep nothing of a finished sync: SQLite's page cache, and the heap glibc holds on to."""
-    store.release_memory()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc only; elsewhere nothing to do
-
-
-def device_id_of_record_member(record: Record) -> bytes:
-    """The device a MEMBER record is about (for log lines)."""
-    from wifisync.model.records import Membership
-
-    return Membership.decode(record.body).device_id
-
-
-def _is_tls_refusal(exc: BaseException) -> bool:
-    """Whether a failed dial was the peer's TLS stack refusing our certificate."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        if isinstance(current, ssl.SSLError) and "alert" in str(current).lower():
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _nothing() -> None:

@@ -1,0 +1,167 @@
+"""The one hand-over between the event loop and the sync node, which lives on the store thread.
+
+Each event goes to the store thread as one call: the node handles it, and the actions it
+asks for come back with the result in the same hop; the hub carries them out on the
+loop (frames to links, closes, trust, news). So a received frame crosses the thread
+boundary once each way, whatever it makes the node send, relay or close. The node's
+timers are one loop timer, re-armed after every call for the node's next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from wifisync.daemon.storethread import StoreThread
+from wifisync.sync.node import (
+    Action,
+    Behind,
+    Close,
+    CloseCode,
+    LiveApplied,
+    Send,
+    Synced,
+    SyncNode,
+)
+from wifisync.sync.session import SessionStats
+
+if TYPE_CHECKING:
+    from wifisync.daemon.link import Link
+
+log = logging.getLogger("wifisync.daemon")
+
+T = TypeVar("T")
+
+
+class NodeHub:
+    """Feeds the node events on the store thread and carries out its actions on the loop."""
+
+    def __init__(self, node: SyncNode, thread: StoreThread,
+                 on_news: Callable[[Action], None],
+                 on_synced: Callable[[Link], None]) -> None:
+        self.node = node
+        self.thread = thread
+        self.links: dict[int, Link] = {}  # every link the node knows, by ID
+        self._on_news = on_news  # trust changed, cut off, deletes: the daemon's business
+        self._on_synced = on_synced
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._posted: set[asyncio.Task[None]] = set()  # events nobody waits for: owned here
+
+    # --- the hand-over --------------------------------------------------------------------
+
+    async def call(self, event: Callable[..., T], *args: object) -> T:
+        """Run ``event(*args, now)`` on the store thread, then carry out what it asked for."""
+        outcome: tuple[T, list[Action], float | None] = await self.thread.run(
+            self._handle, event, *args)
+        result, actions, deadline = outcome
+        self._carry_out(actions)
+        self._arm(deadline)
+        return result
+
+    def _handle(self, event: Callable[..., T], *args: object
+                ) -> tuple[T, list[Action], float | None]:
+        """On the store thread: one event, the actions it produced, the next deadline."""
+        result = event(*args, time.monotonic())
+        return result, self.node.take_actions(), self.node.next_deadline()
+
+    def post(self, event: Callable[..., None], *args: object) -> None:
+        """Hand over an event nobody waits for (still in order with every other event)."""
+        task = asyncio.get_running_loop().create_task(self._posted_call(event, *args))
+        self._posted.add(task)
+        task.add_done_callback(self._posted.discard)
+
+    async def _posted_call(self, event: Callable[..., None], *args: object) -> None:
+        try:
+            await self.call(event, *args)
+        except Exception:
+            log.exception("the sync node failed")
+
+    def _carry_out(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Send(link, frames):
+                    if (target := self.links.get(link)) is not None:
+                        target.enqueue(frames)
+                case Close(link, code, reason):
+                    if (target := self.links.get(link)) is not None:
+                        target.close_soon(code, reason)
+                case Synced(link, applied, sent):
+                    if (target := self.links.get(link)) is not None:
+                        target.synced(applied, sent)
+                case LiveApplied(link, records):
+                    if (target := self.links.get(link)) is not None:
+                        target.count_live(records)
+                case Behind(link, records):
+                    if (target := self.links.get(link)) is not None:
+                        target.records_behind = records
+                case _:
+                    self._on_news(action)
+
+    def _arm(self, deadline: float | None) -> None:
+        """One loop timer for the node's earliest deadline."""
+        if deadline == self._deadline and (deadline is None or self._timer is not None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = deadline
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                max(0.0, deadline - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._deadline = None
+        self.post(self.node.tick)
+
+    # --- what links ask (LinkHub) ---------------------------------------------------------
+
+    async def link_up(self, link: Link) -> None:
+        """The link is attached: its session starts (our HELLO goes out)."""
+        self.links[link.id] = link
+        await self._guarded(link, self.node.link_up, link.id, link.peer_id)
+
+    async def frame_in(self, link: Link, frame: bytes) -> None:
+        """One received frame; returns once the node handled it."""
+        await self._guarded(link, self.node.frame_in, link.id, frame)
+
+    async def link_down(self, link: Link) -> SessionStats | None:
+        """The link ended: the node forgets it."""
+        try:
+            return await self.call(self.node.link_down, link.id)
+        finally:
+            self.links.pop(link.id, None)
+
+    def congestion(self, link: Link, congested: bool) -> None:
+        """The link's send queue filled or drained."""
+        self.post(self.node.link_congested if congested else self.node.link_drained, link.id)
+
+    def link_synced(self, link: Link) -> None:
+        """A link finished an exchange: the daemon remembers when."""
+        self._on_synced(link)
+
+    async def _guarded(self, link: Link, event: Callable[..., None], *args: object) -> None:
+        """A link's event; the node closes a link itself on a protocol error, this on a crash."""
+        try:
+            await self.call(event, *args)
+        except Exception as exc:
+            log.exception("session with %s failed", link.name)
+            link.close_soon(CloseCode.PROTOCOL_ERROR, f"internal error: {exc}")
+
+    # --- the daemon's ---------------------------------------------------------------------
+
+    async def local_commit(self) -> int:
+        """Push the next slice of this device's new records; how many (0: all pushed)."""
+        return await self.call(self.node.local_commit)
+
+    async def close(self) -> None:
+        """Stop the timer and wait for the events handed over (shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._posted:
+            await asyncio.gather(*self._posted, return_exceptions=True)

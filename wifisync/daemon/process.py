@@ -1,0 +1,60 @@
+"""What a daemon process owes its host: one daemon per home (a lock), and news for systemd."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+
+from wifisync.errors import DaemonError
+from wifisync.home import Home
+
+
+class DaemonLock:
+    """One daemon per home: an exclusive ``flock`` on the runtime dir's lock file."""
+
+    def __init__(self, home: Home) -> None:
+        self.path = home.daemon_lock
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or say who holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
+                os.close(fd)  # a stopping daemon removed the file we locked: lock the new one
+                return self.acquire()
+        except OSError as exc:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise DaemonError(f"a daemon is already running for this home"
+                                  f"{f' (pid {holder})' if holder else ''}") from None
+            raise DaemonError(f"{self.path}: cannot lock: {exc.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the next daemon in; the lock file goes, so a stopped daemon leaves nothing."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+
+def notify_systemd(message: str) -> None:
+    """Tell systemd our state when it asked us to (``Type=notify``); no dependency needed."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, \
+            contextlib.suppress(OSError):
+        sock.connect(address)
+        sock.sendall(message.encode())
