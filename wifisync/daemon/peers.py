@@ -61,6 +61,7 @@ class Dialer:
     discovered: bool = False  # learned from mDNS only: expires unless it reaches a member
     retired: bool = False  # removed from the config: stops once its link, if any, ends
     failures: int = 0  # failed attempts since the last good link
+    auth_failures: int = 0  # refusals (not a member, or it refuses us) since the last link
     last_good: float | None = None  # monotonic time a link over this address last ended well
 
 
@@ -196,9 +197,9 @@ class PeerManager:
             await asyncio.wait_for(dialer.wake.wait(), seconds)
 
     async def _run_dialer(self, dialer: Dialer) -> None:
-        auth_failures = 0
         while not self._closing and not dialer.retired:
-            if dialer.discovered and dialer.failures + auth_failures >= MAX_DISCOVERED_ATTEMPTS:
+            if dialer.discovered \
+                    and dialer.failures + dialer.auth_failures >= MAX_DISCOVERED_ATTEMPTS:
                 log.debug("giving up on discovered address %s: %s", dialer.address,
                           dialer.last_error)
                 del self.dialers[dialer.address]
@@ -214,8 +215,8 @@ class PeerManager:
                 link, run = await asyncio.wait_for(self._dial(dialer.address), DIAL_TIMEOUT)
             except AuthenticationError as exc:
                 dialer.last_error = str(exc)
-                delay = backoff(auth_failures, AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)
-                auth_failures += 1
+                delay = backoff(dialer.auth_failures, AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)
+                dialer.auth_failures += 1
                 log.warning("peer %s refused: %s; not retrying for %.0f s unless membership "
                             "changes", dialer.address, exc, delay)
                 await self._sleep(dialer, delay)
@@ -233,22 +234,26 @@ class PeerManager:
                 dialer.device = link.peer_id
             dialer.discovered = False  # it reached a member: keep it like any known address
             self._on_address(link.peer_id, dialer.address)
-            auth_failures = 0
+            dialer.auth_failures = 0
             started = time.monotonic()
             end = await run()
-            if end.code == CloseCode.DUPLICATE:
-                continue  # the other link lives on; the next turn waits for it to end
-            if end.code == CloseCode.NOT_MEMBER:
-                auth_failures += 1
-                await self._sleep(dialer, backoff(auth_failures, AUTH_BACKOFF_FIRST,
-                                                  AUTH_BACKOFF_MAX))
-                continue
-            if end.code == CloseCode.GOING_AWAY or time.monotonic() - started >= 1.0:
-                dialer.failures = 0  # it was good or it is restarting: come back quickly
-                dialer.last_good = time.monotonic()
-            else:
-                dialer.failures += 1  # a link that dies at once must not spin
-            await self._sleep(dialer, self.retry_delay(dialer))
+            pause = self._after_link(dialer, end, time.monotonic() - started)
+            if pause is not None:
+                await self._sleep(dialer, pause)
+
+    def _after_link(self, dialer: Dialer, end: LinkEnd, lasted: float) -> float | None:
+        """How long a dialer waits after its link ended (None: its next turn at once)."""
+        if end.code == CloseCode.DUPLICATE:
+            return None  # the other link lives on; the next turn waits for it to end
+        if end.code == CloseCode.NOT_MEMBER:
+            dialer.auth_failures += 1
+            return backoff(dialer.auth_failures, AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)
+        if end.code == CloseCode.GOING_AWAY or lasted >= 1.0:
+            dialer.failures = 0  # it was good or it is restarting: come back quickly
+            dialer.last_good = time.monotonic()
+        else:
+            dialer.failures += 1  # a link that dies at once must not spin
+        return self.retry_delay(dialer)
 
     async def close(self) -> None:
         """Stop dialing and close every link (shutdown)."""
