@@ -13,44 +13,40 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from aiohttp import web
 
 from wifisync.config import Config, load_config
 from wifisync.daemon.admission import Admission, AdmissionLimits
+from wifisync.daemon.connections import Connections
 from wifisync.daemon.control import control_app, serve_control
-from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd, Timing
+from wifisync.daemon.link import CloseCode, Link, Timing
 from wifisync.daemon.listener import Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
 from wifisync.daemon.nodehub import NodeHub
-from wifisync.daemon.peers import PeerManager
 from wifisync.daemon.process import DaemonLock, notify_systemd
 from wifisync.daemon.status import PeerNews, StatusView, status_line
 from wifisync.daemon.storethread import NodeStore, StoreThread
-from wifisync.daemon.trust import Trust, is_tls_refusal
+from wifisync.daemon.trust import Trust
 from wifisync.daemon.verifier import HelperVerifier
-from wifisync.errors import AuthenticationError, NotInitialisedError, WifisyncError
+from wifisync.errors import NotInitialisedError, WifisyncError
 from wifisync.home import Home
 from wifisync.limits import raise_open_file_limit
 from wifisync.model.deviceid import short_device_id
-from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
+from wifisync.model.identity import DeviceIdentity
 from wifisync.model.records import Membership, Record
 from wifisync.net import tls
-from wifisync.net.address import SYNC_PATH, format_address, parse_address, url
+from wifisync.net.address import SYNC_PATH, format_address, parse_address
 from wifisync.store import sigmarks
 from wifisync.store.addressbook import AddressBook
 from wifisync.store.sqlite import SqliteStore
 from wifisync.sync import Replica, SyncSession
-from wifisync.sync.messages import MAX_FRAME_BYTES
 from wifisync.sync.node import Action, CutOff, Deletes, SyncNode, TrustChanged
-from wifisync.termtext import shown
 from wifisync.vault.deletebrake import DeleteWatch
 from wifisync.vault.unlocked import vault_id_of
 from wifisync.wallclock import wall_ms
@@ -61,25 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wifisync.daemon")
 
-LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
-CLOCK_HEADER = "Wifisync-Time"  # each side's wall clock at the handshake: `doctor` shows skew
 NOTIFY_WAIT = 1.0  # seconds a notify waits for the push it asked for (it goes on after)
 MAX_FOUND_SHOWN = 64  # addresses mDNS showed, kept for `status` and `doctor`
 WANTED_OPEN_FILES = 8192  # members, strangers within their caps, store, helpers, the CLI
-# How each way a link ends is logged: a duplicate is routine, a timeout is worth a look.
-END_LEVELS: dict[int, int] = {
-    CloseCode.DUPLICATE: logging.DEBUG, CloseCode.TIMEOUT: logging.WARNING,
-    CloseCode.PROTOCOL_ERROR: logging.WARNING, CloseCode.TOO_BIG: logging.WARNING,
-    CloseCode.UNSUPPORTED: logging.WARNING}
-
-
-def clock_skew(header: str | None) -> float | None:
-    """How far the peer's clock is ahead of ours (seconds), from its time header."""
-    try:
-        their = float(header or "")
-    except ValueError:
-        return None
-    return round(their - time.time(), 3) if math.isfinite(their) else None
 
 
 def open_store(home: Home) -> tuple[SqliteStore, bytes]:
@@ -130,16 +110,19 @@ class Daemon:
         self.trust = Trust(tls.Credentials.in_dir(home.data_dir), self.vault_id,
                            self.node.members)
         self.addressbook = AddressBook(home.data_dir)
-        self.peers = PeerManager(self.self_id, self._dial, self._remember_address)
+        self.news: dict[bytes, PeerNews] = {}
+        self.connections = Connections(
+            self_id=self.self_id, vault_id=self.vault_id, trust=self.trust, hub=self.hub,
+            timing=self.timing, news=self.news, remember=self._remember_address,
+            on_change=self._update_status)
+        self.peers = self.connections.peers  # decides when and where to dial
         self.gate = Gate(self.trust.is_member_cert, self._pairing_open)
         self.admission = Admission(AdmissionLimits.for_open_files(self.open_files))
         self.delete_watch = DeleteWatch(config.vault.delete_brake)
         self.pairing = self._pairing_service()
         self.discovery: DiscoveryManager | None = None
         self.port = 0
-        self.news: dict[bytes, PeerNews] = {}
         self.found_by_mdns: dict[str, float] = {}  # address -> when mDNS last showed it
-        self._http: aiohttp.ClientSession | None = None  # made on the loop, at the start
         self._stop = asyncio.Event()
         self._push_wake = asyncio.Event()
         self._push_progress = asyncio.Condition()
@@ -147,7 +130,6 @@ class Daemon:
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._last_sync: tuple[float, bytes] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._handshake_clocks: dict[str, float] = {}  # dialed URL -> the peer's clock skew
         self._cut_off = False
         self._ready = False  # SIGHUP waits for the start to finish
 
@@ -190,13 +172,10 @@ class Daemon:
         host, port = parse_address(self.listen)
         sock = bind(host, port)
         self.port = sock.getsockname()[1]
-        clock = aiohttp.TraceConfig()
-        clock.on_request_end.append(self._on_handshake_answer)
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=True), trace_configs=[clock])
-        self._cleanups.append(self._http.close)
+        self.connections.start(self.port)
+        self._cleanups.append(self.connections.close)
         app = web.Application(client_max_size=64 * 1024)
-        app.router.add_get(SYNC_PATH, self._accept)
+        app.router.add_get(SYNC_PATH, self.connections.accept)
         control = control_app(self._notify, self._status)
         self.pairing.add_routes(app)
         self.pairing.add_control_routes(control)
@@ -465,13 +444,6 @@ class Daemon:
             mdns_enabled=self.config.daemon.mdns, discovery=self.discovery,
             found_by_mdns=self.found_by_mdns).as_json()
 
-    async def _on_handshake_answer(self, _session: aiohttp.ClientSession, _ctx: Any,
-                                   params: aiohttp.TraceRequestEndParams) -> None:
-        """Note the peer's clock from its handshake answer (a trace hook: public aiohttp API)."""
-        skew = clock_skew(params.response.headers.get(CLOCK_HEADER))
-        if skew is not None:
-            self._handshake_clocks[str(params.url)] = skew
-
     def _pairing_open(self) -> bool:
         return self.pairing.window_open()
 
@@ -491,89 +463,6 @@ class Daemon:
             del self.found_by_mdns[next(iter(self.found_by_mdns))]
         if self.peers.add_address(address, discovered=True) is not None:
             self.peers.wake(address)
-
-    async def _run_link(self, link: Link) -> LinkEnd:
-        if not self.peers.attach(link):
-            end = LinkEnd(CloseCode.GOING_AWAY, "daemon stopping") if self.peers.closing \
-                else LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
-            await link.ws.close(code=end.code, message=end.reason.encode())
-            return end
-        log.info("connected to %s (%s, %s)", link.name, link.direction.value, link.address)
-        self._update_status()
-        try:
-            end = await link.run()
-        finally:
-            self.peers.detach(link)
-        level = END_LEVELS.get(end.code, logging.INFO)
-        stats = link.stats
-        log.log(level, "disconnected from %s: %s (%d); records sent %d, received %d, applied %d",
-                link.name, shown(end.reason), end.code, stats.records_sent if stats else 0,
-                stats.records_received if stats else 0, stats.records_applied if stats else 0)
-        if level >= logging.WARNING or end.code == CloseCode.NOT_MEMBER:
-            self.news.setdefault(link.peer_id, PeerNews()).last_error = end.reason
-        self._update_status()
-        return end
-
-    async def _accept(self, request: web.Request) -> web.StreamResponse:
-        """``/sync``: the gate let only a current member's certificate through."""
-        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport \
-            else None
-        cert = tls.peer_certificate(ssl_object)
-        assert cert is not None
-        peer_id = device_id_of_certificate(cert)
-        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=MAX_FRAME_BYTES,
-                                   autoclose=True)
-        ws.headers[CLOCK_HEADER] = f"{time.time():.3f}"
-        await ws.prepare(request)
-        remote = request.remote or "?"
-        port_text = request.headers.get(LISTEN_PORT_HEADER, "")
-        address = remote
-        if port_text.isdigit() and 0 < int(port_text) < 65536 and request.remote:
-            address = format_address(request.remote, int(port_text))
-            if peer_id != self.self_id:
-                self._remember_address(peer_id, address)
-                self.peers.add_address(address, device=peer_id)
-        if peer_id == self.self_id:
-            await ws.close(code=CloseCode.NOT_MEMBER, message=b"that is this device")
-            return ws
-        self.peers.heard_from(peer_id)
-        link = Link(self.hub, ws, peer_id, Direction.INBOUND, address, self.self_id, self.timing)
-        link.clock_skew = clock_skew(request.headers.get(CLOCK_HEADER))
-        await self._run_link(link)
-        return ws
-
-    async def _dial(self, address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
-        """Open a link to whatever member answers at ``address``."""
-        assert self._http is not None, "dialers start after the HTTP client"
-        host, port = parse_address(address)
-        sync_url = url("https", host, port, SYNC_PATH)
-        try:
-            ws = await self._http.ws_connect(
-                sync_url, ssl=self.trust.client_context,
-                server_hostname=tls.member_server_name(self.vault_id), autoping=False,
-                compress=0, max_msg_size=MAX_FRAME_BYTES,
-                headers={LISTEN_PORT_HEADER: str(self.port), CLOCK_HEADER: f"{time.time():.3f}"})
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise AuthenticationError("its certificate is not a member's") from exc
-        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
-                aiohttp.ClientConnectorError) as exc:
-            if is_tls_refusal(exc):
-                raise AuthenticationError("it does not accept this device's certificate"
-                                          ) from exc
-            raise
-        cert = tls.peer_certificate(ws.get_extra_info("ssl_object"))
-        if cert is None or not self.trust.is_member_cert(cert):
-            await ws.close()
-            raise AuthenticationError("its certificate is not a current member's")
-        peer_id = device_id_of_certificate(cert)
-        if peer_id == self.self_id:
-            await ws.close()
-            raise AuthenticationError("that address is this device")
-        link = Link(self.hub, ws, peer_id, Direction.OUTBOUND, address, self.self_id, self.timing)
-        link.clock_skew = self._handshake_clocks.pop(sync_url, None)
-        return link, lambda: self._run_link(link)
-
-
 
 def _nothing() -> None:
     """A no-op for the store thread: it answering at all is what the watchdog checks."""
