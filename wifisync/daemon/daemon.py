@@ -39,6 +39,7 @@ from wifisync.home import Home
 from wifisync.limits import raise_open_file_limit
 from wifisync.model.deviceid import short_device_id
 from wifisync.model.identity import DeviceIdentity
+from wifisync.model.membership import Member
 from wifisync.model.records import Membership, Record
 from wifisync.net import tls
 from wifisync.net.address import SYNC_PATH, format_address, parse_address
@@ -192,12 +193,13 @@ class Daemon:
                  short_device_id(self.self_id), format_address(host, self.port),
                  self.vault_id.hex()[:8], len(self.trust.members))
         if self.node.cut_off:
-            self._stop_syncing(self.replica.members().get(self.self_id) is not None)
+            me = self.replica.members().get(self.self_id)
+            self._stop_syncing(revoked=me is not None and me.revoked)
             return
         await self._start_dialing()
         self._start_watchdog()
         self._ready = True
-        notify_systemd(f"READY=1\\nSTATUS={self._status_line()}")
+        notify_systemd(f"READY=1\nSTATUS={self._status_line()}")
 
     async def _start_dialing(self) -> None:
         """Dial static peers and remembered members; find more by mDNS if asked to."""
@@ -241,7 +243,7 @@ class Daemon:
         return close
 
     async def _shutdown(self) -> None:
-        notify_systemd("STOPPING=1\\nSTATUS=stopping")
+        notify_systemd("STOPPING=1\nSTATUS=stopping")
         await self.peers.close()  # first: the HTTP server waits for its WebSocket handlers
         for cleanup in reversed(self._cleanups):
             try:
@@ -370,7 +372,7 @@ class Daemon:
                     log.warning("device %s deleted %d items within %.0f s",
                                 short_device_id(author), burst, self.delete_watch.rule.window)
 
-    def _trust_changed(self, members: dict[bytes, Any], gone: frozenset[bytes]) -> None:
+    def _trust_changed(self, members: dict[bytes, Member], gone: frozenset[bytes]) -> None:
         """New trust for new handshakes; the node closed the links of devices that left."""
         self.trust.update(members)
         for device in gone:
@@ -463,6 +465,7 @@ class Daemon:
             del self.found_by_mdns[next(iter(self.found_by_mdns))]
         if self.peers.add_address(address, discovered=True) is not None:
             self.peers.wake(address)
+
 
 def _nothing() -> None:
     """A no-op for the store thread: it answering at all is what the watchdog checks."""
