@@ -50,6 +50,7 @@ class NodeHub:
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         self._posted: set[asyncio.Task[None]] = set()  # events nobody waits for: owned here
+        self._closed = False
 
     # --- the hand-over --------------------------------------------------------------------
 
@@ -70,6 +71,8 @@ class NodeHub:
 
     def post(self, event: Callable[..., None], *args: object) -> None:
         """Hand over an event nobody waits for (still in order with every other event)."""
+        if self._closed:
+            return  # stopping: the store thread takes no new work
         task = asyncio.get_running_loop().create_task(self._posted_call(event, *args))
         self._posted.add(task)
         task.add_done_callback(self._posted.discard)
@@ -160,6 +163,7 @@ class NodeHub:
 
     async def close(self) -> None:
         """Stop the timer and wait for the events handed over (shutdown)."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
