@@ -36,8 +36,8 @@ RESOLVE_TIMEOUT_MS = 3000
 # and every RECHECK_SECONDS (the tag window clock); elsewhere we poll. Each wake of an idle daemon
 # costs ~0.5 ms of CPU, which is why we do not poll where the kernel can tell us.
 RECHECK_SECONDS = 30.0
-INTERFACE_POLL_SECONDS = 5.0
-INTERFACE_SETTLE_SECONDS = 0.2
+LINK_POLL_SECONDS = 5.0
+LINK_SETTLE_SECONDS = 0.2
 _RTMGRP_LINK = 0x1
 _RTMGRP_IPV4_IFADDR = 0x10
 CLOSE_TIMEOUT_SECONDS = 5.0
@@ -80,7 +80,7 @@ def is_member_tag(vault_id: bytes, tag: bytes, now: float) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class InterfaceState:
+class LinkState:
     """What discovery needs to know about one network interface at one moment."""
 
     up: bool
@@ -88,7 +88,7 @@ class InterfaceState:
 
 
 def _operstate_up(name: str) -> bool | None:
-    """The kernel's view of whether the interface carries traffic; None where there is no sysfs."""
+    """The kernel's view of whether the link carries traffic; None where there is no sysfs."""
     if sys.platform != "linux":
         return None
     try:
@@ -99,11 +99,11 @@ def _operstate_up(name: str) -> bool | None:
     return state in ("up", "unknown")
 
 
-def interface_states(names: list[str] | None) -> dict[str, InterfaceState]:
-    """IPv4 addresses and up/down state of the named interfaces, or of every non-loopback one."""
+def link_states(names: list[str] | None) -> dict[str, LinkState]:
+    """IPv4 addresses and link state of the named interfaces, or of every non-loopback one."""
     adapters = {adapter.name: adapter for adapter in ifaddr.get_adapters()}
     wanted = names if names else sorted(adapters)
-    states: dict[str, InterfaceState] = {}
+    states: dict[str, LinkState] = {}
     for name in wanted:
         adapter = adapters.get(name)
         addresses = tuple(
@@ -114,7 +114,7 @@ def interface_states(names: list[str] | None) -> dict[str, InterfaceState]:
         if not names and not addresses:
             continue
         up = _operstate_up(name)
-        states[name] = InterfaceState(up=bool(addresses) if up is None else up, addresses=addresses)
+        states[name] = LinkState(up=bool(addresses) if up is None else up, addresses=addresses)
     return states
 
 
@@ -126,7 +126,7 @@ def check_interfaces(names: list[str]) -> None:
         raise ConfigError(f"no such network interface: {', '.join(missing)}")
 
 
-def _zeroconf_interfaces(names: list[str] | None, states: dict[str, InterfaceState]) -> Any:
+def _zeroconf_interfaces(names: list[str] | None, states: dict[str, LinkState]) -> Any:
     """What AsyncZeroconf is given: the named interfaces' addresses, or all of them."""
     if not names:
         return InterfaceChoice.All
@@ -166,7 +166,7 @@ class DiscoveryManager:
         self._on_found = on_found
         self._aiozc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
-        self._interface_states: dict[str, InterfaceState] = {}
+        self._links: dict[str, LinkState] = {}
         self._member_info: ServiceInfo | None = None
         self._pairing: tuple[str, int] | None = None
         self._pairing_info: ServiceInfo | None = None
@@ -190,14 +190,14 @@ class DiscoveryManager:
 
     def interface_names(self) -> list[str]:
         """The interfaces mDNS can use now: up, with an IPv4 address."""
-        return sorted(name for name, state in self._interface_states.items()
+        return sorted(name for name, state in self._links.items()
                       if state.up and state.addresses)
 
     async def async_start(self) -> None:
         """Start browsing and announcing; returns at once, announcing finishes in the background."""
         if self._names:
             check_interfaces(self._names)
-        self._interface_states = interface_states(self._names)
+        self._links = link_states(self._names)
         if self._addresses():
             try:
                 self._bring_up()
@@ -213,7 +213,7 @@ class DiscoveryManager:
         self._watcher = asyncio.create_task(self._watch(), name="mdns-watch")
 
     async def async_stop(self) -> None:
-        """Withdraw everything we announced (goodbyes where possible) and close zeroconf."""
+        """Withdraw everything we announced (goodbyes where the link allows) and close zeroconf."""
         if self._browser is not None:
             await self._browser.async_cancel()  # first, so no new resolve task starts
             self._browser = None
@@ -256,11 +256,10 @@ class DiscoveryManager:
     # --- announcing ---
 
     def _addresses(self) -> list[str]:
-        return sorted({a for state in self._interface_states.values() if state.up
-                       for a in state.addresses})
+        return sorted({a for state in self._links.values() if state.up for a in state.addresses})
 
     def _bring_up(self) -> None:
-        self._aiozc = _new_zeroconf(_zeroconf_interfaces(self._names, self._interface_states))
+        self._aiozc = _new_zeroconf(_zeroconf_interfaces(self._names, self._links))
         self._start_browser()
         self._spawn(self._announce(), "mdns-announce")
 
@@ -298,7 +297,7 @@ class DiscoveryManager:
         await task
 
     async def _announce(self) -> None:
-        """(Re)announce under fresh names: after start, an interface back, a new tag window."""
+        """(Re)announce under fresh names: after start, a link coming back, a new tag window."""
         async with self._announce_lock:
             await self._unregister(self._member_info)
             self._window = tag_window(time.time())
@@ -365,20 +364,20 @@ class DiscoveryManager:
             log.info("mdns: member found at %s:%d", host, info.port)
             self._on_found(host, info.port)
 
-    # --- watching interfaces and the clock ---
+    # --- watching links and the clock ---
 
     async def _watch(self) -> None:
-        events = _InterfaceEvents()
+        events = _LinkEvents()
         told = events.open()
         try:
             while True:
                 if told:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(events.changed.wait(), RECHECK_SECONDS)
-                    await asyncio.sleep(INTERFACE_SETTLE_SECONDS)  # one look after a burst
+                    await asyncio.sleep(LINK_SETTLE_SECONDS)  # one look after a burst
                     events.changed.clear()
                 else:
-                    await asyncio.sleep(INTERFACE_POLL_SECONDS)
+                    await asyncio.sleep(LINK_POLL_SECONDS)
                 try:
                     await self._check()
                 except OSError as exc:
@@ -387,11 +386,11 @@ class DiscoveryManager:
             events.close()
 
     async def _check(self) -> None:
-        before, self._interface_states = self._interface_states, interface_states(self._names)
+        before, self._links = self._links, link_states(self._names)
         came_back = False
-        for name in sorted(before.keys() | self._interface_states.keys()):
-            old = before.get(name, InterfaceState(up=False, addresses=()))
-            new = self._interface_states.get(name, InterfaceState(up=False, addresses=()))
+        for name in sorted(before.keys() | self._links.keys()):
+            old = before.get(name, LinkState(up=False, addresses=()))
+            new = self._links.get(name, LinkState(up=False, addresses=()))
             if old == new:
                 continue
             if old.up and not new.up:
@@ -405,7 +404,7 @@ class DiscoveryManager:
             return
         if came_back:
             await self._aiozc.async_update_interfaces(
-                interfaces=_zeroconf_interfaces(self._names, self._interface_states)
+                interfaces=_zeroconf_interfaces(self._names, self._links)
             )
             # A fresh browser reports every cached member again and queries the network at once;
             # fresh names make members that missed us while we were cut off report us again.
@@ -432,8 +431,8 @@ class DiscoveryManager:
             log.warning("mdns: %s failed: %r", task.get_name(), task.exception())
 
 
-class _InterfaceEvents:
-    """Sets ``changed`` whenever the kernel reports an interface or IPv4 address change (Linux)."""
+class _LinkEvents:
+    """Sets ``changed`` whenever the kernel reports a link or IPv4 address change (Linux)."""
 
     def __init__(self) -> None:
         self.changed = asyncio.Event()
@@ -480,7 +479,7 @@ async def async_find_pairing(
     """Find the member whose open pairing window carries ``nameplate``; (host, port)."""
     if interfaces:
         check_interfaces(interfaces)
-    states = interface_states(interfaces or None)
+    states = link_states(interfaces or None)
     bind_to = _zeroconf_interfaces(interfaces or None, states)
     if not bind_to or not states:
         where = ", ".join(interfaces) if interfaces else "any network interface"
