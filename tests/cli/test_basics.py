@@ -114,3 +114,30 @@ def test_join_without_address_and_without_a_network_says_so_at_once(cli: Cli) ->
     assert lines[0].startswith("looking on the local network for the device showing code 42-")
     assert lines[1] == ("wifisync: no IPv4 address on any network interface to look for the "
                         "pairing device by mDNS; give its address with --address HOST:PORT")
+
+
+def test_each_command_is_registered_by_the_module_main_imports_for_it() -> None:
+    """`wifisync show` imports one command module; the table naming it must be right."""
+    import argparse
+
+    from wifisync.cli.main import MODULES, OWNER, command_modules
+
+    owners: dict[str, str] = {}
+    for name, module in zip(MODULES, command_modules(), strict=True):
+        sub = argparse.ArgumentParser().add_subparsers()
+        module.register(sub)
+        owners.update(dict.fromkeys(sub.choices, name))
+    assert owners == OWNER
+
+
+def test_a_short_command_does_not_import_the_others(initialised_cli: Cli) -> None:
+    code = ("import sys; from wifisync.cli.main import main; status = main(sys.argv[1:]); "
+            "sys.stderr.write(' '.join(sorted(sys.modules))); sys.exit(status)")
+    r = subprocess.run([sys.executable, "-c", code, "--home", str(initialised_cli.home),
+                        "status", "--json"], capture_output=True, text=True, timeout=120,
+                       env=initialised_cli.env(), check=False)
+    assert r.returncode == 0, r.stderr
+    loaded = set(r.stderr.split())
+    assert "wifisync.cli.commands_daemon" in loaded
+    assert not loaded & {"wifisync.cli.commands_transfer", "wifisync.transfer.importers",
+                         "wifisync.cli.commands_pairing", "wifisync.cli.commands_service"}

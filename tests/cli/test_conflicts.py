@@ -62,3 +62,28 @@ def test_conflicting_versions_are_shown_merged_and_settled_by_the_next_write(
     assert settled["fields"] == {"password": "two", "user": "root"}
     authors = {v["author_name"] for v in json.loads(c.ok("history", item, "--json"))}
     assert authors == {"test-device", "phone"}
+
+
+def test_status_counts_items_right_after_deletes_edits_and_conflicts(
+        initialised_cli: Cli) -> None:
+    c = initialised_cli
+
+    def counts() -> tuple[int, int]:
+        vault = json.loads(c.ok("status", "--json"))["vault"]
+        return vault["items"], vault["records"]
+
+    _, records = counts()
+    router = c.ok("add", "Router", "--field", "password=one").strip()
+    mail = c.ok("add", "Mail").strip()
+    c.ok("add", "Bank")
+    assert counts() == (3, records + 3)
+    c.ok("edit", mail, "--field", "user=ann")
+    assert counts() == (3, records + 4)
+    c.ok("rm", mail)
+    assert counts() == (2, records + 5)
+    from_phone = edit_elsewhere(c, router, "user", "root")  # adds the phone's membership
+    c.ok("rm", router)
+    deliver(c, from_phone)  # an edit concurrent with the delete: the item lives on
+    assert counts() == (2, records + 8)
+    c.ok("undelete", mail)  # and, being a write, settles the router's two versions
+    assert counts() == (3, records + 10)

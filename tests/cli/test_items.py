@@ -54,6 +54,21 @@ def test_list_json_has_summaries_without_field_values(initialised_cli: Cli) -> N
     assert "Mail" in text and "bank card" in text and a[:12] in text
 
 
+def test_list_sorts_by_title_in_any_case_then_id_in_table_and_json(initialised_cli: Cli
+                                                                    ) -> None:
+    c = initialised_cli
+    ids = {title: c.ok("add", title, "--tag", "t").strip()
+           for title in ("beta", "Alpha", "alpha", "Alph", "gamma")}
+    by_id = sorted((ids["Alpha"], ids["alpha"]))
+    want = [ids["Alph"], *by_id, ids["beta"], ids["gamma"]]
+    text = c.ok("list")
+    assert [line[:12] for line in text.splitlines()] == [i[:12] for i in want]
+    raw = c.ok("list", "--json")
+    assert [x["id"] for x in json.loads(raw)] == want
+    assert raw == json.dumps(json.loads(raw), indent=2, ensure_ascii=False) + "\n"
+    assert c.ok("list", "nothing-matches", "--json") == "[]\n"
+
+
 def test_show_json_has_fields_and_no_conflicts(initialised_cli: Cli) -> None:
     c = initialised_cli
     a = c.ok("add", "Mail", "--field", "user=alice", "--field", "password=p w=x",

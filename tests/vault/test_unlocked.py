@@ -19,7 +19,7 @@ from wifisync.errors import (
 from wifisync.model import crypto
 from wifisync.model.clock import HybridClock, hlc_pack
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.records import VAULT_KEY_ITEM, Kind, Membership, member_item_id
+from wifisync.model.records import VAULT_KEY_ITEM, Kind, Membership, Record, member_item_id
 from wifisync.model.verifier import signature_holds
 from wifisync.model.versions import dominates
 from wifisync.store import MemoryStore, RecordStore, SqliteStore
@@ -546,3 +546,143 @@ def forge_write(store: RecordStore, who: DeviceIdentity, vault_id: bytes, item: 
     versions[who.device_id] = seq
     header = RecordHeader(vault_id, item, kind, who.device_id, seq, versions, 1, deleted)
     store.append(sign_record(who, header, body))
+
+
+# --- reading a large vault -------------------------------------------------------------
+
+
+def with_ids(monkeypatch: pytest.MonkeyPatch, *hex_ids: str) -> None:
+    """Make the next items added get these IDs (in order) instead of random ones."""
+    import uuid
+
+    chosen = iter(uuid.UUID(h) for h in hex_ids)
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(chosen))
+
+
+def test_an_id_prefix_shared_by_two_items_names_both(pair: tuple[Vault, Vault, Clock, Clock],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    a = pair[0]
+    with_ids(monkeypatch, "abcd1" + "0" * 27, "abcd2" + "0" * 27, "abce" + "0" * 28)
+    one, two, three = a.add("Mail"), a.add("Bank"), a.add("Shop")
+    with pytest.raises(AmbiguousItemError) as err:
+        a.resolve("ABCD")
+    assert "2 items" in str(err.value)
+    assert f"{one.hex()[:12]} 'Mail'" in str(err.value) and f"{two.hex()[:12]} 'Bank'" in str(
+        err.value) and "Shop" not in str(err.value)
+    assert (a.resolve("abcd1"), a.resolve("abcd2"), a.resolve("abce")) == (one, two, three)
+    a.delete(two)
+    assert a.resolve("abcd") == one  # a deleted item is no candidate
+
+
+def test_a_title_that_is_also_an_id_prefix_stays_ambiguous(
+        pair: tuple[Vault, Vault, Clock, Clock], monkeypatch: pytest.MonkeyPatch) -> None:
+    a = pair[0]
+    with_ids(monkeypatch, "cafe" + "0" * 28, "1234" + "0" * 28)
+    a.add("Bank")
+    a.add("cafe")
+    with pytest.raises(AmbiguousItemError, match="2 items"):
+        a.resolve("cafe")
+
+
+def test_titles_match_exactly_first_then_in_any_case(pair: tuple[Vault, Vault, Clock, Clock]
+                                                     ) -> None:
+    a = pair[0]
+    upper, lower = a.add("Mail"), a.add("mail")
+    other = a.add("Straße")
+    assert (a.resolve("Mail"), a.resolve("mail")) == (upper, lower)
+    with pytest.raises(AmbiguousItemError):
+        a.resolve("MAIL")
+    assert a.resolve("STRASSE") == other  # casefold, as lookup.resolve compares
+    a.edit(other, title="Street")
+    assert a.resolve("street") == other
+    with pytest.raises(ItemNotFoundError):
+        a.resolve("Straße")  # the old title names nothing
+
+
+def test_a_title_from_a_concurrent_version_names_the_item(
+        pair: tuple[Vault, Vault, Clock, Clock]) -> None:
+    a, b, a_clock, b_clock = pair
+    item = shared_item(a, b)
+    a_clock.ms, b_clock.ms = 2_000, 3_000
+    a.edit(item, title="Post")
+    b.edit(item, title="Letters")  # later: its title wins the merge
+    exchange(a, b)
+    assert a.get(item).conflicts == 1 and a.get(item).state.title == "Letters"
+    assert a.resolve("letters") == item
+    with pytest.raises(ItemNotFoundError):
+        a.resolve("Post")  # a losing version's title is not the item's title
+
+
+def test_an_item_that_fails_its_signature_check_is_not_named(
+        tmp_path: Path, identities: tuple[DeviceIdentity, ...]) -> None:
+    import hashlib
+    import sqlite3
+
+    path = tmp_path / "vault.db"
+    store = SqliteStore(path)
+    v = Vault.create(store, identities[0], "laptop", PASSWORD, kdf=fast_kdf())
+    forged_item, good = v.add("Bank"), v.add("Bank")
+    [record] = store.heads(forged_item)
+    altered = record.encoded[:-1] + bytes([record.encoded[-1] ^ 0x01])  # last signature byte
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE records SET data = ?, id = ? WHERE id = ?",
+               (altered, hashlib.sha256(altered).digest(), record.id))
+    db.close()
+    fresh = Vault(store, identities[0], v.vault_key)
+    assert fresh.resolve("Bank") == good  # as `list` shows only the readable one
+    store.close()
+
+
+def test_items_are_read_batch_by_batch(tmp_path: Path, identities: tuple[DeviceIdentity, ...]
+                                       ) -> None:
+    """`list` holds one batch of records at a time, whatever the vault's size."""
+    pulled: list[int] = []
+
+    class Counting(SqliteStore):
+        def stream_heads(self, kind: Kind, batch: int = 1000
+                         ) -> Iterator[list[tuple[bytes, list[Record] | None]]]:
+            for group in super().stream_heads(kind, batch=10):
+                pulled.append(len(group))
+                yield group
+
+    store = Counting(tmp_path / "vault.db")
+    v = Vault.create(store, identities[0], "laptop", PASSWORD, kdf=fast_kdf())
+    with store.transaction():
+        for n in range(35):
+            v.add(f"item {n}")
+    views = v.iter_items()
+    next(views)
+    assert pulled == [10]
+    assert len(list(views)) == 34 and pulled == [10, 10, 10, 5]
+    assert [x.state.title for x in v.items()][:3] == ["item 0", "item 1", "item 10"]
+    store.close()
+
+
+def test_title_tags_follow_edits_and_synced_versions_and_say_nothing_alone(
+        tmp_path: Path, identities: tuple[DeviceIdentity, ...]) -> None:
+    import sqlite3
+
+    path = tmp_path / "vault.db"
+    store = SqliteStore(path)
+    v = Vault.create(store, identities[0], "laptop", PASSWORD, kdf=fast_kdf())
+    mail, bank, other_bank = v.add("Mail"), v.add("Bank"), v.add("Bank")
+    db = sqlite3.connect(path, isolation_level=None)
+
+    def tags() -> dict[bytes, bytes]:
+        return {bytes(rid): bytes(tag) for rid, tag in db.execute("SELECT id, tag FROM title_tags")}
+
+    assert tags() == {}
+    assert v.resolve("mail") == mail  # the first lookup tags every held version
+    held = {r.id for item in (mail, bank, other_bank) for r in store.heads(item)}
+    assert set(tags()) == held
+    bank_tags = {tags()[r.id] for item in (bank, other_bank) for r in store.heads(item)}
+    assert len(bank_tags) == 2  # equal titles, unrelated tags
+    v.edit(mail, title="Post")  # a new version, untagged until the next lookup
+    with pytest.raises(ItemNotFoundError):
+        v.resolve("Mail")
+    assert v.resolve("post") == mail
+    assert set(tags()) >= {r.id for r in store.heads(mail)}
+    db.execute("DELETE FROM title_tags")  # lost tags are made again, as after a restore
+    assert v.resolve("POST") == mail
+    db.close()
+    store.close()

@@ -25,7 +25,15 @@ from wifisync.cli.common import (
     unlocked,
 )
 from wifisync.cli.fast import add_list_arguments
-from wifisync.cli.listing import iso_time, print_json, print_list, summarise
+from wifisync.cli.listing import (
+    iso_time,
+    json_element,
+    print_json,
+    summarise,
+    table_line,
+    write_json_elements,
+    write_lines,
+)
 from wifisync.config import MAX_DEVICE_NAME, load_config
 from wifisync.errors import AlreadyInitialisedError, IntegrityError, UsageError
 from wifisync.model.crypto import KdfParams
@@ -238,13 +246,26 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List items without their field values, or those a search matches."""
+    """List items without their field values, or those a search matches.
+
+    Items are read in batches and only what is printed is kept (a line, or the JSON
+    object): memory grows with the output, never with the records behind it.
+    """
     with unlocked(args) as (ctx, vault):
-        summaries = [summarise(v) for v in vault.items()]
-        found = [s for s in summaries if matches(s, args.query, args.tag, args.type)]
-        never_synced = (not summaries and ctx.store.max_seq(ctx.identity.device_id) == 0
-                        and next(ctx.store.heads_of_kind(Kind.ITEM), None) is None)
-    print_list(found, args.json)
+        total = 0
+        keys: list[str] = []  # title in lower case, NUL, ID: sorts as (title, ID) would
+        found: list[str] = []  # the output of each item, rendered
+        for view in vault.iter_items():
+            total += 1
+            s = summarise(view)
+            if matches(s, args.query, args.tag, args.type):
+                keys.append(f"{s.title.lower()}\0{s.id}")
+                found.append(json_element(s.public()) if args.json else table_line(s))
+        never_synced = (not total and ctx.store.max_seq(ctx.identity.device_id) == 0
+                        and not ctx.store.held_items(Kind.ITEM))
+    order = sorted(range(len(found)), key=keys.__getitem__)
+    del keys
+    (write_json_elements if args.json else write_lines)(found[i] for i in order)
     if vault.unreadable:
         raise IntegrityError(
             f"{len(vault.unreadable)} item(s) could not be read and are not listed (a record "
@@ -255,10 +276,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         sys.stderr.write("this device has not received the vault's items yet: start the "
                          "daemon (`wifisync daemon`, or its service) so it syncs with "
                          "another member\n")
-    elif not summaries:
+    elif not total:
         sys.stderr.write("no items yet; add one with `wifisync add TITLE`\n")
     else:
-        sys.stderr.write(f"no item matches (of {plural(len(summaries), 'item')})\n")
+        sys.stderr.write(f"no item matches (of {plural(total, 'item')})\n")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import os
 import sqlite3
 import sys
@@ -16,26 +17,31 @@ from wifisync.errors import WifisyncError
 from wifisync.limits import disable_core_dumps
 from wifisync.termtext import shown
 
+MODULES = ("commands_items", "commands_everyday", "commands_attachments", "commands_transfer",
+           "commands_daemon", "commands_pairing", "commands_service", "commands_deletes")
+OWNER = {  # subcommand -> the module that registers it (tests/cli/test_basics.py pins it)
+    **dict.fromkeys(("add", "edit", "history", "id", "init", "list", "passwd", "rm", "show",
+                     "verify"), "commands_items"),
+    **dict.fromkeys(("code", "generate", "get", "lock", "trash", "undelete", "unlock"),
+                    "commands_everyday"),
+    **dict.fromkeys(("attach", "attachments", "detach"), "commands_attachments"),
+    **dict.fromkeys(("backup", "export", "import", "restore"), "commands_transfer"),
+    **dict.fromkeys(("daemon", "devices", "grant", "revoke", "status"), "commands_daemon"),
+    **dict.fromkeys(("join", "pair"), "commands_pairing"),
+    **dict.fromkeys(("completion", "doctor", "service"), "commands_service"),
+    "confirm-deletes": "commands_deletes",
+}
 
-def command_modules() -> list[ModuleType]:
+
+def command_modules(command: str | None = None) -> list[ModuleType]:
     """Each module adds its subcommands; a subcommand sets ``func(args) -> int``.
 
     Imported on first use, so that ``get`` answered by the unlock agent (cli/fast.py)
-    does not pay for them.
+    does not pay for them; given the ``command`` about to run, only the module that owns
+    it (importers, TLS, pairing and the rest cost a short command a third of its time).
     """
-    from wifisync.cli import (
-        commands_attachments,
-        commands_daemon,
-        commands_deletes,
-        commands_everyday,
-        commands_items,
-        commands_pairing,
-        commands_service,
-        commands_transfer,
-    )
-
-    return [commands_items, commands_everyday, commands_attachments, commands_transfer,
-            commands_daemon, commands_pairing, commands_service, commands_deletes]
+    names = (OWNER[command],) if command in OWNER else MODULES
+    return [importlib.import_module(f"wifisync.cli.{name}") for name in names]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,8 +52,8 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full command-line grammar."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full command-line grammar (with ``command``: only its module's subcommands)."""
     parser = _Parser(prog="wifisync", description="A password vault synced over your own network.")
     parser.add_argument("--home", help="keep this device's config, data and runtime files in DIR",
                         metavar="DIR")
@@ -55,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read the master password as one line from standard input")
     parser.add_argument("--version", action="version", version=f"wifisync {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in command_modules():
+    for module in command_modules(command):
         module.register(sub)
     return parser
 
@@ -83,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = fast.run(argv)
         if status is None:
-            args = build_parser().parse_args(argv)
+            args = build_parser(fast.command_of(argv)).parse_args(argv)
             status = int(args.func(args))
         sys.stdout.flush()
         return status

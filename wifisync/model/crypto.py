@@ -33,6 +33,7 @@ PURPOSES = frozenset(
         "tls-server-name",  # TLS SNI that makes a daemon show its identity (members only)
         "backup-identity",  # encrypts the device key inside an encrypted backup file
         "signature-mark",  # keys the marks of records whose signature this device checked
+        "title-tag",  # keys the tags that find an item version by title without decrypting it
         "attachment-id",  # keys the hash that names an attachment by its content
         "attachment-chunk",  # XChaCha20-Poly1305 key for attachment chunks
     }

@@ -21,6 +21,7 @@ from wifisync.model.records import Kind, Record
 from wifisync.model.versions import maximal
 
 FINGERPRINT_MODULUS = 1 << 256
+STREAM_BATCH = 2048  # items per batch of stream_heads: ~10 MiB held at a time, few commits
 
 
 class AppendResult(enum.Enum):
@@ -184,6 +185,26 @@ class RecordStore(ABC):
     def items_with_concurrent_versions(self, kind: Kind) -> list[bytes]:
         """Items of a kind that hold more than one version: what a merge has to settle."""
         return [item for item, held in self.heads_of_kind(kind) if len(held) > 1]
+
+    def held_items_with_prefix(self, kind: Kind, prefix: str) -> list[bytes]:
+        """Held items of a kind whose ID, in hex, starts with ``prefix``."""
+        return [item for item in self.held_items(kind) if item.hex().startswith(prefix)]
+
+    def stream_heads(self, kind: Kind, batch: int = STREAM_BATCH
+                     ) -> Iterator[list[tuple[bytes, list[Record] | None]]]:
+        """Held items of a kind with their heads, ``batch`` items at a time; ``None`` for an
+        item whose records are corrupt (a store on disk streams them in bounded memory)."""
+        groups: list[tuple[bytes, list[Record] | None]] = []
+        for item in self.held_items(kind):
+            try:
+                groups.append((item, self.heads(item)))
+            except IntegrityError:
+                groups.append((item, None))
+            if len(groups) >= batch:
+                yield groups
+                groups = []
+        if groups:
+            yield groups
 
     def next_seq(self, origin: bytes) -> int:
         """The sequence number this origin's next record gets (use inside a transaction)."""

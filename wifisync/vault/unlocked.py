@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Self
 
@@ -41,8 +40,7 @@ from wifisync.model.records import (
 )
 from wifisync.model.verifier import Claim, InlineVerifier, Verifier
 from wifisync.store import RecordStore, sigmarks
-from wifisync.sync.acceptance import Acceptance
-from wifisync.vault import lookup
+from wifisync.vault import lookup, titlesearch
 from wifisync.vault.author import Author
 from wifisync.vault.threadverifier import ThreadVerifier
 
@@ -272,36 +270,33 @@ class Vault:
         return ItemView(item, merge_states(self._state(r) for r in live), len(held) - 1)
 
     def items(self) -> list[ItemView]:
-        """Every readable item that is not deleted, sorted by title.
+        """Every readable item that is not deleted, sorted by title (see :meth:`iter_items`)."""
+        return sorted(self.iter_items(), key=lambda v: (v.state.title.lower(), v.id))
+
+    def iter_items(self) -> Iterator[ItemView]:
+        """Every readable item that is not deleted, in no order, streamed in batches from
+        one snapshot of the store: memory stays bounded whatever the vault's size.
 
         An item whose held versions fail a check (signature, author, decryption, shape)
-        is left out and its ID kept in :attr:`unreadable`; the others are still shown.
+        is left out and its ID kept in :attr:`unreadable`; the others are still given.
         """
         self.unreadable = []
-        try:
-            groups = list(self.store.heads_of_kind(Kind.ITEM))
-        except IntegrityError:  # a record whose bytes were altered: load item by item
-            groups = []
-            for item in self.store.held_items(Kind.ITEM):
+        for batch in self.store.stream_heads(Kind.ITEM):
+            groups = [(item, held) for item, held in batch if held is not None]
+            self.unreadable += [item for item, held in batch if held is None]
+            try:
+                self.signatures.check_all([r for _item, held in groups for r in held])
+                checked = True
+            except IntegrityError:
+                checked = False  # find the failing items one by one below
+            for item, held in groups:
                 try:
-                    groups.append((item, self.store.heads(item)))
+                    view = self._view(item, held, checked=checked)
                 except IntegrityError:
                     self.unreadable.append(item)
-        try:
-            self.signatures.check_all([r for _item, held in groups for r in held])
-            checked = True
-        except IntegrityError:
-            checked = False  # find the failing items one by one below
-        views: list[ItemView] = []
-        for item, held in groups:
-            try:
-                view = self._view(item, held, checked=checked)
-            except IntegrityError:
-                self.unreadable.append(item)
-                continue
-            if view is not None:
-                views.append(view)
-        return sorted(views, key=lambda v: (v.state.title.lower(), v.id))
+                    continue
+                if view is not None:
+                    yield view
 
     def get(self, item: bytes) -> ItemView:
         """One item by ID."""
@@ -317,7 +312,24 @@ class Vault:
             held = self.store.heads(bytes.fromhex(ref_l))
             if held and held[0].header.kind == Kind.ITEM:
                 return bytes.fromhex(ref_l)
-        return lookup.resolve(ref, ((v.id, v.state.title) for v in self.items()))
+        return lookup.resolve(ref, self._candidates(ref, ref_l))
+
+    def _candidates(self, ref: str, ref_l: str) -> list[tuple[bytes, str]]:
+        """``(ID, title)`` of the readable live items ``ref`` may name by ID prefix (found
+        in SQL) or by title (titles decrypted, see titlesearch): all :func:`lookup.resolve`
+        needs, without reading the whole vault."""
+        found = set(titlesearch.items_titled(self.store, self.vault_key, ref))
+        if len(ref_l) >= lookup.MIN_PREFIX and set(ref_l) <= lookup.HEX:
+            found.update(self.store.held_items_with_prefix(Kind.ITEM, ref_l))
+        pairs = []
+        for item in sorted(found):
+            try:
+                view = self._view(item, self.store.heads(item))
+            except IntegrityError:
+                continue  # unreadable: not named, as `list` does not show it
+            if view is not None:
+                pairs.append((item, view.state.title))
+        return pairs
 
     def history(self, item: bytes) -> list[tuple[Record, ItemState | None]]:
         """Every version of an item in the log, oldest first (``None`` for a delete)."""
@@ -347,6 +359,8 @@ class Vault:
             tags: Sequence[str] = (), hidden: Sequence[str] = (), source: str | None = None
             ) -> bytes:
         """Create an item; returns its new ID (``hidden``: masked fields, ``source``: import)."""
+        import uuid  # only writers need it
+
         _check_type(type_)
         item = uuid.uuid4().bytes
         change: dict[str, object] = {"title": title, "type": type_, "tags": sorted(set(tags))}
@@ -512,6 +526,8 @@ class Vault:
 
 def write_member(author: Author, membership: Membership) -> Record:
     """Write a MEMBER record as ``author`` and re-judge the records its change touches."""
+    from wifisync.sync.acceptance import Acceptance  # the sync package: not for every read
+
     accept = Acceptance(author.store, author.vault_id, author.now_ms)
     body = membership.encode()
     with author.store.transaction():
