@@ -213,7 +213,7 @@ def test_messages_out_of_place_are_protocol_errors() -> None:
     session.start(0.0)
     with pytest.raises(ProtocolError, match="before HELLO"):
         session.receive(encode_message(Push((b"x",))), 0.0)
-    hello = Hello(PROTOCOL_VERSION, a.store.get_meta(META_VAULT_ID) or b"", {}, bytes(32))
+    hello = Hello(PROTOCOL_VERSION, a.store.get_meta(META_VAULT_ID) or b"", (), bytes(32))
     session.receive(encode_message(hello), 0.0)
     with pytest.raises(ProtocolError, match="second HELLO"):
         session.receive(encode_message(hello), 0.0)

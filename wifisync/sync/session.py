@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wifisync.errors import IntegrityError, ProtocolError
+from wifisync.model.codec import vector
 from wifisync.model.records import RECORD_ID_BYTES, Kind, Record
 from wifisync.sync.messages import (
     MAX_IDS_PER_LIST,
@@ -37,7 +38,6 @@ from wifisync.sync.messages import (
     Batch,
     Checkpoint,
     Done,
-    Error,
     Hello,
     IdList,
     Message,
@@ -216,7 +216,7 @@ class SyncSession:
         self._last_progress = now
         self._phase = Phase.AWAIT_SUMMARY
         seen, fp = self._mine = self._snapshot()
-        return [self._encode(Hello(PROTOCOL_VERSION, self.replica.vault_id, seen, fp))]
+        return [self._encode(Hello(PROTOCOL_VERSION, self.replica.vault_id, vector(seen), fp))]
 
     def receive(self, frame: bytes, now: float) -> SessionOutput:
         """Handle one frame from the peer; malformed or out-of-place input raises."""
@@ -266,8 +266,6 @@ class SyncSession:
 
     def _dispatch(self, msg: Message, out: SessionOutput) -> None:
         match msg:
-            case Error():
-                raise ProtocolError(f"peer ended the session: {msg.reason}")
             case Hello():
                 self._on_hello(msg, out)
             case Push():
@@ -277,7 +275,7 @@ class SyncSession:
             case Summary():
                 self._require(self._phase is Phase.AWAIT_SUMMARY and self._got_hello
                               and msg.round == self._round, "unexpected SUMMARY")
-                self._theirs = (msg.seen, msg.fingerprint)
+                self._theirs = (dict(msg.seen), msg.fingerprint)
                 self._applied_last_round += msg.applied
                 self._begin_round(out)
             case Batch():
@@ -337,7 +335,7 @@ class SyncSession:
                 f"peer syncs vault {msg.vault_id.hex()}, this device holds vault "
                 f"{self.replica.vault_id.hex()}")
         self._got_hello = True
-        self._theirs = (msg.seen, msg.fingerprint)
+        self._theirs = (dict(msg.seen), msg.fingerprint)
         self._begin_round(out)
 
     @staticmethod
@@ -475,4 +473,4 @@ class SyncSession:
             self._phase = Phase.AWAIT_SUMMARY
             seen, fp = self._mine = self._snapshot()
             self._theirs = None
-            out.send.append(self._encode(Summary(self._round, seen, fp, applied)))
+            out.send.append(self._encode(Summary(self._round, vector(seen), fp, applied)))
