@@ -275,3 +275,21 @@ def test_an_initial_sync_commits_its_first_batches_at_once_and_groups_grow(
     groups = [len(out.applied) // small_batches for out in wire.outputs[1] if out.applied]
     assert groups[:4] == [1, 2, 4, 8], groups  # durable once the second batch arrived
     assert set(groups[3:-1]) == {session.COMMIT_GROUP}, groups  # then full groups; DONE: rest
+
+
+def test_the_sender_window_grows_with_the_receivers_commits(small_batches: int) -> None:
+    """What the sender framed but the receiver has not stored is what a crash makes it resend:
+    at first two batches, then at most twice what the receiver already made durable."""
+    a, b = household(2)
+    add_items(a, small_batches * 60)
+    before = b.store.count_records()
+    wire = Wire(a, b)
+    worst = 0
+    while wire.queue:
+        wire.deliver_one()
+        stored = (b.store.count_records() - before) // small_batches
+        framed = wire.sessions[0].stats.records_sent // small_batches
+        worst = max(worst, framed - stored)
+        assert framed - stored <= 2 + 2 * stored, (framed, stored)
+    assert wire.in_sync and b.store.count_records() - before == small_batches * 60
+    assert worst == session.WINDOW  # the window did grow to its full size

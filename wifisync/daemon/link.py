@@ -159,14 +159,14 @@ class Link:
                 self._backlog.extend((r.id, len(r.encoded)) for r in records)
                 self._loop.call_soon_threadsafe(self._maybe_refill)
                 return
-            self.send_threadsafe(self.session.push(records, time.monotonic()))
+            self.send_threadsafe(self.session.push(records))
             self._timer_threadsafe()
 
     def _push_backlog(self, ids: list[bytes]) -> None:
         """On the worker: push held-back records, read again from the store."""
         records = [r for rid in ids if (r := self.hub.store.get_record(rid)) is not None]
         if self.session is not None and records and self._end is None:
-            self.send_threadsafe(self.session.push(records, time.monotonic()))
+            self.send_threadsafe(self.session.push(records))
             self._timer_threadsafe()
 
     def _maybe_refill(self) -> None:

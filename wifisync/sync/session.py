@@ -12,11 +12,12 @@ exchanges sorted record IDs (ID_LIST) and sends exactly what the other lacks. Bo
 take every decision from the two summaries (fingerprints and counts of records stored),
 so they always agree on the next step.
 
-Legal messages per phase (anything else is a ProtocolError):
+Legal messages per phase (``_TRANSITIONS`` at the end is this table as code: a phase and a
+message type name the one handler; anything else is a ProtocolError):
 
-    AWAIT_SUMMARY : HELLO (round 0, once) or SUMMARY (round k); PUSH; ERROR
-    STREAMING     : BATCH, ID_LIST (ID_LIST rounds), CHECKPOINT, DONE; PUSH; ERROR
-    IN_SYNC       : PUSH; ERROR
+    AWAIT_SUMMARY : HELLO (round 0, once) or SUMMARY (round k); PUSH
+    STREAMING     : BATCH, ID_LIST (ID_LIST rounds), CHECKPOINT, DONE; PUSH
+    IN_SYNC       : PUSH
 
 No sockets, no asyncio, no clock: time is an argument. One caller at a time per session.
 """
@@ -26,8 +27,9 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from wifisync.errors import IntegrityError, ProtocolError
 from wifisync.model.codec import vector
@@ -60,6 +62,13 @@ LOOKAHEAD = 8  # newer batches kept back while a group is stored: their signatur
 # the look-ahead with it): the first records are durable within a batch or two, so a crash
 # or a cut early in an initial sync keeps them instead of everything up to the 16th batch.
 WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
+# The sender's window starts at WINDOW_START items and grows by WINDOW_GROWTH with each
+# checkpoint (a commit acknowledged), up to WINDOW: it stays just ahead of the receiver's
+# growing commit groups (group + look-ahead = 2, 4, 8, 16 batches), so what is in flight
+# but not yet durable stays small while a session starts; a receiver killed early in an
+# initial sync gets fewer records sent again.
+WINDOW_START = 2
+WINDOW_GROWTH = 2
 # The counts suit records of a few hundred bytes. Large records (attachment chunks of up
 # to 256 KiB) are bounded by their bytes too, so both ends hold a few MiB of them: the
 # sender waits once WINDOW_BYTES of large records are unacknowledged, the receiver stores
@@ -172,6 +181,7 @@ class SyncSession:
         self._unacked: deque[int] = deque()
         self._unacked_sizes: dict[int, int] = {}  # serial -> bytes of its large records
         self._unacked_bytes = 0
+        self._window = WINDOW_START
         self._next_serial = 0
         self._peer_serial = 0
         self._sent_done = False
@@ -233,7 +243,7 @@ class SyncSession:
         out.finished_initial = self.in_sync and not was_in_sync
         return out
 
-    def push(self, records: Sequence[Record], now: float) -> list[bytes]:
+    def push(self, records: Sequence[Record]) -> list[bytes]:
         """Frames carrying newly committed (local or relayed) records to the peer."""
         if self._phase is Phase.NEW or not records:
             return []  # not started: the initial exchange will carry them
@@ -265,58 +275,66 @@ class SyncSession:
         return frame
 
     def _dispatch(self, msg: Message, out: SessionOutput) -> None:
-        match msg:
-            case Hello():
-                self._on_hello(msg, out)
-            case Push():
-                self._require(self._got_hello, "PUSH before HELLO")
-                self._commit_pending(out)
-                self._commit(self.replica.prepare(self._decode(msg.records)), out)
-            case Summary():
-                self._require(self._phase is Phase.AWAIT_SUMMARY and self._got_hello
-                              and msg.round == self._round, "unexpected SUMMARY")
-                self._theirs = (dict(msg.seen), msg.fingerprint)
-                self._applied_last_round += msg.applied
-                self._begin_round(out)
-            case Batch():
-                self._require(self._phase is Phase.STREAMING and self._peer_done is None
-                              and (self._mode is Mode.DELTA or self._peer_ids_complete),
-                              "unexpected BATCH")
-                self._take_serial(msg.serial)
-                self._received_count += len(msg.records)
-                self._pending.append((msg.serial, self.replica.prepare(self._decode(msg.records))))
-                self._pending_bytes += _large(msg.records)
-                lookahead = min(LOOKAHEAD, self._group)
-                if len(self._pending) >= self._group + lookahead \
-                        or self._pending_bytes >= COMMIT_BYTES:
-                    self._commit_pending(out, keep=self._lookahead(lookahead))
-                    self._group = min(COMMIT_GROUP, 2 * self._group)
-            case IdList():
-                self._require(self._phase is Phase.STREAMING and self._mode is Mode.ID_LIST
-                              and not self._peer_ids_complete, "unexpected ID_LIST")
-                self._take_serial(msg.serial)
-                if msg.ids and self._peer_ids and msg.ids[0] <= self._peer_ids[-RECORD_ID_BYTES:]:
-                    raise ProtocolError("record ID list is not sorted")
-                if len(self._peer_ids) // RECORD_ID_BYTES + len(msg.ids) > MAX_PEER_IDS:
-                    raise ProtocolError(f"peer lists more than {MAX_PEER_IDS} record IDs")
-                self._peer_ids += b"".join(msg.ids)
-                self._peer_ids_complete = msg.last
-                out.send.append(self._encode(Checkpoint(msg.serial)))
-            case Checkpoint():
-                self._require(bool(self._unacked) and self._unacked[0] == msg.serial,
-                              "CHECKPOINT for nothing sent")
-                self._unacked.popleft()
-                self._unacked_bytes -= self._unacked_sizes.pop(msg.serial)
-            case Done():
-                self._require(self._phase is Phase.STREAMING and self._peer_done is None
-                              and msg.round == self._round
-                              and (self._mode is Mode.DELTA or self._peer_ids_complete),
-                              "unexpected DONE")
-                self._commit_pending(out)
-                if msg.records != self._received_count:
-                    raise ProtocolError(f"peer says it sent {msg.records} records, "
-                                        f"{self._received_count} arrived")
-                self._peer_done = msg
+        """Run the handler the table names for this phase and message type."""
+        handler = _TRANSITIONS.get((self._phase, type(msg)))
+        if handler is None:
+            raise ProtocolError(f"unexpected {type(msg).__name__.upper()} while "
+                                f"{self._phase.value} (protocol violation)")
+        handler(self, msg, out)
+
+    def _on_push(self, msg: Push, out: SessionOutput) -> None:
+        self._require(self._got_hello, "PUSH before HELLO")
+        self._commit_pending(out)
+        self._commit(self.replica.prepare(self._decode(msg.records)), out)
+
+    def _on_summary(self, msg: Summary, out: SessionOutput) -> None:
+        self._require(self._got_hello and msg.round == self._round, "unexpected SUMMARY")
+        self._theirs = (dict(msg.seen), msg.fingerprint)
+        self._applied_last_round += msg.applied
+        self._begin_round(out)
+
+    def _on_batch(self, msg: Batch, out: SessionOutput) -> None:
+        self._require(self._peer_done is None
+                      and (self._mode is Mode.DELTA or self._peer_ids_complete),
+                      "unexpected BATCH")
+        self._take_serial(msg.serial)
+        self._received_count += len(msg.records)
+        self._pending.append((msg.serial, self.replica.prepare(self._decode(msg.records))))
+        self._pending_bytes += _large(msg.records)
+        lookahead = min(LOOKAHEAD, self._group)
+        if len(self._pending) >= self._group + lookahead \
+                or self._pending_bytes >= COMMIT_BYTES:
+            self._commit_pending(out, keep=self._lookahead(lookahead))
+            self._group = min(COMMIT_GROUP, 2 * self._group)
+
+    def _on_id_list(self, msg: IdList, out: SessionOutput) -> None:
+        self._require(self._mode is Mode.ID_LIST and not self._peer_ids_complete,
+                      "unexpected ID_LIST")
+        self._take_serial(msg.serial)
+        if msg.ids and self._peer_ids and msg.ids[0] <= self._peer_ids[-RECORD_ID_BYTES:]:
+            raise ProtocolError("record ID list is not sorted")
+        if len(self._peer_ids) // RECORD_ID_BYTES + len(msg.ids) > MAX_PEER_IDS:
+            raise ProtocolError(f"peer lists more than {MAX_PEER_IDS} record IDs")
+        self._peer_ids += b"".join(msg.ids)
+        self._peer_ids_complete = msg.last
+        out.send.append(self._encode(Checkpoint(msg.serial)))
+
+    def _on_checkpoint(self, msg: Checkpoint, out: SessionOutput) -> None:
+        self._require(bool(self._unacked) and self._unacked[0] == msg.serial,
+                      "CHECKPOINT for nothing sent")
+        self._unacked.popleft()
+        self._unacked_bytes -= self._unacked_sizes.pop(msg.serial)
+        self._window = min(WINDOW, self._window + WINDOW_GROWTH)
+
+    def _on_done(self, msg: Done, out: SessionOutput) -> None:
+        self._require(self._peer_done is None and msg.round == self._round
+                      and (self._mode is Mode.DELTA or self._peer_ids_complete),
+                      "unexpected DONE")
+        self._commit_pending(out)
+        if msg.records != self._received_count:
+            raise ProtocolError(f"peer says it sent {msg.records} records, "
+                                f"{self._received_count} arrived")
+        self._peer_done = msg
 
     @staticmethod
     def _require(condition: bool, what: str) -> None:
@@ -435,7 +453,7 @@ class SyncSession:
 
     def _pump(self, out: SessionOutput) -> None:
         """Send stream items while the window allows; close the round when both are done."""
-        while self._stream is not None and len(self._unacked) < WINDOW \
+        while self._stream is not None and len(self._unacked) < self._window \
                 and self._unacked_bytes < WINDOW_BYTES:
             item = next(self._stream, None)
             if item is None:
@@ -474,3 +492,19 @@ class SyncSession:
             seen, fp = self._mine = self._snapshot()
             self._theirs = None
             out.send.append(self._encode(Summary(self._round, vector(seen), fp, applied)))
+
+
+_Handler = Callable[[SyncSession, Any, SessionOutput], None]
+_TRANSITIONS: dict[tuple[Phase, type[Message]], _Handler] = {
+    (Phase.AWAIT_SUMMARY, Hello): SyncSession._on_hello,
+    (Phase.AWAIT_SUMMARY, Summary): SyncSession._on_summary,
+    (Phase.AWAIT_SUMMARY, Push): SyncSession._on_push,
+    (Phase.STREAMING, Batch): SyncSession._on_batch,
+    (Phase.STREAMING, IdList): SyncSession._on_id_list,
+    (Phase.STREAMING, Checkpoint): SyncSession._on_checkpoint,
+    (Phase.STREAMING, Done): SyncSession._on_done,
+    (Phase.STREAMING, Push): SyncSession._on_push,
+    (Phase.STREAMING, Hello): SyncSession._on_hello,  # refused there: "second HELLO"
+    (Phase.IN_SYNC, Push): SyncSession._on_push,
+    (Phase.IN_SYNC, Hello): SyncSession._on_hello,
+}
