@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import msgpack
 import pytest
 
@@ -293,3 +296,11 @@ def test_the_sender_window_grows_with_the_receivers_commits(small_batches: int) 
         assert framed - stored <= 2 + 2 * stored, (framed, stored)
     assert wire.in_sync and b.store.count_records() - before == small_batches * 60
     assert worst == session.WINDOW  # the window did grow to its full size
+
+
+def test_a_rounds_first_batches_are_small_and_double() -> None:
+    """The start of a stream is durable after small commits: 32 records, then 64, ..."""
+    records: list[Any] = [SimpleNamespace(encoded=b"r" * 100) for _ in range(3000)]
+    sizes = [len(b) for b in outbound.batches(records, first=session.FIRST_BATCH_RECORDS)]
+    assert sizes == [32, 64, 128, 256, 512, 1024, 984]
+    assert [len(b) for b in outbound.batches(records)] == [1024, 1024, 952]

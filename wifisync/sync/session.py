@@ -65,10 +65,11 @@ WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sende
 # The sender's window starts at WINDOW_START items and grows by WINDOW_GROWTH with each
 # checkpoint (a commit acknowledged), up to WINDOW: it stays just ahead of the receiver's
 # growing commit groups (group + look-ahead = 2, 4, 8, 16 batches), so what is in flight
-# but not yet durable stays small while a session starts; a receiver killed early in an
-# initial sync gets fewer records sent again.
+# but not yet durable stays small while a session starts, as do the first batches
+# themselves: a receiver killed early in an initial sync gets few records sent again.
 WINDOW_START = 2
 WINDOW_GROWTH = 2
+FIRST_BATCH_RECORDS = 32  # a round's batches start this small and double up to the limit
 # The counts suit records of a few hundred bytes. Large records (attachment chunks of up
 # to 256 KiB) are bounded by their bytes too, so both ends hold a few MiB of them: the
 # sender waits once WINDOW_BYTES of large records are unacknowledged, the receiver stores
@@ -413,7 +414,8 @@ class SyncSession:
             return
         if self._round == 0 or self._applied_last_round:
             self._mode = Mode.DELTA
-            self._stream = (b for b in batches(records_missing(self.store, peer_seen)))
+            self._stream = (b for b in batches(records_missing(self.store, peer_seen),
+                                               first=FIRST_BATCH_RECORDS))
         elif not self._id_exchange_done:
             log.warning("sync with %s: fingerprints differ although nothing is missing by "
                         "seq; exchanging record IDs", self.peer_id.hex()[:16])
