@@ -1,12 +1,13 @@
 """The one MessagePack codec of every wire: typed fields that validate while they decode.
 
-Sync frames, pairing messages and records are msgspec Structs built from the field types
-below. msgspec checks each type, length and count as it reads, before it allocates: an
-array header promising a billion values, a bin header promising 4 GiB, or arrays where a
-number belongs fail at their header, so a typed message needs no pre-scan
-(:mod:`wifisync.model.wirebounds` remains for the untyped payloads of items). Encoding
-gives the bytes ``msgpack.packb(..., use_bin_type=True)`` gives: smallest integer and
-length forms, bin for bytes.
+Sync frames, pairing messages, records and their MEMBER and VAULT_KEY bodies are msgspec
+Structs built from the field types below. msgspec checks each type, length and count as
+it reads, before it allocates: an array header promising a billion values, a bin header
+promising 4 GiB, or arrays where a number belongs fail at their header, and values it
+skips (keys a Struct does not name) are walked, never built. So no position a peer fills
+is untyped, and no pre-scan is needed. Encoding gives the bytes
+``msgpack.packb(..., use_bin_type=True)`` gives: smallest integer and length forms, bin
+for bytes.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ CHUNK_BYTES = 256 * 1024  # plaintext of one attachment chunk, at most
 # A chunk record is its header (one version-vector entry), 256 KiB of plaintext and the
 # AEAD's nonce and tag: the slack keeps a full chunk within the limit.
 MAX_RECORD_BYTES = CHUNK_BYTES + 4 * 1024
-MAX_VECTOR_ENTRIES = 1024
+MAX_VECTOR_ENTRIES = codec.MAX_VECTOR_ENTRIES
 SIGNING_CONTEXT = b"wifisync/v1/record\x00"
 
 
@@ -46,7 +46,6 @@ class Kind(enum.IntEnum):
     CHUNK = 4  # one encrypted piece of an attachment (wifisync.model.chunks)
 
 
-_KINDS = {int(k): k for k in Kind}
 
 VAULT_KEY_ITEM = crypto.sha256(b"wifisync/v1/vault-key-item")[:ITEM_ID_BYTES]
 
@@ -152,33 +151,6 @@ def _pack(obj: object) -> bytes:
         _packer.set(packer)
     packed: bytes = packer.pack(obj)
     return packed
-
-
-def _decode_vector(raw: object, max_entries: int, what: str, least: int) -> dict[bytes, int]:
-    """A device -> counter vector as encoded: [[device ID, n], ...] sorted, n >= ``least``."""
-    if not isinstance(raw, list) or len(raw) > max_entries:
-        raise IntegrityError(f"bad {what}")
-    out: dict[bytes, int] = {}
-    previous = b""
-    for entry in raw:
-        if not isinstance(entry, list) or len(entry) != 2:
-            raise IntegrityError(f"bad {what} entry")
-        k, v = entry
-        _check_bytes(k, DEVICE_ID_BYTES, f"{what} device")
-        if not _is_uint(v) or v < least or k <= previous:
-            raise IntegrityError(f"bad {what} entry")
-        out[k] = v
-        previous = k
-    return out
-
-
-def _is_uint(v: object) -> bool:
-    return type(v) is int and 0 <= v < 2**63
-
-
-def _check_bytes(v: object, n: int, what: str) -> None:
-    if type(v) is not bytes or len(v) != n:
-        raise IntegrityError(f"bad {what}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +274,6 @@ def open_item_body(key: bytes, record: Record) -> dict[str, Any]:
 ROLE_MEMBER = "member"  # holds the vault key: may write items, tombstones and the wrapped key
 ROLE_RELAY = "relay"  # stores and relays only (a NAS without the master password)
 ROLES = (ROLE_MEMBER, ROLE_RELAY)
-MAX_HELD_ENTRIES = MAX_VECTOR_ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,28 +306,35 @@ class Membership:
     def decode(cls, body: bytes) -> Membership:
         """Parse and validate a MEMBER body."""
         try:
-            d = msgpack.unpackb(body, raw=False)
-        except Exception as exc:
-            raise IntegrityError("membership body is not valid msgpack") from exc
-        if not isinstance(d, dict) or set(d) != {"cert", "name", "role", "revoked", "held"}:
-            raise IntegrityError("membership body has the wrong shape")
-        cert, name, role, revoked, held = d["cert"], d["name"], d["role"], d["revoked"], d["held"]
-        if not isinstance(cert, bytes) or len(cert) > 4096:
-            raise IntegrityError("bad membership certificate")
-        if not isinstance(name, str) or len(name) > 200:
-            raise IntegrityError("bad membership name")
-        if role not in ROLES:
+            wire = _membership_decoder.decode(body)
+        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
+            raise IntegrityError(f"malformed membership body: {exc}") from exc
+        if wire.role not in ROLES:
             raise IntegrityError("bad membership role")
-        if not isinstance(revoked, bool):
-            raise IntegrityError("bad revocation flag")
-        if held and not revoked:
+        if wire.held and not wire.revoked:
             raise IntegrityError("bad held vector")
-        out = _decode_vector(held, MAX_HELD_ENTRIES, "held vector", least=0)
-        m = cls(cert, name, revoked, out, role)
-        checked_member_certificate(cert)  # Ed25519, CA:FALSE, names its own key
+        try:
+            codec.check_vector(wire.held, "held vector")
+        except ValueError as exc:
+            raise IntegrityError(str(exc)) from exc
+        m = cls(wire.cert, wire.name, wire.revoked, dict(wire.held), wire.role)
+        checked_member_certificate(wire.cert)  # Ed25519, CA:FALSE, names its own key
         if m.encode() != body:
             raise IntegrityError("membership body is not in canonical form")
         return m
+
+
+class _MembershipWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A MEMBER body as it travels (see :meth:`Membership.encode`)."""
+
+    cert: Annotated[bytes, msgspec.Meta(max_length=4096)]
+    name: Annotated[str, msgspec.Meta(max_length=200)]
+    role: Annotated[str, msgspec.Meta(max_length=16)]
+    revoked: bool
+    held: codec.Vector
+
+
+_membership_decoder = msgspec.msgpack.Decoder(_MembershipWire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,12 +352,28 @@ class WrappedVaultKey:
     def decode(cls, body: bytes) -> WrappedVaultKey:
         """Parse and validate a VAULT_KEY body."""
         try:
-            d = msgpack.unpackb(body, raw=False)
-        except Exception as exc:
-            raise IntegrityError("vault-key body is not valid msgpack") from exc
-        if not isinstance(d, dict) or not isinstance(d.get("kdf"), dict):
-            raise IntegrityError("vault-key body has the wrong shape")
-        wrapped = d.get("wrapped")
-        if not isinstance(wrapped, bytes) or len(wrapped) > 256:
-            raise IntegrityError("bad wrapped key")
-        return cls(crypto.KdfParams.from_dict(d["kdf"]), wrapped)
+            wire = _vault_key_decoder.decode(body)
+        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
+            raise IntegrityError(f"malformed vault-key body: {exc}") from exc
+        kdf = {"alg": wire.kdf.alg, "salt": wire.kdf.salt, "ops": wire.kdf.ops,
+               "mem": wire.kdf.mem}
+        return cls(crypto.KdfParams.from_dict(kdf), wire.wrapped)
+
+
+class _KdfWire(msgspec.Struct, frozen=True):
+    """The key-derivation parameters as they travel (:meth:`crypto.KdfParams.to_dict`)."""
+
+    alg: Annotated[str, msgspec.Meta(max_length=32)]
+    salt: Annotated[bytes, msgspec.Meta(max_length=64)]
+    ops: int
+    mem: int
+
+
+class _VaultKeyWire(msgspec.Struct, frozen=True):
+    """A VAULT_KEY body as it travels (keys it does not name are skipped, never built)."""
+
+    kdf: _KdfWire
+    wrapped: Annotated[bytes, msgspec.Meta(max_length=256)]
+
+
+_vault_key_decoder = msgspec.msgpack.Decoder(_VaultKeyWire)
