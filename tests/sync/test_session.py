@@ -275,14 +275,15 @@ def test_an_initial_sync_commits_its_first_batches_at_once_and_groups_grow(
     wire = Wire(a, b)
     wire.run()
     assert wire.in_sync and b.store.count_records() - before == small_batches * 40
-    groups = [len(out.applied) // small_batches for out in wire.outputs[1] if out.applied]
-    assert groups[:4] == [1, 2, 4, 8], groups  # durable once the second batch arrived
-    assert set(groups[3:-1]) == {session.COMMIT_GROUP}, groups  # then full groups; DONE: rest
+    groups = [len(out.applied) for out in wire.outputs[1] if out.applied]
+    assert groups[0] <= 2 * session.FIRST_BATCH_RECORDS, groups  # durable at once
+    full = session.COMMIT_GROUP * small_batches
+    assert max(groups) == full and groups[0] < full, groups  # groups grew to full ones
 
 
 def test_the_sender_window_grows_with_the_receivers_commits(small_batches: int) -> None:
     """What the sender framed but the receiver has not stored is what a crash makes it resend:
-    at first two batches, then at most twice what the receiver already made durable."""
+    a few dozen records at first, then about half of what the session already stored."""
     a, b = household(2)
     add_items(a, small_batches * 60)
     before = b.store.count_records()
@@ -290,12 +291,12 @@ def test_the_sender_window_grows_with_the_receivers_commits(small_batches: int) 
     worst = 0
     while wire.queue:
         wire.deliver_one()
-        stored = (b.store.count_records() - before) // small_batches
-        framed = wire.sessions[0].stats.records_sent // small_batches
+        stored = b.store.count_records() - before
+        framed = wire.sessions[0].stats.records_sent
         worst = max(worst, framed - stored)
-        assert framed - stored <= 2 + 2 * stored, (framed, stored)
+        assert framed - stored <= 64 + stored // 2 + small_batches, (framed, stored)
     assert wire.in_sync and b.store.count_records() - before == small_batches * 60
-    assert worst == session.WINDOW  # the window did grow to its full size
+    assert worst > 64 + small_batches  # the window did grow
 
 
 def test_a_rounds_first_batches_are_small_and_double() -> None:

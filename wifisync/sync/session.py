@@ -58,18 +58,18 @@ COMMIT_GROUP = 8  # received batches stored per store transaction (random-key in
 # fewer, larger commits write far less; at most 8 MiB of records per transaction)
 LOOKAHEAD = 8  # newer batches kept back while a group is stored: their signature checks run
 # on the other cores meanwhile, so neither the checks nor the store wait for each other
-# A session's first group is one batch, each next one twice the last up to COMMIT_GROUP (and
-# the look-ahead with it): the first records are durable within a batch or two, so a crash
-# or a cut early in an initial sync keeps them instead of everything up to the 16th batch.
 WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
-# The sender's window starts at WINDOW_START items and grows by WINDOW_GROWTH with each
-# checkpoint (a commit acknowledged), up to WINDOW: it stays just ahead of the receiver's
-# growing commit groups (group + look-ahead = 2, 4, 8, 16 batches), so what is in flight
-# but not yet durable stays small while a session starts, as do the first batches
-# themselves: a receiver killed early in an initial sync gets few records sent again.
-WINDOW_START = 2
-WINDOW_GROWTH = 2
-FIRST_BATCH_RECORDS = 32  # a round's batches start this small and double up to the limit
+# What a crash loses is what the sender framed that the receiver has not made durable, so
+# both ends start small and grow with what the session made durable: a round's batches
+# start at FIRST_BATCH_RECORDS records and double; the receiver's commit group (and its
+# look-ahead) is a GROUP_SHARE-th of the records this session stored, at least
+# FIRST_BATCH_RECORDS, at most COMMIT_GROUP batches; the sender keeps at most
+# WINDOW_START_RECORDS plus twice that share unacknowledged, so it always sends enough
+# for the receiver's next commit (2 x group <= window) and no more than about half of
+# what the session already stored.
+FIRST_BATCH_RECORDS = 32
+GROUP_SHARE = 4
+WINDOW_START_RECORDS = 2 * FIRST_BATCH_RECORDS
 # The counts suit records of a few hundred bytes. Large records (attachment chunks of up
 # to 256 KiB) are bounded by their bytes too, so both ends hold a few MiB of them: the
 # sender waits once WINDOW_BYTES of large records are unacknowledged, the receiver stores
@@ -182,7 +182,9 @@ class SyncSession:
         self._unacked: deque[int] = deque()
         self._unacked_sizes: dict[int, int] = {}  # serial -> bytes of its large records
         self._unacked_bytes = 0
-        self._window = WINDOW_START
+        self._unacked_records: dict[int, int] = {}  # serial -> records in it
+        self._in_flight = 0  # records sent and not acknowledged
+        self._acked = 0  # records of this session's stream the peer acknowledged
         self._next_serial = 0
         self._peer_serial = 0
         self._sent_done = False
@@ -195,7 +197,8 @@ class SyncSession:
         self._peer_ids = bytearray()  # the peer's sorted record IDs, 32 bytes each
         self._peer_ids_complete = False
         self._pending: list[tuple[int, PreparedBatch]] = []
-        self._group = 1  # batches in the next commit: grows to COMMIT_GROUP
+        self._group = FIRST_BATCH_RECORDS  # records in the next commit (see GROUP_SHARE)
+        self._stored = 0  # records of the peer's stream this session committed
         self._pending_bytes = 0
         self._last_progress = now
 
@@ -302,11 +305,11 @@ class SyncSession:
         self._received_count += len(msg.records)
         self._pending.append((msg.serial, self.replica.prepare(self._decode(msg.records))))
         self._pending_bytes += _large(msg.records)
-        lookahead = min(LOOKAHEAD, self._group)
-        if len(self._pending) >= self._group + lookahead \
+        pending = self._pending_records()
+        if pending >= 2 * self._group or len(self._pending) >= COMMIT_GROUP + LOOKAHEAD \
                 or self._pending_bytes >= COMMIT_BYTES:
-            self._commit_pending(out, keep=self._lookahead(lookahead))
-            self._group = min(COMMIT_GROUP, 2 * self._group)
+            self._commit_pending(out, keep=self._lookahead(self._group))
+            self._grow_group(pending)
 
     def _on_id_list(self, msg: IdList, out: SessionOutput) -> None:
         self._require(self._mode is Mode.ID_LIST and not self._peer_ids_complete,
@@ -325,13 +328,17 @@ class SyncSession:
                       "CHECKPOINT for nothing sent")
         self._unacked.popleft()
         self._unacked_bytes -= self._unacked_sizes.pop(msg.serial)
-        self._window = min(WINDOW, self._window + WINDOW_GROWTH)
+        records = self._unacked_records.pop(msg.serial)
+        self._in_flight -= records
+        self._acked += records
 
     def _on_done(self, msg: Done, out: SessionOutput) -> None:
         self._require(self._peer_done is None and msg.round == self._round
                       and (self._mode is Mode.DELTA or self._peer_ids_complete),
                       "unexpected DONE")
+        pending = self._pending_records()
         self._commit_pending(out)
+        self._grow_group(pending)
         if msg.records != self._received_count:
             raise ProtocolError(f"peer says it sent {msg.records} records, "
                                 f"{self._received_count} arrived")
@@ -365,13 +372,27 @@ class SyncSession:
         except IntegrityError as exc:
             raise ProtocolError(f"malformed record from peer: {exc}") from exc
 
+    def _pending_records(self) -> int:
+        return sum(len(prepared.records) for _serial, prepared in self._pending)
+
+    def _grow_group(self, pending_before: int) -> None:
+        """Count what the last commit stored; the next group is a share of all stored."""
+        self._stored += pending_before - self._pending_records()
+        self._group = max(FIRST_BATCH_RECORDS, self._stored // GROUP_SHARE)
+
+    def _window_records(self) -> int:
+        """Records the sender may have unacknowledged: at least what the peer's next commit
+        needs (twice its group, which the peer sizes from the same acknowledged records)."""
+        return WINDOW_START_RECORDS + 2 * self._acked // GROUP_SHARE
+
     def _lookahead(self, most: int) -> int:
-        """How many of the newest pending batches to keep back: at most ``most``, and
-        ``LOOKAHEAD_BYTES`` of large records."""
-        keep = size = 0
+        """How many of the newest pending batches to keep back: at most ``most`` records in
+        at most ``LOOKAHEAD`` batches, and ``LOOKAHEAD_BYTES`` of large records."""
+        keep = size = records = 0
         for _serial, prepared in reversed(self._pending[1:]):
             size += _large(r.encoded for r in prepared.records)
-            if keep == most or size > LOOKAHEAD_BYTES:
+            records += len(prepared.records)
+            if keep == LOOKAHEAD or records > most or size > LOOKAHEAD_BYTES:
                 break
             keep += 1
         return keep
@@ -455,7 +476,8 @@ class SyncSession:
 
     def _pump(self, out: SessionOutput) -> None:
         """Send stream items while the window allows; close the round when both are done."""
-        while self._stream is not None and len(self._unacked) < self._window \
+        while self._stream is not None and len(self._unacked) < WINDOW \
+                and self._in_flight < self._window_records() \
                 and self._unacked_bytes < WINDOW_BYTES:
             item = next(self._stream, None)
             if item is None:
@@ -466,8 +488,9 @@ class SyncSession:
             serial = self._next_serial
             self._next_serial += 1
             self._unacked.append(serial)
-            size = 0
+            size = records = 0
             if isinstance(item, list):
+                records = len(item)
                 self._sent_count += len(item)
                 self.stats.records_sent += len(item)
                 size = _large(r.encoded for r in item)
@@ -476,6 +499,8 @@ class SyncSession:
                 out.send.append(self._encode(IdList(serial, item[0], item[1])))
             self._unacked_sizes[serial] = size
             self._unacked_bytes += size
+            self._unacked_records[serial] = records
+            self._in_flight += records
         if self._phase is not Phase.STREAMING:
             return
         if self._stream is None and not self._sent_done:
