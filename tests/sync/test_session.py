@@ -268,7 +268,8 @@ def test_stall_timer_fires_only_during_the_initial_exchange() -> None:
 
 
 def test_an_initial_sync_commits_its_first_batches_at_once_and_groups_grow(
-        small_batches: int) -> None:
+        small_batches: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session, "FIRST_BATCH_RECORDS", small_batches)  # the ramp at test scale
     a, b = household(2)
     add_items(a, small_batches * 40)
     before = b.store.count_records()
@@ -276,14 +277,13 @@ def test_an_initial_sync_commits_its_first_batches_at_once_and_groups_grow(
     wire.run()
     assert wire.in_sync and b.store.count_records() - before == small_batches * 40
     groups = [len(out.applied) for out in wire.outputs[1] if out.applied]
-    assert groups[0] <= 2 * session.FIRST_BATCH_RECORDS, groups  # durable at once
-    full = session.COMMIT_GROUP * small_batches
-    assert max(groups) == full and groups[0] < full, groups  # groups grew to full ones
+    assert groups[0] == small_batches, groups  # durable once the second batch arrived
+    assert max(groups) >= 4 * small_batches, groups  # groups grew with what was stored
 
 
 def test_the_sender_window_grows_with_the_receivers_commits(small_batches: int) -> None:
     """What the sender framed but the receiver has not stored is what a crash makes it resend:
-    a few dozen records at first, then about half of what the session already stored."""
+    a few dozen records at first, then a share of what the session already stored."""
     a, b = household(2)
     add_items(a, small_batches * 60)
     before = b.store.count_records()
