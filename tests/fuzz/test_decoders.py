@@ -6,6 +6,7 @@ from hypothesis import given
 
 from tests.fuzz.mutate import FUZZ, mutated, only_our_errors
 from tests.sync.helpers import household
+from wifisync.model.codec import vector
 from wifisync.model.records import Kind, Membership, Record, RecordHeader, WrappedVaultKey
 from wifisync.pairing import messages as pairing
 from wifisync.sync.messages import (
@@ -13,7 +14,6 @@ from wifisync.sync.messages import (
     Batch,
     Checkpoint,
     Done,
-    Error,
     Hello,
     IdList,
     Push,
@@ -33,14 +33,13 @@ def _records() -> list[Record]:
 RECORDS = _records()
 DEVICE = bytes(range(32))
 FRAME_SEEDS = [encode_message(m) for m in (
-    Hello(PROTOCOL_VERSION, bytes(16), {DEVICE: 7, bytes(31) + b"\xff": 1}, bytes(32)),
+    Hello(PROTOCOL_VERSION, bytes(16), vector({DEVICE: 7, bytes(31) + b"\xff": 1}), bytes(32)),
     Batch(3, tuple(r.encoded for r in RECORDS)),
     Checkpoint(3),
     Done(2, 1024),
-    Summary(1, {DEVICE: 9}, b"\x01" * 32, 5),
+    Summary(1, vector({DEVICE: 9}), b"\x01" * 32, 5),
     IdList(4, (b"\x00" * 32, b"\x01" * 32), True),
     Push((RECORDS[0].encoded,)),
-    Error("revoked"),
 )]
 PAIRING_SEEDS = [pairing.encode(m) for m in (
     pairing.Hello(42, RECORDS[0].body[:64] or b"c", b"s" * pairing.SPAKE_MESSAGE_BYTES),

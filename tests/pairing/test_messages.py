@@ -52,3 +52,10 @@ def test_messages_within_the_bounds_still_decode() -> None:
     assert messages.decode(messages.encode(hello), Hello, messages.MAX_JOINER_MESSAGE) == hello
     offer = VaultOffer(b"v" * 16, tuple(b"r%d" % i for i in range(messages.MAX_OFFER_RECORDS)))
     assert messages.decode_offer(messages.encode_offer(offer)) == offer
+
+
+def test_a_hello_in_the_former_key_order_still_decodes() -> None:
+    """The typed codec writes ``v`` last in the map; maps are read by key, either order."""
+    spake = b"s" * messages.SPAKE_MESSAGE_BYTES
+    former = msgpack.packb({"t": "hello", "v": 1, "nameplate": 42, "cert": b"c", "spake": spake})
+    assert messages.decode(former, Hello, messages.MAX_JOINER_MESSAGE) == Hello(42, b"c", spake)

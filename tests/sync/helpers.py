@@ -180,7 +180,7 @@ class Wire:
 
     def push(self, side: int, records: list[Record]) -> None:
         """Side ``side`` pushes live records."""
-        self._send(side, self.sessions[side].push(records, self.now))
+        self._send(side, self.sessions[side].push(records))
 
     def run(self, max_frames: int = 100_000) -> None:
         """Deliver in order until nothing is left."""

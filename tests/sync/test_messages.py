@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wifisync.errors import ProtocolError
+from wifisync.model.codec import vector
 from wifisync.sync.messages import (
     MAX_BATCH_RECORDS,
     MAX_FRAME_BYTES,
@@ -17,7 +18,6 @@ from wifisync.sync.messages import (
     Batch,
     Checkpoint,
     Done,
-    Error,
     Hello,
     IdList,
     Message,
@@ -29,20 +29,31 @@ from wifisync.sync.messages import (
 
 DEVICE = bytes(range(32))
 SAMPLES: list[Message] = [
-    Hello(PROTOCOL_VERSION, bytes(16), {DEVICE: 7, bytes(31) + b"\xff": 1}, bytes(32)),
+    Hello(PROTOCOL_VERSION, bytes(16), vector({DEVICE: 7, bytes(31) + b"\xff": 1}), bytes(32)),
     Batch(3, (b"\x93abc", b"\x01")),
     Checkpoint(3),
     Done(2, 1024),
-    Summary(1, {DEVICE: 9}, b"\x01" * 32, 5),
+    Summary(1, vector({DEVICE: 9}), b"\x01" * 32, 5),
     IdList(4, (b"\x00" * 32, b"\x01" * 32), True),
     Push((b"record",)),
-    Error("revoked"),
 ]
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: type(m).__name__)
 def test_round_trip(msg: Message) -> None:
     assert decode_message(encode_message(msg)) == msg
+
+
+def test_frames_are_the_bytes_msgpack_gives() -> None:
+    """The typed codec kept the wire: each frame is msgpack's packing of [type, fields...]."""
+    hello, batch = SAMPLES[0], SAMPLES[1]
+    assert isinstance(hello, Hello) and isinstance(batch, Batch)
+    assert encode_message(hello) == msgpack.packb(
+        [1, PROTOCOL_VERSION, bytes(16), [[bytes(31) + b"\xff", 1], [DEVICE, 7]], bytes(32)],
+        use_bin_type=True)
+    assert encode_message(batch) == msgpack.packb([2, 3, [b"\x93abc", b"\x01"]],
+                                                  use_bin_type=True)
+    assert encode_message(Checkpoint(2**40)) == msgpack.packb([3, 2**40])
 
 
 @pytest.mark.parametrize("fields, match", [

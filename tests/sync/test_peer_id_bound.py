@@ -6,6 +6,7 @@ import pytest
 
 from tests.sync.helpers import household
 from wifisync.errors import ProtocolError
+from wifisync.model.codec import vector
 from wifisync.sync.messages import (
     MAX_IDS_PER_LIST,
     PROTOCOL_VERSION,
@@ -28,9 +29,10 @@ def test_a_peer_listing_more_than_the_bound_of_record_ids_is_refused_at_the_boun
     vault_id = device.replica.vault_id
     # Nothing is missing by seq, yet the fingerprints differ: after an empty round the
     # session falls back to exchanging record IDs, where the peer then floods it.
-    session.receive(encode_message(Hello(PROTOCOL_VERSION, vault_id, seen, OTHER_FINGERPRINT)), 0)
+    hello = Hello(PROTOCOL_VERSION, vault_id, vector(seen), OTHER_FINGERPRINT)
+    session.receive(encode_message(hello), 0)
     session.receive(encode_message(Done(0, 0)), 0)
-    session.receive(encode_message(Summary(1, seen, OTHER_FINGERPRINT, 0)), 0)
+    session.receive(encode_message(Summary(1, vector(seen), OTHER_FINGERPRINT, 0)), 0)
     chunks = MAX_PEER_IDS // MAX_IDS_PER_LIST
     for serial in range(chunks):
         first = serial * MAX_IDS_PER_LIST

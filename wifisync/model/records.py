@@ -13,15 +13,15 @@ import contextvars
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import msgpack
+import msgspec
 
 from wifisync.errors import IntegrityError
-from wifisync.model import crypto
+from wifisync.model import codec, crypto
 from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
 from wifisync.model.membercert import checked_member_certificate
-from wifisync.model.wirebounds import check_shape
 
 FORMAT_VERSION = 1
 VAULT_ID_BYTES = 16
@@ -33,7 +33,7 @@ CHUNK_BYTES = 256 * 1024  # plaintext of one attachment chunk, at most
 # A chunk record is its header (one version-vector entry), 256 KiB of plaintext and the
 # AEAD's nonce and tag: the slack keeps a full chunk within the limit.
 MAX_RECORD_BYTES = CHUNK_BYTES + 4 * 1024
-MAX_VECTOR_ENTRIES = 1024
+MAX_VECTOR_ENTRIES = codec.MAX_VECTOR_ENTRIES
 SIGNING_CONTEXT = b"wifisync/v1/record\x00"
 
 
@@ -46,7 +46,6 @@ class Kind(enum.IntEnum):
     CHUNK = 4  # one encrypted piece of an attachment (wifisync.model.chunks)
 
 
-_KINDS = {int(k): k for k in Kind}
 
 VAULT_KEY_ITEM = crypto.sha256(b"wifisync/v1/vault-key-item")[:ITEM_ID_BYTES]
 
@@ -80,34 +79,60 @@ class RecordHeader:
     @classmethod
     def decode(cls, data: bytes) -> RecordHeader:
         """Parse and strictly validate header bytes."""
+        if not isinstance(data, bytes):
+            raise IntegrityError("record header is not bytes")
         try:
-            parts = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-        except Exception as exc:  # msgpack raises several unrelated types
+            wire = _header_decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise IntegrityError(f"malformed record header: {exc}") from exc
+        except codec.NOT_MSGPACK as exc:
             raise IntegrityError("record header is not valid msgpack") from exc
-        if not isinstance(parts, list) or len(parts) != 9:
-            raise IntegrityError("record header has the wrong shape")
-        fmt, vault, item, kind, author, seq, vv, time, deleted = parts
-        if fmt != FORMAT_VERSION:
-            raise IntegrityError(f"record format {fmt!r} is not supported")
-        _check_bytes(vault, VAULT_ID_BYTES, "vault ID")
-        _check_bytes(item, ITEM_ID_BYTES, "item ID")
-        _check_bytes(author, DEVICE_ID_BYTES, "author")
-        if type(kind) is not int or kind not in _KINDS:
-            raise IntegrityError("unknown record kind")
-        if not _is_uint(seq) or seq < 1:
-            raise IntegrityError("bad sequence number")
-        if not _is_uint(time):
-            raise IntegrityError("bad clock time")
-        if not isinstance(deleted, bool):
-            raise IntegrityError("bad deleted flag")
-        versions = _decode_vector(vv, MAX_VECTOR_ENTRIES, "version vector", least=1)
-        if versions.get(author) != seq:
+        if wire.format != FORMAT_VERSION:
+            raise IntegrityError(f"record format {wire.format} is not supported")
+        try:
+            codec.check_vector(wire.versions, "version vector", least=1)
+        except ValueError as exc:
+            raise IntegrityError(str(exc)) from exc
+        versions = dict(wire.versions)
+        if versions.get(wire.author) != wire.seq:
             raise IntegrityError("version vector does not carry the author's sequence number")
-        # Every field is checked and the vector sorted, so ``parts`` is what encode() would
-        # pack: packing it again is the canonical-form check, without rebuilding the header.
-        if _pack(parts) != data:
+        # Every field is checked and the vector sorted, so packing what was read again is
+        # the canonical-form check, without rebuilding the header.
+        if codec.encode(wire) != data:
             raise IntegrityError("record header is not in canonical form")
-        return cls(vault, item, _KINDS[kind], author, seq, versions, time, deleted)
+        return cls(wire.vault, wire.item, wire.kind, wire.author, wire.seq, versions,
+                   wire.time, wire.deleted)
+
+
+class _HeaderWire(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """A record header as it travels (see :meth:`RecordHeader.encode`)."""
+
+    format: int
+    vault: codec.Bytes16
+    item: codec.Bytes16
+    kind: Kind
+    author: codec.Bytes32
+    seq: Annotated[int, msgspec.Meta(ge=1, le=codec.MAX_UINT)]
+    versions: codec.Vector
+    time: codec.UInt
+    deleted: bool
+
+
+class _RecordWire(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """A record as it travels and is stored: ``[header bytes, body, signature]``."""
+
+    header: bytes
+    body: bytes
+    signature: codec.Bytes64
+
+
+_header_decoder = msgspec.msgpack.Decoder(_HeaderWire)
+_record_decoder = msgspec.msgpack.Decoder(_RecordWire)
+
+
+def _bin_size(n: int) -> int:
+    """Bytes of a bin value of ``n`` bytes in its shortest msgpack form."""
+    return n + (2 if n < 0x100 else 3 if n < 0x10000 else 5)
 
 
 _packer: contextvars.ContextVar[msgpack.Packer] = contextvars.ContextVar("record_packer")
@@ -126,33 +151,6 @@ def _pack(obj: object) -> bytes:
         _packer.set(packer)
     packed: bytes = packer.pack(obj)
     return packed
-
-
-def _decode_vector(raw: object, max_entries: int, what: str, least: int) -> dict[bytes, int]:
-    """A device -> counter vector as encoded: [[device ID, n], ...] sorted, n >= ``least``."""
-    if not isinstance(raw, list) or len(raw) > max_entries:
-        raise IntegrityError(f"bad {what}")
-    out: dict[bytes, int] = {}
-    previous = b""
-    for entry in raw:
-        if not isinstance(entry, list) or len(entry) != 2:
-            raise IntegrityError(f"bad {what} entry")
-        k, v = entry
-        _check_bytes(k, DEVICE_ID_BYTES, f"{what} device")
-        if not _is_uint(v) or v < least or k <= previous:
-            raise IntegrityError(f"bad {what} entry")
-        out[k] = v
-        previous = k
-    return out
-
-
-def _is_uint(v: object) -> bool:
-    return type(v) is int and 0 <= v < 2**63
-
-
-def _check_bytes(v: object, n: int, what: str) -> None:
-    if type(v) is not bytes or len(v) != n:
-        raise IntegrityError(f"bad {what}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,20 +190,18 @@ class Record:
         if len(encoded) > MAX_RECORD_BYTES:
             raise IntegrityError("record too large")
         try:
-            check_shape(encoded, 4, 1)  # [header, body, signature], nothing nested: 4 values
-            parts = msgpack.unpackb(encoded, raw=False, use_list=True)
-        except Exception as exc:
-            raise IntegrityError("record is not valid msgpack") from exc
-        if not isinstance(parts, list) or len(parts) != 3:
-            raise IntegrityError("record has the wrong shape")
-        header_bytes, body, signature = parts
-        if not isinstance(header_bytes, bytes) or not isinstance(body, bytes):
-            raise IntegrityError("record has the wrong shape")
-        _check_bytes(signature, SIGNATURE_BYTES, "signature")
-        header = RecordHeader.decode(header_bytes)
-        if _pack([header_bytes, body, signature]) != encoded:
+            wire = _record_decoder.decode(encoded)
+        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
+            raise IntegrityError(f"record is not valid msgpack of [header, body, signature]: "
+                                 f"{exc}") from exc
+        # Decoded whole and typed, the record is canonical exactly when no value took a
+        # longer form than it needs: then its size is the sum of the shortest forms.
+        if len(encoded) != 1 + _bin_size(len(wire.header)) + _bin_size(len(wire.body)) \
+                + _bin_size(SIGNATURE_BYTES):
             raise IntegrityError("record is not in canonical form")
-        return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
+        header = RecordHeader.decode(wire.header)
+        return cls(wire.header, wire.body, wire.signature, header, encoded,
+                   crypto.sha256(encoded))
 
     @classmethod
     def decode_trusted(cls, encoded: bytes) -> Record:
@@ -214,10 +210,11 @@ class Record:
         The header is parsed when first used; bytes that do not parse then raise
         :class:`IntegrityError` like any other corrupt record.
         """
-        header_bytes, body, signature = msgpack.unpackb(encoded, raw=False, use_list=True)
-        if type(header_bytes) is not bytes:
-            raise IntegrityError("record has the wrong shape")
-        return cls(header_bytes, body, signature, None, encoded, crypto.sha256(encoded))
+        try:
+            wire = _record_decoder.decode(encoded)
+        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
+            raise IntegrityError("record has the wrong shape") from exc
+        return cls(wire.header, wire.body, wire.signature, None, encoded, crypto.sha256(encoded))
 
     def signed_message(self) -> bytes:
         """The bytes the author signed."""
@@ -227,11 +224,11 @@ class Record:
 def _trusted_header(header_bytes: bytes, record_id: bytes) -> RecordHeader:
     """Parse header bytes our store validated on arrival (no canonical re-checks)."""
     try:
-        _fmt, vault, item, kind, author, seq, vv, time, deleted = msgpack.unpackb(
-            header_bytes, raw=False, use_list=True)
-        return RecordHeader(vault, item, _KINDS[kind], author, seq, dict(vv), time, deleted)
-    except Exception as exc:  # anything that does not parse: the store was altered
+        w = _header_decoder.decode(header_bytes)
+    except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:  # the store was altered
         raise IntegrityError(f"record {record_id.hex()[:16]} in the store is corrupt") from exc
+    return RecordHeader(w.vault, w.item, w.kind, w.author, w.seq, dict(w.versions), w.time,
+                        w.deleted)
 
 
 def signed_message(header_bytes: bytes, body: bytes) -> bytes:
@@ -277,7 +274,6 @@ def open_item_body(key: bytes, record: Record) -> dict[str, Any]:
 ROLE_MEMBER = "member"  # holds the vault key: may write items, tombstones and the wrapped key
 ROLE_RELAY = "relay"  # stores and relays only (a NAS without the master password)
 ROLES = (ROLE_MEMBER, ROLE_RELAY)
-MAX_HELD_ENTRIES = MAX_VECTOR_ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,28 +306,35 @@ class Membership:
     def decode(cls, body: bytes) -> Membership:
         """Parse and validate a MEMBER body."""
         try:
-            d = msgpack.unpackb(body, raw=False)
-        except Exception as exc:
-            raise IntegrityError("membership body is not valid msgpack") from exc
-        if not isinstance(d, dict) or set(d) != {"cert", "name", "role", "revoked", "held"}:
-            raise IntegrityError("membership body has the wrong shape")
-        cert, name, role, revoked, held = d["cert"], d["name"], d["role"], d["revoked"], d["held"]
-        if not isinstance(cert, bytes) or len(cert) > 4096:
-            raise IntegrityError("bad membership certificate")
-        if not isinstance(name, str) or len(name) > 200:
-            raise IntegrityError("bad membership name")
-        if role not in ROLES:
+            wire = _membership_decoder.decode(body)
+        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
+            raise IntegrityError(f"malformed membership body: {exc}") from exc
+        if wire.role not in ROLES:
             raise IntegrityError("bad membership role")
-        if not isinstance(revoked, bool):
-            raise IntegrityError("bad revocation flag")
-        if held and not revoked:
+        if wire.held and not wire.revoked:
             raise IntegrityError("bad held vector")
-        out = _decode_vector(held, MAX_HELD_ENTRIES, "held vector", least=0)
-        m = cls(cert, name, revoked, out, role)
-        checked_member_certificate(cert)  # Ed25519, CA:FALSE, names its own key
+        try:
+            codec.check_vector(wire.held, "held vector")
+        except ValueError as exc:
+            raise IntegrityError(str(exc)) from exc
+        m = cls(wire.cert, wire.name, wire.revoked, dict(wire.held), wire.role)
+        checked_member_certificate(wire.cert)  # Ed25519, CA:FALSE, names its own key
         if m.encode() != body:
             raise IntegrityError("membership body is not in canonical form")
         return m
+
+
+class _MembershipWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A MEMBER body as it travels (see :meth:`Membership.encode`)."""
+
+    cert: Annotated[bytes, msgspec.Meta(max_length=4096)]
+    name: Annotated[str, msgspec.Meta(max_length=200)]
+    role: Annotated[str, msgspec.Meta(max_length=16)]
+    revoked: bool
+    held: codec.Vector
+
+
+_membership_decoder = msgspec.msgpack.Decoder(_MembershipWire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,12 +352,28 @@ class WrappedVaultKey:
     def decode(cls, body: bytes) -> WrappedVaultKey:
         """Parse and validate a VAULT_KEY body."""
         try:
-            d = msgpack.unpackb(body, raw=False)
-        except Exception as exc:
-            raise IntegrityError("vault-key body is not valid msgpack") from exc
-        if not isinstance(d, dict) or not isinstance(d.get("kdf"), dict):
-            raise IntegrityError("vault-key body has the wrong shape")
-        wrapped = d.get("wrapped")
-        if not isinstance(wrapped, bytes) or len(wrapped) > 256:
-            raise IntegrityError("bad wrapped key")
-        return cls(crypto.KdfParams.from_dict(d["kdf"]), wrapped)
+            wire = _vault_key_decoder.decode(body)
+        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
+            raise IntegrityError(f"malformed vault-key body: {exc}") from exc
+        kdf = {"alg": wire.kdf.alg, "salt": wire.kdf.salt, "ops": wire.kdf.ops,
+               "mem": wire.kdf.mem}
+        return cls(crypto.KdfParams.from_dict(kdf), wire.wrapped)
+
+
+class _KdfWire(msgspec.Struct, frozen=True):
+    """The key-derivation parameters as they travel (:meth:`crypto.KdfParams.to_dict`)."""
+
+    alg: Annotated[str, msgspec.Meta(max_length=32)]
+    salt: Annotated[bytes, msgspec.Meta(max_length=64)]
+    ops: int
+    mem: int
+
+
+class _VaultKeyWire(msgspec.Struct, frozen=True):
+    """A VAULT_KEY body as it travels (keys it does not name are skipped, never built)."""
+
+    kdf: _KdfWire
+    wrapped: Annotated[bytes, msgspec.Meta(max_length=256)]
+
+
+_vault_key_decoder = msgspec.msgpack.Decoder(_VaultKeyWire)

@@ -1,16 +1,14 @@
-"""The pairing wire: four small msgpack messages, each strictly checked and bounded in size."""
+"""The pairing wire: four small msgpack maps, typed and bounded by the shared codec."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, TypeVar
 
-import msgpack
+import msgspec
 
 from wifisync.errors import PairingError
-from wifisync.model import crypto
-from wifisync.model.records import VAULT_ID_BYTES
-from wifisync.model.wirebounds import check_shape
+from wifisync.model import codec, crypto
+from wifisync.model.codec import Bytes16, Bytes32
 
 PROTOCOL_VERSION = 1
 SPAKE_MESSAGE_BYTES = 33
@@ -23,43 +21,59 @@ MAX_JOINER_MESSAGE = 8 * 1024
 #: The member's welcome carries the member list and the wrapped vault key.
 MAX_MEMBER_MESSAGE = 4 * 1024 * 1024
 MAX_OFFER_RECORDS = 4096
-_MESSAGE_VALUES = 16  # every message but the offer is one flat map of a few keys
+
+Spake = Annotated[bytes, msgspec.Meta(min_length=SPAKE_MESSAGE_BYTES,
+                                      max_length=SPAKE_MESSAGE_BYTES)]
+Mac = Bytes32
+assert MAC_BYTES == 32
 
 
-@dataclass(frozen=True, slots=True)
-class Hello:
+class _Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t"):
+    """A pairing message as it travels: a map whose ``t`` names its type."""
+
+
+class _Versioned(_Message, kw_only=True, frozen=True):
+    """A message that carries the pairing protocol version (as ``v``)."""
+
+    version: int = msgspec.field(default=PROTOCOL_VERSION, name="v")
+
+    def __post_init__(self) -> None:
+        if self.version != PROTOCOL_VERSION:
+            raise ValueError(f"pairing protocol version {self.version} is not supported")
+
+
+class Hello(_Versioned, tag="hello", frozen=True):
     """Joiner -> member: which window, which certificate, and the first SPAKE2 message."""
 
-    nameplate: int
-    cert_der: bytes
-    spake: bytes
+    nameplate: Annotated[int, msgspec.Meta(gt=0, lt=1000)]
+    cert_der: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_CERT_BYTES)] = \
+        msgspec.field(name="cert")
+    spake: Spake
 
 
-@dataclass(frozen=True, slots=True)
-class SpakeReply:
+class SpakeReply(_Message, tag="spake", frozen=True):
     """Member -> joiner: the member's SPAKE2 message."""
 
-    spake: bytes
+    spake: Spake
 
 
-@dataclass(frozen=True, slots=True)
-class Confirm:
+class Confirm(_Message, tag="confirm", frozen=True):
     """Joiner -> member: proof of the key, and the joiner's name sealed under it."""
 
-    mac: bytes
-    sealed_intro: bytes
+    mac: Mac
+    sealed_intro: Annotated[bytes, msgspec.Meta(min_length=1, max_length=1024)] = \
+        msgspec.field(name="sealed")
 
 
-@dataclass(frozen=True, slots=True)
-class Welcome:
+class Welcome(_Message, tag="welcome", frozen=True):
     """Member -> joiner: proof of the key, and the vault handed over under it."""
 
-    mac: bytes
-    sealed_offer: bytes
+    mac: Mac
+    sealed_offer: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_MEMBER_MESSAGE)] = \
+        msgspec.field(name="sealed")
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
+class Refusal(_Message, tag="refusal", frozen=True):
     """Either side: the exchange ends here, with a reason safe to show to anyone."""
 
     reason: str
@@ -67,18 +81,18 @@ class Refusal:
 
 Message = Hello | SpakeReply | Confirm | Welcome | Refusal
 M = TypeVar("M", Hello, SpakeReply, Confirm, Welcome)
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 
 
-@dataclass(frozen=True, slots=True)
-class JoinerIntro:
+class JoinerIntro(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """What the joiner tells about itself once the key is shared.
 
     ``holds`` is :func:`held_vault_tag` of the vault the joiner already holds (a device
     coming back), so a member of another vault refuses before it writes anything.
     """
 
-    name: str
-    holds: bytes | None = None
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    holds: Bytes32 | None = None
 
 
 def held_vault_tag(vault_id: bytes) -> bytes:
@@ -86,145 +100,60 @@ def held_vault_tag(vault_id: bytes) -> bytes:
     return crypto.sha256(b"wifisync/v1/held-vault\x00" + vault_id)
 
 
-@dataclass(frozen=True, slots=True)
-class VaultOffer:
-    """What a new device needs: the vault ID and the signed member and vault-key records."""
+class VaultOffer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a new device needs: the vault ID and the signed member and vault-key records.
 
-    vault_id: bytes
-    records: tuple[bytes, ...]
+    The records are checked later, one by one, by the accept rule.
+    """
+
+    vault_id: Bytes16 = msgspec.field(name="vault")
+    records: Annotated[tuple[bytes, ...], msgspec.Meta(min_length=1,
+                                                       max_length=MAX_OFFER_RECORDS)]
+
+
+_intro_decoder = msgspec.msgpack.Decoder(JoinerIntro)
+_offer_decoder = msgspec.msgpack.Decoder(VaultOffer)
 
 
 def encode(message: Message) -> bytes:
     """Bytes for one message."""
-    body: dict[str, Any]
-    match message:
-        case Hello():
-            body = {"t": "hello", "v": PROTOCOL_VERSION, "nameplate": message.nameplate,
-                    "cert": message.cert_der, "spake": message.spake}
-        case SpakeReply():
-            body = {"t": "spake", "spake": message.spake}
-        case Confirm():
-            body = {"t": "confirm", "mac": message.mac, "sealed": message.sealed_intro}
-        case Welcome():
-            body = {"t": "welcome", "mac": message.mac, "sealed": message.sealed_offer}
-        case Refusal():
-            body = {"t": "refusal", "reason": message.reason[:MAX_REASON_CHARS]}
-    packed: bytes = msgpack.packb(body, use_bin_type=True)
-    return packed
+    if isinstance(message, Refusal) and len(message.reason) > MAX_REASON_CHARS:
+        message = Refusal(message.reason[:MAX_REASON_CHARS])
+    return codec.encode(message)
 
 
 def decode(data: bytes, expected: type[M], limit: int) -> M:
     """Parse one message of the expected type; a refusal raises :class:`PairingError`."""
-    d = _unpack_map(data, limit, "pairing message")
-    kind = d.get("t")
-    if kind == "refusal":
-        reason = d.get("reason")
-        if not isinstance(reason, str) or set(d) != {"t", "reason"}:
-            raise PairingError("the other device sent a malformed refusal")
-        raise PairingError(reason[:MAX_REASON_CHARS])
-    parsed = _PARSERS[expected](d)
-    assert isinstance(parsed, expected)
-    return parsed
-
-
-def _parse_hello(d: dict[Any, Any]) -> Hello:
-    _shape(d, "hello", {"v", "nameplate", "cert", "spake"})
-    if d["v"] != PROTOCOL_VERSION:
-        raise PairingError(f"pairing protocol version {d['v']!r} is not supported")
-    nameplate = d["nameplate"]
-    if not isinstance(nameplate, int) or isinstance(nameplate, bool) or not 0 < nameplate < 1000:
-        raise PairingError("malformed pairing hello")
-    return Hello(nameplate, _bytes(d["cert"], 1, MAX_CERT_BYTES), _spake(d["spake"]))
-
-
-def _parse_spake(d: dict[Any, Any]) -> SpakeReply:
-    _shape(d, "spake", {"spake"})
-    return SpakeReply(_spake(d["spake"]))
-
-
-def _parse_confirm(d: dict[Any, Any]) -> Confirm:
-    _shape(d, "confirm", {"mac", "sealed"})
-    return Confirm(_bytes(d["mac"], MAC_BYTES, MAC_BYTES), _bytes(d["sealed"], 1, 1024))
-
-
-def _parse_welcome(d: dict[Any, Any]) -> Welcome:
-    _shape(d, "welcome", {"mac", "sealed"})
-    return Welcome(_bytes(d["mac"], MAC_BYTES, MAC_BYTES),
-                   _bytes(d["sealed"], 1, MAX_MEMBER_MESSAGE))
-
-
-_PARSERS: dict[type, Any] = {
-    Hello: _parse_hello, SpakeReply: _parse_spake, Confirm: _parse_confirm,
-    Welcome: _parse_welcome,
-}
+    if len(data) > limit:
+        raise PairingError("pairing message too large")
+    message = codec.decode(_decoder, data, PairingError, "pairing message")
+    if isinstance(message, Refusal):
+        raise PairingError(message.reason[:MAX_REASON_CHARS])
+    if not isinstance(message, expected):
+        raise PairingError(f"expected a pairing {expected.__struct_config__.tag} message")
+    return message
 
 
 def encode_intro(intro: JoinerIntro) -> bytes:
     """Plaintext of the joiner's sealed introduction."""
-    fields: dict[str, object] = {"name": intro.name}
-    if intro.holds is not None:
-        fields["holds"] = intro.holds
-    packed: bytes = msgpack.packb(fields, use_bin_type=True)
-    return packed
+    return codec.encode(intro)
 
 
 def decode_intro(data: bytes) -> JoinerIntro:
     """Parse the joiner's introduction."""
-    d = _unpack_map(data, 1024, "joiner introduction")
-    name, holds = d.get("name"), d.get("holds")
-    if not set(d) <= {"name", "holds"} or not isinstance(name, str) \
-            or not 0 < len(name) <= MAX_NAME_CHARS:
-        raise PairingError("the joining device sent a malformed name")
-    if holds is not None and not (isinstance(holds, bytes) and len(holds) == 32):
-        raise PairingError("the joining device sent a malformed vault tag")
-    return JoinerIntro(name, holds)
+    if len(data) > 1024:
+        raise PairingError("joiner introduction too large")
+    return codec.decode(_intro_decoder, data, PairingError,
+                        "introduction from the joining device")
 
 
 def encode_offer(offer: VaultOffer) -> bytes:
     """Plaintext of the member's sealed vault offer."""
-    packed: bytes = msgpack.packb({"vault": offer.vault_id, "records": list(offer.records)},
-                                  use_bin_type=True)
-    return packed
+    return codec.encode(offer)
 
 
 def decode_offer(data: bytes) -> VaultOffer:
     """Parse the member's vault offer (the records are checked later, one by one)."""
-    d = _unpack_map(data, MAX_MEMBER_MESSAGE, "vault offer", MAX_OFFER_RECORDS + 8, 2)
-    records = d.get("records")
-    if (set(d) != {"vault", "records"} or not isinstance(records, list)
-            or not 0 < len(records) <= MAX_OFFER_RECORDS
-            or not all(isinstance(r, bytes) for r in records)):
-        raise PairingError("the member sent a malformed vault offer")
-    return VaultOffer(_bytes(d["vault"], VAULT_ID_BYTES, VAULT_ID_BYTES), tuple(records))
-
-
-def _unpack_map(data: bytes, limit: int, what: str, values: int = _MESSAGE_VALUES,
-                depth: int = 1) -> dict[Any, Any]:
-    """A msgpack map, its size, value count and nesting checked before anything is built."""
-    if len(data) > limit:
-        raise PairingError(f"{what} too large")
-    try:
-        check_shape(data, values, depth)
-        d = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
-                            max_bin_len=limit, max_str_len=limit, max_array_len=values,
-                            max_map_len=values, max_ext_len=0)
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise PairingError(f"malformed {what}") from exc
-    if not isinstance(d, dict):
-        raise PairingError(f"malformed {what}")
-    return d
-
-
-def _shape(d: dict[Any, Any], kind: str, keys: set[str]) -> None:
-    if d.get("t") != kind or set(d) != keys | {"t"}:
-        raise PairingError(f"expected a pairing {kind} message")
-
-
-def _bytes(v: object, low: int, high: int) -> bytes:
-    if not isinstance(v, bytes) or not low <= len(v) <= high:
-        raise PairingError("malformed pairing message")
-    return v
-
-
-def _spake(v: object) -> bytes:
-    return _bytes(v, SPAKE_MESSAGE_BYTES, SPAKE_MESSAGE_BYTES)
+    if len(data) > MAX_MEMBER_MESSAGE:
+        raise PairingError("vault offer too large")
+    return codec.decode(_offer_decoder, data, PairingError, "vault offer from the member")

@@ -1,43 +1,41 @@
-"""The sync wire: message schema, msgpack codec, strict validation and size limits.
+"""The sync wire: message schema and its typed msgpack codec (:mod:`wifisync.model.codec`).
 
-A frame is one msgpack array ``[type, field, ...]``. Decoding checks every type, length
-and count before anything is built, so a message either arrives whole and well formed or
-the session ends with :class:`ProtocolError`. Records travel as their own encoded bytes;
-the session decodes them with ``Record.decode`` (strict).
+A frame is one msgpack array ``[type, field, ...]``: each message is a msgspec Struct
+tagged with its type. Decoding validates every type, length and count while it reads and
+before it allocates, so a message either arrives whole and well formed or the session ends
+with :class:`ProtocolError`. Records travel as their own encoded bytes; the session
+decodes them with ``Record.decode`` (strict).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-import msgpack
+import msgspec
 
 from wifisync.errors import ProtocolError
-from wifisync.model.records import (
-    DEVICE_ID_BYTES,
-    MAX_RECORD_BYTES,
-    MAX_VECTOR_ENTRIES,
-    RECORD_ID_BYTES,
-    VAULT_ID_BYTES,
+from wifisync.model import codec
+from wifisync.model.codec import (
+    Bytes16,
+    Bytes32,
+    UInt,
+    Vector,
+    check_sorted,
+    check_vector,
 )
-from wifisync.model.wirebounds import check_shape
+from wifisync.model.records import MAX_RECORD_BYTES
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 MAX_BATCH_RECORDS = 1024
 MAX_BATCH_BYTES = 1024 * 1024  # sum of the records' sizes in one Batch or Push
 MAX_IDS_PER_LIST = 8192
-MAX_SEEN_ENTRIES = MAX_VECTOR_ENTRIES
-MAX_REASON_CHARS = 400
-FINGERPRINT_BYTES = 32
-# The largest legal frames: an ID_LIST of MAX_IDS_PER_LIST IDs, a HELLO whose seen vector
-# has MAX_SEEN_ENTRIES [device, counter] pairs; nesting: [type, [[device, counter], ...]].
-MAX_FRAME_VALUES = max(MAX_IDS_PER_LIST, 3 * MAX_SEEN_ENTRIES) + 16
-MAX_FRAME_DEPTH = 3
-_MAX_UINT = 2**63
+
+RecordBytes = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_RECORD_BYTES)]
+Records = Annotated[tuple[RecordBytes, ...],
+                    msgspec.Meta(min_length=1, max_length=MAX_BATCH_RECORDS)]
+RecordIds = Annotated[tuple[Bytes32, ...], msgspec.Meta(max_length=MAX_IDS_PER_LIST)]
 
 
 class MessageType(enum.IntEnum):
@@ -50,50 +48,59 @@ class MessageType(enum.IntEnum):
     SUMMARY = 5
     ID_LIST = 6
     PUSH = 7
-    ERROR = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Hello:
-    """First message both ways: who we are in which vault, what we hold."""
+class _Frame(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """A message as it travels: ``[type, field, ...]``."""
+
+
+def _check_records(records: tuple[bytes, ...]) -> None:
+    if sum(map(len, records)) > MAX_BATCH_BYTES:
+        raise ValueError("batch too large")
+
+
+class Hello(_Frame, tag=int(MessageType.HELLO), frozen=True):
+    """First message both ways: who we are in which vault, what we hold (``seen``, as pairs)."""
 
     version: int
-    vault_id: bytes
-    seen: Mapping[bytes, int]
-    fingerprint: bytes
+    vault_id: Bytes16
+    seen: Vector
+    fingerprint: Bytes32
+
+    def __post_init__(self) -> None:
+        check_vector(self.seen, "seen vector")
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
+class Batch(_Frame, tag=int(MessageType.BATCH), frozen=True):
     """Part of a round's stream of records the peer lacks, applied atomically on arrival."""
 
-    serial: int
-    records: tuple[bytes, ...]
+    serial: UInt
+    records: Records
+
+    def __post_init__(self) -> None:
+        _check_records(self.records)
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(_Frame, tag=int(MessageType.CHECKPOINT), frozen=True):
     """The receiver committed stream item ``serial`` (records and the seen raise they allow).
 
-    It is also the flow control: a sender keeps at most a few items unacknowledged. The
+    It is also the flow control: a sender keeps a window of items unacknowledged. The
     seen vector itself does not travel here: the receiver's store raises ``seen[origin]``
     in the same transaction as the batch whenever the origin's log is contiguous, and a
     sender's claim could not be trusted to raise it anyway.
     """
 
-    serial: int
+    serial: UInt
 
 
-@dataclass(frozen=True, slots=True)
-class Done:
+class Done(_Frame, tag=int(MessageType.DONE), frozen=True):
     """The sender's stream of this round is over; ``records`` counts what it carried."""
 
-    round: int
-    records: int
+    round: UInt
+    records: UInt
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(_Frame, tag=int(MessageType.SUMMARY), frozen=True):
     """Start of the next round: what the sender holds once both streams were applied.
 
     ``applied`` counts the records the sender newly stored from this peer in the round
@@ -101,137 +108,60 @@ class Summary:
     seen vectors again would change nothing, so the next round exchanges record IDs.
     """
 
-    round: int
-    seen: Mapping[bytes, int]
-    fingerprint: bytes
-    applied: int
+    round: UInt
+    seen: Vector
+    fingerprint: Bytes32
+    applied: UInt
+
+    def __post_init__(self) -> None:
+        check_vector(self.seen, "seen vector")
 
 
-@dataclass(frozen=True, slots=True)
-class IdList:
+class IdList(_Frame, tag=int(MessageType.ID_LIST), frozen=True):
     """A chunk of the sender's sorted held record IDs (fallback after a fingerprint mismatch)."""
 
-    serial: int
-    ids: tuple[bytes, ...]
+    serial: UInt
+    ids: RecordIds
     last: bool
 
+    def __post_init__(self) -> None:
+        check_sorted(self.ids, "record ID list")
 
-@dataclass(frozen=True, slots=True)
-class Push:
+
+class Push(_Frame, tag=int(MessageType.PUSH), frozen=True):
     """Records committed (or relayed) while connected, sent at once; no reply."""
 
-    records: tuple[bytes, ...]
+    records: Records
+
+    def __post_init__(self) -> None:
+        _check_records(self.records)
 
 
-@dataclass(frozen=True, slots=True)
-class Error:
-    """The sender ends the session and says why."""
-
-    reason: str
-
-
-Message = Hello | Batch | Checkpoint | Done | Summary | IdList | Push | Error
-
-
-# --- encoding ------------------------------------------------------------------------------
+Message = Hello | Batch | Checkpoint | Done | Summary | IdList | Push
+_TYPES: dict[int, type[Message]] = {
+    MessageType.HELLO: Hello, MessageType.BATCH: Batch, MessageType.CHECKPOINT: Checkpoint,
+    MessageType.DONE: Done, MessageType.SUMMARY: Summary, MessageType.ID_LIST: IdList,
+    MessageType.PUSH: Push,
+}
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 
 
-def _pack_seen(seen: Mapping[bytes, int]) -> list[list[Any]]:
-    return [[k, v] for k, v in sorted(seen.items())]
+class _HelloHead(msgspec.Struct, array_like=True):
+    """What a HELLO of any version starts with; msgspec skips the rest without building it."""
+
+    kind: int
+    version: int
+
+
+_head = msgspec.msgpack.Decoder(_HelloHead)
+# Names of fields in reasons, where the field's own name would read badly.
+_NAMES = {"vault_id": "vault ID", "seen": "seen vector", "records": "record",
+          "ids": "record ID", "last": "last flag", "applied": "applied count"}
 
 
 def encode_message(msg: Message) -> bytes:
     """The frame for a message (the caller keeps within the limits; decode enforces them)."""
-    fields: list[Any]
-    match msg:
-        case Hello():
-            fields = [MessageType.HELLO, msg.version, msg.vault_id, _pack_seen(msg.seen),
-                      msg.fingerprint]
-        case Batch():
-            fields = [MessageType.BATCH, msg.serial, list(msg.records)]
-        case Checkpoint():
-            fields = [MessageType.CHECKPOINT, msg.serial]
-        case Done():
-            fields = [MessageType.DONE, msg.round, msg.records]
-        case Summary():
-            fields = [MessageType.SUMMARY, msg.round, _pack_seen(msg.seen), msg.fingerprint,
-                      msg.applied]
-        case IdList():
-            fields = [MessageType.ID_LIST, msg.serial, list(msg.ids), msg.last]
-        case Push():
-            fields = [MessageType.PUSH, list(msg.records)]
-        case Error():
-            fields = [MessageType.ERROR, msg.reason[:MAX_REASON_CHARS]]
-    fields[0] = int(fields[0])
-    frame: bytes = msgpack.packb(fields, use_bin_type=True)
-    return frame
-
-
-# --- decoding ------------------------------------------------------------------------------
-
-
-def reason_text(value: object, limit: int = 40) -> str:
-    """A peer's value for a log line: its repr, cut short (it may be megabytes)."""
-    text = repr(value) if not isinstance(value, list | dict | bytes) else type(value).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _uint(v: object, what: str) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < _MAX_UINT:
-        raise ProtocolError(f"bad {what}")
-    return v
-
-
-def _bin(v: object, n: int, what: str) -> bytes:
-    if not isinstance(v, bytes) or len(v) != n:
-        raise ProtocolError(f"bad {what}")
-    return v
-
-
-def _seen(v: object) -> dict[bytes, int]:
-    if not isinstance(v, list) or len(v) > MAX_SEEN_ENTRIES:
-        raise ProtocolError("bad seen vector")
-    out: dict[bytes, int] = {}
-    previous = b""
-    for entry in v:
-        if not isinstance(entry, list) or len(entry) != 2:
-            raise ProtocolError("bad seen vector entry")
-        device = _bin(entry[0], DEVICE_ID_BYTES, "seen vector device")
-        if device <= previous:
-            raise ProtocolError("seen vector is not sorted")
-        out[device] = _uint(entry[1], "seen vector counter")
-        previous = device
-    return out
-
-
-def _records(v: object) -> tuple[bytes, ...]:
-    if not isinstance(v, list) or not 1 <= len(v) <= MAX_BATCH_RECORDS:
-        raise ProtocolError("bad record count")
-    total = 0
-    for r in v:
-        if not isinstance(r, bytes) or not 0 < len(r) <= MAX_RECORD_BYTES:
-            raise ProtocolError("bad record in batch")
-        total += len(r)
-    if total > MAX_BATCH_BYTES:
-        raise ProtocolError("batch too large")
-    return tuple(v)
-
-
-def _ids(v: object) -> tuple[bytes, ...]:
-    if not isinstance(v, list) or len(v) > MAX_IDS_PER_LIST:
-        raise ProtocolError("bad record ID list")
-    previous = b""
-    for rid in v:
-        _bin(rid, RECORD_ID_BYTES, "record ID")
-        if rid <= previous:
-            raise ProtocolError("record ID list is not sorted")
-        previous = rid
-    return tuple(v)
-
-
-def _arity(parts: list[Any], n: int, what: str) -> None:
-    if len(parts) != n:
-        raise ProtocolError(f"{what} message has the wrong shape")
+    return codec.encode(msg)
 
 
 def decode_message(frame: bytes) -> Message:
@@ -240,56 +170,64 @@ def decode_message(frame: bytes) -> Message:
         raise ProtocolError("frame is not binary")
     if len(frame) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
-    check_shape(bytes(frame), MAX_FRAME_VALUES, MAX_FRAME_DEPTH)  # before anything is built
     try:
-        parts = msgpack.unpackb(
-            frame, raw=False, use_list=True, strict_map_key=True, max_map_len=0,
-            max_ext_len=0, max_str_len=MAX_REASON_CHARS * 4, max_bin_len=MAX_RECORD_BYTES,
-            max_array_len=MAX_IDS_PER_LIST,
-        )
-    except Exception as exc:  # msgpack raises several unrelated types
+        msg = _decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(_reason(frame, exc)) from exc
+    except codec.NOT_MSGPACK as exc:
         raise ProtocolError("frame is not valid msgpack") from exc
-    if not isinstance(parts, list) or not parts:
-        raise ProtocolError("frame is not a message")
-    kind = parts[0]
-    if not isinstance(kind, int) or isinstance(kind, bool) or \
-            kind not in MessageType._value2member_map_:
-        raise ProtocolError(f"unknown message type {reason_text(kind)}")
-    match MessageType(kind):
-        case MessageType.HELLO:
-            if len(parts) >= 2 and parts[1] != PROTOCOL_VERSION:
-                version = reason_text(parts[1])
-                raise ProtocolError(
-                    f"peer speaks sync protocol {version}, this device speaks "
-                    f"{PROTOCOL_VERSION}; run the same wifisync version on both")
-            _arity(parts, 5, "HELLO")
-            return Hello(PROTOCOL_VERSION, _bin(parts[2], VAULT_ID_BYTES, "vault ID"),
-                         _seen(parts[3]), _bin(parts[4], FINGERPRINT_BYTES, "fingerprint"))
-        case MessageType.BATCH:
-            _arity(parts, 3, "BATCH")
-            return Batch(_uint(parts[1], "serial"), _records(parts[2]))
-        case MessageType.CHECKPOINT:
-            _arity(parts, 2, "CHECKPOINT")
-            return Checkpoint(_uint(parts[1], "serial"))
-        case MessageType.DONE:
-            _arity(parts, 3, "DONE")
-            return Done(_uint(parts[1], "round"), _uint(parts[2], "record count"))
-        case MessageType.SUMMARY:
-            _arity(parts, 5, "SUMMARY")
-            return Summary(_uint(parts[1], "round"), _seen(parts[2]),
-                           _bin(parts[3], FINGERPRINT_BYTES, "fingerprint"),
-                           _uint(parts[4], "applied count"))
-        case MessageType.ID_LIST:
-            _arity(parts, 4, "ID_LIST")
-            if not isinstance(parts[3], bool):
-                raise ProtocolError("bad last flag")
-            return IdList(_uint(parts[1], "serial"), _ids(parts[2]), parts[3])
-        case MessageType.PUSH:
-            _arity(parts, 2, "PUSH")
-            return Push(_records(parts[1]))
-        case MessageType.ERROR:
-            _arity(parts, 2, "ERROR")
-            if not isinstance(parts[1], str) or len(parts[1]) > MAX_REASON_CHARS:
-                raise ProtocolError("bad error reason")
-            return Error(parts[1])
-    raise AssertionError("unreachable")  # pragma: no cover
+    if isinstance(msg, Hello) and msg.version != PROTOCOL_VERSION:
+        raise _version_error(msg.version)
+    return msg
+
+
+def _version_error(version: int) -> ProtocolError:
+    return ProtocolError(
+        f"peer speaks sync protocol {version}, this device speaks "
+        f"{PROTOCOL_VERSION}; run the same wifisync version on both")
+
+
+def _array_head(frame: bytes) -> tuple[int, int] | None:
+    """How many values the frame's top-level array announces, and where the first starts."""
+    first = frame[0] if frame else None
+    if first is not None and 0x90 <= first <= 0x9F:
+        return first & 0x0F, 1
+    if first in (0xDC, 0xDD):
+        start = 3 if first == 0xDC else 5
+        if len(frame) >= start:
+            return int.from_bytes(frame[1:start], "big"), start
+    return None
+
+
+def _reason(frame: bytes, exc: msgspec.ValidationError) -> str:
+    """A short reason for a frame that failed validation (no value of the peer's in it)."""
+    reason, path = codec.split_reason(exc)
+    head = _array_head(frame)
+    if head is None:
+        return "frame is not a message"
+    length, start = head
+    tag = frame[start] if length and len(frame) > start else None
+    kind = _TYPES.get(tag) if tag is not None else None  # a positive fixint: every type is one
+    if kind is None or tag is None:
+        return f"unknown message type ({reason})"
+    name = MessageType(tag).name
+    if kind is Hello:
+        try:
+            version = _head.decode(frame).version
+        except (msgspec.ValidationError, *codec.NOT_MSGPACK):
+            version = PROTOCOL_VERSION
+        if version != PROTOCOL_VERSION:
+            return str(_version_error(version))
+    fields = kind.__struct_fields__
+    if length != len(fields) + 1:
+        more = "more" if length > len(fields) + 1 else "fewer"
+        return (f"{name} message has the wrong shape: it holds {more} than the "
+                f"{len(fields) + 1} values it takes ({length})")
+    if not path:
+        return f"{name}: {reason}"
+    field = fields[path[0] - 1] if isinstance(path[0], int) and path[0] >= 1 else "?"
+    noun = _NAMES.get(field, field)
+    if "array" in reason and "length" in reason:
+        noun += " count"
+    return f"bad {noun} in {name} ({reason})"
+

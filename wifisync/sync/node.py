@@ -272,7 +272,7 @@ class SyncNode:
         self._send(link, state.session.start(now))
 
     def _push(self, link: int, state: _Link, records: Sequence[Record], now: float) -> None:
-        self._send(link, state.session.push(records, now))
+        self._send(link, state.session.push(records))
 
     def _fire(self, link: int, state: _Link, now: float) -> None:
         self._send(link, state.session.handle_timer(now))

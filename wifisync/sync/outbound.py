@@ -69,15 +69,22 @@ def records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -> Itera
             cursor = chunk[-1].header.seq
 
 
-def batches(records: Iterable[Record]) -> Iterator[list[Record]]:
-    """Cut a record stream into batches within the count and byte limits."""
+def batches(records: Iterable[Record], first: int | None = None) -> Iterator[list[Record]]:
+    """Cut a record stream into batches within the count and byte limits.
+
+    With ``first``, the first batch holds at most that many records and each next one
+    twice the last, up to the limit: the start of a stream is durable at the receiver
+    after a few small commits.
+    """
+    most = MAX_BATCH_RECORDS if first is None else min(first, MAX_BATCH_RECORDS)
     batch: list[Record] = []
     size = 0
     for r in records:
         n = len(r.encoded)
-        if batch and (len(batch) >= MAX_BATCH_RECORDS or size + n > MAX_BATCH_BYTES):
+        if batch and (len(batch) >= most or size + n > MAX_BATCH_BYTES):
             yield batch
             batch, size = [], 0
+            most = min(2 * most, MAX_BATCH_RECORDS)
         batch.append(r)
         size += n
     if batch:
