@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -83,25 +84,32 @@ def empty_peer(path: Path, vault_id: bytes, trusted: list[Record]
     return store, ident
 
 
-def replica(store: SqliteStore, vault_id: bytes, ident: DeviceIdentity, verifier: Verifier
-            ) -> Replica:
-    """A replica as the daemon makes it: its verifier, and marks for what it accepts."""
-    key = _mark_keys.get(ident.device_id)
-    if key is None:  # the daemon derives it once, when it starts
-        key = _mark_keys[ident.device_id] = sigmarks.mark_key(ident)
-    return Replica(store, vault_id, ident.device_id, verifier=verifier, now_ms=wall_ms,
-                   on_stored=functools.partial(sigmarks.mark_accepted, store, key))
+@dataclass(frozen=True)
+class Peer:
+    """One side: its store, its device ID and the key it marks accepted batches with (the
+    daemon derives both once, when it starts)."""
+
+    store: SqliteStore
+    device_id: bytes
+    mark_key: bytes
+
+    @classmethod
+    def of(cls, store: SqliteStore, ident: DeviceIdentity) -> Peer:
+        return cls(store, ident.device_id, sigmarks.mark_key(ident))
+
+    def replica(self, vault_id: bytes, verifier: Verifier) -> Replica:
+        """A replica as the daemon makes it: its verifier, and marks for what it accepts."""
+        return Replica(self.store, vault_id, self.device_id, verifier=verifier,
+                       now_ms=wall_ms, on_stored=functools.partial(
+                           sigmarks.mark_accepted, self.store, self.mark_key))
 
 
-_mark_keys: dict[bytes, bytes] = {}
-
-
-def run_session(a: SqliteStore, a_id: DeviceIdentity, b: SqliteStore, b_id: DeviceIdentity,
-                vault_id: bytes, verifier: Verifier) -> tuple[float, int, list[SyncSession]]:
+def run_session(a: Peer, b: Peer, vault_id: bytes, verifier: Verifier
+                ) -> tuple[float, int, list[SyncSession]]:
     """One complete session, frames delivered in order; returns seconds and wire bytes."""
     t0 = time.perf_counter()
-    sessions = [SyncSession(replica(a, vault_id, a_id, verifier), b_id.device_id, now=0.0),
-                SyncSession(replica(b, vault_id, b_id, verifier), a_id.device_id, now=0.0)]
+    sessions = [SyncSession(a.replica(vault_id, verifier), b.device_id, now=0.0),
+                SyncSession(b.replica(vault_id, verifier), a.device_id, now=0.0)]
     queue: deque[tuple[int, bytes]] = deque()
     for side in (0, 1):
         queue.extend((1 - side, f) for f in sessions[side].start(0.0))
@@ -153,16 +161,17 @@ def run_sizes(args: argparse.Namespace, tmp: Path, verifier: Verifier) -> None:
         vault_id = src.get_meta(META_VAULT_ID)
         assert vault_id is not None
         build = time.perf_counter() - t0
+        source = Peer.of(src, ident)
         times: list[float] = []
         for attempt in range(args.syncs):
             dst, dst_id = empty_peer(tmp / f"dst{n}-{attempt}.db", vault_id, trusted)
+            receiver = Peer.of(dst, dst_id)
             profiler = cProfile.Profile() if (
                 args.profile and n == max(args.sizes) and attempt == 0) else None
             if profiler:
                 profiler.enable()
             cpu0, all0 = time.process_time(), machine_cpu_s()
-            secs, wire, sessions = run_session(dst, dst_id, src, ident, vault_id,
-                                               verifier)
+            secs, wire, sessions = run_session(receiver, source, vault_id, verifier)
             cpu, everything = time.process_time() - cpu0, machine_cpu_s() - all0
             if profiler:
                 profiler.disable()
@@ -183,8 +192,7 @@ def run_sizes(args: argparse.Namespace, tmp: Path, verifier: Verifier) -> None:
         if n == max(args.sizes):
             times, sizes = [], []
             for _ in range(args.runs):
-                secs, wire, _s = run_session(dst, dst_id, src, ident, vault_id,
-                                             verifier)
+                secs, wire, _s = run_session(receiver, source, vault_id, verifier)
                 times.append(secs * 1000)
                 sizes.append(wire)
             record(f"no-change session, {n} records each side", times, "ms", 10.0,

@@ -306,6 +306,12 @@ def test_set_marks_cover_records_stored_together_and_roll_back(
     [(ids, mark)] = store.signature_sets([first.id, third.id])
     assert sorted(ids) == sorted([first.id, second.id]) and mark == b"s" * 16
     assert store.signature_sets([third.id]) == []
+    many = [rec(a, 10 + n, item=bytes([n]) * 16) for n in range(100)]  # a list's worth
+    store.append_many(many)
+    assert store.add_signature_set([r.id for r in many], b"m" * 16)
+    for asked in ([r.id for r in many], [many[50].id]):
+        [(ids, mark)] = store.signature_sets(asked)
+        assert sorted(ids) == sorted(r.id for r in many) and mark == b"m" * 16
     assert not store.add_signature_set([third.id, b"?" * 32], b"t" * 16)  # one not held
     with pytest.raises(RuntimeError), store.transaction():
         assert store.add_signature_set([third.id], b"t" * 16)

@@ -329,18 +329,24 @@ class SqliteStore(RecordStore):
             raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
 
     def signature_sets(self, record_ids: Sequence[bytes]) -> list[tuple[list[bytes], bytes]]:
-        sets = self._db.execute("SELECT lo, hi, mark FROM signature_sets ORDER BY lo").fetchall()
-        if not sets:
-            return []
-        starts = [lo for lo, _hi, _mark in sets]
-        wanted: set[int] = set()
+        rows: list[int] = []
         for i in range(0, len(record_ids), _IN_CHUNK):
             chunk = list(record_ids[i:i + _IN_CHUNK])
-            for (n,) in self._db.execute(
-                    f"SELECT n FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                at = bisect.bisect_right(starts, n) - 1
-                if at >= 0 and n <= sets[at][1]:
-                    wanted.add(at)
+            rows.extend(n for (n,) in self._db.execute(
+                f"SELECT n FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        if len(rows) <= _IN_CHUNK // 8:  # a few records (show, get): only their sets
+            sets = sorted({s for n in rows for s in self._db.execute(
+                "SELECT lo, hi, mark FROM signature_sets WHERE lo <= ? ORDER BY lo DESC LIMIT 1",
+                (n,))})
+        else:
+            sets = self._db.execute("SELECT lo, hi, mark FROM signature_sets ORDER BY lo"
+                                    ).fetchall()
+        starts = [lo for lo, _hi, _mark in sets]
+        wanted: set[int] = set()
+        for n in rows:
+            at = bisect.bisect_right(starts, n) - 1
+            if at >= 0 and n <= sets[at][1]:
+                wanted.add(at)
         out: list[tuple[list[bytes], bytes]] = []
         for at in sorted(wanted):
             lo, hi, mark = sets[at]
