@@ -133,11 +133,18 @@ def test_each_command_is_registered_by_the_module_main_imports_for_it() -> None:
 def test_a_short_command_does_not_import_the_others(initialised_cli: Cli) -> None:
     code = ("import sys; from wifisync.cli.main import main; status = main(sys.argv[1:]); "
             "sys.stderr.write(' '.join(sorted(sys.modules))); sys.exit(status)")
-    r = subprocess.run([sys.executable, "-c", code, "--home", str(initialised_cli.home),
-                        "status", "--json"], capture_output=True, text=True, timeout=120,
-                       env=initialised_cli.env(), check=False)
-    assert r.returncode == 0, r.stderr
-    loaded = set(r.stderr.split())
-    assert "wifisync.cli.commands_daemon" in loaded
-    assert not loaded & {"wifisync.cli.commands_transfer", "wifisync.transfer.importers",
-                         "wifisync.cli.commands_pairing", "wifisync.cli.commands_service"}
+
+    def modules(*args: str) -> set[str]:
+        r = subprocess.run([sys.executable, "-c", code, "--home", str(initialised_cli.home),
+                            *args], capture_output=True, text=True, timeout=120,
+                           env=initialised_cli.env(), check=False)
+        assert r.returncode == 0, r.stderr
+        return set(r.stderr.split())
+
+    others = {"wifisync.cli.commands_transfer", "wifisync.transfer.importers",
+              "wifisync.cli.commands_pairing", "wifisync.cli.commands_service"}
+    loaded = modules("status", "--json")
+    assert "wifisync.cli.commands_daemon" in loaded and not loaded & others
+    loaded = modules("list")  # reading the vault needs neither sync nor the daemon's parts
+    assert "wifisync.vault.unlocked" in loaded
+    assert not loaded & {*others, "wifisync.sync", "wifisync.daemon", "aiohttp"}

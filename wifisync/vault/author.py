@@ -12,7 +12,6 @@ from wifisync.model.membership import MembershipView, view_of
 from wifisync.model.records import Kind, Record, RecordHeader, sign_record
 from wifisync.model.versions import join
 from wifisync.store import AppendResult, RecordStore, sigmarks
-from wifisync.sync.acceptance import MAX_FUTURE_MS
 from wifisync.wallclock import wall_ms
 
 BodyMaker = Callable[[RecordHeader, list[Record]], bytes]
@@ -35,6 +34,8 @@ class Author:
 
     def write(self, item: bytes, kind: Kind, make_body: BodyMaker, deleted: bool = False) -> Record:
         """Write one record in one transaction; ``make_body`` sees header and held versions."""
+        from wifisync.sync.acceptance import MAX_FUTURE_MS  # the sync package: writers only
+
         me = self.identity.device_id
         with self.store.transaction():
             held = self.store.heads(item)
