@@ -316,7 +316,7 @@ class Vault:
 
     def _candidates(self, ref: str, ref_l: str) -> list[tuple[bytes, str]]:
         """``(ID, title)`` of the readable live items ``ref`` may name by ID prefix (found
-        in SQL) or by title (titles decrypted, see titlesearch): all :func:`lookup.resolve`
+        in SQL) or by title (by title tags, see titlesearch): all :func:`lookup.resolve`
         needs, without reading the whole vault."""
         found = set(titlesearch.items_titled(self.store, self.vault_key, ref))
         if len(ref_l) >= lookup.MIN_PREFIX and set(ref_l) <= lookup.HEX:
