@@ -47,6 +47,7 @@ from propagation import Node, make_group, wait  # noqa: E402
 
 from wifisync.client.control import daemon_status, notify_daemon  # noqa: E402
 from wifisync.daemon.verifier import HelperVerifier  # noqa: E402
+from wifisync.model.codec import vector  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.model.records import (  # noqa: E402
     DEVICE_ID_BYTES,
@@ -336,7 +337,7 @@ def frames_part(root: Path, runs: int) -> bool:
         s = SyncSession(Replica(store, vault_id, me, verifier=verifier, now_ms=wall_ms),
                         member.device_id, now=0.0)
         s.start(0.0)
-        s.receive(encode_message(Hello(PROTOCOL_VERSION, vault_id, store.seen(),
+        s.receive(encode_message(Hello(PROTOCOL_VERSION, vault_id, vector(store.seen()),
                                        store.fingerprint())), 0.0)
         return s
 
@@ -400,7 +401,7 @@ async def _send_as_member(a: Node, b: Node, vault_id: bytes, frame: bytes) -> No
     async with aiohttp.ClientSession() as session, session.ws_connect(
             f"https://127.0.0.1:{a.port}{SYNC_PATH}", ssl=ctx, autoping=False,
             server_hostname=member_server_name(vault_id), max_msg_size=MAX_FRAME_BYTES) as ws:
-        await ws.send_bytes(encode_message(Hello(PROTOCOL_VERSION, vault_id, {}, bytes(32))))
+        await ws.send_bytes(encode_message(Hello(PROTOCOL_VERSION, vault_id, (), bytes(32))))
         await ws.send_bytes(frame)
         deadline = time.monotonic() + 5
         while not ws.closed and time.monotonic() < deadline:
