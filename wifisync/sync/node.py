@@ -246,7 +246,7 @@ class SyncNode:
                 size += n
             pushed += size  # at least this much is queued again: the link drains once more
             records = [r for rid in ids if (r := self._store.get_record(rid)) is not None]
-            self._guarded(link, state, self._push, link, state, records, now)
+            self._guarded(link, state, self._push, link, state, records)
 
     def tick(self, now: float) -> None:
         """Time passed: fire the timers that are due (a stalled initial exchange closes)."""
@@ -271,7 +271,7 @@ class SyncNode:
     def _start(self, link: int, state: _Link, now: float) -> None:
         self._send(link, state.session.start(now))
 
-    def _push(self, link: int, state: _Link, records: Sequence[Record], now: float) -> None:
+    def _push(self, link: int, state: _Link, records: Sequence[Record]) -> None:
         self._send(link, state.session.push(records))
 
     def _fire(self, link: int, state: _Link, now: float) -> None:
@@ -329,7 +329,7 @@ class SyncNode:
         if state.backlog or state.congested:
             state.backlog.extend((r.id, len(r.encoded)) for r in records)
             return
-        self._guarded(link, state, self._push, link, state, records, now)
+        self._guarded(link, state, self._push, link, state, records)
 
     def _close_peer(self, device: bytes, reason: str) -> None:
         """Close every link to ``device`` (it is no member any more)."""
