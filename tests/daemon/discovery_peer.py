@@ -16,9 +16,11 @@ import signal
 import sys
 import threading
 
+from wifisync.client.find import async_find_pairing
 from wifisync.daemon import discovery
-from wifisync.daemon.discovery import DiscoveryManager, async_find_pairing
+from wifisync.daemon.discovery import DiscoveryManager
 from wifisync.errors import WifisyncError
+from wifisync.net import mdns
 
 
 def say(line: str) -> None:
@@ -118,7 +120,7 @@ def main() -> int:
     f.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
     if getattr(args, "window_seconds", None):
-        discovery.TAG_WINDOW_SECONDS = args.window_seconds
+        mdns.TAG_WINDOW_SECONDS = args.window_seconds
         discovery.RECHECK_SECONDS = args.window_seconds / 3
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("wifisync").setLevel(logging.DEBUG)

@@ -1,4 +1,4 @@
-"""mDNS discovery: the membership tag, and real multicast between processes in a namespace lab."""
+"""mDNS discovery: real multicast between processes in a namespace lab (members, pairing)."""
 
 from __future__ import annotations
 
@@ -8,57 +8,12 @@ import time
 import pytest
 
 from tests.lab import Lab, LabProcess, Node
-from wifisync.daemon.discovery import (
-    TAG_WINDOW_SECONDS,
-    DiscoveryManager,
-    async_find_pairing,
-    is_member_tag,
-    mdns_tag,
-    tag_window,
-)
+from wifisync.daemon.discovery import DiscoveryManager
 from wifisync.errors import ConfigError
 
 VAULT = bytes(range(16))
 OTHER_VAULT = bytes(range(1, 17))
 FIND_TIMEOUT = 15.0
-
-# --- the tag, without any network ---------------------------------------------------------
-
-
-def test_tag_known_answer() -> None:
-    assert mdns_tag(VAULT, 0) == b"5bde268b1dfb8f554eb22464cf48f76d"
-    assert mdns_tag(VAULT, 493000) == b"c37ed386a4c2da741cb1cc5cd61484b9"
-
-
-def test_tag_changes_with_each_window_so_hours_cannot_be_linked() -> None:
-    tags = {mdns_tag(VAULT, w) for w in range(100)}
-    assert len(tags) == 100
-
-
-def test_tag_of_previous_window_is_accepted_after_rollover() -> None:
-    boundary = 493001 * TAG_WINDOW_SECONDS
-    assert tag_window(boundary - 0.5) == 493000
-    old_tag = mdns_tag(VAULT, 493000)
-    assert is_member_tag(VAULT, old_tag, boundary - 0.5)
-    assert is_member_tag(VAULT, old_tag, boundary + 0.5)
-    assert is_member_tag(VAULT, old_tag, boundary + TAG_WINDOW_SECONDS - 1)
-    # Two windows later the old tag is dead.
-    assert not is_member_tag(VAULT, old_tag, boundary + TAG_WINDOW_SECONDS)
-
-
-def test_tag_of_next_window_is_accepted_for_a_slow_clock() -> None:
-    now = 493000 * TAG_WINDOW_SECONDS + 10
-    assert is_member_tag(VAULT, mdns_tag(VAULT, 493001), now)
-    assert not is_member_tag(VAULT, mdns_tag(VAULT, 493002), now)
-
-
-def test_another_vault_has_another_tag_and_is_refused() -> None:
-    now = time.time()
-    theirs = mdns_tag(OTHER_VAULT, tag_window(now))
-    assert theirs != mdns_tag(VAULT, tag_window(now))
-    assert not is_member_tag(VAULT, theirs, now)
-    assert not is_member_tag(VAULT, b"", now)
-
 
 async def test_unknown_interface_is_one_clear_config_error() -> None:
     manager = DiscoveryManager(
@@ -67,11 +22,6 @@ async def test_unknown_interface_is_one_clear_config_error() -> None:
     with pytest.raises(ConfigError, match="no such network interface: wsync-nope0"):
         await manager.async_start()
     assert not manager.running
-    with pytest.raises(ConfigError, match="wsync-nope0"):
-        await async_find_pairing("7", interfaces=["wsync-nope0"], timeout=1)
-    # Loopback is never announced on: it has no address discovery would use.
-    with pytest.raises(ConfigError, match="no IPv4 address on lo"):
-        await async_find_pairing("7", interfaces=["lo"], timeout=1)
 
 
 # --- real multicast in the lab ------------------------------------------------------------

@@ -115,7 +115,7 @@ def cmd_join(args: argparse.Namespace) -> int:
 
         nonlocal host, port
         if args.address is None:
-            from wifisync.daemon.discovery import async_find_pairing
+            from wifisync.client.find import async_find_pairing
 
             print(f"looking on the local network for the device showing code "
                   f"{code.nameplate}-... (mDNS, up to {MDNS_FIND_TIMEOUT:g} s; --address "

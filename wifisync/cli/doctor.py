@@ -143,7 +143,7 @@ def _interface_flags(name: str) -> int | None:
 def _multicast(config: Config) -> Check:
     if not config.daemon.mdns:
         return Check("multicast", None, "mDNS is off (daemon.mdns = false)")
-    from wifisync.daemon.discovery import link_states
+    from wifisync.net.mdns import link_states
 
     names = list(config.daemon.interfaces)
     states = link_states(names or None)

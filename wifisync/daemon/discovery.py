@@ -4,34 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import secrets
 import socket
-import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import ifaddr
-from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
+from zeroconf import IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from wifisync.errors import ConfigError, PairingError
-from wifisync.model.crypto import derive_key
+from wifisync.net.mdns import (
+    CLOSE_TIMEOUT_SECONDS,
+    NAMEPLATE_KEY,
+    PAIRING_SERVICE_TYPE,
+    RESOLVE_TIMEOUT_MS,
+    SERVICE_TYPE,
+    TAG_KEY,
+    LinkState,
+    check_interfaces,
+    is_member_tag,
+    link_states,
+    mdns_tag,
+    new_zeroconf,
+    tag_window,
+    zeroconf_interfaces,
+)
 
 log = logging.getLogger("wifisync.discovery")
 
-SERVICE_TYPE = "_wifisync._tcp.local."
-PAIRING_SERVICE_TYPE = "_wifisync-pair._tcp.local."
-TAG_KEY = b"t"
-NAMEPLATE_KEY = b"n"
-TAG_WINDOW_SECONDS = 3600
-TAG_BYTES = 16
-RESOLVE_TIMEOUT_MS = 3000
 # Linux tells us about link and address changes (netlink), so we look at the interfaces when told
 # and every RECHECK_SECONDS (the tag window clock); elsewhere we poll. Each wake of an idle daemon
 # costs ~0.5 ms of CPU, which is why we do not poll where the kernel can tell us.
@@ -40,102 +41,11 @@ LINK_POLL_SECONDS = 5.0
 LINK_SETTLE_SECONDS = 0.2
 _RTMGRP_LINK = 0x1
 _RTMGRP_IPV4_IFADDR = 0x10
-CLOSE_TIMEOUT_SECONDS = 5.0
 OWN_NAMES_KEPT = 16
 # A host flooding the LAN with services gets this many lookups at a time, no more.
 MAX_RESOLVING = 32
 
 FoundCallback = Callable[[str, int], None]
-
-
-# --- the membership tag -------------------------------------------------------------------
-
-
-def tag_window(now: float) -> int:
-    """The number of the tag window ``now`` (Unix seconds) falls in."""
-    return int(now // TAG_WINDOW_SECONDS)
-
-
-def mdns_tag(vault_id: bytes, window: int) -> bytes:
-    """The TXT tag members publish during ``window``: unlinkable without the vault ID."""
-    key = derive_key(vault_id, "mdns-tag")
-    mac = hmac.new(key, window.to_bytes(8, "big"), hashlib.sha256).digest()
-    return mac[:TAG_BYTES].hex().encode("ascii")
-
-
-def is_member_tag(vault_id: bytes, tag: bytes, now: float) -> bool:
-    """True when ``tag`` is this vault's tag for the window of ``now`` or a neighbouring one.
-
-    The previous window covers an advertiser that has not rolled over yet; the next one covers
-    a browser whose clock is a little behind the advertiser's.
-    """
-    current = tag_window(now)
-    return any(
-        hmac.compare_digest(tag, mdns_tag(vault_id, window))
-        for window in (current - 1, current, current + 1)
-    )
-
-
-# --- interfaces ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LinkState:
-    """What discovery needs to know about one network interface at one moment."""
-
-    up: bool
-    addresses: tuple[str, ...]
-
-
-def _operstate_up(name: str) -> bool | None:
-    """The kernel's view of whether the link carries traffic; None where there is no sysfs."""
-    if sys.platform != "linux":
-        return None
-    try:
-        # sysfs is memory-backed: this read never waits on a device.
-        state = (Path("/sys/class/net") / name / "operstate").read_text().strip()
-    except OSError:
-        return False
-    return state in ("up", "unknown")
-
-
-def link_states(names: list[str] | None) -> dict[str, LinkState]:
-    """IPv4 addresses and link state of the named interfaces, or of every non-loopback one."""
-    adapters = {adapter.name: adapter for adapter in ifaddr.get_adapters()}
-    wanted = names if names else sorted(adapters)
-    states: dict[str, LinkState] = {}
-    for name in wanted:
-        adapter = adapters.get(name)
-        addresses = tuple(
-            str(ip.ip)
-            for ip in (adapter.ips if adapter else [])
-            if ip.is_IPv4 and not str(ip.ip).startswith("127.")
-        )
-        if not names and not addresses:
-            continue
-        up = _operstate_up(name)
-        states[name] = LinkState(up=bool(addresses) if up is None else up, addresses=addresses)
-    return states
-
-
-def check_interfaces(names: list[str]) -> None:
-    """Refuse interface names that do not exist here, in one clear line."""
-    known = {adapter.name for adapter in ifaddr.get_adapters()}
-    missing = [name for name in names if name not in known]
-    if missing:
-        raise ConfigError(f"no such network interface: {', '.join(missing)}")
-
-
-def _zeroconf_interfaces(names: list[str] | None, states: dict[str, LinkState]) -> Any:
-    """What AsyncZeroconf is given: the named interfaces' addresses, or all of them."""
-    if not names:
-        return InterfaceChoice.All
-    return sorted({address for state in states.values() for address in state.addresses})
-
-
-def _new_zeroconf(interfaces: Any) -> AsyncZeroconf:
-    """The one place an AsyncZeroconf is made: always with explicit interfaces, IPv4."""
-    return AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
 
 
 def _random_label() -> str:
@@ -259,7 +169,7 @@ class DiscoveryManager:
         return sorted({a for state in self._links.values() if state.up for a in state.addresses})
 
     def _bring_up(self) -> None:
-        self._aiozc = _new_zeroconf(_zeroconf_interfaces(self._names, self._links))
+        self._aiozc = new_zeroconf(zeroconf_interfaces(self._names, self._links))
         self._start_browser()
         self._spawn(self._announce(), "mdns-announce")
 
@@ -404,7 +314,7 @@ class DiscoveryManager:
             return
         if came_back:
             await self._aiozc.async_update_interfaces(
-                interfaces=_zeroconf_interfaces(self._names, self._links)
+                interfaces=zeroconf_interfaces(self._names, self._links)
             )
             # A fresh browser reports every cached member again and queries the network at once;
             # fresh names make members that missed us while we were cut off report us again.
@@ -468,60 +378,3 @@ class _LinkEvents:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-
-
-# --- joining: find a pairing window -------------------------------------------------------
-
-
-async def async_find_pairing(
-    nameplate: str, *, interfaces: list[str] | None, timeout: float
-) -> tuple[str, int]:
-    """Find the member whose open pairing window carries ``nameplate``; (host, port)."""
-    if interfaces:
-        check_interfaces(interfaces)
-    states = link_states(interfaces or None)
-    bind_to = _zeroconf_interfaces(interfaces or None, states)
-    if not bind_to or not states:
-        where = ", ".join(interfaces) if interfaces else "any network interface"
-        raise ConfigError(f"no IPv4 address on {where} to look for the pairing device by "
-                          "mDNS; give its address with --address HOST:PORT")
-    aiozc = _new_zeroconf(bind_to)
-    found: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def resolve(service_type: str, name: str) -> None:
-        info = AsyncServiceInfo(service_type, name)
-        if not await info.async_request(aiozc.zeroconf, RESOLVE_TIMEOUT_MS):
-            return
-        hosts = info.parsed_addresses(IPVersion.V4Only)
-        if info.properties.get(NAMEPLATE_KEY) != nameplate.encode() or not hosts:
-            return
-        assert info.port is not None
-        if not found.done():
-            found.set_result((hosts[0], info.port))
-
-    def on_change(
-        zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
-    ) -> None:
-        if state_change is not ServiceStateChange.Removed:
-            task = asyncio.create_task(resolve(service_type, name), name="mdns-pair-resolve")
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    browser = AsyncServiceBrowser(aiozc.zeroconf, [PAIRING_SERVICE_TYPE], handlers=[on_change])
-    try:
-        host, port = await asyncio.wait_for(found, timeout)
-    except TimeoutError:
-        raise PairingError(
-            f"no device offers pairing code {nameplate}-... on the local network "
-            f"(waited {timeout:g} s); give its address with --address"
-        ) from None
-    finally:
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await browser.async_cancel()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(aiozc.async_close(), CLOSE_TIMEOUT_SECONDS)
-    log.info("mdns: pairing service found at %s:%d", host, port)
-    return host, port
