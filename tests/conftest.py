@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.lab import Lab, lab, netns_unavailable_reason
+from wifisync import harness
 from wifisync.model import crypto
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = harness.PACKAGE_ROOT
 PASSWORD = "correct horse battery staple"
 # Argon2id at the lowest allowed cost keeps each CLI call fast; the format is unchanged.
 FAST_CONFIG = "[vault]\nkdf_opslimit = 1\n"
@@ -33,43 +31,10 @@ def low_kdf_floor() -> Iterator[None]:
 
 
 @dataclass
-class Cli:
-    """Runs ``python -m wifisync.cli.main --home HOME ...`` as a user would."""
+class Cli(harness.Cli):
+    """The harness's CLI runner with the suite's password and its checks of failures."""
 
-    home: Path
     password: str | None = PASSWORD
-
-    def env(self, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
-        """The child's environment: no inherited WIFISYNC_*, our password, then ``extra``."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
-        # This checkout's package, whatever the test's working directory.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        if self.password is not None:
-            env["WIFISYNC_PASSWORD"] = self.password
-        for k, v in (extra or {}).items():
-            if v is None:
-                env.pop(k, None)
-            else:
-                env[k] = v
-        return env
-
-    def argv(self, *args: str) -> list[str]:
-        """The full command line of one CLI call."""
-        return [sys.executable, "-m", "wifisync.cli.main", "--home", str(self.home), *args]
-
-    def run(self, *args: str, input: str | None = None,
-            env: Mapping[str, str | None] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run one command; stdin is ``input`` or empty (never a terminal)."""
-        return subprocess.run(
-            self.argv(*args), input=input if input is not None else "", capture_output=True,
-            text=True, env=self.env(env), timeout=timeout, check=False)
-
-    def ok(self, *args: str, **kw: object) -> str:
-        """Run a command that must succeed; returns its stdout."""
-        r = self.run(*args, **kw)  # type: ignore[arg-type]
-        assert r.returncode == 0, f"wifisync {' '.join(args)} -> {r.returncode}: {r.stderr}"
-        return r.stdout
 
     def fails(self, *args: str, code: int = 1, **kw: object) -> str:
         """Run a command that must fail with ``code`` and one clean line; returns that line."""

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import Cli
 from tests.integration.conftest import Device, join_by_library, wait_for
 from tests.lab import Lab, LabProcess, Node
+from wifisync.harness import HarnessError
 
 FIND_TIMEOUT = 20.0
 PORT = 7415
@@ -45,7 +46,7 @@ def test_daemons_find_each_other_by_mdns_and_sync(netns_lab: Lab, tmp_path: Path
                  "the daemons to find each other by mDNS and connect")
         item = a.add("router", "password=hunter2")
         wait_for(lambda: b.holds(item), FIND_TIMEOUT, "the item to reach b")
-    except AssertionError:
+    except (AssertionError, HarnessError):
         raise AssertionError("\n".join(line for p in procs for line in p.errors[-30:])) from None
     for proc in procs:
         proc.proc.send_signal(signal.SIGTERM)
