@@ -199,7 +199,7 @@ class Device:
             return None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
-        """Signal the daemon and wait for it to exit (killed after ``timeout``); its status."""
+        """Signal the daemon and wait for it to exit (killed after ``timeout``); its exit status."""
         proc, self.proc = self.proc, None
         if proc is None:
             return None
@@ -209,8 +209,7 @@ class Device:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(5)
-            raise
+            return proc.wait(5)
 
     def peers_connected(self) -> int:
         """How many sessions the daemon holds (0 when it does not answer)."""
