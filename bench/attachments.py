@@ -29,18 +29,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchlib import machine, percentile, record  # noqa: E402
-from propagation import PASSWORD, Node, wait  # noqa: E402
+from benchlib import (  # noqa: E402
+    PASSWORD,
+    bench_device,
+    machine,
+    memory_kib,
+    percentile,
+    record,
+    reset_peak,
+    wait,
+)
 
 from tests.memory import cli_peak_kib  # noqa: E402
-from wifisync.client.control import daemon_status  # noqa: E402
-from wifisync.home import Home  # noqa: E402
+from wifisync.harness import Device, found_vault, join_by_library  # noqa: E402
 from wifisync.model.chunks import chunk_count  # noqa: E402
 from wifisync.model.crypto import KdfParams  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
-from wifisync.model.records import Kind, Membership  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
-from wifisync.vault.unlocked import META_VAULT_ID, Vault  # noqa: E402
+from wifisync.vault.unlocked import Vault  # noqa: E402
 
 TARGET_SECONDS = 1.0
 TARGET_RSS_MIB = 16.0
@@ -50,42 +56,23 @@ MIB = 1024 * 1024
 BENCH_KDF = KdfParams.fresh(1)
 
 
-def make_pair(root: Path) -> tuple[Node, Node, str]:
+def make_pair(root: Path) -> tuple[Device, Device, str]:
     """Two devices of one vault (as pairing leaves them) and an item on A to attach to."""
-    a, b = Node(root, "a"), Node(root, "b")
-    ident = DeviceIdentity.generate()
-    ident.save(a.home.data_dir)
+    a, b = bench_device(root, "a"), bench_device(root, "b")
+    found_vault(a, PASSWORD, BENCH_KDF)
+    join_by_library(a, b)
     store = SqliteStore(a.home.store_file)
-    vault = Vault.create(store, ident, "a", PASSWORD, BENCH_KDF)
-    other = DeviceIdentity.generate()
-    other.save(b.home.data_dir)
-    vault.write_member(Membership(other.cert_der, "b"))
-    item = vault.add("passport scan", fields={"number": "X1234567"})
-    target = SqliteStore(b.home.store_file)
-    target.set_meta(META_VAULT_ID, vault.vault_id)
-    for kind in (Kind.MEMBER, Kind.VAULT_KEY):
-        for key, _held in store.heads_of_kind(kind):
-            for rec in store.versions(key):
-                target.append(rec)
-    target.close()
-    store.close()
+    try:
+        vault = Vault.unlock(store, DeviceIdentity.load(a.home.data_dir), PASSWORD)
+        item = vault.add("passport scan", fields={"number": "X1234567"})
+    finally:
+        store.close()
     return a, b, item.hex()
 
 
-def cli(home: Home, *args: str) -> list[str]:
-    """The argv of one CLI call on ``home``."""
-    return [sys.executable, "-m", "wifisync.cli.main", "--home",
-            str(home.config_dir.parent), *args]
-
-
-def env() -> dict[str, str]:
-    """The CLI's environment: this checkout, the bench password."""
-    return dict(os.environ, PYTHONPATH=str(REPO), WIFISYNC_PASSWORD=PASSWORD)
-
-
-def run_cli(argv: list[str]) -> int:
+def run_cli(device: Device, *args: str) -> int:
     """Run a CLI call to completion; returns its own peak RSS in KiB (tests/memory.py)."""
-    return cli_peak_kib(argv[3:], env())
+    return cli_peak_kib(device.cli.argv(*args)[3:], device.cli.env())
 
 
 def random_file(path: Path, size: int) -> None:
@@ -98,14 +85,14 @@ def random_file(path: Path, size: int) -> None:
             left -= n
 
 
-def transfer_seconds(a: Node, b: Node, item: str, path: Path, size: int
+def transfer_seconds(a: Device, b: Device, item: str, path: Path, size: int
                      ) -> tuple[float, float]:
     """From the start of ``attach`` on A until B's store holds all chunks and the version;
     and until the ``attach`` command itself returned."""
     watch = SqliteStore(b.home.store_file)
     want = watch.count_records() + chunk_count(size) + 1
     started = time.perf_counter()
-    proc = subprocess.Popen(cli(a.home, "attach", item, str(path)), env=env(),
+    proc = subprocess.Popen(a.cli.argv("attach", item, str(path)), env=a.cli.env(),
                             stderr=subprocess.PIPE)
     deadline = started + 60
     cli_done = 0.0
@@ -123,39 +110,25 @@ def transfer_seconds(a: Node, b: Node, item: str, path: Path, size: int
     return took, cli_done or time.perf_counter() - started
 
 
-def rss_kib(pid: int, key: str) -> int:
-    """A ``VmRSS``/``VmHWM`` line of /proc/PID/status, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise SystemExit(f"no {key} for process {pid}")
-
-
-def reset_peak(pid: int) -> int:
-    """Reset a process's peak RSS (Linux ``clear_refs`` 5); returns its RSS now, in KiB."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return rss_kib(pid, "VmRSS")
-
-
-def memory(a: Node, b: Node, item: str, root: Path, size: int) -> dict[str, float]:
+def memory(a: Device, b: Device, item: str, root: Path, size: int) -> dict[str, float]:
     """Peak RSS growth in MiB of each process while ``size`` bytes are attached, synced and read."""
     tiny, big = root / "tiny.bin", root / "big.bin"
     random_file(tiny, 1)
     random_file(big, size)
-    base_attach = run_cli(cli(a.home, "attach", item, str(tiny)))
-    wait(lambda: count(b) == count(a), 30)
-    base_get = run_cli(cli(b.home, "get", item, "--attachment", "tiny.bin",
-                           "-o", str(root / "tiny.out"), "--force"))
+    base_attach = run_cli(a, "attach", item, str(tiny))
+    wait(lambda: b.record_count() == a.record_count(), 30)
+    base_get = run_cli(b, "get", item, "--attachment", "tiny.bin",
+                       "-o", str(root / "tiny.out"), "--force")
     assert a.proc is not None and b.proc is not None
     daemons = {"daemon A (sender)": a.proc.pid, "daemon B (receiver)": b.proc.pid}
     at_reset = {name: reset_peak(pid) for name, pid in daemons.items()}
-    peak_attach = run_cli(cli(a.home, "attach", item, str(big)))
-    wait(lambda: count(b) == count(a), 120)
-    peak_get = run_cli(cli(b.home, "get", item, "--attachment", "big.bin",
-                           "-o", str(root / "big.out"), "--force"))
+    peak_attach = run_cli(a, "attach", item, str(big))
+    wait(lambda: b.record_count() == a.record_count(), 120)
+    peak_get = run_cli(b, "get", item, "--attachment", "big.bin",
+                       "-o", str(root / "big.out"), "--force")
     if not filecmp_equal(big, root / "big.out"):
         raise SystemExit("the attachment read back on B differs from the file attached on A")
-    out = {name: (rss_kib(pid, "VmHWM") - at_reset[name]) / 1024
+    out = {name: (memory_kib(pid, "VmHWM") - at_reset[name]) / 1024
            for name, pid in daemons.items()}
     out["CLI attach on A"] = (peak_attach - base_attach) / 1024
     out["CLI get -o on B"] = (peak_get - base_get) / 1024
@@ -175,15 +148,6 @@ def filecmp_equal(x: Path, y: Path) -> bool:
                 return True
 
 
-def count(node: Node) -> int:
-    """Records in a node's store."""
-    store = SqliteStore(node.home.store_file)
-    try:
-        return store.count_records()
-    finally:
-        store.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
@@ -192,13 +156,13 @@ def main() -> None:
     args = parser.parse_args()
     print(machine())
     root = Path(tempfile.mkdtemp(prefix="wifisync-bench-"))
-    nodes: list[Node] = []
+    nodes: list[Device] = []
     try:
         a, b, item = make_pair(root)
         nodes = [a, b]
-        a.start([])
-        wait(lambda: daemon_status(a.home) is not None)
-        b.start([a])
+        a.start(peers=[], wait=False)
+        wait(lambda: a.status() is not None)
+        b.start(peers=[a], wait=False)
         wait(lambda: a.peers_connected() == 1 and b.peers_connected() == 1)
         size = args.size_mib * MIB
         seconds, commands = [], []

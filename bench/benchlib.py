@@ -1,8 +1,10 @@
-"""What every benchmark prints beside its figures: the machine, percentiles, and a verdict.
+"""What every benchmark shares: the machine, percentiles and verdicts; devices and processes.
 
 A bench reports each figure with ``record()``; bench/run.py (``make bench``) collects them
 into bench/results/latest.json and latest.md. Any ``bench/*.py`` that records this way is
-picked up by the runner; ``full_set()`` tells it whether to add its large sizes.
+picked up by the runner; ``full_set()`` tells it whether to add its large sizes. Devices and
+their daemons come from the one harness (``wifisync/harness.py``, shared with the tests and
+the demo); the memory and CPU of a daemon and its helper processes are read from /proc here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import os
 import platform
 import statistics
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wifisync.harness import Cli, Device, found_vault, join_by_library, wait_for
+from wifisync.model.crypto import KdfParams
 
 
 def machine() -> str:
@@ -105,3 +114,109 @@ def marks_as_after_a_sync(store_file: Path, data_dir: Path) -> None:
             assert store.add_signature_set(batch, sigmarks.set_mark(key, batch))
     finally:
         store.close()
+
+
+# --- devices: the harness with the benches' defaults ------------------------------------
+
+PASSWORD = "bench password"
+GROUP_KDF = KdfParams.fresh(1, 64 * 2**20)  # the cheapest key derivation the CLI accepts
+
+
+def bench_device(root: Path, name: str) -> Device:
+    """A device for a bench: its home under ``root``, its daemon logging warnings only."""
+    device = Device(Cli(root / name, PASSWORD), name)
+    device.configure(log_level="warning")
+    return device
+
+
+def make_group(root: Path, n: int, kdf: KdfParams = GROUP_KDF) -> list[Device]:
+    """``n`` devices sharing one vault, built with the library (as pairing leaves them)."""
+    nodes = [bench_device(root, f"dev{i}") for i in range(n)]
+    found_vault(nodes[0], PASSWORD, kdf)
+    join_by_library(nodes[0], *nodes[1:])
+    return nodes
+
+
+def wait(predicate: Callable[[], object], timeout: float = 15.0) -> None:
+    """Poll every 5 ms until true (a figure's end is seen within 5 ms)."""
+    wait_for(predicate, timeout, "the daemons", interval=0.005)
+
+
+# --- processes: memory and CPU from /proc (Linux) ---------------------------------------
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (a daemon's signature helpers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in
+                         Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def memory_kib(pid: int, key: str = "VmRSS") -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/PID/status, in KiB (0 when the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak(pid: int) -> int:
+    """Reset a process's peak RSS (Linux ``clear_refs`` 5); returns its RSS now, in KiB."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return memory_kib(pid)
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, MiB."""
+    return sum(memory_kib(p) for p in process_tree(pid)) / 1024
+
+
+def tree_cpu_ns(pid: int) -> int:
+    """Nanoseconds on CPU of ``pid``'s threads and its descendants (schedstat, live ones)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                total += int(Path(f"/proc/{p}/task/{task}/schedstat").read_text().split()[0])
+        except OSError:
+            continue
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """Seconds of CPU (user + system, every thread) one process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RssWatch:
+    """Samples the RSS of some process trees every 20 ms in a thread; keeps the peaks."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], tree_rss_mib(pid))
+
+    def stop(self) -> dict[str, float]:
+        """Stop sampling; the peaks in MiB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak

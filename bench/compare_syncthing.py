@@ -23,7 +23,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,9 +36,11 @@ RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import full_set, machine, record  # noqa: E402
-from daemons import count, fill, listening  # noqa: E402
-from propagation import make_group, propagation, wait  # noqa: E402
+from benchlib import full_set, machine, make_group, record, wait  # noqa: E402
+from daemons import fill  # noqa: E402
+from propagation import propagation  # noqa: E402
+
+from wifisync.harness import free_port  # noqa: E402
 
 FILE_BYTES = 500
 SETTINGS = {"default": (10, 3600), "fastest": (1, 1)}  # fsWatcherDelayS, rescanIntervalS
@@ -67,13 +68,6 @@ def namespace() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
-
-
-def free_port() -> int:
-    """A port number (used inside the namespace, where nothing else listens)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Syncthing:
@@ -208,11 +202,11 @@ def wifisync_initial(root: Path, n: int) -> float:
     a, b = make_group(root / f"ws-sync-{n}", 2)
     try:
         fill(a, n)
-        want = count(a)
-        a.start([])
-        wait(lambda: listening(a))
-        started = b.start([a])
-        wait(lambda: count(b) >= want, 300)
+        want = a.record_count()
+        a.start(peers=[], wait=False)
+        wait(lambda: a.status() is not None)
+        started = b.start(peers=[a], wait=False)
+        wait(lambda: b.record_count() >= want, 300)
         return time.perf_counter() - started
     finally:
         a.stop()
@@ -223,9 +217,9 @@ def wifisync_changes(root: Path, n: int) -> list[float]:
     """Commit on A until B's store holds it, ``n`` times (bench/propagation.py's loop)."""
     a, b = make_group(root / "ws-changes", 2)
     try:
-        a.start([])
-        wait(lambda: listening(a))
-        b.start([a])
+        a.start(peers=[], wait=False)
+        wait(lambda: a.status() is not None)
+        b.start(peers=[a], wait=False)
         wait(lambda: a.peers_connected() == 1)
         return propagation(a, b, n)
     finally:

@@ -25,7 +25,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -34,10 +33,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import full_set, machine, record  # noqa: E402
-from propagation import Node, make_group, wait  # noqa: E402
+from benchlib import (  # noqa: E402
+    RssWatch,
+    full_set,
+    machine,
+    make_group,
+    record,
+    tree_cpu_ns,
+    tree_rss_mib,
+    wait,
+)
 
-from wifisync.client.control import daemon_status, notify_daemon  # noqa: E402
+from wifisync.client.control import notify_daemon  # noqa: E402
+from wifisync.harness import Device  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.model.records import Kind, RecordHeader, sign_record  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
@@ -53,69 +61,7 @@ CATCHUP_ITEMS = 15
 STEADY_AFTER_S = 12.0  # after the sync: the signature helpers exit after 10 s unused
 
 
-def tree(pid: int) -> list[int]:
-    """``pid`` and every descendant (the signature helpers)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                todo += [int(c) for c in
-                         Path(f"/proc/{p}/task/{task}/children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, MiB."""
-    total = 0
-    for p in tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-def cpu_ns(pid: int) -> int:
-    """Nanoseconds on CPU of ``pid``'s threads and its descendants (schedstat, live ones)."""
-    total = 0
-    for p in tree(pid):
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                total += int(Path(f"/proc/{p}/task/{task}/schedstat").read_text().split()[0])
-        except OSError:
-            continue
-    return total
-
-
-class RssWatch:
-    """Samples the RSS of some process trees every 20 ms in a thread; keeps the peaks."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.peak = dict.fromkeys(pids, 0.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            for name, pid in self.pids.items():
-                self.peak[name] = max(self.peak[name], rss_mib(pid))
-
-    def stop(self) -> dict[str, float]:
-        """Stop sampling; the peaks in MiB."""
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
-def fill(node: Node, n: int) -> None:
+def fill(node: Device, n: int) -> None:
     """``n`` signed item records by ``node`` in its store (bodies random: the daemons never
     decrypt, they check headers and signatures)."""
     ident = DeviceIdentity.load(node.home.data_dir)
@@ -136,23 +82,6 @@ def fill(node: Node, n: int) -> None:
     store.close()
 
 
-def count(node: Node) -> int:
-    """Records in a node's store."""
-    store = SqliteStore(node.home.store_file)
-    try:
-        return store.count_records()
-    finally:
-        store.close()
-
-
-def listening(node: Node) -> bool:
-    """Whether the daemon answers on its control socket."""
-    try:
-        return daemon_status(node.home) is not None
-    except Exception:
-        return False
-
-
 def initial_sync(root: Path, n: int, runs: int) -> None:
     """A holds ``n`` records; a fresh B starts and pulls them all."""
     times, peaks_b, peaks_a, steady_b = [], [], [], []
@@ -160,12 +89,12 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
         a, b = make_group(root / f"sync{n}-{r}", 2)
         try:
             fill(a, n)
-            want = count(a)
-            a.start([])
-            wait(lambda a=a: listening(a))
+            want = a.record_count()
+            a.start(peers=[], wait=False)
+            wait(lambda a=a: a.status() is not None)
             assert a.proc is not None
             watch_a = RssWatch({"a": a.proc.pid})
-            started = b.start([a])
+            started = b.start(peers=[a], wait=False)
             assert b.proc is not None
             watch_b = RssWatch({"b": b.proc.pid})
             store = SqliteStore(b.home.store_file)
@@ -177,7 +106,7 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
             times.append(time.perf_counter() - started)
             store.close()
             time.sleep(STEADY_AFTER_S)
-            steady_b.append(rss_mib(b.proc.pid))
+            steady_b.append(tree_rss_mib(b.proc.pid))
             peaks_b.append(watch_b.stop()["b"])
             peaks_a.append(watch_a.stop()["a"])
         finally:
@@ -194,7 +123,7 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
     record(f"sending daemon peak RSS during a {n} sync (helpers incl.)", peaks_a, "MiB")
 
 
-def write_items(node: Node, n: int) -> None:
+def write_items(node: Device, n: int) -> None:
     """``n`` records by ``node`` in its store, then the CLI's notify if its daemon runs."""
     fill(node, n)
     if node.proc is not None:
@@ -207,28 +136,28 @@ def catch_up(root: Path, runs: int) -> None:
     dialed: list[float] = []
     dialer: list[float] = []
     try:
-        a.start([])
-        wait(lambda: listening(a))
-        b.start([a])  # only B knows where A is
+        a.start(peers=[], wait=False)
+        wait(lambda: a.status() is not None)
+        b.start(peers=[a], wait=False)  # only B knows where A is
         wait(lambda: a.peers_connected() == 1)
         for _ in range(runs):
             # The dialed side restarts, with no address for its peer; it wrote while down.
             a.stop()
             (a.home.data_dir / "peers.json").unlink(missing_ok=True)
             write_items(a, CATCHUP_ITEMS)
-            want = count(a)
+            want = a.record_count()
             time.sleep(2.0)
-            started = a.start([])
-            wait(lambda want=want: count(b) >= want, 30)
+            started = a.start(peers=[], wait=False)
+            wait(lambda want=want: b.record_count() >= want, 30)
             dialed.append(time.perf_counter() - started)
             wait(lambda: b.peers_connected() == 1)
             # The dialing side restarts; the other side wrote while it was down.
             b.stop()
             write_items(a, CATCHUP_ITEMS)
-            want = count(a)
+            want = a.record_count()
             time.sleep(2.0)
-            started = b.start([a])
-            wait(lambda want=want: count(b) >= want, 30)
+            started = b.start(peers=[a], wait=False)
+            wait(lambda want=want: b.record_count() >= want, 30)
             dialer.append(time.perf_counter() - started)
             wait(lambda: a.peers_connected() == 1)
     finally:
@@ -246,23 +175,23 @@ def reconnect(root: Path, runs: int) -> None:
     a, b = make_group(root / "reconnect", 2)
     dialed, dialer = [], []
     try:
-        a.start([])
-        wait(lambda: listening(a))
-        b.start([a])
+        a.start(peers=[], wait=False)
+        wait(lambda: a.status() is not None)
+        b.start(peers=[a], wait=False)
         wait(lambda: a.peers_connected() == 1)
         for _ in range(runs):
             a.stop()
             (a.home.data_dir / "peers.json").unlink(missing_ok=True)
             time.sleep(3.0)
-            a.start([])
-            wait(lambda: listening(a))
+            a.start(peers=[], wait=False)
+            wait(lambda: a.status() is not None)
             t = time.perf_counter()
             wait(lambda: a.peers_connected() == 1)
             dialed.append(time.perf_counter() - t)
             b.stop()
             time.sleep(3.0)
-            b.start([a])
-            wait(lambda: listening(b))
+            b.start(peers=[a], wait=False)
+            wait(lambda: b.status() is not None)
             t = time.perf_counter()
             wait(lambda: b.peers_connected() == 1)
             dialer.append(time.perf_counter() - t)
@@ -280,20 +209,21 @@ def idle(root: Path, items: int, window: float, windows: int) -> None:
     a, b, c = make_group(root / "idle", 3)
     try:
         fill(a, items)
-        a.start([])
-        wait(lambda: listening(a))
-        b.start([a])
-        c.start([a])
-        want = count(a)
-        wait(lambda: a.peers_connected() == 2 and count(b) >= want and count(c) >= want, 120)
+        a.start(peers=[], wait=False)
+        wait(lambda: a.status() is not None)
+        b.start(peers=[a], wait=False)
+        c.start(peers=[a], wait=False)
+        want = a.record_count()
+        wait(lambda: a.peers_connected() == 2 and b.record_count() >= want
+             and c.record_count() >= want, 120)
         time.sleep(5.0)  # let the initial sessions and helpers settle
         assert a.proc is not None
         per_min, rss = [], []
         for _ in range(windows):
-            before = cpu_ns(a.proc.pid)
+            before = tree_cpu_ns(a.proc.pid)
             time.sleep(window)
-            per_min.append((cpu_ns(a.proc.pid) - before) / 1e6 * 60 / window)
-            rss.append(rss_mib(a.proc.pid))
+            per_min.append((tree_cpu_ns(a.proc.pid) - before) / 1e6 * 60 / window)
+            rss.append(tree_rss_mib(a.proc.pid))
     finally:
         for node in (a, b, c):
             node.stop()

@@ -11,7 +11,6 @@ hold a session. Real multicast, but only on the lab's own bridge. Needs root and
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import sys
@@ -23,23 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import machine, record  # noqa: E402
-from propagation import make_group, wait  # noqa: E402
+from benchlib import machine, make_group, record, wait  # noqa: E402
 
 from tests.lab import Lab, LabProcess, netns_unavailable_reason  # noqa: E402
-from wifisync.client.control import daemon_status  # noqa: E402
-from wifisync.home import Home  # noqa: E402
 
 PORT = 7415
-
-
-def connected(home: Home) -> bool:
-    """Whether the daemon of ``home`` holds a session."""
-    try:
-        live = daemon_status(home)
-    except Exception:
-        return False
-    return bool(live and live["peers"])
 
 
 def main() -> None:
@@ -61,16 +48,15 @@ def main() -> None:
                 dev.home.config_file.write_text(
                     f'[daemon]\nlisten = "{node.address}:{PORT}"\nmdns = true\n'
                     f'interfaces = ["{node.iface}"]\nlog_level = "warning"\n')
-            env = dict(os.environ, PYTHONPATH=str(REPO))
             for _ in range(args.runs):
                 for dev in group:
                     (dev.home.data_dir / "peers.json").unlink(missing_ok=True)
                 started = time.perf_counter()
                 procs: list[LabProcess] = [
-                    lab.spawn(node, [sys.executable, "-m", "wifisync.cli.main", "--home",
-                                     str(dev.home.config_dir.parent), "daemon"], env=env)
+                    lab.spawn(node, dev.cli.argv("daemon"),
+                              env=dev.cli.env({"WIFISYNC_PASSWORD": None}))
                     for node, dev in zip(nodes, group, strict=True)]
-                wait(lambda: all(connected(d.home) for d in group), 30)
+                wait(lambda: all(d.peers_connected() > 0 for d in group), 30)
                 times.append(time.perf_counter() - started)
                 for p in procs:
                     p.stop()

@@ -29,7 +29,6 @@ import re
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,10 +38,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import SET_ENV, machine, record  # noqa: E402
-from daemons import count, listening, tree  # noqa: E402
-from propagation import PASSWORD, Node, make_group, wait  # noqa: E402
+from benchlib import (  # noqa: E402
+    PASSWORD,
+    SET_ENV,
+    machine,
+    make_group,
+    process_tree,
+    record,
+    wait,
+)
 
+from wifisync.harness import Cli, Device  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
 from wifisync.vault.unlocked import Vault  # noqa: E402
@@ -53,7 +59,7 @@ KILL_RECORDS_PER_S = 4000  # the window to kill in: from B's start-up to about w
 # 2-core machine finishes the sync (10k records: 0.8-3.3 s after B's start)
 
 
-def fill_items(node: Node, n: int) -> None:
+def fill_items(node: Device, n: int) -> None:
     """``n`` real encrypted items by ``node`` (so that ``wifisync verify`` can decrypt them)."""
     store = SqliteStore(node.home.store_file)
     vault = Vault.unlock(store, DeviceIdentity.load(node.home.data_dir), PASSWORD)
@@ -62,18 +68,6 @@ def fill_items(node: Node, n: int) -> None:
             for i in range(start, min(n, start + 5000)):
                 vault.add(f"item {i}", "login", {"password": os.urandom(12).hex()})
     store.close()
-
-
-def start_logged(node: Node, peers: list[Node], log: Path) -> None:
-    """Start a daemon at log level info, its stderr appended to ``log``."""
-    node.home.config_file.write_text(
-        f'[daemon]\nlisten = "127.0.0.1:{node.port}"\nmdns = false\nlog_level = "info"\n')
-    argv = [sys.executable, "-m", "wifisync.cli.main", "--home",
-            str(node.home.config_dir.parent), "daemon",
-            *[a for p in peers for a in ("--peer", p.address)]]
-    with log.open("ab") as f:
-        node.proc = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                                     stdout=f, stderr=f)
 
 
 def check_store(store_file: Path, origin: bytes) -> int:
@@ -101,10 +95,7 @@ def check_store(store_file: Path, origin: bytes) -> int:
 
 def verify(home_root: Path) -> None:
     """``wifisync verify`` on a home: every signature a member's, every item decrypts."""
-    done = subprocess.run(
-        [sys.executable, "-m", "wifisync.cli.main", "--home", str(home_root),
-         "--password-stdin", "verify"], input=PASSWORD + "\n", capture_output=True,
-        text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300, check=False)
+    done = Cli(home_root).run("--password-stdin", "verify", input=PASSWORD + "\n", timeout=300)
     if done.returncode != 0:
         raise SystemExit(f"wifisync verify failed on {home_root}: {done.stderr.strip()}")
 
@@ -114,37 +105,38 @@ def kill_loop(root: Path, records: int, kills: int, rng: random.Random,
     """SIGKILL the receiving daemon at random moments; it must resume where it stopped."""
     a, b = make_group(root / "kill", 2)
     fill_items(a, records)
-    want = count(a)
+    want = a.record_count()
     origin = DeviceIdentity.load(a.home.data_dir).device_id
-    a_log = root / "kill-a.log"
-    moved = want - count(b)  # B starts with what pairing handed over
+    moved = want - b.record_count()  # B starts with what pairing handed over
     held_after: list[int] = []
     try:
-        start_logged(a, [], a_log)
-        wait(lambda: listening(a))
+        for node in (a, b):
+            node.configure(log_level="info")
+        a.start(wait=False)
+        wait(lambda: a.status() is not None)
         for _ in range(kills):
-            before = count(b)
+            before = b.record_count()
             if before >= want:
                 break
-            start_logged(b, [a], root / "kill-b.log")
+            b.start(peers=[a], wait=False)
             time.sleep(rng.uniform(*window))
             assert b.proc is not None
             b.proc.kill()
             b.proc.wait(10)
             b.proc = None
             held_after.append(check_store(b.home.store_file, origin))
-        start_logged(b, [a], root / "kill-b.log")
-        wait(lambda: count(b) >= want, 300)
+        b.start(peers=[a], wait=False)
+        wait(lambda: b.record_count() >= want, 300)
         b.stop()
         check_store(b.home.store_file, origin)
-        if count(b) != want:
-            raise SystemExit(f"B holds {count(b)} records, A {want}")
+        if b.record_count() != want:
+            raise SystemExit(f"B holds {b.record_count()} records, A {want}")
         a.stop()  # A logs the counters of its last session as it ends
     finally:
         a.stop()
         b.stop()
     verify(b.home.config_dir.parent)
-    sent = sum(int(n) for n in SENT.findall(a_log.read_bytes()))
+    sent = sum(int(n) for n in SENT.findall(a.log_file.read_bytes()))
     twice = max(0, sent - moved) / moved
     print(f"{len(held_after)} kills; B held {held_after} of A's records after each; "
           f"A sent {sent} records for {moved} needed")
@@ -157,22 +149,24 @@ def power_cuts(root: Path, records: int, cuts: int, rng: random.Random) -> None:
     """Copies of B's data folder taken while B is frozen mid-sync open and verify."""
     a, b = make_group(root / "cut", 2)
     fill_items(a, records)
-    want = count(a)
+    want = a.record_count()
     origin = DeviceIdentity.load(a.home.data_dir).device_id
     home = b.home.config_dir.parent
     copies: list[Path] = []
     try:
-        start_logged(a, [], root / "cut-a.log")
-        wait(lambda: listening(a))
-        start_logged(b, [a], root / "cut-b.log")
+        for node in (a, b):
+            node.configure(log_level="info")
+        a.start(wait=False)
+        wait(lambda: a.status() is not None)
+        b.start(peers=[a], wait=False)
         for n in range(cuts):
-            before = count(b)
+            before = b.record_count()
             if before >= want:
                 break
-            wait(lambda before=before: count(b) > before, 60)
+            wait(lambda before=before: b.record_count() > before, 60)
             time.sleep(rng.uniform(0.0, 0.2))
             assert b.proc is not None
-            frozen = tree(b.proc.pid)
+            frozen = process_tree(b.proc.pid)
             for pid in frozen:
                 os.kill(pid, signal.SIGSTOP)
             copy = root / f"cut-copy-{n}"

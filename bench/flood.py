@@ -42,11 +42,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import machine, percentile, record  # noqa: E402
-from propagation import Node, make_group, wait  # noqa: E402
+from benchlib import (  # noqa: E402
+    cpu_seconds,
+    machine,
+    make_group,
+    memory_kib,
+    percentile,
+    record,
+    wait,
+)
 
-from wifisync.client.control import daemon_status, notify_daemon  # noqa: E402
+from wifisync.client.control import notify_daemon  # noqa: E402
 from wifisync.daemon.verifier import HelperVerifier  # noqa: E402
+from wifisync.harness import Device  # noqa: E402
 from wifisync.model.codec import vector  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.model.records import (  # noqa: E402
@@ -90,13 +98,13 @@ def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def start_as_service(node: Node, peers: list[Node]) -> float:
+def start_as_service(node: Device, peers: list[Device]) -> float:
     """Start a daemon with soft NOFILE 1024 (the hard limit kept), as systemd would."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     saved = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (SERVICE_NOFILE, hard))
     try:  # the child inherits the limit at fork; no preexec_fn needed
-        return node.start(peers)
+        return node.start(peers=peers, wait=False)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, saved)
 
@@ -166,7 +174,7 @@ class Flood:
                 s.close()
 
 
-def change_latency(writer: Node, reader: Node, changes: int) -> list[float]:
+def change_latency(writer: Device, reader: Device, changes: int) -> list[float]:
     """Seconds from a commit on ``writer`` until ``reader``'s store holds it, per change."""
     from propagation import PASSWORD
 
@@ -192,29 +200,20 @@ def change_latency(writer: Node, reader: Node, changes: int) -> list[float]:
     return out
 
 
-def restart_times(a: Node, b: Node, restarts: int) -> tuple[list[float], list[float]]:
+def restart_times(a: Device, b: Device, restarts: int) -> tuple[list[float], list[float]]:
     """Per restart of B: seconds from starting its process, and from its daemon answering
     on the control socket (Python's start-up left out), until its session with A is up."""
     back, after_ready = [], []
     for _ in range(restarts):
         b.stop()
-        wait(lambda: not connected(a))
-        started = b.start([a])
-        wait(lambda: daemon_status(b.home) is not None, 20)
+        wait(lambda: not (a.peers_connected() > 0))
+        started = b.start(peers=[a], wait=False)
+        wait(lambda: b.status() is not None, 20)
         ready = time.perf_counter()
-        wait(lambda: connected(a) and connected(b), 20)
+        wait(lambda: (a.peers_connected() > 0) and (b.peers_connected() > 0), 20)
         back.append(time.perf_counter() - started)
         after_ready.append(time.perf_counter() - ready)
     return back, after_ready
-
-
-def connected(node: Node) -> bool:
-    """Whether the daemon holds a session (False when it does not answer)."""
-    try:
-        live = daemon_status(node.home)
-    except Exception:
-        return False
-    return bool(live and live["peers"])
 
 
 def ms_line(name: str, seconds: list[float], target: str, ok: bool) -> None:
@@ -226,10 +225,10 @@ def flood_part(root: Path, changes: int, idle: int, half: int, restarts: int) ->
     """Part 1; returns whether every target held."""
     a, b = make_group(root, 2)
     start_as_service(a, [])
-    wait(lambda: daemon_status(a.home) is not None)
+    wait(lambda: a.status() is not None)
     assert a.proc is not None
-    b.start([a])
-    wait(lambda: connected(a) and connected(b))
+    b.start(peers=[a], wait=False)
+    wait(lambda: (a.peers_connected() > 0) and (b.peers_connected() > 0))
     time.sleep(0.5)
     base_files = open_files(a.proc.pid)
     limits = Path(f"/proc/{a.proc.pid}/limits").read_text()
@@ -375,21 +374,7 @@ def frames_part(root: Path, runs: int) -> bool:
 # --- part 3: the same frames over a real member connection to a running daemon ------------
 
 
-def _process_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system, every thread) a process used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _peak_rss(pid: int) -> int:
-    """The process's peak resident memory (VmHWM) in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-async def _send_as_member(a: Node, b: Node, vault_id: bytes, frame: bytes) -> None:
+async def _send_as_member(a: Device, b: Device, vault_id: bytes, frame: bytes) -> None:
     """Member B's own TLS WebSocket to A: HELLO, then ``frame``; until A closes (<= 5 s)."""
     import aiohttp
 
@@ -421,19 +406,19 @@ def daemon_part(root: Path) -> bool:
     store.close()
     assert vault_id is not None
     frames = worst_frames(member, vault_id)
-    a.start([])
+    a.start(peers=[], wait=False)
     ok = True
     try:
-        wait(lambda: daemon_status(a.home) is not None)
+        wait(lambda: a.status() is not None)
         assert a.proc is not None
         asyncio.run(_send_as_member(a, b, vault_id, encode_message(Checkpoint(0))))  # warm up
-        base = _peak_rss(a.proc.pid)
+        base = memory_kib(a.proc.pid, 'VmHWM') * 1024
         print(f"daemon A over a real member connection: peak RSS at rest {base / MiB:.1f} MiB")
         for name, frame in frames.items():
-            cpu = _process_cpu(a.proc.pid)
+            cpu = cpu_seconds(a.proc.pid)
             asyncio.run(_send_as_member(a, b, vault_id, frame))
-            used = (_process_cpu(a.proc.pid) - cpu) * 1000
-            extra = (_peak_rss(a.proc.pid) - base) / MiB
+            used = (cpu_seconds(a.proc.pid) - cpu) * 1000
+            extra = (memory_kib(a.proc.pid, 'VmHWM') * 1024 - base) / MiB
             good = extra < 64
             ok &= good
             print(f"{name:<46} daemon CPU (all threads, with TLS and the session) "

@@ -132,8 +132,8 @@ def cli_once(data: bytes, n: int, tmp: Path) -> None:
 
 def reach_peer(data: bytes, n: int, runs: int, tmp: Path) -> None:
     """From the import's commit on A (then the CLI's notify) until B holds every record."""
-    from propagation import PASSWORD as GROUP_PASSWORD
-    from propagation import make_group, wait
+    from benchlib import PASSWORD as GROUP_PASSWORD
+    from benchlib import make_group, wait
 
     from wifisync.client.control import notify_daemon
 
@@ -141,9 +141,9 @@ def reach_peer(data: bytes, n: int, runs: int, tmp: Path) -> None:
     for r in range(runs):
         a, b = make_group(tmp / f"peers-{r}", 2)
         try:
-            a.start([])
+            a.start(peers=[], wait=False)
             wait(lambda a=a: a.peers_connected() == 0)
-            b.start([a])
+            b.start(peers=[a], wait=False)
             wait(lambda a=a: a.peers_connected() == 1)
             store = SqliteStore(a.home.store_file)
             vault = Vault.unlock(store, DeviceIdentity.load(a.home.data_dir), GROUP_PASSWORD)

@@ -82,10 +82,9 @@ def single_device(root: Path) -> Device:
 
 def start_daemon(device: Device, *peers: Device) -> None:
     """Start its daemon in the background (log beside its home) and wait until it answers."""
-    device.peers = list(peers)
     args = [a for p in peers for a in ("--peer", p.address)]
     print(f"$ wifisync --home $DEMO/{device.name} daemon {shlex.join(args)} &", flush=True)
-    device.start(timeout=15)
+    device.start(peers=peers, timeout=15)
     print(f"  listening on {device.address}\n", flush=True)
 
 

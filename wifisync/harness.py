@@ -165,24 +165,22 @@ class Device:
         self.home.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.home.config_file.write_text(toml_config(sections))
 
-    def start(self, *extra: str, wait: bool = True, quiet: bool = False,
+    def start(self, *extra: str, peers: Sequence[Device] | None = None, wait: bool = True,
               timeout: float = START_TIMEOUT) -> float:
-        """Start the daemon (static peers from ``self.peers``); when it started (perf_counter).
+        """Start the daemon, its log appended to ``log_file``; when it started (perf_counter).
 
-        ``wait``: until its control socket answers; ``quiet``: its log is dropped instead of
-        appended to ``log_file``.
+        ``peers`` (kept in ``self.peers``) are its static peers; ``wait``: until its control
+        socket answers. Its environment carries no password: a daemon never needs one.
         """
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        if peers is not None:
+            self.peers = list(peers)
         args = [a for p in self.peers for a in ("--peer", p.address)]
-        argv = self.cli.argv("daemon", *args, *extra)
+        env = self.cli.env({"WIFISYNC_PASSWORD": None, "WIFISYNC_NEW_PASSWORD": None})
         started = time.perf_counter()
-        if quiet:
-            self.proc = subprocess.Popen(argv, env=self.cli.env(), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        else:
-            with self.log_file.open("ab") as log:
-                self.proc = subprocess.Popen(argv, env=self.cli.env(), stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=log)
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(self.cli.argv("daemon", *args, *extra), env=env,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         if wait:
             proc = self.proc
             wait_for(lambda: proc.poll() is not None or self.status() is not None, timeout,
@@ -249,13 +247,16 @@ class Device:
             store.close()
 
 
-def found_vault(device: Device, password: str, kdf: KdfParams) -> Vault:
-    """Create the device's identity and vault in this process (the caller closes its store)."""
+def found_vault(device: Device, password: str, kdf: KdfParams) -> bytes:
+    """Create the device's identity and vault in this process, as ``init`` would; the vault ID."""
     device.home.ensure()
     identity = DeviceIdentity.generate()
     identity.save(device.home.data_dir)
-    return Vault.create(SqliteStore(device.home.store_file), identity, device.name, password,
-                        kdf)
+    store = SqliteStore(device.home.store_file)
+    try:
+        return Vault.create(store, identity, device.name, password, kdf).vault_id
+    finally:
+        store.close()
 
 
 def join_by_library(member: Device, *newcomers: Device) -> None:
