@@ -16,6 +16,8 @@ import platform
 import statistics
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wifisync.harness import Cli, Device, found_vault, join_by_library, wait_for
 from wifisync.model.crypto import KdfParams
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, RecordHeader, sign_record
+from wifisync.store.sqlite import SqliteStore
 
 
 def machine() -> str:
@@ -135,6 +140,24 @@ def make_group(root: Path, n: int, kdf: KdfParams = GROUP_KDF) -> list[Device]:
     found_vault(nodes[0], PASSWORD, kdf)
     join_by_library(nodes[0], *nodes[1:])
     return nodes
+
+
+def fill_signed(store: SqliteStore, identity: DeviceIdentity, vault_id: bytes, n: int,
+                body_bytes: int = 500, chunk: int = 5000) -> None:
+    """Append ``n`` ITEM records signed by ``identity`` with random bodies (daemons and the
+    sync core never decrypt: they check headers and signatures), ``chunk`` per transaction."""
+    me = identity.device_id
+    seq = store.next_seq(me)
+    made = 0
+    while made < n:
+        records = []
+        for _ in range(min(chunk, n - made)):
+            header = RecordHeader(vault_id, uuid.uuid4().bytes, Kind.ITEM, me, seq, {me: seq},
+                                  time.time_ns() // 1_000_000 << 16, False)
+            records.append(sign_record(identity, header, os.urandom(body_bytes)))
+            seq += 1
+        store.append_many(records)
+        made += len(records)
 
 
 def wait(predicate: Callable[[], object], timeout: float = 15.0) -> None:

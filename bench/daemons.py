@@ -21,12 +21,10 @@ Targets (issue 16, 2 cores): 100k under 4 s, 10k under 0.6 s; receiving daemon u
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +33,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from benchlib import (  # noqa: E402
     RssWatch,
+    fill_signed,
     full_set,
     machine,
     make_group,
@@ -47,7 +46,6 @@ from benchlib import (  # noqa: E402
 from wifisync.client.control import notify_daemon  # noqa: E402
 from wifisync.harness import Device  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
-from wifisync.model.records import Kind, RecordHeader, sign_record  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
 from wifisync.vault.unlocked import vault_id_of  # noqa: E402
 
@@ -62,24 +60,13 @@ STEADY_AFTER_S = 12.0  # after the sync: the signature helpers exit after 10 s u
 
 
 def fill(node: Device, n: int) -> None:
-    """``n`` signed item records by ``node`` in its store (bodies random: the daemons never
-    decrypt, they check headers and signatures)."""
-    ident = DeviceIdentity.load(node.home.data_dir)
+    """``n`` signed item records by ``node`` in its store."""
     store = SqliteStore(node.home.store_file)
-    vault_id = vault_id_of(store)
-    me = ident.device_id
-    seq = store.next_seq(me)
-    made = 0
-    while made < n:
-        chunk = []
-        for _ in range(min(5000, n - made)):
-            header = RecordHeader(vault_id, uuid.uuid4().bytes, Kind.ITEM, me, seq, {me: seq},
-                                  time.time_ns() // 1_000_000 << 16, False)
-            chunk.append(sign_record(ident, header, os.urandom(BODY_BYTES)))
-            seq += 1
-        store.append_many(chunk)
-        made += len(chunk)
-    store.close()
+    try:
+        fill_signed(store, DeviceIdentity.load(node.home.data_dir), vault_id_of(store), n,
+                    BODY_BYTES)
+    finally:
+        store.close()
 
 
 def initial_sync(root: Path, n: int, runs: int) -> None:

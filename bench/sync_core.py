@@ -24,19 +24,18 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import full_set, machine, record
+from benchlib import fill_signed, full_set, machine, record
 
 from wifisync.daemon.verifier import HelperVerifier
 from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.records import VAULT_KEY_ITEM, Kind, Record, RecordHeader, sign_record
+from wifisync.model.records import VAULT_KEY_ITEM, Kind, Record
 from wifisync.model.verifier import InlineVerifier, Verifier
 from wifisync.store import SqliteStore, sigmarks
 from wifisync.sync import Replica, SyncSession
@@ -56,20 +55,9 @@ def build_source(path: Path, n: int) -> tuple[SqliteStore, DeviceIdentity, list[
     Vault.create(store, ident, "source", "pw", crypto.KdfParams.fresh(1, 64 * 2**20))
     vault_id = store.get_meta(META_VAULT_ID)
     assert vault_id is not None
-    me = ident.device_id
     trusted = [r for _i, held in store.heads_of_kind(Kind.MEMBER) for r in held]
     trusted += store.versions(VAULT_KEY_ITEM)
-    seq = store.next_seq(me)
-    made = 0
-    while made < n:
-        chunk = []
-        for _ in range(min(BUILD_CHUNK, n - made)):
-            header = RecordHeader(vault_id, uuid.uuid4().bytes, Kind.ITEM, me, seq, {me: seq},
-                                  time.time_ns() // 1_000_000 << 16, False)
-            chunk.append(sign_record(ident, header, os.urandom(BODY_BYTES)))
-            seq += 1
-        store.append_many(chunk)
-        made += len(chunk)
+    fill_signed(store, ident, vault_id, n, BODY_BYTES, BUILD_CHUNK)
     return store, ident, trusted
 
 
