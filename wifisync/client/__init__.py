@@ -1,1 +1,1 @@
-"""The CLI's side of other processes: the control socket, the agent, joining and pairing."""
+"""The CLI's side of other processes: control socket, agent, finding a pairing window, join."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo
@@ -25,10 +26,8 @@ from wifisync.net.mdns import (
 log = logging.getLogger("wifisync.discovery")
 
 
-async def async_find_pairing(
-    nameplate: str, *, interfaces: list[str] | None, timeout: float
-) -> tuple[str, int]:
-    """Find the member whose open pairing window carries ``nameplate``; (host, port)."""
+def _usable_interfaces(interfaces: list[str] | None) -> Any:
+    """What to bind mDNS to for the lookup; one clear error when no interface can be used."""
     if interfaces:
         check_interfaces(interfaces)
     states = link_states(interfaces or None)
@@ -37,7 +36,14 @@ async def async_find_pairing(
         where = ", ".join(interfaces) if interfaces else "any network interface"
         raise ConfigError(f"no IPv4 address on {where} to look for the pairing device by "
                           "mDNS; give its address with --address HOST:PORT")
-    aiozc = new_zeroconf(bind_to)
+    return bind_to
+
+
+async def async_find_pairing(
+    nameplate: str, *, interfaces: list[str] | None, timeout: float
+) -> tuple[str, int]:
+    """Find the member whose open pairing window carries ``nameplate``; (host, port)."""
+    aiozc = new_zeroconf(_usable_interfaces(interfaces))
     found: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
     tasks: set[asyncio.Task[None]] = set()
 

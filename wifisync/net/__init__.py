@@ -1,1 +1,1 @@
-"""Transport pieces shared by the daemon and the CLI: TLS contexts and addresses."""
+"""What the daemon and the CLI share on the network: TLS, addresses, mDNS names and tags."""
