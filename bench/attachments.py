@@ -33,14 +33,12 @@ from benchlib import (  # noqa: E402
     PASSWORD,
     bench_device,
     machine,
-    memory_kib,
     percentile,
     record,
-    reset_peak,
     wait,
 )
 
-from tests.memory import cli_peak_kib  # noqa: E402
+from tests.memory import cli_peak_kib, memory_kib, reset_peak  # noqa: E402
 from wifisync.harness import Device, found_vault, join_by_library  # noqa: E402
 from wifisync.model.chunks import chunk_count  # noqa: E402
 from wifisync.model.crypto import KdfParams  # noqa: E402

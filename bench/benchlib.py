@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.memory import process_tree, tree_rss_mib
 from wifisync.harness import Cli, Device, found_vault, join_by_library, wait_for
 from wifisync.model.crypto import KdfParams
 from wifisync.model.identity import DeviceIdentity
@@ -166,43 +167,6 @@ def wait(predicate: Callable[[], object], timeout: float = 15.0) -> None:
 
 
 # --- processes: memory and CPU from /proc (Linux) ---------------------------------------
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every descendant (a daemon's signature helpers)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                todo += [int(c) for c in
-                         Path(f"/proc/{p}/task/{task}/children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def memory_kib(pid: int, key: str = "VmRSS") -> int:
-    """A ``VmRSS``/``VmHWM`` line of /proc/PID/status, in KiB (0 when the process is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def reset_peak(pid: int) -> int:
-    """Reset a process's peak RSS (Linux ``clear_refs`` 5); returns its RSS now, in KiB."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return memory_kib(pid)
-
-
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, MiB."""
-    return sum(memory_kib(p) for p in process_tree(pid)) / 1024
 
 
 def tree_cpu_ns(pid: int) -> int:

@@ -39,10 +39,10 @@ from benchlib import (  # noqa: E402
     make_group,
     record,
     tree_cpu_ns,
-    tree_rss_mib,
     wait,
 )
 
+from tests.memory import tree_rss_mib  # noqa: E402
 from wifisync.client.control import notify_daemon  # noqa: E402
 from wifisync.harness import Device  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402

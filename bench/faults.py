@@ -43,11 +43,11 @@ from benchlib import (  # noqa: E402
     SET_ENV,
     machine,
     make_group,
-    process_tree,
     record,
     wait,
 )
 
+from tests.memory import process_tree  # noqa: E402
 from wifisync.harness import Cli, Device  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402

@@ -46,12 +46,12 @@ from benchlib import (  # noqa: E402
     cpu_seconds,
     machine,
     make_group,
-    memory_kib,
     percentile,
     record,
     wait,
 )
 
+from tests.memory import memory_kib  # noqa: E402
 from wifisync.client.control import notify_daemon  # noqa: E402
 from wifisync.daemon.verifier import HelperVerifier  # noqa: E402
 from wifisync.harness import Device  # noqa: E402

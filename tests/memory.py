@@ -1,5 +1,9 @@
-"""Peak memory of one CLI run, as the CLI process itself saw it (tests and benches).
+"""Memory of processes as Linux shows it (tests and benches): a CLI run's peak, a daemon's.
 
+A daemon's peak since a moment: ``reset_peak`` (``/proc/PID/clear_refs``), then ``VmHWM``
+with ``memory_kib``; a daemon with its signature helpers: ``tree_rss_mib``.
+
+Peak memory of one CLI run, as the CLI process itself saw it:
 ``wait4``'s ``ru_maxrss`` also counts the parent's pages the child inherited before it
 exec'd (a test holding 32 MiB would read as a 32 MiB CLI), so the child reports its own
 ``VmHWM`` (this process image only) when it exits. The key derivation's own peak
@@ -56,3 +60,43 @@ def cli_peak_kib(args: Sequence[str], env: Mapping[str, str]) -> int:
         return int(Path(name).read_text())
     finally:
         os.unlink(name)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (a daemon's signature helpers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in
+                         Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def memory_kib(pid: int, key: str = "VmRSS") -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/PID/status, in KiB; OSError when the process is gone."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise LookupError(f"no {key} for process {pid}")
+
+
+def reset_peak(pid: int) -> int:
+    """Reset a process's peak RSS (Linux ``clear_refs`` 5); returns its RSS now, in KiB."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return memory_kib(pid)
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants (those still there), MiB."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            total += memory_kib(p)
+        except (OSError, LookupError):
+            continue  # a helper that exited (or a zombie) holds no memory
+    return total / 1024

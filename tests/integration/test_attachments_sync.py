@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Cli
 from tests.integration.conftest import Device, join_by_library, wait_for
-from tests.memory import cli_peak_kib
+from tests.memory import cli_peak_kib, memory_kib, reset_peak
 from wifisync.model.crypto import KdfParams
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.records import CHUNK_BYTES
@@ -89,13 +89,6 @@ def test_a_device_that_was_down_catches_up_on_a_large_attachment(
     assert get_bytes(b, item, "scan.tiff") == data
 
 
-def _rss_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {key}")
-
-
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_memory_stays_bounded_while_a_large_attachment_moves(
         pair: tuple[Device, Device, str], tmp_path: Path) -> None:
@@ -110,11 +103,10 @@ def test_memory_stays_bounded_while_a_large_attachment_moves(
     daemons = {"A": a.proc.pid, "B": b.proc.pid}
     base = {}
     for name, pid in daemons.items():
-        Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak RSS
-        base[name] = _rss_kib(pid, "VmRSS")
+        base[name] = reset_peak(pid)
     big_cli = cli_peak_kib([*home, "attach", item, str(tmp_path / "big.bin")], env)
     wait_for(lambda: b.record_count() == a.record_count(), 60, "the big one on B")
-    growth = {name: (_rss_kib(pid, "VmHWM") - base[name]) / 1024
+    growth = {name: (memory_kib(pid, "VmHWM") - base[name]) / 1024
               for name, pid in daemons.items()}
     growth["CLI"] = (big_cli - base_cli) / 1024
     assert max(growth.values()) < 16, growth  # MiB, for a 32 MiB attachment
@@ -132,8 +124,7 @@ def test_a_relay_holds_little_for_a_stalled_peer_and_catches_it_up(
     item = a.add("Passport")
     wait_for(lambda: c.holds(item), 10, "the item on C")
     assert relay.proc is not None and c.proc is not None
-    Path(f"/proc/{relay.proc.pid}/clear_refs").write_text("5")
-    base = _rss_kib(relay.proc.pid, "VmRSS")
+    base = reset_peak(relay.proc.pid)
     c.proc.send_signal(signal.SIGSTOP)  # C stops reading: the relay's link to it backs up
     try:
         data = os.urandom(32 * MIB)
@@ -142,7 +133,7 @@ def test_a_relay_holds_little_for_a_stalled_peer_and_catches_it_up(
         wait_for(lambda: relay.record_count() == a.record_count(), 60, "the file on R")
     finally:
         c.proc.send_signal(signal.SIGCONT)
-    growth = (_rss_kib(relay.proc.pid, "VmHWM") - base) / 1024
+    growth = (memory_kib(relay.proc.pid, "VmHWM") - base) / 1024
     wait_for(lambda: c.record_count() == a.record_count(), 60, "the file on C")
     assert c.connected_to(relay)  # caught up on the same link, no reconnect needed
     assert growth < 16, f"the relay grew {growth:.1f} MiB"
