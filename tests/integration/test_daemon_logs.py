@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import ssl
-import subprocess
 from collections.abc import Callable
 
 import aiohttp
@@ -20,14 +19,7 @@ def _start_on_journal(d: Device, *extra: str) -> None:
     """Start the daemon as systemd would with StandardError=journal: JOURNAL_STREAM names fd 2."""
     d.log_file.touch()
     st = os.stat(d.log_file)
-    env = d.cli.env({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
-    args = [a for p in d.peers for a in ("--peer", p.address)]
-    with d.log_file.open("ab") as log:
-        d.proc = subprocess.Popen(d.cli.argv("daemon", *args, *extra), env=env, stdout=log,
-                                  stderr=log)
-    wait_for(lambda: d.proc is not None and (d.proc.poll() is not None or d.status()), 10,
-             "the daemon to answer")
-    assert d.proc is not None and d.proc.poll() is None, d.log()
+    d.start(*extra, env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
 
 
 def test_on_the_journal_lines_carry_priorities_and_no_timestamps(
