@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from benchlib import (  # noqa: E402
     PASSWORD,
     bench_device,
+    clean_up,
     machine,
     percentile,
     record,
@@ -194,9 +194,7 @@ def main() -> None:
         print(f"verdict: {'PASS' if worst < TARGET_RSS_MIB else 'FAIL'} "
               f"(target: under {TARGET_RSS_MIB:.0f} MiB in every process; worst {worst:.1f})")
     finally:
-        for node in nodes:
-            node.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        clean_up(root, nodes)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -159,6 +160,13 @@ def fill_signed(store: SqliteStore, identity: DeviceIdentity, vault_id: bytes, n
             seq += 1
         store.append_many(records)
         made += len(records)
+
+
+def clean_up(root: Path, devices: Sequence[Device]) -> None:
+    """Stop every daemon still running (SIGTERM, then wait) and remove the bench's folder."""
+    for device in devices:
+        device.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def wait(predicate: Callable[[], object], timeout: float = 15.0) -> None:

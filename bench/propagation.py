@@ -11,7 +11,6 @@ from starting a daemon until its session with a known running peer is up.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchlib import PASSWORD, machine, make_group, record, wait  # noqa: E402
+from benchlib import PASSWORD, clean_up, machine, make_group, record, wait  # noqa: E402
 
 from wifisync.client.control import notify_daemon  # noqa: E402
 from wifisync.harness import Device  # noqa: E402
@@ -84,9 +83,7 @@ def main() -> None:
             starts.append(time.perf_counter() - started)
         summary("daemon start until session with peer is up", starts)
     finally:
-        for node in nodes:
-            node.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        clean_up(root, nodes)
 
 
 if __name__ == "__main__":
