@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -24,14 +25,12 @@ class Device(harness.Device):
                           **{"ping_interval": 0.5, "peer_timeout": 2.0, **daemon})
 
 
-@pytest.fixture
-def devices(tmp_path: Path) -> Iterator[Callable[..., list[Device]]]:
-    """Factory: ``devices(3)`` gives three paired devices (first one initialised, others joined)
-    with configs written but no daemon running. Every daemon is stopped at the end."""
+@contextlib.contextmanager
+def _device_factory(root: Path) -> Iterator[Callable[..., list[Device]]]:
     made: list[Device] = []
 
     def make(n: int, **daemon: object) -> list[Device]:
-        group = [Device(Cli(tmp_path / f"dev{len(made) + i}"), f"dev{len(made) + i}")
+        group = [Device(Cli(root / f"dev{len(made) + i}"), f"dev{len(made) + i}")
                  for i in range(n)]
         for d in group:
             d.configure(**daemon)
@@ -41,8 +40,26 @@ def devices(tmp_path: Path) -> Iterator[Callable[..., list[Device]]]:
         made.extend(group)
         return group
 
-    yield make
-    harness.stop_all(made)
+    try:
+        yield make
+    finally:
+        harness.stop_all(made)
+
+
+@pytest.fixture
+def devices(tmp_path: Path) -> Iterator[Callable[..., list[Device]]]:
+    """Factory: ``devices(3)`` gives three paired devices (first one initialised, others joined)
+    with configs written but no daemon running. Every daemon is stopped at the end."""
+    with _device_factory(tmp_path) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_devices(tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Callable[..., list[Device]]]:
+    """``devices`` for the tests of one file that share daemons (stopped after the file)."""
+    with _device_factory(tmp_path_factory.mktemp("devices")) as make:
+        yield make
 
 
 def pid_alive(pid: int) -> bool:

@@ -77,11 +77,21 @@ def _shown_certificate(port: int, server_name: str | None) -> bytes:
     return der
 
 
-def test_a_stranger_is_shown_a_certificate_that_names_nothing(
-        devices: Callable[..., list[Device]]) -> None:
-    """Without the member server name, TLS shows a throwaway certificate, not the device's."""
-    a, b = devices(2)
+@pytest.fixture(scope="module")
+def listening(module_devices: Callable[..., list[Device]]) -> tuple[Device, Device]:
+    """Members A (its daemon running) and B (no daemon), shared by the probes below.
+
+    The probes are refused; twelve wasted connections a minute shut a source out, so a test
+    that expects an answer after the first probe starts its own daemon."""
+    a, b = module_devices(2)
     a.start()
+    return a, b
+
+
+def test_a_stranger_is_shown_a_certificate_that_names_nothing(
+        listening: tuple[Device, Device]) -> None:
+    """Without the member server name, TLS shows a throwaway certificate, not the device's."""
+    a, b = listening
     identity = DeviceIdentity.load(a.home.data_dir)
     id_text = identity.device_id_text.encode()
     seen = [_shown_certificate(a.port, name)
@@ -98,9 +108,8 @@ def test_a_stranger_is_shown_a_certificate_that_names_nothing(
 
 
 def test_a_certificate_that_is_not_a_members_gets_no_http_response(
-        devices: Callable[..., list[Device]], tmp_path: Path) -> None:
-    (a,) = devices(1)
-    a.start()
+        listening: tuple[Device, Device], tmp_path: Path) -> None:
+    a, _b = listening
     stranger = tmp_path / "stranger"
     DeviceIdentity.generate().save(stranger)
     for path in ("/sync", "/pair", "/status", "/"):
@@ -126,15 +135,14 @@ def test_refused_certificates_are_logged_once_per_window_not_per_attempt(
 
 
 def test_a_client_without_certificate_reaches_nothing_without_a_pairing_window(
-        devices: Callable[..., list[Device]]) -> None:
-    (a,) = devices(1)
-    a.start()
+        listening: tuple[Device, Device]) -> None:
+    a, _b = listening
     for path in ("/sync", "/pair", "/status", "/"):
         assert _raw_request(a.port, _context_with(None, _server_pem(a)), path) == b""
 
 
 def test_a_members_certificate_gets_an_answer(devices: Callable[..., list[Device]]) -> None:
-    a, b = devices(2)
+    a, b = devices(2)  # its own daemon: the shared one has refused this source several times
     a.start()
     answer = _raw_request(a.port, _context_with(b.home.data_dir, _server_pem(a)), "/sync",
                           _member_name(a))
