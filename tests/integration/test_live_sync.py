@@ -6,17 +6,26 @@ import json
 import signal
 from collections.abc import Callable
 
+import pytest
+
 from tests.integration.conftest import Device, wait_for
 from wifisync.model.identity import DeviceIdentity
 from wifisync.store import SqliteStore, sigmarks
 
 
-def test_item_written_on_a_arrives_on_b_while_both_run(devices: Callable[..., list[Device]]
-                                                       ) -> None:
-    a, b = devices(2)
+@pytest.fixture(scope="module")
+def pair(module_devices: Callable[..., list[Device]]) -> tuple[Device, Device]:
+    """A and B (B dials A), both daemons running; the tests that share them stop and start B
+    and leave both running."""
+    a, b = module_devices(2)
     b.peers = [a]
     a.start()
     b.start()
+    return a, b
+
+
+def test_item_written_on_a_arrives_on_b_while_both_run(pair: tuple[Device, Device]) -> None:
+    a, b = pair
     wait_for(lambda: a.connected_to(b) and b.connected_to(a), 5, "the session")
     item = a.add("mail", "user=alice", "password=s3cret")
     wait_for(lambda: b.holds(item), 5, "the item on B")
@@ -50,12 +59,8 @@ def test_a_and_c_that_never_connect_sync_through_b(devices: Callable[..., list[D
     assert c.device_id not in a.log() and a.device_id not in c.log()
 
 
-def test_restarted_daemon_catches_up_on_what_it_missed(devices: Callable[..., list[Device]]
-                                                       ) -> None:
-    a, b = devices(2)
-    b.peers = [a]
-    a.start()
-    b.start()
+def test_restarted_daemon_catches_up_on_what_it_missed(pair: tuple[Device, Device]) -> None:
+    a, b = pair
     wait_for(lambda: a.connected_to(b), 5, "the session")
     assert b.stop() == 0
     missed = [a.add(f"while B was down {i}") for i in range(3)]
@@ -64,21 +69,17 @@ def test_restarted_daemon_catches_up_on_what_it_missed(devices: Callable[..., li
 
 
 def test_edits_made_while_the_daemon_was_stopped_arrive_once_it_starts(
-        devices: Callable[..., list[Device]]) -> None:
-    a, b = devices(2)
-    b.peers = [a]
-    a.start()
+        pair: tuple[Device, Device]) -> None:
+    a, b = pair
+    assert b.stop() == 0
     offline = b.add("written offline on B")
     b.start()
     wait_for(lambda: a.holds(offline), 5, "B's offline item on A")
 
 
 def test_concurrent_edits_of_different_fields_during_a_cut_both_survive(
-        devices: Callable[..., list[Device]]) -> None:
-    a, b = devices(2)
-    b.peers = [a]
-    a.start()
-    b.start()
+        pair: tuple[Device, Device]) -> None:
+    a, b = pair
     item = a.add("router", "user=admin", "password=old")
     wait_for(lambda: b.holds(item), 5, "the item on B")
     assert b.stop() == 0
