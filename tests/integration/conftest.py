@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -25,16 +26,27 @@ class Device(harness.Device):
                           **{"ping_interval": 0.5, "peer_timeout": 2.0, **daemon})
 
 
+@pytest.fixture(scope="session")
+def founder_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home where ``wifisync init --name dev0`` ran, made once and copied by ``devices``."""
+    founder = Cli(tmp_path_factory.mktemp("founder") / "dev0")
+    founder.init("dev0")
+    return founder.home
+
+
 @contextlib.contextmanager
-def _device_factory(root: Path) -> Iterator[Callable[..., list[Device]]]:
+def _device_factory(root: Path, template: Path) -> Iterator[Callable[..., list[Device]]]:
     made: list[Device] = []
 
     def make(n: int, **daemon: object) -> list[Device]:
         group = [Device(Cli(root / f"dev{len(made) + i}"), f"dev{len(made) + i}")
                  for i in range(n)]
+        if not made:  # the first vault of a test: a copy of the session's founder (dev0)
+            shutil.copytree(template, group[0].cli.home)
         for d in group:
             d.configure(**daemon)
-        group[0].cli.ok("init", "--name", group[0].name)
+        if made:  # a second vault in the same test is a vault of its own
+            group[0].cli.ok("init", "--name", group[0].name)
         for d in group[1:]:
             join_by_library(group[0], d)
         made.extend(group)
@@ -47,18 +59,18 @@ def _device_factory(root: Path) -> Iterator[Callable[..., list[Device]]]:
 
 
 @pytest.fixture
-def devices(tmp_path: Path) -> Iterator[Callable[..., list[Device]]]:
+def devices(tmp_path: Path, founder_template: Path) -> Iterator[Callable[..., list[Device]]]:
     """Factory: ``devices(3)`` gives three paired devices (first one initialised, others joined)
     with configs written but no daemon running. Every daemon is stopped at the end."""
-    with _device_factory(tmp_path) as make:
+    with _device_factory(tmp_path, founder_template) as make:
         yield make
 
 
 @pytest.fixture(scope="module")
-def module_devices(tmp_path_factory: pytest.TempPathFactory
+def module_devices(tmp_path_factory: pytest.TempPathFactory, founder_template: Path
                    ) -> Iterator[Callable[..., list[Device]]]:
     """``devices`` for the tests of one file that share daemons (stopped after the file)."""
-    with _device_factory(tmp_path_factory.mktemp("devices")) as make:
+    with _device_factory(tmp_path_factory.mktemp("devices"), founder_template) as make:
         yield make
 
 
