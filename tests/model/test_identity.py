@@ -116,3 +116,11 @@ def test_a_non_ed25519_certificate_is_refused() -> None:
         public_key_of_certificate(cert.public_bytes(Encoding.DER))
     with pytest.raises(IntegrityError, match="malformed"):
         public_key_of_certificate(b"not a certificate")
+
+
+def test_a_certificate_of_an_unknown_x509_version_is_malformed(identity: DeviceIdentity) -> None:
+    v3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2: X.509 version 3
+    assert identity.cert_der.count(v3) == 1
+    bad = identity.cert_der.replace(v3, b"\xa0\x03\x02\x01\x03")  # no such version
+    with pytest.raises(IntegrityError, match="malformed"):
+        device_id_of_certificate(bad)

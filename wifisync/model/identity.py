@@ -63,7 +63,7 @@ def public_key_of_certificate(cert_der: bytes) -> bytes:
     the same few certificates once per MEMBER record)."""
     try:
         key = x509.load_der_x509_certificate(cert_der).public_key()
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise IntegrityError("malformed certificate") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise IntegrityError("certificate key is not Ed25519")
