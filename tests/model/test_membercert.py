@@ -91,3 +91,11 @@ def test_a_member_record_carrying_a_ca_certificate_is_refused_by_a_replica() -> 
     result = b.replica.apply([record])
     assert result.refused == 1 and not result.applied
     assert set(members(b.store)) == before
+
+
+def test_a_certificate_of_an_unknown_x509_version_is_refused() -> None:
+    der = DeviceIdentity.generate().cert_der
+    bad = der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x03")  # no X.509 v4
+    assert bad != der
+    with pytest.raises(IntegrityError):
+        checked_member_certificate(bad)

@@ -163,7 +163,7 @@ class DeviceIdentity:
         try:
             key = serialization.load_pem_private_key(key_pem, password=None)
             cert = x509.load_pem_x509_certificate(cert_pem)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise WifisyncError(f"{key_path}: device key or certificate is corrupt") from exc
         if not isinstance(key, Ed25519PrivateKey):
             raise WifisyncError(f"{key_path}: not an Ed25519 key")

@@ -33,7 +33,7 @@ def checked_member_certificate(cert_der: bytes) -> bytes:
         subject_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     except x509.ExtensionNotFound as exc:
         raise IntegrityError("member certificate does not say CA:FALSE") from exc
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise IntegrityError("malformed member certificate") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise IntegrityError("member certificate key is not Ed25519")

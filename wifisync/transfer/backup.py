@@ -134,7 +134,7 @@ def _identity(doc: dict[str, Any], vault_key: bytes) -> DeviceIdentity:
                                      doc["device_key"], _aad(doc["vault"], doc["device"]))
         key = serialization.load_pem_private_key(key_pem, password=None)
         cert = x509.load_der_x509_certificate(doc["device"])
-    except (IntegrityError, ValueError) as exc:
+    except (IntegrityError, ValueError, x509.InvalidVersion) as exc:
         raise BackupError("the backup's device key does not open (damaged file?)") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise BackupError("the backup's device key is not an Ed25519 key")
