@@ -87,6 +87,15 @@ def initialised_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return template.home
 
 
+@pytest.fixture(scope="session")
+def founder_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home where ``wifisync init --name dev0`` ran, made once and copied by the
+    integration tests' ``devices`` (their first device)."""
+    founder = Cli(tmp_path_factory.mktemp("founder") / "dev0")
+    founder.init("dev0")
+    return founder.home
+
+
 @pytest.fixture
 def initialised_cli(cli: Cli, initialised_template: Path) -> Cli:
     """A CLI runner on a home where ``wifisync init`` has run (device "test-device").

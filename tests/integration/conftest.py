@@ -26,14 +26,6 @@ class Device(harness.Device):
                           **{"ping_interval": 0.5, "peer_timeout": 2.0, **daemon})
 
 
-@pytest.fixture(scope="session")
-def founder_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One home where ``wifisync init --name dev0`` ran, made once and copied by ``devices``."""
-    founder = Cli(tmp_path_factory.mktemp("founder") / "dev0")
-    founder.init("dev0")
-    return founder.home
-
-
 @contextlib.contextmanager
 def _device_factory(root: Path, template: Path) -> Iterator[Callable[..., list[Device]]]:
     made: list[Device] = []
