@@ -14,8 +14,8 @@ LONG_FUNCTIONS = {
     "cli/commands_items.py:register": "argparse declarations of the item commands, one a line",
     "cli/commands_pairing.py:cmd_join": "join's steps in order (code, address or mDNS, "
     "exchange, re-admit or store); issue 12 lead's list: split with the CLI work",
-    "daemon/peers.py:_run_dialer": "one dialer's loop: each way a dial ends and its backoff "
-    "side by side; the daemon decomposition (issue 12 B) moves it",
+    "daemon/daemon.py:__init__": "every attribute of the daemon set in one place, in the "
+    "order the parts depend on each other",
     "model/wirebounds.py:check_shape": "one bounded walk over a msgpack frame, every type "
     "in one place so no case is missed",
     "store/sqlite.py:append_many": "the store's append rule; issue 12 D writes it once",
