@@ -18,7 +18,8 @@ PORT = 7415
 
 def start_daemon(lab: Lab, node: Node, device: Device) -> LabProcess:
     """``wifisync daemon`` inside ``node``; its control socket is a file, reachable from here."""
-    return lab.spawn(node, device.cli.argv("daemon"), env=device.cli.env())
+    return lab.spawn(node, device.cli.argv("daemon"),
+                     env=device.cli.env({"WIFISYNC_PASSWORD": None}))  # a daemon needs none
 
 
 def running(procs: list[LabProcess]) -> bool:
