@@ -16,12 +16,7 @@ LONG_FUNCTIONS = {
     "exchange, re-admit or store); issue 12 lead's list: split with the CLI work",
     "daemon/daemon.py:__init__": "every attribute of the daemon set in one place, in the "
     "order the parts depend on each other",
-    "model/wirebounds.py:check_shape": "one bounded walk over a msgpack frame, every type "
-    "in one place so no case is missed",
     "store/sqlite.py:append_many": "the store's append rule; issue 12 D writes it once",
-    "sync/messages.py:decode_message": "one validator per message type; issue 12 C replaces "
-    "it with typed decoding",
-    "sync/session.py:_dispatch": "the session's transitions; issue 12 C makes it a table",
     "transfer/importers/bitwarden_json.py:_item": "one line per field of the source format",
     "transfer/importers/onepux.py:_item": "one line per field of the source format",
 }
