@@ -80,7 +80,7 @@ def test_the_same_origin_and_seq_twice_is_refused_not_fatal() -> None:
 
 def revoke(revoker: Device, device: Device) -> int:
     """``revoker`` revokes ``device``, stating what it holds; returns what it held of it."""
-    from wifisync.vault.revocation import revoke as write_revocation
+    from wifisync.vault.members import revoke as write_revocation
 
     target = revoker.replica.members()[device.id]
     return write_revocation(revoker.vault.author, target).last_seq
@@ -88,7 +88,7 @@ def revoke(revoker: Device, device: Device) -> int:
 
 def acknowledge(device: Device) -> list[Record]:
     """What a member's daemon does on learning of a revocation."""
-    from wifisync.vault.revocation import acknowledge as write_acknowledgement
+    from wifisync.vault.members import acknowledge as write_acknowledgement
 
     return write_acknowledgement(device.vault.author)
 
