@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
-from tests.sync.helpers import Device, household, identity, join_device, replica_on, sync
+import pytest
+
+from tests.sync.helpers import (
+    Device,
+    household,
+    identity,
+    join_device,
+    pairing_records,
+    replica_on,
+    sync,
+)
 from tests.sync.test_session import add_items
-from wifisync.model.records import Kind, Record, RecordHeader, sign_record
+from wifisync.model import membership
+from wifisync.model.membership import MembershipMemo, MembershipView
+from wifisync.model.records import Kind, Membership, Record, RecordHeader, sign_record
 from wifisync.store import MemoryStore
+from wifisync.sync import replica as replica_module
 
 
 def stranger_record(device: Device, seq: int = 1) -> Record:
@@ -137,3 +151,25 @@ def test_bootstrap_accepts_the_self_signed_founder_but_no_items() -> None:
     assert result.refused == 1
     assert a.id in replica_on(store, vault_id, identity(5).device_id).members()
     assert not store.has_record(item_record.id)
+
+
+def test_membership_is_computed_once_for_a_batch_that_changes_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = household(2)
+    a.vault.write_member(Membership(identity(5).cert_der, "new"))
+    batch = [r for r in pairing_records(a.store) if not b.store.has_record(r.id)]
+    assert [r.header.kind for r in batch] == [Kind.MEMBER]
+    calls: list[int] = []
+    compute = membership.compute
+
+    def counted(vault_id: bytes, records: Iterable[Record],
+                memo: MembershipMemo | None = None) -> MembershipView:
+        calls.append(1)
+        return compute(vault_id, records, memo)
+
+    monkeypatch.setattr(membership, "compute", counted)
+    monkeypatch.setattr(replica_module, "compute", counted)
+    result = b.replica.apply(batch)
+    assert result.membership_changed and not result.refused
+    assert identity(5).device_id in membership.current_members(b.store)  # what a daemon reads next
+    assert len(calls) == 1
