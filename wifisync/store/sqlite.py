@@ -17,7 +17,15 @@ from wifisync.store.base import STREAM_BATCH, RecordStore
 
 SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 60_000
-CACHE_KIB = 32 * 1024  # page cache per connection: the random-key indexes of a 100k vault fit
+# The page cache is sized for what every write batch touches at random: the entries of the
+# records.id index and of item_log, about INDEX_BYTES_PER_RECORD per record held (measured
+# with dbstat on a 100k store: 46 + 30 bytes, pages filled by random inserts; rounded up
+# for margin): 16 MiB at 100k records. Record bodies are written at the end of the table and
+# read in one pass, so caching them buys nothing: each page would be one more for a CLI
+# scan or a daemon to hold. The size follows the store as it grows, in powers of two.
+INDEX_BYTES_PER_RECORD = 96
+MIN_CACHE_KIB = 2 * 1024  # SQLite's own default
+MAX_CACHE_KIB = 32 * 1024
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
 LARGE_RECORD_BYTES = 32 * 1024  # records this size or more count towards releasing the cache
 RELEASE_AFTER_BYTES = 2 * 1024 * 1024
@@ -111,6 +119,15 @@ assert _ITEM == 1, "item_log_control's WHERE clause names the ITEM kind as 1"
 _HELD = "SELECT l.item, l.n, r.id, r.data FROM item_log l JOIN records r ON r.n = l.n "
 
 
+def cache_kib(records: int) -> int:
+    """The page cache for a store of ``records`` records, in KiB (see INDEX_BYTES_PER_RECORD)."""
+    need = records * INDEX_BYTES_PER_RECORD // 1024
+    kib = MIN_CACHE_KIB
+    while kib < need and kib < MAX_CACHE_KIB:
+        kib *= 2
+    return kib
+
+
 def _load(record_id: bytes, data: bytes) -> Record:
     """Rebuild a stored record, refusing one whose bytes no longer hash to its ID."""
     try:
@@ -137,7 +154,6 @@ class SqliteStore(RecordStore):
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from exc
         if mode != "wal":
@@ -145,7 +161,10 @@ class SqliteStore(RecordStore):
         self._lock = threading.RLock()
         self._depth = 0
         self._large_bytes = 0  # large records read or written since the cache was released
+        self._cache_kib = 0
         self._migrate()
+        last = self._one("SELECT COALESCE(MAX(n), 0) FROM records")
+        self._size_cache(int(last[0]) if last else 0)
 
     def _migrate(self) -> None:
         try:
@@ -186,6 +205,13 @@ class SqliteStore(RecordStore):
             self._depth = 0
             self._db.execute("COMMIT")
             self._release()
+
+    def _size_cache(self, records: int) -> None:
+        """Give the page cache room for the random-key indexes of ``records`` records."""
+        kib = cache_kib(records)
+        if kib != self._cache_kib:
+            self._cache_kib = kib
+            self._db.execute(f"PRAGMA cache_size = -{kib}")
 
     def _note(self, size: int) -> int:
         """Count a record read or written; returns ``size``."""
@@ -430,6 +456,7 @@ class SqliteStore(RecordStore):
         self._db.executemany(
             "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
             "(SELECT n FROM records WHERE id = ?)", superseded)
+        self._size_cache(n0 + len(new) - 1)
 
     def _set_seen(self, origin: bytes, seq: int) -> None:
         self._db.execute(
