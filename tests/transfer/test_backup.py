@@ -133,6 +133,6 @@ def test_a_signed_item_whose_payload_does_not_open_is_refused(tmp_path: Path) ->
     d.vault.add("fine")
     d.store.append(craft(d, bytes(16)))  # signed by a member, but not sealed with the key
     home = Home.locate(str(tmp_path / "r"))
-    with pytest.raises(BackupError, match="1 item.* do not decrypt"):
+    with pytest.raises(BackupError, match=r"1 item\(s\) do not decrypt"):
         restore_backup(make_backup(d.vault), home, HOUSEHOLD_PASSWORD)
     assert not home.store_file.exists()
