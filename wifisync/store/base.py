@@ -43,6 +43,41 @@ EMPTY_FINGERPRINT = bytes(32)
 MEMBERSHIP_TOKEN = "membership_token"
 
 
+HeldVersions = dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]]  # item -> (ID, vector)
+
+
+def _apply_rule(records: Sequence[Record], inactive: AbstractSet[bytes],
+                held_seq: dict[tuple[bytes, int], bytes], held_ids: set[bytes],
+                heads: HeldVersions) -> tuple[list[AppendResult], list[Record]]:
+    """The multi-value-register rule over what a store holds, record by record in order.
+
+    Updates ``held_seq``, ``held_ids`` and ``heads`` to the state after the batch and
+    returns each record's result and the records to store (raises IntegrityError on a
+    different record at a held or listed (origin, seq)).
+    """
+    results: list[AppendResult] = []
+    new: list[Record] = []
+    for r in records:
+        h = r.header
+        if r.id in held_ids:
+            results.append(AppendResult.DUPLICATE)
+            continue
+        if held_seq.setdefault((h.author, h.seq), r.id) != r.id:
+            raise IntegrityError("a different record with the same origin and seq is held")
+        held_ids.add(r.id)
+        new.append(r)
+        if r.id in inactive:
+            results.append(AppendResult.INACTIVE)
+            continue
+        current = heads.get(h.item, [])
+        keep, drop = maximal([v for _rid, v in current], h.versions)
+        if keep:
+            heads[h.item] = [x for i, x in enumerate(current) if i not in drop]
+            heads[h.item].append((r.id, h.versions))
+        results.append(AppendResult.HEAD if keep else AppendResult.OBSOLETE)
+    return results, new
+
+
 class RecordStore(ABC):
     """What the vault, the sync core and the daemon need from a store."""
 
@@ -144,8 +179,7 @@ class RecordStore(ABC):
         """The IDs of held records by (origin, seq): at least those at the records' places."""
 
     @abstractmethod
-    def _held_versions(self, items: Collection[bytes]
-                       ) -> dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]]:
+    def _held_versions(self, items: Collection[bytes]) -> HeldVersions:
         """Per item (of those with any), its held versions as (record ID, version vector)."""
 
     @abstractmethod
@@ -252,27 +286,7 @@ class RecordStore(ABC):
             heads = self._held_versions({r.header.item for r in records
                                          if r.id not in held_ids})
             before = {rid: item for item, versions in heads.items() for rid, _v in versions}
-            results: list[AppendResult] = []
-            new: list[Record] = []
-            for r in records:
-                h = r.header
-                if r.id in held_ids:
-                    results.append(AppendResult.DUPLICATE)
-                    continue
-                if held_seq.setdefault((h.author, h.seq), r.id) != r.id:
-                    raise IntegrityError(
-                        "a different record with the same origin and seq is held")
-                held_ids.add(r.id)
-                new.append(r)
-                if r.id in inactive:
-                    results.append(AppendResult.INACTIVE)
-                    continue
-                current = heads.get(h.item, [])
-                keep, drop = maximal([v for _rid, v in current], h.versions)
-                if keep:
-                    heads[h.item] = [x for i, x in enumerate(current) if i not in drop]
-                    heads[h.item].append((r.id, h.versions))
-                results.append(AppendResult.HEAD if keep else AppendResult.OBSOLETE)
+            results, new = _apply_rule(records, inactive, held_seq, held_ids, heads)
             held = {rid for versions in heads.values() for rid, _v in versions}
             self._store_new(new, held, [(item, rid) for rid, item in before.items()
                                         if rid not in held])
