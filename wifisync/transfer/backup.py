@@ -184,9 +184,9 @@ def restore_backup(source: bytes | IO[bytes], home: Home, password: str) -> Rest
     """Bring a vault back into an empty home: the master password must open it.
 
     Records are taken in as from a peer, by the accept rule (:class:`Replica`): each is
-    checked before it is stored, and nothing is checked twice. Then the password, the
-    device and every item's payload are checked; any failure removes the new store, so a
-    refused backup leaves the home empty.
+    checked before it is stored. Then the password, the device and every item's payload
+    (reading the items) are checked; any failure removes the new store, so a refused
+    backup leaves the home empty.
     """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     unpacker, doc = _read_head(stream)
