@@ -44,7 +44,7 @@ class ApplyResult:
 
 @dataclass(slots=True)
 class PreparedBatch:
-    """A batch whose signature checks are running; :meth:`Replica.commit` stores it."""
+    """A batch whose signature checks are running; :meth:`Replica.commit_group` stores it."""
 
     records: list[Record]
     verdicts: Verdicts
@@ -77,7 +77,7 @@ class Replica:
 
     def apply(self, records: Sequence[Record]) -> ApplyResult:
         """Check and store one batch in one store transaction; returns what changed."""
-        return self.commit_group([self.prepare(records)])[0]
+        return self.commit(self.prepare(records))
 
     def prepare(self, records: Sequence[Record]) -> PreparedBatch:
         """Start the signature checks of a batch and return at once.
@@ -88,6 +88,10 @@ class Replica:
         claims = [(r, key) for r in records if r.header.kind != Kind.MEMBER
                   and (key := view.key_of(r.header.author)) is not None]
         return PreparedBatch(list(records), self.verifier.submit(claims))
+
+    def commit(self, batch: PreparedBatch) -> ApplyResult:
+        """Store one prepared batch in one store transaction (a group of one)."""
+        return self.commit_group([batch])[0]
 
     def commit_group(self, batches: Sequence[PreparedBatch]) -> list[ApplyResult]:
         """Store prepared batches in one store transaction, each by the accept rule.
