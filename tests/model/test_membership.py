@@ -20,7 +20,7 @@ from wifisync.model.records import (
     sign_record,
 )
 from wifisync.store import MemoryStore
-from wifisync.vault.revocation import acknowledge, revoke
+from wifisync.vault.members import acknowledge, revoke
 from wifisync.vault.unlocked import META_VAULT_ID, Vault
 
 

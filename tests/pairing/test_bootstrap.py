@@ -15,7 +15,7 @@ from wifisync.model.records import (
 )
 from wifisync.pairing.bootstrap import check_offer, vault_offer
 from wifisync.pairing.messages import MAX_OFFER_RECORDS
-from wifisync.vault.revocation import revoke
+from wifisync.vault.members import revoke
 from wifisync.wallclock import wall_ms
 
 

@@ -14,7 +14,7 @@ from tests.store.builders import make_record
 from wifisync.errors import IntegrityError, StoreError
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.records import Kind
-from wifisync.store import AppendResult, MemoryStore, SqliteStore
+from wifisync.store import AppendResult, MemoryStore, SqliteStore, sqlite
 from wifisync.store.sqlite import SCHEMA_VERSION
 
 
@@ -229,4 +229,24 @@ def test_a_version_1_file_is_upgraded_with_its_records_intact(
     merged = make_record(a, 4, item, versions={b.device_id: 1})
     assert s.append(merged) is AppendResult.HEAD
     assert [r.id for r in s.heads(item)] == [merged.id]
+    s.close()
+
+
+def test_the_page_cache_holds_the_indexes_of_the_records_held(
+        tmp_path: Path, devices: list[DeviceIdentity], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [sqlite.cache_kib(n) for n in (0, 10_000, 100_000, 1_000_000)] == [
+        2048, 2048, 16384, 32768]
+    monkeypatch.setattr(sqlite, "INDEX_BYTES_PER_RECORD", 1024 * 1024)  # 1 MiB a record
+    path = tmp_path / "vault.db"
+    s = SqliteStore(path)
+
+    def cache() -> int:
+        return -int(s._db.execute("PRAGMA cache_size").fetchone()[0])
+
+    assert cache() == 2048
+    s.append_many([make_record(devices[0], n, item=bytes([n]) * 16) for n in range(1, 4)])
+    assert cache() == 4096  # grows with the store
+    s.close()
+    s = SqliteStore(path)
+    assert cache() == 4096  # and is sized for what a reopened store holds
     s.close()

@@ -30,7 +30,7 @@ from wifisync.model.records import (
 from wifisync.store import MemoryStore
 from wifisync.sync.acceptance import MAX_FUTURE_MS, MAX_WAITING
 from wifisync.transfer.backup import make_backup, restore_backup
-from wifisync.vault.revocation import revoke
+from wifisync.vault.members import revoke
 from wifisync.vault.unlocked import META_VAULT_ID, Vault, read_wrapped_key
 from wifisync.wallclock import wall_ms
 

@@ -37,7 +37,7 @@ from wifisync.model.membership import view_of
 from wifisync.model.records import Kind, Membership, Record, member_item_id
 from wifisync.model.versions import dominates
 from wifisync.store.base import EMPTY_FINGERPRINT, fingerprint_add
-from wifisync.vault.revocation import acknowledge
+from wifisync.vault.members import acknowledge
 from wifisync.vault.unlocked import Vault
 from wifisync.wallclock import wall_ms
 

@@ -26,7 +26,7 @@ from wifisync.sync.node import (
     TrustChanged,
 )
 from wifisync.sync.session import STALL_SECONDS
-from wifisync.vault.revocation import acknowledge, revoke
+from wifisync.vault.members import acknowledge, revoke
 
 A = TypeVar("A", bound=Action)
 

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
-from tests.sync.helpers import Device, household, identity, join_device, replica_on, sync
+import pytest
+
+from tests.sync.helpers import (
+    Device,
+    household,
+    identity,
+    join_device,
+    pairing_records,
+    replica_on,
+    sync,
+)
 from tests.sync.test_session import add_items
-from wifisync.model.records import Kind, Record, RecordHeader, sign_record
+from wifisync.model import membership
+from wifisync.model.membership import MembershipMemo, MembershipView
+from wifisync.model.records import Kind, Membership, Record, RecordHeader, sign_record
 from wifisync.store import MemoryStore
+from wifisync.sync import replica as replica_module
 
 
 def stranger_record(device: Device, seq: int = 1) -> Record:
@@ -80,7 +94,7 @@ def test_the_same_origin_and_seq_twice_is_refused_not_fatal() -> None:
 
 def revoke(revoker: Device, device: Device) -> int:
     """``revoker`` revokes ``device``, stating what it holds; returns what it held of it."""
-    from wifisync.vault.revocation import revoke as write_revocation
+    from wifisync.vault.members import revoke as write_revocation
 
     target = revoker.replica.members()[device.id]
     return write_revocation(revoker.vault.author, target).last_seq
@@ -88,7 +102,7 @@ def revoke(revoker: Device, device: Device) -> int:
 
 def acknowledge(device: Device) -> list[Record]:
     """What a member's daemon does on learning of a revocation."""
-    from wifisync.vault.revocation import acknowledge as write_acknowledgement
+    from wifisync.vault.members import acknowledge as write_acknowledgement
 
     return write_acknowledgement(device.vault.author)
 
@@ -137,3 +151,25 @@ def test_bootstrap_accepts_the_self_signed_founder_but_no_items() -> None:
     assert result.refused == 1
     assert a.id in replica_on(store, vault_id, identity(5).device_id).members()
     assert not store.has_record(item_record.id)
+
+
+def test_membership_is_computed_once_for_a_batch_that_changes_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = household(2)
+    a.vault.write_member(Membership(identity(5).cert_der, "new"))
+    batch = [r for r in pairing_records(a.store) if not b.store.has_record(r.id)]
+    assert [r.header.kind for r in batch] == [Kind.MEMBER]
+    calls: list[int] = []
+    compute = membership.compute
+
+    def counted(vault_id: bytes, records: Iterable[Record],
+                memo: MembershipMemo | None = None) -> MembershipView:
+        calls.append(1)
+        return compute(vault_id, records, memo)
+
+    monkeypatch.setattr(membership, "compute", counted)
+    monkeypatch.setattr(replica_module, "compute", counted)
+    result = b.replica.apply(batch)
+    assert result.membership_changed and not result.refused
+    assert identity(5).device_id in membership.current_members(b.store)  # what a daemon reads next
+    assert len(calls) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.sync.helpers import PASSWORD as HOUSEHOLD_PASSWORD
-from tests.sync.helpers import household, sync
+from tests.sync.helpers import craft, household, sync
 from tests.transfer.conftest import PASSWORD, new_vault
 from wifisync.errors import AlreadyInitialisedError, WrongPasswordError
 from wifisync.home import Home
@@ -124,3 +124,15 @@ def test_every_members_backup_of_a_household_restores(tmp_path: Path,
         restored = restore_backup(make_backup(d.vault), home, HOUSEHOLD_PASSWORD)
         assert restored.records == d.store.count_records()
         assert restored.items == 3
+
+
+def test_a_signed_item_whose_payload_does_not_open_is_refused(tmp_path: Path) -> None:
+    """Every record is checked on the way in; what only the vault key can check (a
+    member's item payload) is checked before the restore is kept."""
+    (d,) = household(1)
+    d.vault.add("fine")
+    d.store.append(craft(d, bytes(16)))  # signed by a member, but not sealed with the key
+    home = Home.locate(str(tmp_path / "r"))
+    with pytest.raises(BackupError, match=r"1 item\(s\) do not decrypt"):
+        restore_backup(make_backup(d.vault), home, HOUSEHOLD_PASSWORD)
+    assert not home.store_file.exists()

@@ -16,7 +16,6 @@ from wifisync.config import load_config
 from wifisync.errors import UsageError, WifisyncError
 from wifisync.model.deviceid import format_device_id, parse_device_id
 from wifisync.model.membership import Member, members
-from wifisync.model.records import ROLE_MEMBER, Membership
 from wifisync.net.address import parse_address
 from wifisync.store.addressbook import AddressBook
 from wifisync.termtext import shown
@@ -299,19 +298,13 @@ def resolve_device(all_members: dict[bytes, Member], ref: str) -> Member:
 def cmd_grant(args: argparse.Namespace) -> int:
     """A member that holds the key grants a relay the member role."""
     from wifisync.cli.common import unlocked
+    from wifisync.vault.members import grant
 
     with unlocked(args) as (ctx, vault):
-        known = members(ctx.store)
-        me = known.get(ctx.identity.device_id)
-        if me is None or not me.current or not me.holds_key:
-            raise UsageError("only a current member that holds the key can grant roles")
-        target = resolve_device(known, args.device)
-        if not target.current:
-            raise UsageError(f"{target.name} is not a current member; pair it again first")
-        if target.holds_key:
+        target = resolve_device(members(ctx.store), args.device)
+        if not grant(vault.author, target):
             print(f"{target.name} already has the member role")
             return 0
-        vault.write_member(Membership(target.cert_der, target.name, role=ROLE_MEMBER))
         after_write(ctx.home)
     print(f"granted {target.name} ({format_device_id(target.device_id)}) the member role: "
           "its item records and deletions count from now on")
@@ -322,17 +315,15 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     """Write the revocation record, saying what this device knows of the revoked one."""
     from wifisync.model.clock import hlc_wall_ms
     from wifisync.vault.author import Author
-    from wifisync.vault.revocation import revoke
+    from wifisync.vault.members import AlreadyRevokedError, revoke
 
     with loaded(args) as ctx:
-        all_members = members(ctx.store)
-        target = resolve_device(all_members, args.device)
-        if target.device_id == ctx.identity.device_id:
-            raise UsageError("a device cannot revoke itself; revoke it from another member")
-        if target.revoked:
+        target = resolve_device(members(ctx.store), args.device)
+        try:
+            done = revoke(Author(ctx.store, ctx.identity, vault_id_of(ctx.store)), target)
+        except AlreadyRevokedError:
             print(f"{format_device_id(target.device_id)} is already revoked")
             return 0
-        done = revoke(Author(ctx.store, ctx.identity, vault_id_of(ctx.store)), target)
         last = ctx.store.records_after(target.device_id, done.last_seq - 1, 1) \
             if done.last_seq else []
         with contextlib.suppress(WifisyncError):

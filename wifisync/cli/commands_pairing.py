@@ -82,7 +82,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     from wifisync.pairing.messages import held_vault_tag
     from wifisync.store.addressbook import AddressBook
     from wifisync.vault.author import Author
-    from wifisync.vault.revocation import acknowledge
+    from wifisync.vault.members import acknowledge
     from wifisync.vault.unlocked import META_VAULT_ID
     from wifisync.wallclock import wall_ms
 

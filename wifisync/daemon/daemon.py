@@ -94,7 +94,6 @@ class Daemon:
         try:
             self.identity = DeviceIdentity.load(home.data_dir)
             self.store, self.vault_id = open_store(home)
-            self._pairing_store = SqliteStore(home.store_file)  # pairing writes on the loop
         except BaseException:
             self.lock.release()
             raise
@@ -138,9 +137,9 @@ class Daemon:
         from wifisync.daemon.pairing import PairingService
 
         return PairingService(
-            store=self._pairing_store, identity=self.identity, vault_id=self.vault_id,
+            store=self.store, identity=self.identity, vault_id=self.vault_id,
             on_joined=self._on_joined, default_timeout=self.config.daemon.pairing_timeout,
-            on_window_change=self._on_window_change)
+            on_window_change=self._on_window_change, on_store=self.store_thread.run)
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -169,7 +168,6 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload, "reload")
         self._cleanups.append(self._cancel_tasks)
-        self._cleanups.append(self._close_pairing_store)
         host, port = parse_address(self.listen)
         sock = bind(host, port)
         self.port = sock.getsockname()[1]
@@ -210,9 +208,6 @@ class Daemon:
                 self.peers.add_address(address, device=device)
         if self.config.daemon.mdns:
             await self._start_discovery()
-
-    async def _close_pairing_store(self) -> None:
-        self._pairing_store.close()
 
     def _on_window_change(self, nameplate: int | None) -> None:
         """Announce the open pairing window by mDNS so `join CODE` needs no address."""

@@ -15,15 +15,14 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import WSMsgType, web
 
 from wifisync.errors import PairingError
 from wifisync.model.deviceid import format_device_id, short_device_id
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.membership import members
-from wifisync.model.records import ROLE_MEMBER, ROLE_RELAY, Membership, Record
+from wifisync.model.records import ROLE_MEMBER, ROLE_RELAY, Record
 from wifisync.net.address import PAIR_PATH
 from wifisync.pairing import messages
 from wifisync.pairing.bootstrap import vault_offer
@@ -39,7 +38,7 @@ from wifisync.pairing.window import (
 from wifisync.store import RecordStore
 from wifisync.termtext import shown
 from wifisync.vault.author import Author
-from wifisync.vault.unlocked import write_member
+from wifisync.vault.members import admit
 
 log = logging.getLogger("wifisync.pairing")
 
@@ -48,10 +47,22 @@ MESSAGE_TIMEOUT = 10.0  # seconds the member waits for each message of the joine
 SESSION_TIMEOUT = 30.0  # seconds for a whole exchange, whatever happens
 MAX_WINDOW_SECONDS = 24 * 3600
 
+T = TypeVar("T")
 OnJoined = Callable[[Record], Awaitable[None]]
 #: Told the nameplate of the newest open window whenever that changes (None: no window open),
 #: so the daemon can announce it by mDNS for `wifisync join CODE` without an address.
 OnWindowChange = Callable[[int | None], None]
+
+
+class StoreRunner(Protocol):
+    """Runs a blocking store call where the store lives (the daemon's store thread)."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
+
+
+async def run_here(fn: Callable[..., T], *args: Any) -> T:
+    """A :class:`StoreRunner` for a store that may be used on the event loop (tests)."""
+    return fn(*args)
 
 
 class PairingService:
@@ -60,8 +71,10 @@ class PairingService:
     def __init__(self, *, store: RecordStore, identity: DeviceIdentity, vault_id: bytes,
                  on_joined: OnJoined, default_timeout: float,
                  on_window_change: OnWindowChange | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_store: StoreRunner = run_here) -> None:
         self.store = store
+        self.on_store = on_store
         self.identity = identity
         self.vault_id = vault_id
         self.on_joined = on_joined
@@ -241,7 +254,9 @@ class PairingService:
             raise PairingError("pairing was cancelled on the member")
         if joiner.holds is not None and joiner.holds != held_vault_tag(self.vault_id):
             raise PairingError("the joining device holds another vault; nothing was changed")
-        record = self._admit(joiner.cert_der, joiner.device_id, joiner.name, window.role)
+        record = await self.on_store(
+            admit, Author(self.store, self.identity, self.vault_id), joiner.cert_der,
+            joiner.name, window.role)
         window.joined(joiner.device_id, joiner.name)
         log.info("pairing window %d: device %s (%s) joined", window.code.nameplate,
                  short_device_id(joiner.device_id), shown(joiner.name))
@@ -249,16 +264,8 @@ class PairingService:
             await self.on_joined(record)
         except Exception:
             log.exception("pairing: telling the daemon about the new member failed")
-        await ws.send_bytes(handshake.welcome(vault_offer(self.store, self.vault_id)))
-
-    def _admit(self, cert_der: bytes, device_id: bytes, name: str, role: str) -> Record:
-        """Write the signed MEMBER record that makes the joiner a member."""
-        known = members(self.store).get(device_id)
-        if known is not None and known.revoked:
-            raise PairingError("this device was removed from the vault; it cannot join again "
-                               "with the same identity")
-        return write_member(Author(self.store, self.identity, self.vault_id),
-                            Membership(cert_der, name, role=role))
+        offer = await self.on_store(vault_offer, self.store, self.vault_id)
+        await ws.send_bytes(handshake.welcome(offer))
 
     # --- the control socket: `wifisync pair` -------------------------------------------------
 

@@ -19,7 +19,7 @@ from wifisync.model.membership import Member, current_members, members
 from wifisync.model.records import Record
 from wifisync.store.sqlite import SqliteStore
 from wifisync.vault.author import Author
-from wifisync.vault.revocation import acknowledge
+from wifisync.vault.members import acknowledge
 
 T = TypeVar("T")
 

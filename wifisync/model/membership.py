@@ -355,6 +355,18 @@ def view_of(store: RecordStore) -> MembershipView:
     return view
 
 
+def remember(store: RecordStore, view: MembershipView) -> MembershipView:
+    """Keep ``view`` as the store's membership until its next MEMBER record, for a caller
+    that computed it from exactly the MEMBER records the store now holds."""
+    vault_id = store.get_meta(META_VAULT_ID)
+    token = store.membership_token()
+    if vault_id is not None and token:
+        held = _views.get(store)
+        _views[store] = _Held(token, vault_id, view,
+                              held.memo if held is not None else MembershipMemo())
+    return view
+
+
 def members(store: RecordStore) -> dict[bytes, Member]:
     """Every device the MEMBER records name (revoked and no longer admitted ones included)."""
     return view_of(store).members

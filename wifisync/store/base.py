@@ -43,6 +43,41 @@ EMPTY_FINGERPRINT = bytes(32)
 MEMBERSHIP_TOKEN = "membership_token"
 
 
+HeldVersions = dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]]  # item -> (ID, vector)
+
+
+def _apply_rule(records: Sequence[Record], inactive: AbstractSet[bytes],
+                held_seq: dict[tuple[bytes, int], bytes], held_ids: set[bytes],
+                heads: HeldVersions) -> tuple[list[AppendResult], list[Record]]:
+    """The multi-value-register rule over what a store holds, record by record in order.
+
+    Updates ``held_seq``, ``held_ids`` and ``heads`` to the state after the batch and
+    returns each record's result and the records to store (raises IntegrityError on a
+    different record at a held or listed (origin, seq)).
+    """
+    results: list[AppendResult] = []
+    new: list[Record] = []
+    for r in records:
+        h = r.header
+        if r.id in held_ids:
+            results.append(AppendResult.DUPLICATE)
+            continue
+        if held_seq.setdefault((h.author, h.seq), r.id) != r.id:
+            raise IntegrityError("a different record with the same origin and seq is held")
+        held_ids.add(r.id)
+        new.append(r)
+        if r.id in inactive:
+            results.append(AppendResult.INACTIVE)
+            continue
+        current = heads.get(h.item, [])
+        keep, drop = maximal([v for _rid, v in current], h.versions)
+        if keep:
+            heads[h.item] = [x for i, x in enumerate(current) if i not in drop]
+            heads[h.item].append((r.id, h.versions))
+        results.append(AppendResult.HEAD if keep else AppendResult.OBSOLETE)
+    return results, new
+
+
 class RecordStore(ABC):
     """What the vault, the sync core and the daemon need from a store."""
 
@@ -140,8 +175,18 @@ class RecordStore(ABC):
         """Release the store."""
 
     @abstractmethod
-    def _insert(self, record: Record, is_head: bool, dropped: list[bytes]) -> None:
-        """Store a new record, update heads; called inside a transaction."""
+    def _held_at(self, records: Sequence[Record]) -> dict[tuple[bytes, int], bytes]:
+        """The IDs of held records by (origin, seq): at least those at the records' places."""
+
+    @abstractmethod
+    def _held_versions(self, items: Collection[bytes]) -> HeldVersions:
+        """Per item (of those with any), its held versions as (record ID, version vector)."""
+
+    @abstractmethod
+    def _store_new(self, new: Sequence[Record], held: AbstractSet[bytes],
+                   superseded: Sequence[tuple[bytes, bytes]]) -> None:
+        """Insert new records, a held version where its ID is in ``held``; stop holding
+        the (item, record ID) pairs of ``superseded``. Called inside a transaction."""
 
     @abstractmethod
     def _set_seen(self, origin: bytes, seq: int) -> None:
@@ -216,44 +261,56 @@ class RecordStore(ABC):
         An inactive record is kept in the log only: it takes no part in the item's held
         versions until :meth:`set_active` accepts it.
         """
-        with self.transaction():
-            if self.has_record(record.id):
-                return AppendResult.DUPLICATE
-            h = record.header
-            if self.has_seq(h.author, h.seq):
-                raise IntegrityError("a different record with the same origin and seq is held")
-            if active:
-                current = self.heads(h.item)
-                keep, drop = maximal([r.header.versions for r in current], h.versions)
-                self._insert(record, keep, [current[i].id for i in drop] if keep else [])
-            else:
-                keep = False
-                self._insert(record, False, [])
-                self._set_inactive([record], True)
-            self.set_meta("fingerprint", fingerprint_add(self.fingerprint(), record.id))
-            if h.kind == Kind.MEMBER:
-                self._membership_changed()
-            seen = self.seen().get(h.author, 0)
-            if h.seq == seen + 1:
-                n = h.seq
-                while self.has_seq(h.author, n + 1):
-                    n += 1
-                self._set_seen(h.author, n)
-            if not active:
-                return AppendResult.INACTIVE
-            return AppendResult.HEAD if keep else AppendResult.OBSOLETE
+        return self.append_many([record], frozenset() if active else {record.id})[0]
 
     def append_many(self, records: Sequence[Record],
                     inactive: AbstractSet[bytes] = frozenset()) -> list[AppendResult]:
-        """Append records in order in one transaction (as ``append`` each would).
+        """Append records in order in one transaction: the one home of the append rule.
 
-        Records whose IDs are in ``inactive`` are stored inactive. Raises
+        For each record: a held record is a DUPLICATE; one whose IDs are in ``inactive``
+        is stored INACTIVE (log only); otherwise it is stored, and becomes a HEAD (dropping
+        the held versions of its item it dominates) unless a held version dominates or
+        equals it (OBSOLETE). Then the fingerprint, the membership token and ``seen``
+        follow. Everything is looked up first and written at once (sync applies batches of
+        thousands), so a store implements a few batch primitives, never the rule. Raises
         :class:`IntegrityError`, having written nothing, when a record conflicts with a
         different held (or earlier listed) record of the same origin and seq.
         """
         with self.transaction():
-            self._check_no_conflict(records)
-            return [self.append(r, r.id not in inactive) for r in records]
+            if not records:
+                return []
+            held_seq = self._held_at(records)
+            # A record's ID hashes bytes that include its origin and seq, so a held record
+            # with the same ID sits at the same (origin, seq): that lookup finds duplicates.
+            held_ids = set(held_seq.values())
+            heads = self._held_versions({r.header.item for r in records
+                                         if r.id not in held_ids})
+            before = {rid: item for item, versions in heads.items() for rid, _v in versions}
+            results, new = _apply_rule(records, inactive, held_seq, held_ids, heads)
+            held = {rid for versions in heads.values() for rid, _v in versions}
+            self._store_new(new, held, [(item, rid) for rid, item in before.items()
+                                        if rid not in held])
+            if inactive:
+                self._set_inactive([r for r in new if r.id in inactive], True)
+            fp = self.fingerprint()
+            for r in new:
+                fp = fingerprint_add(fp, r.id)
+            self.set_meta("fingerprint", fp)
+            if any(r.header.kind == Kind.MEMBER for r in new):
+                self._membership_changed()
+            self._raise_seen({r.header.author for r in new}, held_seq)
+            return results
+
+    def _raise_seen(self, origins: AbstractSet[bytes],
+                    held_seq: Mapping[tuple[bytes, int], bytes]) -> None:
+        """Raise ``seen`` of each origin over every run of held sequence numbers."""
+        seen = self.seen()
+        for origin in origins:
+            start = n = seen.get(origin, 0)
+            while (origin, n + 1) in held_seq or self.has_seq(origin, n + 1):
+                n += 1
+            if n > start:
+                self._set_seen(origin, n)
 
     def set_active(self, records: Sequence[Record], active: bool) -> int:
         """Mark held records active or inactive and recompute their items' held versions.
@@ -268,14 +325,6 @@ class RecordStore(ABC):
                 for item in sorted({r.header.item for r in changed}):
                     self._rebuild_heads(item)
             return len(changed)
-
-    def _check_no_conflict(self, records: Sequence[Record]) -> None:
-        listed: dict[tuple[bytes, int], bytes] = {}
-        for r in records:
-            key = (r.header.author, r.header.seq)
-            if listed.setdefault(key, r.id) != r.id or (
-                    not self.has_record(r.id) and self.has_seq(*key)):
-                raise IntegrityError("a different record with the same origin and seq is held")
 
     def _rebuild_heads(self, item: bytes) -> None:
         """Recompute the held versions of an item from its log (active records only)."""

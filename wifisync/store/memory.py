@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from typing import Any
 
@@ -137,17 +138,29 @@ class MemoryStore(RecordStore):
     def close(self) -> None:
         """Nothing to release."""
 
-    def _insert(self, record: Record, is_head: bool, dropped: list[bytes]) -> None:
-        h = record.header
-        self._on_rollback(self._uninsert_undo(record))
-        self._records[record.id] = record
-        self._by_seq[(h.author, h.seq)] = record.id
-        self._max[h.author] = max(self._max.get(h.author, 0), h.seq)
-        self._by_item.setdefault(h.item, []).append(record.id)
-        if is_head:
-            held = self._heads.setdefault(h.item, set())
-            held.difference_update(dropped)
-            held.add(record.id)
+    def _held_at(self, records: Sequence[Record]) -> dict[tuple[bytes, int], bytes]:
+        places = ((r.header.author, r.header.seq) for r in records)
+        return {key: self._by_seq[key] for key in places if key in self._by_seq}
+
+    def _held_versions(self, items: Collection[bytes]
+                       ) -> dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]]:
+        return {item: [(r.id, r.header.versions) for r in held]
+                for item in items if (held := self.heads(item))}
+
+    def _store_new(self, new: Sequence[Record], held: AbstractSet[bytes],
+                   superseded: Sequence[tuple[bytes, bytes]]) -> None:
+        for record in new:
+            h = record.header
+            self._on_rollback(self._uninsert_undo(record))
+            self._records[record.id] = record
+            self._by_seq[(h.author, h.seq)] = record.id
+            self._max[h.author] = max(self._max.get(h.author, 0), h.seq)
+            self._by_item.setdefault(h.item, []).append(record.id)
+            if record.id in held:
+                self._heads.setdefault(h.item, set()).add(record.id)
+        for item, rid in superseded:
+            self._on_rollback(_restore(self._heads, item, set(self._heads[item])))
+            self._heads[item].discard(rid)
 
     def _uninsert_undo(self, record: Record) -> Callable[[], None]:
         h = record.header

@@ -13,12 +13,19 @@ from typing import Any
 
 from wifisync.errors import IntegrityError, StoreError
 from wifisync.model.records import Kind, Record
-from wifisync.model.versions import maximal
-from wifisync.store.base import STREAM_BATCH, AppendResult, RecordStore, fingerprint_add
+from wifisync.store.base import STREAM_BATCH, RecordStore
 
 SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 60_000
-CACHE_KIB = 32 * 1024  # page cache per connection: the random-key indexes of a 100k vault fit
+# The page cache is sized for what every write batch touches at random: the entries of the
+# records.id index and of item_log, about INDEX_BYTES_PER_RECORD per record held (measured
+# with dbstat on a 100k store: 46 + 30 bytes, pages filled by random inserts; rounded up
+# for margin): 16 MiB at 100k records. Record bodies are written at the end of the table and
+# read in one pass, so caching them buys nothing: each page would be one more for a CLI
+# scan or a daemon to hold. The size follows the store as it grows, in powers of two.
+INDEX_BYTES_PER_RECORD = 96
+MIN_CACHE_KIB = 2 * 1024  # SQLite's own default
+MAX_CACHE_KIB = 32 * 1024
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
 LARGE_RECORD_BYTES = 32 * 1024  # records this size or more count towards releasing the cache
 RELEASE_AFTER_BYTES = 2 * 1024 * 1024
@@ -112,6 +119,15 @@ assert _ITEM == 1, "item_log_control's WHERE clause names the ITEM kind as 1"
 _HELD = "SELECT l.item, l.n, r.id, r.data FROM item_log l JOIN records r ON r.n = l.n "
 
 
+def cache_kib(records: int) -> int:
+    """The page cache for a store of ``records`` records, in KiB (see INDEX_BYTES_PER_RECORD)."""
+    need = records * INDEX_BYTES_PER_RECORD // 1024
+    kib = MIN_CACHE_KIB
+    while kib < need and kib < MAX_CACHE_KIB:
+        kib *= 2
+    return kib
+
+
 def _load(record_id: bytes, data: bytes) -> Record:
     """Rebuild a stored record, refusing one whose bytes no longer hash to its ID."""
     try:
@@ -138,7 +154,6 @@ class SqliteStore(RecordStore):
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from exc
         if mode != "wal":
@@ -146,7 +161,10 @@ class SqliteStore(RecordStore):
         self._lock = threading.RLock()
         self._depth = 0
         self._large_bytes = 0  # large records read or written since the cache was released
+        self._cache_kib = 0
         self._migrate()
+        last = self._one("SELECT COALESCE(MAX(n), 0) FROM records")
+        self._size_cache(int(last[0]) if last else 0)
 
     def _migrate(self) -> None:
         try:
@@ -187,6 +205,13 @@ class SqliteStore(RecordStore):
             self._depth = 0
             self._db.execute("COMMIT")
             self._release()
+
+    def _size_cache(self, records: int) -> None:
+        """Give the page cache room for the random-key indexes of ``records`` records."""
+        kib = cache_kib(records)
+        if kib != self._cache_kib:
+            self._cache_kib = kib
+            self._db.execute(f"PRAGMA cache_size = -{kib}")
 
     def _note(self, size: int) -> int:
         """Count a record read or written; returns ``size``."""
@@ -384,101 +409,37 @@ class SqliteStore(RecordStore):
     def close(self) -> None:
         self._db.close()
 
-    def _insert(self, record: Record, is_head: bool, dropped: list[bytes]) -> None:
-        h = record.header
-        self._note(len(record.encoded))
-        n = self._db.execute(
-            "INSERT INTO records (id, origin, seq, item, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (record.id, h.author, h.seq, h.item, int(h.kind), record.encoded)).lastrowid
-        self._db.execute("INSERT INTO item_log (item, n, kind, held) VALUES (?, ?, ?, ?)",
-                         (h.item, n, int(h.kind), int(is_head)))
-        self._db.executemany(
-            "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
-            "(SELECT n FROM records WHERE id = ?)", [(h.item, d) for d in dropped])
+    def _held_at(self, records: Sequence[Record]) -> dict[tuple[bytes, int], bytes]:
+        """One range query per origin of the batch."""
+        by_origin: dict[bytes, list[int]] = {}
+        for r in records:
+            by_origin.setdefault(r.header.author, []).append(r.header.seq)
+        held: dict[tuple[bytes, int], bytes] = {}
+        for origin, seqs in by_origin.items():
+            rows = self._db.execute(
+                "SELECT seq, id FROM records WHERE origin = ? AND seq BETWEEN ? AND ?",
+                (origin, min(seqs), max(seqs)))
+            held.update(((origin, seq), bytes(rid)) for seq, rid in rows)
+        return held
 
-    def append_many(self, records: Sequence[Record],
-                    inactive: AbstractSet[bytes] = frozenset()) -> list[AppendResult]:
-        """The batched append of the contract with a handful of statements per batch.
+    def _held_versions(self, items: Collection[bytes]
+                       ) -> dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]]:
+        """A query per ``_IN_CHUNK`` items; each held record's header is decoded."""
+        wanted = list(items)
+        heads: dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]] = {}
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i:i + _IN_CHUNK]
+            rows = self._db.execute(
+                _HELD + f"WHERE l.item IN ({','.join('?' * len(chunk))}) AND l.held = 1 "
+                "ORDER BY r.id", chunk)
+            for item, _n, rid, data in rows:
+                heads.setdefault(bytes(item), []).append(
+                    (bytes(rid), _load(rid, data).header.versions))
+        return heads
 
-        Sync applies batches of thousands of records: looking everything up at once and
-        writing with ``executemany`` makes a 100k-record initial sync several times
-        faster than one ``append`` (several statements) per record.
-        """
-        with self.transaction():
-            if not records:
-                return []
-            by_origin: dict[bytes, list[int]] = {}
-            for r in records:
-                by_origin.setdefault(r.header.author, []).append(r.header.seq)
-            held_seq: dict[tuple[bytes, int], bytes] = {}
-            for origin, seqs in by_origin.items():
-                rows = self._db.execute(
-                    "SELECT seq, id FROM records WHERE origin = ? AND seq BETWEEN ? AND ?",
-                    (origin, min(seqs), max(seqs)))
-                held_seq.update(((origin, seq), bytes(rid)) for seq, rid in rows)
-            # A record's ID hashes bytes that include its origin and seq, so a held record
-            # with the same ID sits at the same (origin, seq): that lookup finds duplicates.
-            held_ids = set(held_seq.values())
-            items = list({r.header.item for r in records if r.id not in held_ids})
-            heads: dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]] = {}
-            stored: dict[bytes, tuple[bytes, int]] = {}  # heads held before: ID -> (item, n)
-            for i in range(0, len(items), _IN_CHUNK):
-                chunk = items[i:i + _IN_CHUNK]
-                rows = self._db.execute(
-                    _HELD + f"WHERE l.item IN ({','.join('?' * len(chunk))}) AND l.held = 1 "
-                    "ORDER BY r.id", chunk)
-                for item, n, rid, data in rows:
-                    heads.setdefault(bytes(item), []).append(
-                        (bytes(rid), _load(rid, data).header.versions))
-                    stored[bytes(rid)] = (bytes(item), n)
-            results: list[AppendResult] = []
-            new: list[Record] = []
-            for r in records:
-                h = r.header
-                key = (h.author, h.seq)
-                if r.id in held_ids:
-                    results.append(AppendResult.DUPLICATE)
-                    continue
-                if held_seq.setdefault(key, r.id) != r.id:
-                    raise IntegrityError(
-                        "a different record with the same origin and seq is held")
-                if r.id in inactive:
-                    held_ids.add(r.id)
-                    new.append(r)
-                    results.append(AppendResult.INACTIVE)
-                    continue
-                current = heads.get(h.item, [])
-                keep, drop = maximal([v for _rid, v in current], h.versions)
-                if keep:
-                    heads[h.item] = [x for i, x in enumerate(current) if i not in drop]
-                    heads[h.item].append((r.id, h.versions))
-                held_ids.add(r.id)
-                new.append(r)
-                results.append(AppendResult.HEAD if keep else AppendResult.OBSOLETE)
-            self._write_new(new, heads, stored)
-            if inactive:
-                self._set_inactive([r for r in new if r.id in inactive], True)
-            fp = self.fingerprint()
-            for r in new:
-                fp = fingerprint_add(fp, r.id)
-            self.set_meta("fingerprint", fp)
-            if any(r.header.kind == Kind.MEMBER for r in new):
-                self._membership_changed()
-            seen = self.seen()
-            for origin in {r.header.author for r in new}:
-                start = n = seen.get(origin, 0)
-                batch_seqs = {seq for (o, seq) in held_seq if o == origin}
-                while n + 1 in batch_seqs or self.has_seq(origin, n + 1):
-                    n += 1
-                if n > start:
-                    self._set_seen(origin, n)
-            return results
-
-    def _write_new(self, new: list[Record],
-                   heads: dict[bytes, list[tuple[bytes, Mapping[bytes, int]]]],
-                   stored: dict[bytes, tuple[bytes, int]]) -> None:
-        """Insert new records and their log rows; clear the held flag of superseded heads."""
-        held = {rid for versions in heads.values() for rid, _v in versions}
+    def _store_new(self, new: Sequence[Record], held: AbstractSet[bytes],
+                   superseded: Sequence[tuple[bytes, bytes]]) -> None:
+        """Three ``executemany`` statements, whatever the batch size."""
         for r in new:
             self._note(len(r.encoded))
         first = self._one("SELECT COALESCE(MAX(n), 0) FROM records")
@@ -493,8 +454,9 @@ class SqliteStore(RecordStore):
             [(r.header.item, n0 + i, int(r.header.kind), int(r.id in held))
              for i, r in enumerate(new)])
         self._db.executemany(
-            "UPDATE item_log SET held = 0 WHERE item = ? AND n = ?",
-            [item_n for rid, item_n in stored.items() if rid not in held])
+            "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
+            "(SELECT n FROM records WHERE id = ?)", superseded)
+        self._size_cache(n0 + len(new) - 1)
 
     def _set_seen(self, origin: bytes, seq: int) -> None:
         self._db.execute(

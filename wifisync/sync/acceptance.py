@@ -74,9 +74,10 @@ class Acceptance:
         self.now_ms = now_ms
         self.view: MembershipView = view_of(store)
 
-    def refresh(self) -> MembershipView:
-        """Recompute membership after MEMBER records were stored; returns the old view."""
-        old, self.view = self.view, view_of(self.store)
+    def refresh(self, view: MembershipView | None = None) -> MembershipView:
+        """Take the membership after MEMBER records were stored (``view`` when the caller
+        computed it already, else recomputed from the store); returns the old view."""
+        old, self.view = self.view, view if view is not None else view_of(self.store)
         return old
 
     # --- entry ----------------------------------------------------------------------------

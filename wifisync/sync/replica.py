@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 from wifisync.errors import IntegrityError
 from wifisync.model.clock import hlc_wall_ms
-from wifisync.model.membership import Member, MembershipMemo, compute, member_records, view_of
+from wifisync.model.membership import (
+    Member,
+    MembershipMemo,
+    compute,
+    member_records,
+    remember,
+    view_of,
+)
 from wifisync.model.records import Kind, Record
 from wifisync.model.verifier import RememberingVerifier, Verdicts, Verifier
 from wifisync.store import AppendResult, RecordStore
@@ -37,7 +44,7 @@ class ApplyResult:
 
 @dataclass(slots=True)
 class PreparedBatch:
-    """A batch whose signature checks are running; :meth:`Replica.commit` stores it."""
+    """A batch whose signature checks are running; :meth:`Replica.commit_group` stores it."""
 
     records: list[Record]
     verdicts: Verdicts
@@ -69,7 +76,7 @@ class Replica:
         return view_of(self.store).members
 
     def apply(self, records: Sequence[Record]) -> ApplyResult:
-        """Check and store a batch in one store transaction; returns what changed."""
+        """Check and store one batch in one store transaction; returns what changed."""
         return self.commit(self.prepare(records))
 
     def prepare(self, records: Sequence[Record]) -> PreparedBatch:
@@ -83,36 +90,50 @@ class Replica:
         return PreparedBatch(list(records), self.verifier.submit(claims))
 
     def commit(self, batch: PreparedBatch) -> ApplyResult:
-        """Apply the accept rule against the store as it is now; store the batch atomically."""
-        result = ApplyResult()
-        records = batch.records
+        """Store one prepared batch in one store transaction (a group of one)."""
+        return self.commit_group([batch])[0]
+
+    def commit_group(self, batches: Sequence[PreparedBatch]) -> list[ApplyResult]:
+        """Store prepared batches in one store transaction, each by the accept rule.
+
+        The one place that opens a transaction for records from outside (sync, the pairing
+        hand-over, restore): a session groups batches so that SQLite commits (and waits
+        for an fsync) once per group, and acknowledges them once this returns.
+        """
         with self.store.transaction():
             accept = Acceptance(self.store, self.vault_id, self.now_ms)
-            before = accept.view
-            member_recs = [r for r in records if r.header.kind == Kind.MEMBER]
-            if member_recs:
-                self._store_members(member_recs, accept, result)
-                if result.membership_changed:
-                    accept.note_learned(before)
-            checked: list[Record] = []
-            for r in records:
-                if r.header.kind == Kind.MEMBER:
-                    continue
-                reason = accept.refusal(r)
-                key = accept.key_of(r.header.author)
-                if reason is None and (key is None or not batch.verdicts.holds(r, key)):
-                    reason = "bad signature"
-                if reason is not None:
-                    self._refuse(r, reason, result)
-                    continue
-                checked.append(r)
-            stored = self._store_checked(checked, accept, result)
+            return [self._commit(batch, accept) for batch in batches]
+
+    def _commit(self, batch: PreparedBatch, accept: Acceptance) -> ApplyResult:
+        """Apply the accept rule against the store as it is now (inside the group's
+        transaction); ``accept`` carries the membership the store's records make."""
+        result = ApplyResult()
+        records = batch.records
+        before = accept.view
+        member_recs = [r for r in records if r.header.kind == Kind.MEMBER]
+        if member_recs:
+            self._store_members(member_recs, accept, result)
             if result.membership_changed:
-                result.revoked |= accept.rejudge(before)
-            elif stored and self.store.count_inactive():
-                accept.set_activity(self.store.inactive_records({r.header.item for r in stored}))
-            if self.on_stored is not None and result.applied:
-                self.on_stored(result.applied)
+                accept.note_learned(before)
+        checked: list[Record] = []
+        for r in records:
+            if r.header.kind == Kind.MEMBER:
+                continue
+            reason = accept.refusal(r)
+            key = accept.key_of(r.header.author)
+            if reason is None and (key is None or not batch.verdicts.holds(r, key)):
+                reason = "bad signature"
+            if reason is not None:
+                self._refuse(r, reason, result)
+                continue
+            checked.append(r)
+        stored = self._store_checked(checked, accept, result)
+        if result.membership_changed:
+            result.revoked |= accept.rejudge(before)
+        elif stored and self.store.count_inactive():
+            accept.set_activity(self.store.inactive_records({r.header.item for r in stored}))
+        if self.on_stored is not None and result.applied:
+            self.on_stored(result.applied)
         if result.refused:
             log.info("refused %d of %d records", result.refused, len(records))
         return result
@@ -128,8 +149,13 @@ class Replica:
 
     def _store_members(self, records: list[Record], accept: Acceptance,
                        result: ApplyResult) -> None:
-        """Store MEMBER records whose author a chain from the creator names (any order)."""
-        view = compute(self.vault_id, member_records(self.store) + records, self._memo)
+        """Store MEMBER records whose author a chain from the creator names (any order).
+
+        Membership is computed once: the view of the held and the offered records is the
+        store's view afterwards unless one of them is refused (rare: then it is recomputed).
+        """
+        both = {r.id: r for r in member_records(self.store) + records}
+        view = compute(self.vault_id, both.values(), self._memo)
         claims = [(r, key) for r in records if (key := view.key_of(r.header.author)) is not None]
         verdicts = self._memo.verifier.submit(claims)
         ok: list[Record] = []
@@ -148,9 +174,13 @@ class Replica:
                 self._refuse(r, reason, result)
             else:
                 ok.append(r)
+        refused = result.refused
         if self._store_all(ok, result, frozenset()):
             result.membership_changed = True
-            accept.refresh()
+            if len(ok) == len(records) and result.refused == refused:
+                accept.refresh(remember(self.store, view))
+            else:
+                accept.refresh()
 
     def _store_checked(self, records: list[Record], accept: Acceptance,
                        result: ApplyResult) -> list[Record]:

@@ -291,7 +291,7 @@ class SyncSession:
     def _on_push(self, msg: Push, out: SessionOutput) -> None:
         self._require(self._got_hello, "PUSH before HELLO")
         self._commit_pending(out)
-        self._commit(self.replica.prepare(self._decode(msg.records)), out)
+        self._commit([self.replica.prepare(self._decode(msg.records))], out)
 
     def _on_summary(self, msg: Summary, out: SessionOutput) -> None:
         self._require(self._got_hello and msg.round == self._round, "unexpected SUMMARY")
@@ -410,18 +410,17 @@ class SyncSession:
         if not group:
             return
         self._pending_bytes -= _large(r.encoded for _s, p in group for r in p.records)
-        with self.store.transaction():
-            for _serial, prepared in group:
-                self._commit(prepared, out)
+        self._commit([prepared for _serial, prepared in group], out)
         out.send.extend(self._encode(Checkpoint(serial)) for serial, _p in group)
 
-    def _commit(self, prepared: PreparedBatch, out: SessionOutput) -> None:
-        result = self.replica.commit(prepared)
-        out.absorb(result)
-        self.stats.records_received += len(prepared.records)
-        self.stats.records_applied += len(result.applied)
-        self.stats.refused += result.refused
-        self._applied_this_round += len(result.applied)
+    def _commit(self, group: list[PreparedBatch], out: SessionOutput) -> None:
+        """Store batches in one transaction (the replica opens it) and count what they did."""
+        for prepared, result in zip(group, self.replica.commit_group(group), strict=True):
+            out.absorb(result)
+            self.stats.records_received += len(prepared.records)
+            self.stats.records_applied += len(result.applied)
+            self.stats.refused += result.refused
+            self._applied_this_round += len(result.applied)
 
     def _begin_round(self, out: SessionOutput) -> None:
         assert self._mine is not None and self._theirs is not None

@@ -33,7 +33,6 @@ from wifisync.model.records import (
     Membership,
     Record,
     WrappedVaultKey,
-    member_item_id,
     open_item_body,
     payload_key,
     seal_item_body,
@@ -244,6 +243,8 @@ class Vault:
 
     def write_member(self, membership: Membership) -> Record:
         """Write a membership (or revocation) record for a device; re-judge what it touches."""
+        from wifisync.vault.members import write_member  # the sync package: not for reads
+
         return write_member(self.author, membership)
 
     # --- reading --------------------------------------------------------------------------
@@ -522,21 +523,6 @@ class Vault:
                 continue
             good.append(r)
         return good
-
-
-def write_member(author: Author, membership: Membership) -> Record:
-    """Write a MEMBER record as ``author`` and re-judge the records its change touches."""
-    from wifisync.sync.acceptance import Acceptance  # the sync package: not for every read
-
-    accept = Acceptance(author.store, author.vault_id, author.now_ms)
-    body = membership.encode()
-    with author.store.transaction():
-        record = author.write(member_item_id(membership.device_id), Kind.MEMBER,
-                              lambda _h, _held: body)
-        before = accept.view
-        accept.refresh()
-        accept.rejudge(before)
-    return record
 
 
 def _check_type(type_: str) -> None:

@@ -1,4 +1,8 @@
-"""Writing revocations: the revoker's statement, and every other member's acknowledgement.
+"""The one writer of MEMBER records: admitting, granting, revoking and acknowledging.
+
+Every membership change a device signs goes through :func:`write_member`, which re-judges
+the records the change touches in the same transaction; the policy of who may write which
+change lives here too, so the CLI and the daemon's pairing service only call it.
 
 A revocation states what its author held of the revoked device (:mod:`wifisync.model.membership`).
 A member that learns of a revocation while holding records of that device beyond the cut
@@ -13,12 +17,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from wifisync.errors import PairingError, UsageError
 from wifisync.model.membership import Member, view_of
-from wifisync.model.records import Membership, Record, member_item_id
+from wifisync.model.records import ROLE_MEMBER, Kind, Membership, Record, member_item_id
 from wifisync.store import RecordStore
-from wifisync.sync.acceptance import held_when_revoked_key
+from wifisync.sync.acceptance import Acceptance, held_when_revoked_key
 from wifisync.vault.author import Author
-from wifisync.vault.unlocked import write_member
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,60 @@ class Revoked:
     lost_paired: list[Member]  # devices it paired whose membership is no longer in force
 
 
+class AlreadyRevokedError(UsageError):
+    """The device to revoke is revoked already: nothing was written."""
+
+
+def write_member(author: Author, membership: Membership) -> Record:
+    """Write a MEMBER record as ``author`` and re-judge the records its change touches."""
+    accept = Acceptance(author.store, author.vault_id, author.now_ms)
+    body = membership.encode()
+    with author.store.transaction():
+        record = author.write(member_item_id(membership.device_id), Kind.MEMBER,
+                              lambda _h, _held: body)
+        before = accept.view
+        accept.refresh()
+        accept.rejudge(before)
+    return record
+
+
+def admit(author: Author, cert_der: bytes, name: str, role: str) -> Record:
+    """Make a device that just paired a member (or relay); a revoked device never comes back."""
+    membership = Membership(cert_der, name, role=role)
+    known = view_of(author.store).members.get(membership.device_id)
+    if known is not None and known.revoked:
+        raise PairingError("this device was removed from the vault; it cannot join again "
+                           "with the same identity")
+    return write_member(author, membership)
+
+
+def grant(author: Author, target: Member) -> bool:
+    """Give a relay the member role; False when it holds it already.
+
+    Only a current member that holds the key grants, and only to a current member.
+    """
+    me = view_of(author.store).members.get(author.identity.device_id)
+    if me is None or not me.current or not me.holds_key:
+        raise UsageError("only a current member that holds the key can grant roles")
+    if not target.current:
+        raise UsageError(f"{target.name} is not a current member; pair it again first")
+    if target.holds_key:
+        return False
+    write_member(author, Membership(target.cert_der, target.name, role=ROLE_MEMBER))
+    return True
+
+
 def revoke(author: Author, target: Member) -> Revoked:
-    """Write a revocation of ``target`` stating what this device holds of every member."""
+    """Write a revocation of ``target`` stating what this device holds of every member.
+
+    Raises :class:`UsageError` for this device itself (another member revokes it) and
+    :class:`AlreadyRevokedError` when ``target`` is revoked already.
+    """
     store = author.store
+    if target.device_id == author.identity.device_id:
+        raise UsageError("a device cannot revoke itself; revoke it from another member")
+    if target.revoked:
+        raise AlreadyRevokedError(f"{target.name} is already revoked")
     with store.transaction():
         known = view_of(store).members
         held = {d: n for d, n in store.origins().items() if d in known}
