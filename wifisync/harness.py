@@ -30,7 +30,8 @@ from wifisync.model.records import Kind, Membership
 from wifisync.net.address import format_address
 from wifisync.store.sqlite import SqliteStore
 from wifisync.vault.author import Author
-from wifisync.vault.unlocked import META_VAULT_ID, Vault, vault_id_of, write_member
+from wifisync.vault.members import write_member
+from wifisync.vault.unlocked import META_VAULT_ID, Vault, vault_id_of
 
 PACKAGE_ROOT = Path(wifisync.__file__).resolve().parents[1]
 START_TIMEOUT = 10.0  # seconds for a daemon to answer on its control socket
