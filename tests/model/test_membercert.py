@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from wifisync.errors import IntegrityError
 from wifisync.model.deviceid import device_id_for, format_device_id
-from wifisync.model.identity import DeviceIdentity
+from wifisync.model.identity import DeviceIdentity, device_id_of_certificate
 from wifisync.model.membercert import checked_member_certificate
 from wifisync.model.records import Membership
 
@@ -99,3 +99,13 @@ def test_a_certificate_of_an_unknown_x509_version_is_refused() -> None:
     assert bad != der
     with pytest.raises(IntegrityError):
         checked_member_certificate(bad)
+
+
+def test_a_certificate_naming_an_unknown_key_algorithm_is_an_integrity_error() -> None:
+    """The library raises UnsupportedAlgorithm, which is no ValueError (found by tests/fuzz)."""
+    ed25519_oid, unknown_oid = bytes.fromhex("06032b6570"), bytes.fromhex("06032b657f")
+    der = DeviceIdentity.generate().cert_der.replace(ed25519_oid, unknown_oid)
+    with pytest.raises(IntegrityError, match="malformed member certificate"):
+        checked_member_certificate(der)
+    with pytest.raises(IntegrityError, match="malformed certificate"):
+        device_id_of_certificate(der)

@@ -11,6 +11,7 @@ from pathlib import Path
 import nacl.bindings
 import nacl.exceptions
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
@@ -63,7 +64,7 @@ def public_key_of_certificate(cert_der: bytes) -> bytes:
     the same few certificates once per MEMBER record)."""
     try:
         key = x509.load_der_x509_certificate(cert_der).public_key()
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:  # not ValueErrors
         raise IntegrityError("malformed certificate") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise IntegrityError("certificate key is not Ed25519")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import NameOID
@@ -33,7 +33,7 @@ def checked_member_certificate(cert_der: bytes) -> bytes:
         subject_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     except x509.ExtensionNotFound as exc:
         raise IntegrityError("member certificate does not say CA:FALSE") from exc
-    except (ValueError, x509.InvalidVersion) as exc:
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
         raise IntegrityError("malformed member certificate") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise IntegrityError("member certificate key is not Ed25519")
@@ -41,7 +41,7 @@ def checked_member_certificate(cert_der: bytes) -> bytes:
         raise IntegrityError("member certificate is a CA certificate")
     try:
         cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature) as exc:
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
         raise IntegrityError("member certificate is not signed by its own device key") from exc
     device_id = device_id_for(key.public_bytes(serialization.Encoding.Raw,
                                                serialization.PublicFormat.Raw))
