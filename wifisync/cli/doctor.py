@@ -143,10 +143,10 @@ def _interface_flags(name: str) -> int | None:
 def _multicast(config: Config) -> Check:
     if not config.daemon.mdns:
         return Check("multicast", None, "mDNS is off (daemon.mdns = false)")
-    from wifisync.net.mdns import link_states
+    from wifisync.net.mdns import interface_states
 
     names = list(config.daemon.interfaces)
-    states = link_states(names or None)
+    states = interface_states(names or None)
     usable, problems = [], []
     for name, state in sorted(states.items()):
         flags = _interface_flags(name)

@@ -18,7 +18,7 @@ from wifisync.net.mdns import (
     PAIRING_SERVICE_TYPE,
     RESOLVE_TIMEOUT_MS,
     check_interfaces,
-    link_states,
+    interface_states,
     new_zeroconf,
     zeroconf_interfaces,
 )
@@ -30,7 +30,7 @@ def _usable_interfaces(interfaces: list[str] | None) -> Any:
     """What to bind mDNS to for the lookup; one clear error when no interface can be used."""
     if interfaces:
         check_interfaces(interfaces)
-    states = link_states(interfaces or None)
+    states = interface_states(interfaces or None)
     bind_to = zeroconf_interfaces(interfaces or None, states)
     if not bind_to or not states:
         where = ", ".join(interfaces) if interfaces else "any network interface"

@@ -21,10 +21,10 @@ from wifisync.net.mdns import (
     RESOLVE_TIMEOUT_MS,
     SERVICE_TYPE,
     TAG_KEY,
-    LinkState,
+    InterfaceState,
     check_interfaces,
+    interface_states,
     is_member_tag,
-    link_states,
     mdns_tag,
     new_zeroconf,
     tag_window,
@@ -37,8 +37,8 @@ log = logging.getLogger("wifisync.discovery")
 # and every RECHECK_SECONDS (the tag window clock); elsewhere we poll. Each wake of an idle daemon
 # costs ~0.5 ms of CPU, which is why we do not poll where the kernel can tell us.
 RECHECK_SECONDS = 30.0
-LINK_POLL_SECONDS = 5.0
-LINK_SETTLE_SECONDS = 0.2
+INTERFACE_POLL_SECONDS = 5.0
+INTERFACE_SETTLE_SECONDS = 0.2
 _RTMGRP_LINK = 0x1
 _RTMGRP_IPV4_IFADDR = 0x10
 OWN_NAMES_KEPT = 16
@@ -76,7 +76,7 @@ class DiscoveryManager:
         self._on_found = on_found
         self._aiozc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
-        self._links: dict[str, LinkState] = {}
+        self._interface_states: dict[str, InterfaceState] = {}
         self._member_info: ServiceInfo | None = None
         self._pairing: tuple[str, int] | None = None
         self._pairing_info: ServiceInfo | None = None
@@ -100,14 +100,14 @@ class DiscoveryManager:
 
     def interface_names(self) -> list[str]:
         """The interfaces mDNS can use now: up, with an IPv4 address."""
-        return sorted(name for name, state in self._links.items()
+        return sorted(name for name, state in self._interface_states.items()
                       if state.up and state.addresses)
 
     async def async_start(self) -> None:
         """Start browsing and announcing; returns at once, announcing finishes in the background."""
         if self._names:
             check_interfaces(self._names)
-        self._links = link_states(self._names)
+        self._interface_states = interface_states(self._names)
         if self._addresses():
             try:
                 self._bring_up()
@@ -123,7 +123,7 @@ class DiscoveryManager:
         self._watcher = asyncio.create_task(self._watch(), name="mdns-watch")
 
     async def async_stop(self) -> None:
-        """Withdraw everything we announced (goodbyes where the link allows) and close zeroconf."""
+        """Withdraw everything we announced and close zeroconf."""
         if self._browser is not None:
             await self._browser.async_cancel()  # first, so no new resolve task starts
             self._browser = None
@@ -166,10 +166,11 @@ class DiscoveryManager:
     # --- announcing ---
 
     def _addresses(self) -> list[str]:
-        return sorted({a for state in self._links.values() if state.up for a in state.addresses})
+        states = self._interface_states.values()
+        return sorted({a for state in states if state.up for a in state.addresses})
 
     def _bring_up(self) -> None:
-        self._aiozc = new_zeroconf(zeroconf_interfaces(self._names, self._links))
+        self._aiozc = new_zeroconf(zeroconf_interfaces(self._names, self._interface_states))
         self._start_browser()
         self._spawn(self._announce(), "mdns-announce")
 
@@ -207,7 +208,7 @@ class DiscoveryManager:
         await task
 
     async def _announce(self) -> None:
-        """(Re)announce under fresh names: after start, a link coming back, a new tag window."""
+        """(Re)announce under fresh names: at start, an interface back up, a new tag window."""
         async with self._announce_lock:
             await self._unregister(self._member_info)
             self._window = tag_window(time.time())
@@ -274,20 +275,20 @@ class DiscoveryManager:
             log.info("mdns: member found at %s:%d", host, info.port)
             self._on_found(host, info.port)
 
-    # --- watching links and the clock ---
+    # --- watching interfaces and the clock ---
 
     async def _watch(self) -> None:
-        events = _LinkEvents()
+        events = _InterfaceEvents()
         told = events.open()
         try:
             while True:
                 if told:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(events.changed.wait(), RECHECK_SECONDS)
-                    await asyncio.sleep(LINK_SETTLE_SECONDS)  # one look after a burst
+                    await asyncio.sleep(INTERFACE_SETTLE_SECONDS)  # one look after a burst
                     events.changed.clear()
                 else:
-                    await asyncio.sleep(LINK_POLL_SECONDS)
+                    await asyncio.sleep(INTERFACE_POLL_SECONDS)
                 try:
                     await self._check()
                 except OSError as exc:
@@ -296,11 +297,11 @@ class DiscoveryManager:
             events.close()
 
     async def _check(self) -> None:
-        before, self._links = self._links, link_states(self._names)
+        before, self._interface_states = self._interface_states, interface_states(self._names)
         came_back = False
-        for name in sorted(before.keys() | self._links.keys()):
-            old = before.get(name, LinkState(up=False, addresses=()))
-            new = self._links.get(name, LinkState(up=False, addresses=()))
+        for name in sorted(before.keys() | self._interface_states.keys()):
+            old = before.get(name, InterfaceState(up=False, addresses=()))
+            new = self._interface_states.get(name, InterfaceState(up=False, addresses=()))
             if old == new:
                 continue
             if old.up and not new.up:
@@ -314,7 +315,7 @@ class DiscoveryManager:
             return
         if came_back:
             await self._aiozc.async_update_interfaces(
-                interfaces=zeroconf_interfaces(self._names, self._links)
+                interfaces=zeroconf_interfaces(self._names, self._interface_states)
             )
             # A fresh browser reports every cached member again and queries the network at once;
             # fresh names make members that missed us while we were cut off report us again.
@@ -341,8 +342,8 @@ class DiscoveryManager:
             log.warning("mdns: %s failed: %r", task.get_name(), task.exception())
 
 
-class _LinkEvents:
-    """Sets ``changed`` whenever the kernel reports a link or IPv4 address change (Linux)."""
+class _InterfaceEvents:
+    """Sets ``changed`` whenever the kernel reports an interface or IPv4 address change (Linux)."""
 
     def __init__(self) -> None:
         self.changed = asyncio.Event()

@@ -61,7 +61,7 @@ def is_member_tag(vault_id: bytes, tag: bytes, now: float) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class LinkState:
+class InterfaceState:
     """What discovery needs to know about one network interface at one moment."""
 
     up: bool
@@ -69,7 +69,7 @@ class LinkState:
 
 
 def _operstate_up(name: str) -> bool | None:
-    """The kernel's view of whether the link carries traffic; None where there is no sysfs."""
+    """The kernel's view of whether the interface carries traffic; None where there is no sysfs."""
     if sys.platform != "linux":
         return None
     try:
@@ -80,11 +80,11 @@ def _operstate_up(name: str) -> bool | None:
     return state in ("up", "unknown")
 
 
-def link_states(names: list[str] | None) -> dict[str, LinkState]:
-    """IPv4 addresses and link state of the named interfaces, or of every non-loopback one."""
+def interface_states(names: list[str] | None) -> dict[str, InterfaceState]:
+    """IPv4 addresses and up/down state of the named interfaces, or of every non-loopback one."""
     adapters = {adapter.name: adapter for adapter in ifaddr.get_adapters()}
     wanted = names if names else sorted(adapters)
-    states: dict[str, LinkState] = {}
+    states: dict[str, InterfaceState] = {}
     for name in wanted:
         adapter = adapters.get(name)
         addresses = tuple(
@@ -95,7 +95,7 @@ def link_states(names: list[str] | None) -> dict[str, LinkState]:
         if not names and not addresses:
             continue
         up = _operstate_up(name)
-        states[name] = LinkState(up=bool(addresses) if up is None else up, addresses=addresses)
+        states[name] = InterfaceState(up=bool(addresses) if up is None else up, addresses=addresses)
     return states
 
 
@@ -107,7 +107,7 @@ def check_interfaces(names: list[str]) -> None:
         raise ConfigError(f"no such network interface: {', '.join(missing)}")
 
 
-def zeroconf_interfaces(names: list[str] | None, states: dict[str, LinkState]) -> Any:
+def zeroconf_interfaces(names: list[str] | None, states: dict[str, InterfaceState]) -> Any:
     """What AsyncZeroconf is given: the named interfaces' addresses, or all of them."""
     if not names:
         return InterfaceChoice.All
