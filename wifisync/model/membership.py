@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from wifisync.errors import IntegrityError
@@ -213,29 +213,34 @@ class _Resolver:
         """Admitted devices (with the entry that admitted each) and the key holders."""
         admitted: dict[bytes, _Entry | None] = {self.root: None}
         holders = {self.root}
-        queue = deque([self.root])
-        while queue:
-            author = queue.popleft()
-            cut = cuts.get(author)
-            for e in self.by_author.get(author, ()):
-                if cut is not None and e.seq > cut:
-                    break
-                if e.subject not in admitted:
-                    admitted[e.subject] = e
-                    queue.append(e.subject)
-        # Roles: a grant counts only from a key holder, within its cut.
-        queue = deque([self.root])
-        while queue:
-            author = queue.popleft()
-            cut = cuts.get(author)
-            for e in self.by_author.get(author, ()):
-                if cut is not None and e.seq > cut:
-                    break
-                if e.body.role == ROLE_MEMBER and e.subject in admitted \
-                        and e.subject not in holders:
-                    holders.add(e.subject)
-                    queue.append(e.subject)
+
+        def admits(e: _Entry) -> bool:
+            if e.subject in admitted:
+                return False
+            admitted[e.subject] = e
+            return True
+
+        def grants(e: _Entry) -> bool:  # a grant counts only from a key holder, within its cut
+            if e.body.role != ROLE_MEMBER or e.subject not in admitted or e.subject in holders:
+                return False
+            holders.add(e.subject)
+            return True
+
+        self._walk(cuts, admits)
+        self._walk(cuts, grants)
         return admitted, holders
+
+    def _walk(self, cuts: Mapping[bytes, int], joins: Callable[[_Entry], bool]) -> None:
+        """Breadth-first from the root over each author's entries up to its cut."""
+        queue = deque([self.root])
+        while queue:
+            author = queue.popleft()
+            cut = cuts.get(author)
+            for e in self.by_author.get(author, ()):
+                if cut is not None and e.seq > cut:
+                    break
+                if joins(e):
+                    queue.append(e.subject)
 
     def _dependency(self, admitted: Mapping[bytes, _Entry | None], device: bytes,
                     on: bytes) -> int:
