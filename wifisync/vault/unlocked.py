@@ -170,6 +170,17 @@ def _not_a_member(record: Record) -> IntegrityError:
                           "role) when it wrote it; the store was altered")
 
 
+def check_membership_and_key(store: RecordStore) -> None:
+    """Check the signatures of the MEMBER and VAULT_KEY heads a vault opens with.
+
+    A handful of records, checked inline and without marks: a wrong password writes nothing.
+    """
+    signatures = AuthorCheck(store, InlineVerifier())
+    for _item, held in store.heads_of_kind(Kind.MEMBER):
+        signatures.check_all(held)
+    signatures.check_all(store.heads(VAULT_KEY_ITEM))
+
+
 class Vault:
     """Read and write items with the vault key in hand."""
 
@@ -214,11 +225,7 @@ class Vault:
     @classmethod
     def unlock(cls, store: RecordStore, identity: DeviceIdentity, password: str) -> Vault:
         """Check the vault's membership and key records, then unwrap the vault key."""
-        # A handful of records, checked without marks: a wrong password writes nothing.
-        signatures = AuthorCheck(store, InlineVerifier())
-        for _item, held in store.heads_of_kind(Kind.MEMBER):
-            signatures.check_all(held)
-        signatures.check_all(store.heads(VAULT_KEY_ITEM))
+        check_membership_and_key(store)
         wrapped = read_wrapped_key(store)
         key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
         return cls(store, identity, key)
@@ -226,10 +233,7 @@ class Vault:
     @classmethod
     def with_key(cls, store: RecordStore, identity: DeviceIdentity, vault_key: bytes) -> Self:
         """Open with a vault key unwrapped earlier (the unlock agent's): no Argon2id."""
-        signatures = AuthorCheck(store, InlineVerifier())
-        for _item, held in store.heads_of_kind(Kind.MEMBER):
-            signatures.check_all(held)
-        signatures.check_all(store.heads(VAULT_KEY_ITEM))
+        check_membership_and_key(store)
         return cls(store, identity, vault_key)
 
     def change_password(self, new_password: str, kdf: crypto.KdfParams | None = None) -> None:
