@@ -358,8 +358,8 @@ class Daemon:
         match action:
             case TrustChanged(members, gone):
                 self._trust_changed(members, gone)
-            case CutOff(revoked):
-                self.trust.members = self.node.members
+            case CutOff(members, revoked):
+                self.trust.members = members  # shown by status; no handshake is trusted any more
                 self._stop_syncing(revoked)
             case Deletes(author, items):
                 burst = self.delete_watch.seen(author, items, time.monotonic())

@@ -82,6 +82,7 @@ class TrustChanged:
 class CutOff:
     """This device is no longer a current member: stop dialing and serving peers."""
 
+    members: dict[bytes, Member]  # the current members, this device not among them
     revoked: bool  # it was revoked (else the store does not name it at all)
 
 
@@ -347,7 +348,7 @@ class SyncNode:
             self.members = members
             if not self.cut_off:
                 self.cut_off = True
-                self._actions.append(CutOff(self._store.revoked(self.self_id)))
+                self._actions.append(CutOff(members, self._store.revoked(self.self_id)))
             return
         gone = frozenset(self.members) - frozenset(members)
         self.members = members
