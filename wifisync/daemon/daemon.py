@@ -163,6 +163,7 @@ class Daemon:
         self._stop.set()
 
     async def _start(self) -> None:
+        cut_off = self.node.cut_off  # read before the store thread gets any node work
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -190,7 +191,7 @@ class Daemon:
         log.info("device %s listening on %s, vault %s, %d member(s)",
                  short_device_id(self.self_id), format_address(host, self.port),
                  self.vault_id.hex()[:8], len(self.trust.members))
-        if self.node.cut_off:
+        if cut_off:
             me = self.replica.members().get(self.self_id)
             self._stop_syncing(revoked=me is not None and me.revoked)
             return
