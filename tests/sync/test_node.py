@@ -144,8 +144,8 @@ def line(n: int = 3) -> tuple[Net, list[Device]]:
     devices = household(n)
     net = Net.of(devices)
     for i in range(n - 1):
-        net.link(i, i + 1)
-    net.run()
+        net.link(i, i + 1)  # as a daemon's TLS gate would: only once each knows the other
+        net.run()
     return net, devices
 
 
@@ -154,6 +154,7 @@ def test_a_line_of_three_converges_and_each_link_reports_its_initial_exchange() 
     devices[0].vault.add("at the end of the line")  # only d0 holds it: d2 gets it via d1
     net = Net.of(devices)
     net.link(0, 1)
+    net.run()  # d1 learns that d2 is a member (d2 joined after it)
     net.link(1, 2)
     net.run()
     assert devices[0].state() == devices[1].state() == devices[2].state()
@@ -258,3 +259,13 @@ def test_link_down_returns_the_session_counters_and_the_link_is_forgotten() -> N
     stats = node.link_down(link, net.now)
     assert stats is not None and stats.frames_received > 0
     assert node.links() == [] and node.link_down(link, net.now) is None
+
+
+def test_a_link_from_a_device_that_left_during_its_handshake_closes_at_once() -> None:
+    net, devices = line()
+    revoke(devices[0].vault.author, current_members(devices[0].store)[devices[2].id])
+    node = net.peers[0].node
+    node.local_commit(net.now)
+    net.collect(0)
+    node.link_up(99, devices[2].id, net.now)  # its handshake began before the revocation
+    assert net.collect(0) == [Close(99, CloseCode.NOT_MEMBER, "not a member")]

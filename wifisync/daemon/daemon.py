@@ -25,7 +25,7 @@ from wifisync.config import Config, load_config
 from wifisync.daemon.admission import Admission, AdmissionLimits
 from wifisync.daemon.connections import Connections
 from wifisync.daemon.control import control_app, serve_control
-from wifisync.daemon.link import CloseCode, Link, Timing
+from wifisync.daemon.link import Link, Timing
 from wifisync.daemon.listener import Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
 from wifisync.daemon.nodehub import NodeHub
@@ -374,7 +374,6 @@ class Daemon:
         for device in gone:
             log.info("device %s is no longer a member: closing its connections",
                      short_device_id(device))
-            self.peers.drop(device, CloseCode.NOT_MEMBER, "not a member")
             with contextlib.suppress(Exception):
                 self.addressbook.forget(device)
         self.peers.wake()

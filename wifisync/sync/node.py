@@ -193,9 +193,15 @@ class SyncNode:
     # --- events ----------------------------------------------------------------------------
 
     def link_up(self, link: int, peer: bytes, now: float) -> None:
-        """A link to ``peer`` is authenticated: start its session (our HELLO goes out)."""
+        """A link to ``peer`` is authenticated: start its session (our HELLO goes out).
+
+        A peer that stopped being a member while its handshake ran is closed at once.
+        """
         state = _Link(peer, self._new_session(peer, now))
         self._links[link] = state
+        if peer not in self.members:
+            self._close(link, state, CloseCode.NOT_MEMBER, "not a member")
+            return
         self._guarded(link, state, self._start, link, state, now)
 
     def link_down(self, link: int, _now: float) -> SessionStats | None:
