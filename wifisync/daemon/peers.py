@@ -110,12 +110,6 @@ class PeerManager:
                 self.heard_from(link.peer_id)
             self._notify()
 
-    def drop(self, device: bytes, code: int, reason: str) -> None:
-        """Close the link to a device at once (revocation)."""
-        link = self.links.get(device)
-        if link is not None:
-            link.close_soon(code, reason)
-
     @property
     def closing(self) -> bool:
         """Whether the daemon is shutting down (new links are turned away as going away)."""
