@@ -76,7 +76,7 @@ def test_a_member_certificate_that_is_not_a_devices_is_refused_where_records_are
 def test_a_member_record_carrying_a_ca_certificate_is_refused_by_a_replica() -> None:
     """Signed by a current member, for the right item, yet its certificate could mint others."""
     from tests.sync.helpers import household
-    from wifisync.model.membership import members
+    from wifisync.model.membership import named_devices
     from wifisync.model.records import Kind, RecordHeader, member_item_id, sign_record
 
     a, b = household(2)
@@ -87,10 +87,10 @@ def test_a_member_record_carrying_a_ca_certificate_is_refused_by_a_replica() -> 
     header = RecordHeader(b.store.get_meta("vault_id") or b"", member_item_id(device),
                           Kind.MEMBER, a.id, seq, {a.id: seq}, 1, False)
     record = sign_record(a.identity, header, Membership(ca, "mallory").encode())
-    before = set(members(b.store))
+    before = set(named_devices(b.store))
     result = b.replica.apply([record])
     assert result.refused == 1 and not result.applied
-    assert set(members(b.store)) == before
+    assert set(named_devices(b.store)) == before
 
 
 def test_a_certificate_of_an_unknown_x509_version_is_refused() -> None:

@@ -32,9 +32,9 @@ def scenario() -> tuple[bytes, list[Record]]:
         sync(a, x)
     for x in (c, d):
         sync(x, b)
-    revoke(c.vault.author, c.replica.members()[b.id])
-    revoke(b.vault.author, b.replica.members()[c.id])  # concurrent with c's
-    revoke(e.vault.author, e.replica.members()[d.id])
+    revoke(c.vault.author, c.replica.named_devices()[b.id])
+    revoke(b.vault.author, b.replica.named_devices()[c.id])  # concurrent with c's
+    revoke(e.vault.author, e.replica.named_devices()[d.id])
     sync(e, a)
     acknowledge(a.vault.author)
     records: dict[bytes, Record] = {}

@@ -36,7 +36,7 @@ def test_an_offer_scales_past_4096_member_records() -> None:
     a, b, c = household(3)
     rename_many(a, b, MAX_OFFER_RECORDS + 200)
     sync(a, c)
-    revoke(c.vault.author, c.replica.members()[b.id])
+    revoke(c.vault.author, c.replica.named_devices()[b.id])
     sync(c, a)
     assert len(member_records(a.store)) > MAX_OFFER_RECORDS
     newcomer = identity(6)
@@ -55,4 +55,4 @@ def test_a_joiner_made_of_the_offer_syncs_the_rest() -> None:
     rename_many(a, b, 50)
     d = join_device(a, "d", identity(7))  # helpers hand over everything: same result
     sync(a, d)
-    assert d.replica.members()[b.id].current
+    assert d.replica.named_devices()[b.id].current

@@ -120,27 +120,27 @@ def test_a_relay_deletes_nothing_and_writes_no_item_until_granted() -> None:
 def test_a_retroactive_revocation_of_the_creator_has_no_effect() -> None:
     a, b = household(2)
     sync(a, b)
-    creator = b.replica.members()[a.id]
+    creator = b.replica.named_devices()[a.id]
     attack = craft(b, member_item_id(a.id), Kind.MEMBER,
                    Membership(creator.cert_der, creator.name, revoked=True,
                               held={a.id: 0}).encode())
     for d in (a, b):
         d.replica.apply([attack])
-        assert d.replica.members()[a.id].current  # it disowns b's own admission: void
+        assert d.replica.named_devices()[a.id].current  # it disowns b's own admission: void
         assert Vault.unlock(d.store, d.identity, PASSWORD)
 
 
 def test_revoking_the_creator_never_voids_the_genesis_records() -> None:
     a, b = household(2)
     item = a.vault.add("written by the creator before b knew")
-    creator = b.replica.members()[a.id]
+    creator = b.replica.named_devices()[a.id]
     revoke(b.vault.author, creator)  # b is behind: it holds only a's first records
     sync(a, b)
     for d in (a, b):
-        m = d.replica.members()[a.id]
+        m = d.replica.named_devices()[a.id]
         assert m.revoked and m.cut is not None and m.cut >= 2
         assert Vault.unlock(d.store, d.identity, PASSWORD)  # genesis key record still counts
-        assert b.id in d.replica.members() and d.replica.members()[b.id].current
+        assert b.id in d.replica.named_devices() and d.replica.named_devices()[b.id].current
     assert not b.store.heads(item)  # written after what b held of a: inactive, not deleted
     assert b.store.versions(item)
 
@@ -149,8 +149,8 @@ def test_mutual_revocation_ends_the_same_way_in_every_order() -> None:
     a, b, c, d = household(4)
     for x in (b, c, d):
         sync(a, x)
-    revoke(b.vault.author, b.replica.members()[c.id])
-    revoke(c.vault.author, c.replica.members()[b.id])
+    revoke(b.vault.author, b.replica.named_devices()[c.id])
+    revoke(c.vault.author, c.replica.named_devices()[b.id])
     outcomes = []
     for first, second in ((b, c), (c, b)):
         store = MemoryStore()
@@ -159,7 +159,7 @@ def test_mutual_revocation_ends_the_same_way_in_every_order() -> None:
         for src in (a, first, second):
             replica.apply([r for rid in sorted(src.record_ids())
                            if (r := src.store.get_record(rid)) is not None])
-        outcomes.append({k: (m.current, m.cut) for k, m in replica.members().items()})
+        outcomes.append({k: (m.current, m.cut) for k, m in replica.named_devices().items()})
     assert outcomes[0] == outcomes[1]
     assert not outcomes[0][b.id][0] and not outcomes[0][c.id][0]  # both revoked
     assert outcomes[0][a.id][0] and outcomes[0][d.id][0]
@@ -169,11 +169,11 @@ def test_a_revocation_by_an_already_revoked_device_has_no_effect() -> None:
     a, b, c = household(3)
     for x in (b, c):
         sync(a, x)
-    revoke(a.vault.author, a.replica.members()[b.id])
+    revoke(a.vault.author, a.replica.named_devices()[b.id])
     sync(a, b)  # b learns it was revoked, then tries to revoke c
     with pytest.raises(UsageError, match="revoked"):
-        revoke(b.vault.author, b.replica.members()[c.id])
-    target = b.replica.members()[c.id]
+        revoke(b.vault.author, b.replica.named_devices()[c.id])
+    target = b.replica.named_devices()[c.id]
     late = craft(b, member_item_id(c.id), Kind.MEMBER,
                  Membership(target.cert_der, target.name, revoked=True,
                             held=b.store.origins()).encode())
@@ -181,8 +181,8 @@ def test_a_revocation_by_an_already_revoked_device_has_no_effect() -> None:
     sync(b, c)
     sync(c, a)
     for d in (a, c):
-        assert d.replica.members()[c.id].current
-        assert d.replica.members()[b.id].revoked
+        assert d.replica.named_devices()[c.id].current
+        assert d.replica.named_devices()[b.id].revoked
 
 
 def test_a_far_future_time_is_refused_alone_and_moves_no_clock() -> None:
@@ -238,7 +238,7 @@ def test_the_read_path_refuses_a_revoked_devices_later_record() -> None:
     a, b = household(2)
     item = a.vault.add("Bank")
     sync(a, b)
-    revoke(a.vault.author, a.replica.members()[b.id])
+    revoke(a.vault.author, a.replica.named_devices()[b.id])
     stolen = craft(b, item, deleted=True, body=b"")
     a.store.append(stolen)  # written straight into the store, past the replica
     with pytest.raises(IntegrityError, match="not a member"):
@@ -253,7 +253,7 @@ def test_restore_applies_the_rule_to_a_revoked_devices_later_records(tmp_path) -
     a, b = household(2)
     item = a.vault.add("Bank")
     sync(a, b)
-    revoke(a.vault.author, a.replica.members()[b.id])
+    revoke(a.vault.author, a.replica.named_devices()[b.id])
     a.replica.apply([craft(b, item, deleted=True, body=b"")])  # held, inactive
     restored = restore_backup(make_backup(a.vault), Home.locate(str(tmp_path / "r")), PASSWORD)
     assert restored.items == 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tests.sync.helpers import Device, household
-from wifisync.model.membership import Member, current_members, members
+from wifisync.model.membership import Member, current_members, named_devices
 from wifisync.model.records import Record
 from wifisync.store import RecordStore
 from wifisync.sync import SyncSession
@@ -57,7 +57,7 @@ class MemoryNodeStore:
 
     def revoked(self, device: bytes) -> bool:
         """Whether ``device`` is named as revoked."""
-        m = members(self.store).get(device)
+        m = named_devices(self.store).get(device)
         return m is not None and m.revoked
 
     def acknowledge_revocations(self) -> bool:

@@ -79,7 +79,7 @@ def test_items_and_their_authors_membership_in_one_batch_any_order() -> None:
     result = b.replica.apply(items_first)
     assert result.refused == 0
     assert result.membership_changed
-    assert d.id in b.replica.members()
+    assert d.id in b.replica.named_devices()
 
 
 def test_the_same_origin_and_seq_twice_is_refused_not_fatal() -> None:
@@ -96,7 +96,7 @@ def revoke(revoker: Device, device: Device) -> int:
     """``revoker`` revokes ``device``, stating what it holds; returns what it held of it."""
     from wifisync.vault.members import revoke as write_revocation
 
-    target = revoker.replica.members()[device.id]
+    target = revoker.replica.named_devices()[device.id]
     return write_revocation(revoker.vault.author, target).last_seq
 
 
@@ -131,7 +131,7 @@ def test_a_revocation_by_a_device_that_is_behind_deletes_nothing_and_loses_nothi
     assert a.state() == b.state()
     for device in (a, b):
         assert all(device.store.heads(item) for item in early + late)
-        assert device.replica.members()[c.id].cut == c.store.max_seq(c.id)
+        assert device.replica.named_devices()[c.id].cut == c.store.max_seq(c.id)
     # What c writes after that is stored (it syncs like anything else) but never counts.
     later = add_items(c, 1, prefix="later")
     wire = sync(c, b)
@@ -149,7 +149,7 @@ def test_bootstrap_accepts_the_self_signed_founder_but_no_items() -> None:
     handed += a.store.heads_of_kind(Kind.VAULT_KEY).__next__()[1]
     result = replica_on(store, vault_id, identity(5).device_id).bootstrap([*handed, item_record])
     assert result.refused == 1
-    assert a.id in replica_on(store, vault_id, identity(5).device_id).members()
+    assert a.id in replica_on(store, vault_id, identity(5).device_id).named_devices()
     assert not store.has_record(item_record.id)
 
 

@@ -477,7 +477,7 @@ def test_a_bad_signature_is_found_among_many_items(tmp_path: Path,
 def test_a_self_appointed_member_cannot_hide_items(pair: tuple[Vault, Vault, Clock, Clock]
                                                    ) -> None:
     """Someone who can write the store, but holds no member's key, adds himself and deletes."""
-    from wifisync.model.membership import members
+    from wifisync.model.membership import named_devices
 
     a = pair[0]
     item = a.add("Bank", fields={"pin": "1234"})
@@ -485,7 +485,7 @@ def test_a_self_appointed_member_cannot_hide_items(pair: tuple[Vault, Vault, Clo
     forge_write(a.store, intruder, a.vault_id, member_item_id(intruder.device_id), Kind.MEMBER,
                 Membership(intruder.cert_der, "intruder").encode())
     forge_write(a.store, intruder, a.vault_id, item, Kind.ITEM, b"", deleted=True)
-    assert intruder.device_id not in members(a.store)
+    assert intruder.device_id not in named_devices(a.store)
     with pytest.raises(IntegrityError, match="not a member"):
         Vault.unlock(a.store, a.identity, PASSWORD)
     with pytest.raises(IntegrityError, match="not a member"):
@@ -496,7 +496,7 @@ def test_a_forged_sponsor_signature_does_not_chain_a_member(
         pair: tuple[Vault, Vault, Clock, Clock]) -> None:
     """A MEMBER record that claims a member as author but is not signed by it admits nobody,
     even once the intruder's own, validly signed version has replaced it."""
-    from wifisync.model.membership import members
+    from wifisync.model.membership import named_devices
     from wifisync.model.records import Record, RecordHeader
 
     a = pair[0]
@@ -509,7 +509,7 @@ def test_a_forged_sponsor_signature_does_not_chain_a_member(
     a.store.append(Record.create(header, body, intruder.sign(b"not the member's signature")))
     forge_write(a.store, intruder, a.vault_id, target, Kind.MEMBER, body)
     assert [r.header.author for r in a.store.heads(target)] == [intruder.device_id]
-    assert intruder.device_id not in members(a.store)
+    assert intruder.device_id not in named_devices(a.store)
 
 
 def test_membership_chains_from_the_vault_creator(identities: tuple[DeviceIdentity, ...]
@@ -517,7 +517,7 @@ def test_membership_chains_from_the_vault_creator(identities: tuple[DeviceIdenti
     """The vault ID names its creator; a device is a member through whoever added it, even
     after the device that added it was revoked by the one it added (the revocation keeps
     what its author's own membership depends on)."""
-    from wifisync.model.membership import is_vault_root, members
+    from wifisync.model.membership import is_vault_root, named_devices
 
     creator, first, second = identities
     store = MemoryStore()
@@ -530,7 +530,7 @@ def test_membership_chains_from_the_vault_creator(identities: tuple[DeviceIdenti
     as_second = Vault(store, second, v.vault_key)
     held = store.origins()
     as_second.write_member(Membership(first.cert_der, "first", revoked=True, held=held))
-    known = members(store)
+    known = named_devices(store)
     assert set(known) == {creator.device_id, first.device_id, second.device_id}
     assert known[first.device_id].cut == held[first.device_id]
     assert known[second.device_id].current

@@ -15,7 +15,7 @@ from wifisync.client.control import daemon_status
 from wifisync.config import load_config
 from wifisync.errors import UsageError, WifisyncError
 from wifisync.model.deviceid import format_device_id, parse_device_id
-from wifisync.model.membership import Member, members
+from wifisync.model.membership import Member, named_devices
 from wifisync.net.address import parse_address
 from wifisync.store.addressbook import AddressBook
 from wifisync.termtext import shown
@@ -110,7 +110,7 @@ def _device_rows(ctx: Context, live: dict[str, Any] | None) -> list[dict[str, An
     connected = _connected(live)
     me = ctx.identity.device_id
     rows = []
-    for device, m in sorted(members(ctx.store).items(), key=lambda kv: (kv[1].name, kv[0])):
+    for device, m in sorted(named_devices(ctx.store).items(), key=lambda kv: (kv[1].name, kv[0])):
         did = format_device_id(device)
         rows.append({"id": did, "name": m.name, "self": device == me, "revoked": m.revoked,
                      "admitted": m.admitted, "role": m.role, "connected": did in connected})
@@ -155,7 +155,7 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     with loaded(args) as ctx:
         me = ctx.identity.device_id
         live = _live(ctx)
-        all_members = members(ctx.store)
+        all_members = named_devices(ctx.store)
         own = all_members.get(me)
         live_peers = {p["id"]: p for p in [*(live or {}).get("away", []),
                                            *(live or {}).get("peers", [])]}
@@ -301,7 +301,7 @@ def cmd_grant(args: argparse.Namespace) -> int:
     from wifisync.vault.members import grant
 
     with unlocked(args) as (ctx, vault):
-        target = resolve_device(members(ctx.store), args.device)
+        target = resolve_device(named_devices(ctx.store), args.device)
         if not grant(vault.author, target):
             print(f"{target.name} already has the member role")
             return 0
@@ -318,7 +318,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     from wifisync.vault.members import AlreadyRevokedError, revoke
 
     with loaded(args) as ctx:
-        target = resolve_device(members(ctx.store), args.device)
+        target = resolve_device(named_devices(ctx.store), args.device)
         try:
             done = revoke(Author(ctx.store, ctx.identity, vault_id_of(ctx.store)), target)
         except AlreadyRevokedError:

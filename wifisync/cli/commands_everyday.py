@@ -205,11 +205,11 @@ def resolve_any(vault: Vault, ref: str) -> bytes:
 def cmd_trash(args: argparse.Namespace) -> int:
     """Deleted items, latest first: title, when, by which device."""
     from wifisync.model.deviceid import format_device_id, short_device_id
-    from wifisync.model.membership import members
+    from wifisync.model.membership import named_devices
 
     with unlocked(args) as (ctx, vault):
         entries = vault.trash()
-        names = {d: m.name for d, m in members(ctx.store).items()}
+        names = {d: m.name for d, m in named_devices(ctx.store).items()}
     rows = [{"id": r.header.item.hex(), "title": s.title, "type": s.type,
              "deleted": iso_time(r.header.time), "by": format_device_id(r.header.author),
              "by_name": names.get(r.header.author, "")} for r, s in entries]

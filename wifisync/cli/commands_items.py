@@ -40,7 +40,7 @@ from wifisync.model.crypto import KdfParams
 from wifisync.model.deviceid import format_device_id, short_device_id
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.items import ITEM_TYPES, ItemState
-from wifisync.model.membership import members
+from wifisync.model.membership import named_devices
 from wifisync.model.records import Kind, Record
 from wifisync.termtext import shown
 from wifisync.vault import deletebrake
@@ -360,7 +360,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     with unlocked(args) as (ctx, vault):
         item = resolve_any(vault, args.item)
         versions = vault.history(item)
-        names = {d: m.name for d, m in members(ctx.store).items()}
+        names = {d: m.name for d, m in named_devices(ctx.store).items()}
     entries = [_version(r, state, names) for r, state in versions]
     if args.json:
         print_json(entries)

@@ -78,14 +78,14 @@ def _store(home: Home) -> Check:
 
 def _membership(home: Home) -> Check:
     from wifisync.model.identity import DeviceIdentity
-    from wifisync.model.membership import members
+    from wifisync.model.membership import named_devices
     from wifisync.store.sqlite import SqliteStore
 
     try:
         me = DeviceIdentity.load(home.data_dir).device_id
         store = SqliteStore(home.store_file)
         try:
-            own = members(store).get(me)
+            own = named_devices(store).get(me)
         finally:
             store.close()
     except (WifisyncError, sqlite3.Error) as exc:

@@ -192,7 +192,7 @@ class Daemon:
                  short_device_id(self.self_id), format_address(host, self.port),
                  self.vault_id.hex()[:8], len(self.trust.members))
         if cut_off:
-            me = self.replica.members().get(self.self_id)
+            me = self.replica.named_devices().get(self.self_id)
             self._stop_syncing(revoked=me is not None and me.revoked)
             return
         await self._start_dialing()

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.membership import Member, current_members, members
+from wifisync.model.membership import Member, current_members, named_devices
 from wifisync.model.records import Record
 from wifisync.store.sqlite import SqliteStore
 from wifisync.vault.author import Author
@@ -62,7 +62,7 @@ class NodeStore:
 
     def revoked(self, device: bytes) -> bool:
         """Whether the store names ``device`` as a revoked member."""
-        member = members(self.store).get(device)
+        member = named_devices(self.store).get(device)
         return member is not None and member.revoked
 
     def acknowledge_revocations(self) -> bool:

@@ -372,7 +372,7 @@ def remember(store: RecordStore, view: MembershipView) -> MembershipView:
     return view
 
 
-def members(store: RecordStore) -> dict[bytes, Member]:
+def named_devices(store: RecordStore) -> dict[bytes, Member]:
     """Every device the MEMBER records name (revoked and no longer admitted ones included)."""
     return view_of(store).members
 

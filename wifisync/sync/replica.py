@@ -71,7 +71,7 @@ class Replica:
         self._memo = MembershipMemo(RememberingVerifier(verifier))
         self._logged: set[tuple[bytes, str]] = set()
 
-    def members(self) -> dict[bytes, Member]:
+    def named_devices(self) -> dict[bytes, Member]:
         """Every device the store's MEMBER records name (revoked ones included)."""
         return view_of(self.store).members
 

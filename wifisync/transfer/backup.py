@@ -26,7 +26,7 @@ from wifisync.errors import (
 from wifisync.home import Home
 from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.membership import members
+from wifisync.model.membership import named_devices
 from wifisync.model.records import MAX_RECORD_BYTES, Record
 from wifisync.store import RecordStore
 from wifisync.sync.outbound import records_missing
@@ -201,7 +201,7 @@ def restore_backup(source: bytes | IO[bytes], home: Home, password: str) -> Rest
             raise _damaged("no vault key") from exc
         vault_key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
         identity = _identity(doc, vault_key)
-        me = members(store).get(identity.device_id)
+        me = named_devices(store).get(identity.device_id)
         if me is None:
             raise BackupError("the backup's device is not a member of its vault")
         if me.revoked:
