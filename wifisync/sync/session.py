@@ -66,7 +66,9 @@ WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sende
 # FIRST_BATCH_RECORDS, at most COMMIT_GROUP batches; the sender keeps at most
 # WINDOW_START_RECORDS plus twice that share unacknowledged, so it always sends enough
 # for the receiver's next commit (2 x group <= window) and no more than about a quarter
-# of what the session already stored.
+# of what the session already stored, or two batches when that is more: the receiver
+# keeps the newest batch back from each commit, checking it while it stores the older
+# (without that, a 10k initial sync checked and stored strictly in turn: 20 % slower).
 FIRST_BATCH_RECORDS = 32
 GROUP_SHARE = 8  # a kill at a random frame of a 20k initial sync loses 6.8 % of it on
 # average (share 4: 11.6 %, 2: 15.8 %; fixed groups and window: 49 %); a 100k sync then
@@ -202,6 +204,7 @@ class SyncSession:
         self._group = FIRST_BATCH_RECORDS  # records in the next commit (see GROUP_SHARE)
         self._stored = 0  # records of the peer's stream this session committed
         self._pending_bytes = 0
+        self._last_batch = 0  # records in the last batch sent
         self._last_progress = now
 
     # --- public face -----------------------------------------------------------------------
@@ -384,17 +387,20 @@ class SyncSession:
 
     def _window_records(self) -> int:
         """Records the sender may have unacknowledged: at least what the peer's next commit
-        needs (twice its group, which the peer sizes from the same acknowledged records)."""
-        return WINDOW_START_RECORDS + 2 * self._acked // GROUP_SHARE
+        needs (twice its group, which the peer sizes from the same acknowledged records),
+        and two batches, one to check while the other is stored."""
+        return max(WINDOW_START_RECORDS + 2 * self._acked // GROUP_SHARE,
+                   2 * self._last_batch)
 
     def _lookahead(self, most: int) -> int:
-        """How many of the newest pending batches to keep back: at most ``most`` records in
-        at most ``LOOKAHEAD`` batches, and ``LOOKAHEAD_BYTES`` of large records."""
+        """How many of the newest pending batches to keep back: at most ``most`` records
+        (but always the newest batch), in at most ``LOOKAHEAD`` batches and
+        ``LOOKAHEAD_BYTES`` of large records."""
         keep = size = records = 0
         for _serial, prepared in reversed(self._pending[1:]):
             size += _large(r.encoded for r in prepared.records)
             records += len(prepared.records)
-            if keep == LOOKAHEAD or records > most or size > LOOKAHEAD_BYTES:
+            if keep == LOOKAHEAD or (keep and records > most) or size > LOOKAHEAD_BYTES:
                 break
             keep += 1
         return keep
@@ -491,7 +497,7 @@ class SyncSession:
             self._unacked.append(serial)
             size = records = 0
             if isinstance(item, list):
-                records = len(item)
+                records = self._last_batch = len(item)
                 self._sent_count += len(item)
                 self.stats.records_sent += len(item)
                 size = _large(r.encoded for r in item)
