@@ -12,7 +12,6 @@ chunk is its own one-version item, written once and never edited.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 
@@ -25,13 +24,11 @@ _ITEM_CONTEXT = b"wifisync/v1/chunk-item"
 _AAD_CONTEXT = b"wifisync/v1/chunk"
 
 
-@functools.lru_cache(maxsize=8)
 def chunk_key(vault_key: bytes) -> bytes:
     """The key that seals attachment chunks."""
     return crypto.derive_key(vault_key, "attachment-chunk")
 
 
-@functools.lru_cache(maxsize=8)
 def id_key(vault_key: bytes) -> bytes:
     """The key of the hash that names attachments."""
     return crypto.derive_key(vault_key, "attachment-id")
