@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from tests.sync.helpers import PASSWORD as HOUSEHOLD_PASSWORD
@@ -14,7 +15,7 @@ from wifisync.home import Home
 from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.membership import current_members
-from wifisync.model.records import Membership
+from wifisync.model.records import Membership, WrappedVaultKey
 from wifisync.store import SqliteStore
 from wifisync.transfer import backup
 from wifisync.transfer.backup import BackupError, RevokedDeviceError, make_backup, restore_backup
@@ -65,6 +66,47 @@ def test_restore_with_wrong_password_leaves_the_home_empty(tmp_path: Path) -> No
     with pytest.raises(WrongPasswordError):
         restore_backup(make_backup(filled()), home, "wrong")
     assert not home.store_file.exists() and not DeviceIdentity.exists(home.data_dir)
+
+
+def test_a_wrong_password_is_told_before_any_record_is_read(tmp_path: Path) -> None:
+    """The head carries the wrapped key: with every record cut off, a wrong password is
+    still told as such (it used to take the whole load to find out)."""
+    data = make_backup(filled())
+    head = data[:data.index(b"records") + len(b"records") + 1]
+    home = Home.locate(str(tmp_path / "r"))
+    with pytest.raises(WrongPasswordError):
+        restore_backup(head, home, "wrong")
+    with pytest.raises(BackupError):
+        restore_backup(head, home, PASSWORD)  # the right one goes on, to the missing records
+    assert not home.store_file.exists()
+
+
+def test_a_backup_without_the_heads_key_still_restores(tmp_path: Path) -> None:
+    """Backups written before the head carried the wrapped key open as they did."""
+    data = make_backup(filled())
+    doc = msgpack.unpackb(data[len(backup.MAGIC):])
+    del doc["vault_key"]
+    old = backup.MAGIC + msgpack.packb(doc, use_bin_type=True)
+    home = Home.locate(str(tmp_path / "r"))
+    with pytest.raises(WrongPasswordError):
+        restore_backup(old, home, "wrong")
+    assert restore_backup(old, home, PASSWORD).items == 2
+
+
+def test_a_forged_heads_key_is_not_used(tmp_path: Path) -> None:
+    """The head's copy is unsigned: one that differs from the signed record is only a hint
+    and the signed record decides (here the password opens the forged copy, not the vault)."""
+    vault = filled()
+    data = make_backup(vault)
+    doc = msgpack.unpackb(data[len(backup.MAGIC):])
+    kdf = crypto.KdfParams.fresh(1, 8 * 2**10)
+    doc["vault_key"] = WrappedVaultKey(kdf, crypto.wrap_vault_key(
+        bytes(32), "forged", kdf)).encode()
+    forged = backup.MAGIC + msgpack.packb(doc, use_bin_type=True)
+    home = Home.locate(str(tmp_path / "r"))
+    with pytest.raises(WrongPasswordError):
+        restore_backup(forged, home, "forged")
+    assert not home.store_file.exists()
 
 
 def test_restore_refuses_a_home_that_holds_a_device(tmp_path: Path) -> None:

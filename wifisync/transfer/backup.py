@@ -27,7 +27,7 @@ from wifisync.home import Home
 from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.membership import named_devices
-from wifisync.model.records import MAX_RECORD_BYTES, Record
+from wifisync.model.records import MAX_RECORD_BYTES, Record, WrappedVaultKey
 from wifisync.store import RecordStore
 from wifisync.sync.outbound import records_missing
 from wifisync.sync.replica import Replica
@@ -66,11 +66,13 @@ def write_backup(vault: Vault, out: IO[bytes]) -> int:
     sealed_key = crypto.seal(crypto.derive_key(vault.vault_key, "backup-identity"),
                              vault.identity.key_pem, _aad(vault.vault_id, cert))
     packer = msgpack.Packer(use_bin_type=True)
-    out.write(MAGIC + packer.pack_map_header(5))
-    for key, value in (("version", VERSION), ("vault", vault.vault_id), ("device", cert),
-                       ("device_key", sealed_key)):
-        out.write(packer.pack(key) + packer.pack(value))
+    out.write(MAGIC + packer.pack_map_header(6))
     with store.transaction():
+        # the current wrapped key ahead of the records, so a wrong password is told at once
+        head = (("version", VERSION), ("vault", vault.vault_id), ("device", cert),
+                ("device_key", sealed_key), ("vault_key", read_wrapped_key(store).encode()))
+        for key, value in head:
+            out.write(packer.pack(key) + packer.pack(value))
         count = store.count_records()
         out.write(packer.pack("records") + packer.pack_array_header(count))
         written = 0
@@ -180,6 +182,21 @@ def _load_records(unpacker: msgpack.Unpacker, doc: dict[str, Any], store: Record
                           "signature, or an author that is not a member)")
 
 
+def _early_key(doc: dict[str, Any], password: str) -> tuple[WrappedVaultKey, bytes] | None:
+    """The head's copy of the wrapped key opened with ``password`` before any record is read
+    (a wrong password fails in a second, whatever the backup's size); None for backups
+    written without it. The copy is unsigned: the key is used only if the verified
+    record read from the records is the same."""
+    body = doc.get("vault_key")
+    if not isinstance(body, bytes):
+        return None
+    try:
+        wrapped = WrappedVaultKey.decode(body)
+    except IntegrityError as exc:
+        raise _damaged("vault key") from exc
+    return wrapped, crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
+
+
 def restore_backup(source: bytes | IO[bytes], home: Home, password: str) -> RestoredVault:
     """Bring a vault back into an empty home: the master password must open it.
 
@@ -193,13 +210,17 @@ def restore_backup(source: bytes | IO[bytes], home: Home, password: str) -> Rest
     if DeviceIdentity.exists(home.data_dir) or home.store_file.exists():
         raise AlreadyInitialisedError(
             f"{home.data_dir} already holds a device or vault; restore needs an empty home")
+    early = _early_key(doc, password)
     with home.creating_store() as store:
         _load_records(unpacker, doc, store)
         try:
             wrapped = read_wrapped_key(store)
         except (NotInitialisedError, IntegrityError) as exc:
             raise _damaged("no vault key") from exc
-        vault_key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
+        if early is not None and early[0] == wrapped:
+            vault_key = early[1]  # the signed record is the one the password already opened
+        else:
+            vault_key = crypto.unwrap_vault_key(wrapped.wrapped, password, wrapped.kdf)
         identity = _identity(doc, vault_key)
         me = named_devices(store).get(identity.device_id)
         if me is None:
