@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nacl.bindings
 import nacl.exceptions
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.x509.oid import NameOID
 
 from wifisync.errors import IntegrityError, NotInitialisedError, WifisyncError
+from wifisync.model import certder
 from wifisync.model.deviceid import device_id_for, format_device_id, short_device_id
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
 
 
 def _raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes_raw()
 
 
 def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> None:
@@ -39,7 +39,13 @@ def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> Non
 
 
 def make_certificate(key: Ed25519PrivateKey, common_name: str) -> x509.Certificate:
-    """A self-signed ``CA:FALSE`` certificate for TLS, valid for 100 years."""
+    """A self-signed ``CA:FALSE`` certificate for TLS, valid for 100 years (the layout
+    :mod:`wifisync.model.certder` reads: change both together)."""
+    import datetime
+
+    from cryptography import x509  # only devices being made need it
+    from cryptography.x509.oid import NameOID
+
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     return (
@@ -60,15 +66,15 @@ def make_certificate(key: Ed25519PrivateKey, common_name: str) -> x509.Certifica
 
 @functools.lru_cache(maxsize=4096)
 def public_key_of_certificate(cert_der: bytes) -> bytes:
-    """The raw Ed25519 public key inside a DER certificate (remembered: membership reads
-    the same few certificates once per MEMBER record)."""
+    """The raw Ed25519 public key inside a DER device certificate (remembered: membership
+    reads the same few certificates once per MEMBER record)."""
     try:
-        key = x509.load_der_x509_certificate(cert_der).public_key()
-    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:  # not ValueErrors
-        raise IntegrityError("malformed certificate") from exc
-    if not isinstance(key, Ed25519PublicKey):
+        key = certder.parse(cert_der).public_key
+    except IntegrityError as exc:
+        raise IntegrityError(f"malformed certificate ({exc})") from None
+    if not key:
         raise IntegrityError("certificate key is not Ed25519")
-    return _raw_public(key)
+    return key
 
 
 def device_id_of_certificate(cert_der: bytes) -> bytes:
@@ -76,12 +82,31 @@ def device_id_of_certificate(cert_der: bytes) -> bytes:
     return device_id_for(public_key_of_certificate(cert_der))
 
 
+def _private_key(pem: bytes, path: Path) -> Ed25519PrivateKey:
+    """A device key file: read directly in the form devices write it, else (any other
+    PKCS#8 or PEM form) by ``cryptography``."""
+    try:
+        return Ed25519PrivateKey.from_private_bytes(
+            certder.ed25519_seed(certder.pem_to_der(pem, b"PRIVATE KEY")))
+    except IntegrityError:
+        pass
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:  # TypeError: the key is encrypted
+        raise WifisyncError(f"{path}: device key or certificate is corrupt") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise WifisyncError(f"{path}: not an Ed25519 key")
+    return key
+
+
 @dataclass(frozen=True)
 class DeviceIdentity:
     """This device's key pair and certificate."""
 
     private_key: Ed25519PrivateKey
-    certificate: x509.Certificate
+    cert_der: bytes  # the certificate in DER form (what membership records carry)
 
     @property
     def public_key(self) -> bytes:
@@ -104,18 +129,15 @@ class DeviceIdentity:
         return short_device_id(self.device_id)
 
     @property
-    def cert_der(self) -> bytes:
-        """Certificate in DER form (what membership records carry)."""
-        return self.certificate.public_bytes(serialization.Encoding.DER)
-
-    @property
     def cert_pem(self) -> bytes:
         """Certificate in PEM form (what TLS contexts load)."""
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
+        return certder.der_to_pem(self.cert_der)
 
     @property
     def key_pem(self) -> bytes:
         """Private key in unencrypted PKCS#8 PEM (only ever written to a 0600 file)."""
+        from cryptography.hazmat.primitives import serialization  # writers only
+
         return self.private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -131,7 +153,10 @@ class DeviceIdentity:
         """Make a new key pair and certificate."""
         key = Ed25519PrivateKey.generate()
         cn = format_device_id(device_id_for(_raw_public(key.public_key())))
-        return cls(private_key=key, certificate=make_certificate(key, cn))
+        from cryptography.hazmat.primitives import serialization  # writers only
+
+        cert = make_certificate(key, cn).public_bytes(serialization.Encoding.DER)
+        return cls(private_key=key, cert_der=cert)
 
     def save(self, directory: Path) -> None:
         """Write key (mode 0600, created atomically) and certificate into ``directory``."""
@@ -162,13 +187,11 @@ class DeviceIdentity:
                 "`wifisync join CODE` to join one"
             ) from exc
         try:
-            key = serialization.load_pem_private_key(key_pem, password=None)
-            cert = x509.load_pem_x509_certificate(cert_pem)
-        except (ValueError, x509.InvalidVersion) as exc:
+            cert = certder.pem_to_der(cert_pem)
+            cert_key = public_key_of_certificate(cert)
+        except IntegrityError as exc:
             raise WifisyncError(f"{key_path}: device key or certificate is corrupt") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise WifisyncError(f"{key_path}: not an Ed25519 key")
-        identity = cls(private_key=key, certificate=cert)
-        if public_key_of_certificate(identity.cert_der) != identity.public_key:
+        identity = cls(private_key=_private_key(key_pem, key_path), cert_der=cert)
+        if cert_key != identity.public_key:
             raise WifisyncError(f"{directory / CERT_FILE}: certificate does not match the key")
         return identity

@@ -9,42 +9,37 @@ from __future__ import annotations
 
 import functools
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.x509.oid import NameOID
-
 from wifisync.errors import IntegrityError
+from wifisync.model import certder
 from wifisync.model.deviceid import device_id_for, format_device_id
+from wifisync.model.identity import verify_signature
 
 
 @functools.lru_cache(maxsize=4096)
 def checked_member_certificate(cert_der: bytes) -> bytes:
     """The device ID of a member certificate; :class:`IntegrityError` if it is not one.
 
-    Checked: DER that parses, an Ed25519 key, ``CA:FALSE``, signed by its own key (the
-    device key), and a subject that names no device but the one its key hashes to.
+    Checked: DER of the device certificate layout (:mod:`wifisync.model.certder`), an
+    Ed25519 key, ``CA:FALSE``, signed by its own key (the device key) with itself as the
+    issuer, and a subject that names no device but the one its key hashes to.
     """
     try:
-        cert = x509.load_der_x509_certificate(cert_der)
-        key = cert.public_key()
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        subject_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    except x509.ExtensionNotFound as exc:
-        raise IntegrityError("member certificate does not say CA:FALSE") from exc
-    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
-        raise IntegrityError("malformed member certificate") from exc
-    if not isinstance(key, Ed25519PublicKey):
+        cert = certder.parse(cert_der)
+    except IntegrityError as exc:
+        raise IntegrityError(f"malformed member certificate ({exc})") from None
+    if not cert.public_key:
         raise IntegrityError("member certificate key is not Ed25519")
-    if constraints.ca:
+    if cert.basic_constraints is None:
+        raise IntegrityError("member certificate does not say CA:FALSE")
+    if cert.basic_constraints != certder.NOT_CA:
         raise IntegrityError("member certificate is a CA certificate")
     try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
+        if cert.issuer != cert.subject:
+            raise IntegrityError("issuer is not the subject")
+        verify_signature(cert.public_key, cert.signature, cert.tbs)
+    except IntegrityError as exc:
         raise IntegrityError("member certificate is not signed by its own device key") from exc
-    device_id = device_id_for(key.public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw))
-    if any(a.value != format_device_id(device_id) for a in subject_names):
+    device_id = device_id_for(cert.public_key)
+    if cert.common_name != format_device_id(device_id):
         raise IntegrityError("member certificate names another device than its key")
     return device_id

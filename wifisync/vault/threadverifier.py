@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from wifisync.model.verifier import Claim, Verdicts, check_claims
 
@@ -28,6 +27,8 @@ class ThreadVerifier:
         if workers < 2:
             results = dict(check_claims(claims))
         else:
+            from concurrent.futures import ThreadPoolExecutor  # not for a one-item read
+
             with ThreadPoolExecutor(workers, thread_name_prefix="wifisync-read") as pool:
                 parts = pool.map(check_claims, [claims[i::workers] for i in range(workers)])
                 results = {rid: ok for part in parts for rid, ok in part}
