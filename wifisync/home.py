@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
-
 if TYPE_CHECKING:
     from wifisync.store.sqlite import SqliteStore
 
@@ -35,6 +33,8 @@ class Home:
         if chosen:
             root = Path(chosen).expanduser().absolute()
             return cls(root / "config", root / "data", root / "run")
+        import platformdirs  # not needed with --home or $WIFISYNC_HOME
+
         with warnings.catch_warnings():
             # Without XDG_RUNTIME_DIR platformdirs warns (with a source line) on every
             # command and falls back to /tmp/runtime-UID; `wifisync doctor` tells instead.

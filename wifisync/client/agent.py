@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,8 @@ def stop_agent(runtime_dir: Path) -> bool:
 def start_agent(config_dir: Path, data_dir: Path, runtime_dir: Path, vault_key: bytes,
                 timeout_s: float) -> None:
     """Start a detached agent and hand it the key over a pipe; returns once it listens."""
+    import subprocess  # not for the commands that only ask an agent
+
     root = str(Path(__file__).resolve().parents[2])
     # No WIFISYNC_* variable reaches the agent: the master password may be one of them.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIFISYNC_")}
