@@ -93,6 +93,38 @@ def test_a_member_record_carrying_a_ca_certificate_is_refused_by_a_replica() -> 
     assert set(named_devices(b.store)) == before
 
 
+def _long_tlv(tag: int, content: bytes) -> bytes:
+    return bytes([tag, 0x82]) + len(content).to_bytes(2, "big") + content
+
+
+def test_a_member_record_whose_certificate_repeats_an_extension_is_refused_by_a_replica(
+        ) -> None:
+    """``cryptography`` raised DuplicateExtension (no ValueError) out of the accept path."""
+    from tests.sync.helpers import household
+    from wifisync.model.membership import named_devices
+    from wifisync.model.records import Kind, RecordHeader, member_item_id, sign_record
+
+    a, b = household(2)
+    key = Ed25519PrivateKey.generate()
+    der = _cert(key)
+    constraints = bytes.fromhex("300c0603551d130101ff04023000")  # CA:FALSE, critical
+    assert der.count(constraints) == 1
+    cert = x509.load_der_x509_certificate(der)
+    tbs = cert.tbs_certificate_bytes.replace(constraints, constraints * 2)
+    tbs = _long_tlv(0x30, tbs.replace(bytes.fromhex("a310300e"), bytes.fromhex("a31e301c"))[4:])
+    doubled = _long_tlv(0x30, tbs + bytes.fromhex("300506032b6570") + b"\x03\x41\x00"
+                        + key.sign(tbs))  # re-signed: only the repeated extension is wrong
+    device = device_id_for(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    seq = a.store.seen().get(a.id, 0) + 1
+    header = RecordHeader(b.store.get_meta("vault_id") or b"", member_item_id(device),
+                          Kind.MEMBER, a.id, seq, {a.id: seq}, 1, False)
+    record = sign_record(a.identity, header, Membership(doubled, "mallory").encode())
+    before = set(named_devices(b.store))
+    result = b.replica.apply([record])
+    assert result.refused == 1 and not result.applied
+    assert set(named_devices(b.store)) == before
+
+
 def test_a_certificate_of_an_unknown_x509_version_is_refused() -> None:
     der = DeviceIdentity.generate().cert_der
     bad = der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x03")  # no X.509 v4
