@@ -106,9 +106,11 @@ def test_the_certificates_built_here_are_what_devices_make() -> None:
         0x17, b"260230215140Z") + _tlv(0x18, b"21261104215140Z")))),
     ("a time with a zone", _made(validity=_tlv(0x30, _tlv(
         0x17, b"2611272151+00") + _tlv(0x18, b"21261104215140Z")))),
-    ("a PrintableString name", _made(subject=_name(string_tag=0x13))),
-    ("two names in the subject", _made(subject=_tlv(0x30, _name()[2:] * 2))),
-    ("an empty subject", _made(subject=_tlv(0x30, b""))),
+    ("a PrintableString name", _made(subject=_name(string_tag=0x13),
+                                     issuer=_name(string_tag=0x13))),
+    ("two names", _made(subject=_tlv(0x30, _name()[2:] * 2),
+                        issuer=_tlv(0x30, _name()[2:] * 2))),
+    ("an empty name", _made(subject=_tlv(0x30, b""), issuer=_tlv(0x30, b""))),
     ("another extension", _made(extensions=_tlv(0xA3, _tlv(0x30, _ext(
         BC, certder.NOT_CA, critical=True) + _ext(bytes.fromhex("0603551d0f"), b"\x03\x02\x07\x80",
                                                   critical=True))))),
