@@ -250,3 +250,53 @@ def test_the_page_cache_holds_the_indexes_of_the_records_held(
     s = SqliteStore(path)
     assert cache() == 4096  # and is sized for what a reopened store holds
     s.close()
+
+
+def synchronous(s: SqliteStore) -> int:
+    """The store connection's ``PRAGMA synchronous`` now (1 NORMAL, 2 FULL)."""
+    return int(s._db.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_only_a_transaction_marked_not_durable_skips_the_sync(
+        tmp_path: Path, devices: list[DeviceIdentity]) -> None:
+    s = SqliteStore(tmp_path / "vault.db")
+    assert synchronous(s) == 2
+    with s.transaction():
+        assert synchronous(s) == 2  # the default: every commit waits for its fsync
+    with s.transaction(durable=False):
+        assert synchronous(s) == 1
+        s.append(make_record(devices[0], 1))
+    assert synchronous(s) == 2  # back for the next writer
+    with pytest.raises(RuntimeError), s.transaction(durable=False):
+        raise RuntimeError("rolled back")
+    assert synchronous(s) == 2
+    s.close()
+    s = SqliteStore(tmp_path / "vault.db")
+    assert s.max_seq(devices[0].device_id) == 1  # committed all the same
+    s.close()
+
+
+def test_a_durable_write_nested_in_a_relaxed_transaction_syncs_the_wal(
+        tmp_path: Path, devices: list[DeviceIdentity], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "vault.db"
+    s = SqliteStore(path)
+    synced: list[str] = []
+    real_fsync = sqlite.os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(Path(f"/proc/self/fd/{fd}").readlink().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(sqlite.os, "fsync", fsync)
+    with s.transaction(durable=False):
+        s.append(make_record(devices[0], 1))
+    assert synced == []
+    with s.transaction(durable=False):
+        s.append(make_record(devices[0], 2))  # joins the relaxed transaction
+    assert synced == []
+    with s.transaction(durable=False):
+        s.append(make_record(devices[0], 3))
+        with s.transaction(durable=True):  # as the author writes this device's records
+            s.set_meta("note", b"this one must survive a power cut")
+    assert synced == ["vault.db-wal"]
+    s.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +22,11 @@ from tests.sync.test_session import add_items
 from wifisync.model import membership
 from wifisync.model.membership import MembershipMemo, MembershipView
 from wifisync.model.records import Kind, Membership, Record, RecordHeader, sign_record
-from wifisync.store import MemoryStore
+from wifisync.model.verifier import InlineVerifier
+from wifisync.store import MemoryStore, SqliteStore
 from wifisync.sync import replica as replica_module
+from wifisync.sync.replica import Replica
+from wifisync.wallclock import wall_ms
 
 
 def stranger_record(device: Device, seq: int = 1) -> Record:
@@ -173,3 +178,23 @@ def test_membership_is_computed_once_for_a_batch_that_changes_it(
     assert result.membership_changed and not result.refused
     assert identity(5).device_id in membership.current_members(b.store)  # what a daemon reads next
     assert len(calls) == 1
+
+
+def test_a_replica_made_not_durable_commits_without_waiting_for_the_disk(
+        tmp_path: Path) -> None:
+    a, b = household(2, store_factory=lambda: SqliteStore(tmp_path / f"{uuid.uuid4()}.db"))
+    add_items(a, 2)
+    records = [r for r in a.store.records_after(a.id, 0, 100) if not b.store.has_record(r.id)]
+    seen: list[int] = []
+
+    def note(_stored: object) -> None:  # runs inside the commit's transaction
+        seen.append(int(b.store._db.execute("PRAGMA synchronous").fetchone()[0]))
+
+    assert isinstance(b.store, SqliteStore)
+    durable = Replica(b.store, a.vault.vault_id, b.id, verifier=InlineVerifier(),
+                      now_ms=wall_ms, on_stored=note)
+    relaxed = Replica(b.store, a.vault.vault_id, b.id, verifier=InlineVerifier(),
+                      now_ms=wall_ms, on_stored=note, durable=False)
+    assert len(relaxed.apply(records[:1]).applied) == 1
+    assert len(durable.apply(records[1:]).applied) == len(records) - 1
+    assert seen == [1, 2]  # NORMAL (no fsync at COMMIT), then FULL

@@ -103,7 +103,8 @@ class Daemon:
         self.replica = Replica(
             self.store, self.vault_id, self.self_id, verifier=self.verifier, now_ms=wall_ms,
             on_stored=functools.partial(sigmarks.mark_accepted, self.store,
-                                        sigmarks.mark_key(self.identity)))
+                                        sigmarks.mark_key(self.identity)),
+            durable=False)  # records from peers, which hold them: no fsync per batch
         self.node = SyncNode(self.self_id, NodeStore(self.store, self.identity, self.vault_id),
                              self._new_session, self.store.max_seq(self.self_id))
         self.hub = NodeHub(self.node, self.store_thread, self._on_news, self._link_synced)

@@ -84,8 +84,16 @@ class RecordStore(ABC):
     # --- primitives each store implements -------------------------------------------------
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[None]:
-        """Group reads and writes into one atomic unit; nested calls join the outer one."""
+    def transaction(self, durable: bool | None = None) -> AbstractContextManager[None]:
+        """Group reads and writes into one atomic unit; nested calls join the outer one.
+
+        A durable transaction (the default) is on disk once it returns: a power cut keeps
+        it. One opened with ``durable=False`` survives a crash of the process, but a power
+        cut may undo it, with every later non-durable one and nothing before the last
+        durable one. Only records fetched from peers, which the peers still hold, are
+        stored that way. A nested call joins the outer transaction as it is, unless it
+        asks for ``durable=True``: then the whole transaction is durable.
+        """
 
     @abstractmethod
     def get_meta(self, key: str) -> bytes | None:

@@ -29,7 +29,7 @@ class MemoryStore(RecordStore):
         self._undo: list[Callable[[], None]] = []
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool | None = None) -> Iterator[None]:
         if self._depth:
             self._depth += 1
             try:

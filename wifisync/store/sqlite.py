@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -160,6 +161,7 @@ class SqliteStore(RecordStore):
             raise StoreError(f"{path}: cannot switch the store to WAL mode")
         self._lock = threading.RLock()
         self._depth = 0
+        self._durable = True  # whether the open transaction must be durable
         self._large_bytes = 0  # large records read or written since the cache was released
         self._cache_kib = 0
         self._migrate()
@@ -184,27 +186,53 @@ class SqliteStore(RecordStore):
             raise StoreError(f"{self.path}: not a wifisync store: {exc}") from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE so concurrent writers queue instead of failing; nested calls join."""
+    def transaction(self, durable: bool | None = None) -> Iterator[None]:
+        """BEGIN IMMEDIATE so concurrent writers queue instead of failing; nested calls join.
+
+        Durable: COMMIT waits for the WAL's fsync (``synchronous = FULL``). Not durable:
+        ``synchronous = NORMAL`` for this one transaction, so COMMIT only writes the WAL
+        (the operating system has it, a killed process loses nothing; a power cut may
+        lose it). SQLite takes the setting at BEGIN, so when a nested call asks for a
+        durable transaction the WAL is synced after COMMIT instead.
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
+                self._durable |= durable is True
                 try:
                     yield
                 finally:
                     self._depth -= 1
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            relaxed = durable is False
+            if relaxed:
+                self._db.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield
-            except BaseException:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._depth = 1
+                self._durable = not relaxed
+                try:
+                    yield
+                except BaseException:
+                    self._depth = 0
+                    self._db.execute("ROLLBACK")
+                    raise
                 self._depth = 0
-                self._db.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            self._db.execute("COMMIT")
+                self._db.execute("COMMIT")
+                if relaxed and self._durable:
+                    self._sync_wal()
+            finally:
+                if relaxed:
+                    self._db.execute("PRAGMA synchronous = FULL")
             self._release()
+
+    def _sync_wal(self) -> None:
+        """Make every committed transaction durable: fsync the WAL, as FULL's COMMIT does."""
+        fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _size_cache(self, records: int) -> None:
         """Give the page cache room for the random-key indexes of ``records`` records."""

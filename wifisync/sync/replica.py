@@ -56,13 +56,18 @@ class Replica:
     Signatures are checked by the ``verifier`` its owner injects (the daemon's runs in
     helper processes); ``now_ms`` is the owner's wall clock, for the future-time rule;
     ``on_stored``, if given, is told of the records each commit stored (every signature
-    checked), inside that commit's transaction: the daemon marks them there.
+    checked), inside that commit's transaction: the daemon marks them there. With
+    ``durable=False`` its transactions are not synced to disk when they commit (see
+    :meth:`RecordStore.transaction`): for a daemon, whose records all come from peers
+    that still hold them; what this device writes itself always goes through the author.
     """
 
     def __init__(self, store: RecordStore, vault_id: bytes, self_id: bytes, *,
                  verifier: Verifier, now_ms: Callable[[], int],
-                 on_stored: Callable[[Sequence[Record]], None] | None = None) -> None:
+                 on_stored: Callable[[Sequence[Record]], None] | None = None,
+                 durable: bool = True) -> None:
         self.store = store
+        self.durable = durable
         self.vault_id = vault_id
         self.self_id = self_id
         self.now_ms = now_ms
@@ -100,7 +105,7 @@ class Replica:
         hand-over, restore): a session groups batches so that SQLite commits (and waits
         for an fsync) once per group, and acknowledges them once this returns.
         """
-        with self.store.transaction():
+        with self.store.transaction(durable=self.durable):
             accept = Acceptance(self.store, self.vault_id, self.now_ms)
             return [self._commit(batch, accept) for batch in batches]
 

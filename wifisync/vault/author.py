@@ -37,7 +37,7 @@ class Author:
         from wifisync.sync.acceptance import MAX_FUTURE_MS  # the sync package: writers only
 
         me = self.identity.device_id
-        with self.store.transaction():
+        with self.store.transaction(durable=True):  # even nested: a seq is never taken twice
             held = self.store.heads(item)
             now = self.now_ms()
             for r in held:
