@@ -91,7 +91,7 @@ async def test_two_hubs_sync_and_every_link_call_happens_on_the_loop(tmp_path: P
             while not (on_a.in_sync and on_b.in_sync):
                 await asyncio.sleep(0.01)
         b.vault.add("live from b")
-        assert await hubs[1].local_commit() == 1
+        assert await hubs[1].local_commit() == (1, False)
         async with asyncio.timeout(10):
             while a.state() != b.state():
                 await asyncio.sleep(0.01)

@@ -6,11 +6,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import pytest
+
 from tests.sync.helpers import Device, household
 from wifisync.model.membership import Member, current_members, named_devices
 from wifisync.model.records import Record
 from wifisync.store import RecordStore
 from wifisync.sync import SyncSession
+from wifisync.sync import node as node_module
 from wifisync.sync.node import (
     Action,
     Behind,
@@ -165,9 +168,9 @@ def test_a_line_of_three_converges_and_each_link_reports_its_initial_exchange() 
 def test_a_local_commit_reaches_the_end_of_the_line_through_the_relay() -> None:
     net, devices = line()
     devices[0].vault.add("fresh")
-    assert net.peers[0].node.local_commit(net.now) == 1
+    assert net.peers[0].node.local_commit(net.now) == (1, False)  # all of it: no more
     net.collect(0)
-    assert net.peers[0].node.local_commit(net.now) == 0  # pushed already
+    assert net.peers[0].node.local_commit(net.now) == (0, False)  # pushed already
     net.run()
     assert devices[0].state() == devices[2].state()
     assert net.of_type(1, LiveApplied) and net.of_type(2, LiveApplied)
@@ -269,3 +272,18 @@ def test_a_link_from_a_device_that_left_during_its_handshake_closes_at_once() ->
     net.collect(0)
     node.link_up(99, devices[2].id, net.now)  # its handshake began before the revocation
     assert net.collect(0) == [Close(99, CloseCode.NOT_MEMBER, "not a member")]
+
+
+def test_a_local_commit_says_whether_its_slice_was_cut_by_the_bounds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    net, devices = line()
+    monkeypatch.setattr(node_module, "LOCAL_RECORDS", 2)
+    for i in range(3):
+        devices[0].vault.add(f"item {i}")
+    node = net.peers[0].node
+    assert node.local_commit(net.now) == (2, True)  # the daemon asks again: one more waits
+    assert node.local_commit(net.now) == (1, False)  # the rest: the daemon stops asking
+    monkeypatch.setattr(node_module, "LOCAL_BYTES", 1)
+    devices[0].vault.add("large enough")
+    assert node.local_commit(net.now) == (1, True)  # cut by its bytes
+    assert node.local_commit(net.now) == (0, False)

@@ -403,8 +403,11 @@ class Daemon:
             self._push_wake.clear()
             asked = self._push_asked
             try:
-                while n := await self.hub.local_commit():
-                    self._pushed += n
+                while True:
+                    pushed = await self.hub.local_commit()
+                    self._pushed += pushed.records
+                    if not pushed.more:  # one store-thread call for a usual commit
+                        break
                     for link in list(self.peers.links.values()):
                         await link.drained()
             except Exception:

@@ -22,6 +22,7 @@ from wifisync.sync.node import (
     Close,
     CloseCode,
     LiveApplied,
+    LocalPush,
     Send,
     Synced,
     SyncNode,
@@ -157,8 +158,8 @@ class NodeHub:
 
     # --- the daemon's ---------------------------------------------------------------------
 
-    async def local_commit(self) -> int:
-        """Push the next slice of this device's new records; how many (0: all pushed)."""
+    async def local_commit(self) -> LocalPush:
+        """Push the next slice of this device's new records (``more``: ask again)."""
         return await self.call(self.node.local_commit)
 
     async def close(self) -> None:

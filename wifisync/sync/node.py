@@ -21,7 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from wifisync.errors import ProtocolError
 from wifisync.model.membership import Member
@@ -147,6 +147,13 @@ class NodeStore(Protocol):
 SessionFactory = Callable[[bytes, float], SyncSession]
 
 
+class LocalPush(NamedTuple):
+    """What one local-commit event pushed."""
+
+    records: int  # this device's records offered to the links
+    more: bool  # the slice was full: more may be committed (ask again once links drained)
+
+
 @dataclass(slots=True)
 class _Link:
     """The node's side of one link: its session and what waits for its queue to drain."""
@@ -215,20 +222,22 @@ class SyncNode:
         if state is not None and not state.closed:
             self._guarded(link, state, self._received, link, state, frame, now)
 
-    def local_commit(self, now: float) -> int:
-        """The CLI committed records: push the next slice of ours; returns how many (0: done).
+    def local_commit(self, now: float) -> LocalPush:
+        """The CLI committed records: push the next slice of ours.
 
-        The caller repeats while this returns records, letting the links drain between.
+        The caller repeats while the slice was full (``more``), letting the links drain
+        between; a slice the bounds did not cut was everything committed so far.
         """
         records = self._store.local_after(self._local_seq, LOCAL_RECORDS, LOCAL_BYTES)
         if not records:
-            return 0
+            return LocalPush(0, False)
         self._local_seq = records[-1].header.seq
         for link, state in list(self._links.items()):
             self._offer(link, state, records, now)
         if any(r.header.kind == Kind.MEMBER for r in records):
             self._membership_news(now)
-        return len(records)
+        full = len(records) >= LOCAL_RECORDS or sum(len(r.encoded) for r in records) >= LOCAL_BYTES
+        return LocalPush(len(records), full)
 
     def link_congested(self, link: int, _now: float) -> None:
         """More than ``BACKLOG_BYTES`` wait to be sent on ``link``: hold relayed records back."""
