@@ -300,3 +300,31 @@ def test_a_durable_write_nested_in_a_relaxed_transaction_syncs_the_wal(
             s.set_meta("note", b"this one must survive a power cut")
     assert synced == ["vault.db-wal"]
     s.close()
+
+
+def test_a_power_cut_that_loses_the_unsynced_end_of_the_wal_leaves_an_earlier_store(
+        tmp_path: Path, devices: list[DeviceIdentity]) -> None:
+    """What a relaxed commit risks: the WAL's tail (not yet on disk) may be lost, cut
+    anywhere, even mid-page; the store then opens as it was a few commits earlier."""
+    path = tmp_path / "vault.db"
+    s = SqliteStore(path)
+    me = devices[0].device_id
+    for seq in range(1, 21):
+        with s.transaction(durable=False):
+            s.append(make_record(devices[0], seq, item=bytes([seq]) * 16))
+    wal = Path(f"{path}-wal").read_bytes()
+    held_counts = []
+    for cut in sorted({32, len(wal) // 7, len(wal) // 3 + 5, len(wal) // 2, len(wal) - 100,
+                       len(wal)}):
+        copy = tmp_path / f"cut{cut}"
+        copy.mkdir()
+        (copy / "vault.db").write_bytes(path.read_bytes())
+        (copy / "vault.db-wal").write_bytes(wal[:cut])
+        c = SqliteStore(copy / "vault.db")
+        assert c._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        n = c.count_records()
+        assert c.seen().get(me, 0) == c.max_seq(me) == n  # a prefix: 1..n, nothing torn
+        held_counts.append(n)
+        c.close()
+    assert held_counts == sorted(held_counts) and held_counts[-1] == 20
+    s.close()
