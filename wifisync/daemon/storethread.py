@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from wifisync.model.identity import DeviceIdentity
 from wifisync.model.membership import Member, current_members, named_devices
@@ -25,18 +26,61 @@ T = TypeVar("T")
 
 
 class StoreThread:
-    """Runs blocking store and node work in order, off the event loop."""
+    """Runs blocking store and node work in order, off the event loop.
+
+    One thread and a queue, no executor: a call wakes the thread once, and its outcome
+    wakes the loop once, set on the caller's own future. (An executor also takes a lock
+    that both threads contend for on every call, and chains a second future.)
+    """
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wifisync-store")
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="wifisync-store", daemon=True)
+        self._thread.start()
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` on the store thread and wait for its result."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """Run ``fn(*args)`` on the store thread and wait for its result.
+
+        A caller that stops waiting does not take the call back: handed over, it runs.
+        """
+        if self._closed:
+            raise RuntimeError("the store thread was shut down")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put((loop, future, fn, args))
+        return await future
 
     def shutdown(self) -> None:
-        """Finish the call in flight and stop the thread."""
-        self._pool.shutdown(wait=True)
+        """Finish the calls handed over so far and stop the thread."""
+        self._closed = True
+        self._calls.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            loop, future, fn, args = call
+            try:
+                outcome: tuple[object, BaseException | None] = (fn(*args), None)
+            except BaseException as exc:  # the caller gets it, as from an executor
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+            del call, future, outcome  # hold no result while idle
+
+
+_Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any],
+              tuple[object, ...]]
+
+
+def _settle(future: asyncio.Future[Any], result: object, exc: BaseException | None) -> None:
+    """On the loop: hand the call's outcome to its caller (unless it stopped waiting)."""
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 class NodeStore:

@@ -1,0 +1,72 @@
+"""The store thread: calls run one at a time, in order, on one thread that is not the loop's."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from wifisync.daemon.storethread import StoreThread
+
+
+async def test_calls_run_in_order_on_one_thread_and_answer_their_caller() -> None:
+    thread = StoreThread()
+    ran: list[tuple[int, int]] = []
+
+    def work(n: int) -> int:
+        ran.append((n, threading.get_ident()))
+        return n * n
+
+    try:
+        results = await asyncio.gather(*(thread.run(work, n) for n in range(50)))
+    finally:
+        thread.shutdown()
+    assert results == [n * n for n in range(50)]
+    assert [n for n, _ in ran] == list(range(50))
+    assert len({ident for _, ident in ran}) == 1
+    assert ran[0][1] != threading.get_ident()
+
+
+async def test_an_error_reaches_the_caller_and_the_thread_goes_on() -> None:
+    thread = StoreThread()
+
+    def fail() -> None:
+        raise ValueError("the store said no")
+
+    try:
+        with pytest.raises(ValueError, match="the store said no"):
+            await thread.run(fail)
+        assert await thread.run(lambda: "still here") == "still here"
+    finally:
+        thread.shutdown()
+
+
+async def test_a_caller_that_stops_waiting_leaves_its_call_to_run() -> None:
+    thread = StoreThread()
+    done: list[str] = []
+
+    def slow(name: str) -> None:
+        time.sleep(0.05)
+        done.append(name)
+
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(thread.run(slow, "abandoned"), 0.001)
+        await thread.run(slow, "next")
+    finally:
+        thread.shutdown()
+    assert done == ["abandoned", "next"]  # an event handed over is never dropped
+
+
+async def test_shutdown_finishes_what_was_handed_over_then_refuses_more() -> None:
+    thread = StoreThread()
+    done: list[int] = []
+    pending = [asyncio.ensure_future(thread.run(lambda n=n: done.append(n))) for n in range(5)]
+    await asyncio.sleep(0)  # every call handed over
+    await asyncio.get_running_loop().run_in_executor(None, thread.shutdown)
+    await asyncio.gather(*pending)
+    assert done == list(range(5))
+    with pytest.raises(RuntimeError):
+        await thread.run(lambda: None)
