@@ -66,7 +66,7 @@ class StoreThread:
                 outcome = (None, exc)
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle, future, *outcome)
-            del call, future, outcome  # hold no result while idle
+            del call, loop, future, fn, args, outcome  # hold no frame or result while idle
 
 
 _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any],
