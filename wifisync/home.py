@@ -62,6 +62,11 @@ class Home:
         return self.runtime_dir / "control.sock"
 
     @property
+    def notify_socket(self) -> Path:
+        """The daemon's notify socket (one byte in: look for new local records; mode 0600)."""
+        return self.runtime_dir / "notify.sock"
+
+    @property
     def daemon_lock(self) -> Path:
         """Held by the one daemon of this home."""
         return self.runtime_dir / "daemon.lock"

@@ -83,8 +83,25 @@ def _dechunk(data: bytes) -> bytes:
 def notify_daemon(home: Home, wait: bool = True) -> bool:
     """Tell this home's daemon that new local records were committed; False when none runs.
 
-    Without ``wait`` the daemon answers at once and sends in the background.
+    Without ``wait`` the daemon answers at once and sends in the background. One byte on
+    the notify socket (``daemon/notify.py``); a daemon without one is asked over HTTP.
     """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(NOTIFY_TIMEOUT)
+    try:
+        sock.connect(str(home.notify_socket))
+        sock.sendall(b"w" if wait else b"n")
+        answer = sock.recv(32)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return _notify_over_http(home, wait)  # no daemon, or one without the notify socket
+    except OSError:  # timed out, or the daemon went away meanwhile
+        return False
+    finally:
+        sock.close()
+    return answer.endswith(b"\n") and answer[:-1].isdigit()
+
+
+def _notify_over_http(home: Home, wait: bool) -> bool:
     path = "/notify" if wait else "/notify?wait=0"
     try:
         answer = control_request(home, "POST", path, timeout=NOTIFY_TIMEOUT)

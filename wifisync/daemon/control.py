@@ -1,7 +1,8 @@
 """The daemon's control socket: HTTP over a Unix socket only this user can open.
 
-The CLI posts ``/notify`` after it committed records, so the daemon pushes them at
-once without ever polling the store; ``/status`` reports the daemon's live view.
+``/notify`` says new local records were committed, so the daemon pushes them at once
+without ever polling the store (the CLI says it on the lighter notify socket,
+``daemon/notify.py``, and falls back to this); ``/status`` reports the live view.
 Pairing adds its own endpoints here.
 """
 

@@ -29,6 +29,7 @@ from wifisync.daemon.link import Link, Timing
 from wifisync.daemon.listener import Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
 from wifisync.daemon.nodehub import NodeHub
+from wifisync.daemon.notify import NotifySocket
 from wifisync.daemon.process import DaemonLock, notify_systemd
 from wifisync.daemon.status import PeerNews, StatusView, status_line
 from wifisync.daemon.storethread import NodeStore, StoreThread
@@ -188,6 +189,9 @@ class Daemon:
         self._cleanups.append(self._closer(server))
         control_runner = await serve_control(control, self.home.control_socket)
         self._cleanups.append(control_runner.cleanup)
+        notify = NotifySocket(self.home.notify_socket, self._notify)
+        notify.start()
+        self._cleanups.append(notify.close)
         self._spawn(self._pusher, "pusher")
         log.info("device %s listening on %s, vault %s, %d member(s)",
                  short_device_id(self.self_id), format_address(host, self.port),
