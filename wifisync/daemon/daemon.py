@@ -422,13 +422,15 @@ class Daemon:
 
     # --- control socket -------------------------------------------------------------------
 
-    async def _notify(self, wait: bool = True) -> int:
-        """Wake the pusher; with ``wait``, return once it sent what is committed by now."""
+    def _notify(self, wait: bool = True) -> Awaitable[int]:
+        """Wake the pusher now (not once the caller's task runs); the awaitable answers at
+        once, or with ``wait`` once the pusher sent what is committed by now."""
         self._push_asked += 1
         asked, before = self._push_asked, self._pushed
         self._push_wake.set()
-        if not wait:
-            return 0
+        return self._pushed_since(asked, before) if wait else _nothing_pushed()
+
+    async def _pushed_since(self, asked: int, before: int) -> int:
         with contextlib.suppress(TimeoutError):  # a stalled link must not hold the caller
             async with asyncio.timeout(NOTIFY_WAIT), self._push_progress:
                 await self._push_progress.wait_for(lambda: self._push_done >= asked)
@@ -472,3 +474,8 @@ class Daemon:
 
 def _nothing() -> None:
     """A no-op for the store thread: it answering at all is what the watchdog checks."""
+
+
+async def _nothing_pushed() -> int:
+    """What a notify that does not wait answers."""
+    return 0

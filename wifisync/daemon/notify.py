@@ -83,13 +83,14 @@ class NotifySocket:
             self._drop(conn)
             return
         self._forget(conn)
-        task = asyncio.get_running_loop().create_task(self._answer(conn, request == WAIT))
+        pushed = self._notify(request == WAIT)  # the daemon's pusher wakes here, not a loop later
+        task = asyncio.get_running_loop().create_task(self._answer(conn, pushed))
         self._answering.add(task)
         task.add_done_callback(self._answering.discard)
 
-    async def _answer(self, conn: socket.socket, wait: bool) -> None:
+    async def _answer(self, conn: socket.socket, pushed_by: Awaitable[int]) -> None:
         try:
-            pushed = await self._notify(wait)
+            pushed = await pushed_by
             with contextlib.suppress(OSError):  # the CLI gave up waiting
                 conn.send(b"%d\n" % pushed)
         finally:
