@@ -14,7 +14,8 @@ import pytest
 
 from tests.sync.helpers import household
 from tests.sync.test_session import add_items
-from wifisync.daemon.sighelpers import MAX_STARTS_PER_HELPER, SignatureHelpers, check_all
+from wifisync.daemon.sigcheck import check_all
+from wifisync.daemon.sighelpers import MAX_STARTS_PER_HELPER, SignatureHelpers
 from wifisync.daemon.verifier import (
     PARALLEL_VERIFY_MIN,
     PROCESS_VERIFY_MIN,

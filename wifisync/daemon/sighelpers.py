@@ -3,86 +3,51 @@
 Checking a signature releases the GIL, but each of the 100k checks of an initial sync
 takes it back twice; with the session's decoding and SQLite work holding it meanwhile,
 threads of the same process spend more time handing the GIL around than verifying. A
-helper process (``python -m wifisync.daemon.sighelpers``, importing only libsodium and msgpack)
+helper process (:mod:`wifisync.daemon.sigcheck`, importing only libsodium's binding)
 gets a core of its own. It sees only public keys, signatures and signed bytes, never a
 secret, and it fails closed: a helper that cannot start, dies or answers out of shape
 makes :meth:`SignatureHelpers.submit`'s future raise, and the caller checks in-process.
-This module imports nothing of wifisync: it is also the helper's program. The daemon's
-:class:`wifisync.daemon.verifier.HelperVerifier` owns the helpers.
+The daemon's :class:`wifisync.daemon.verifier.HelperVerifier` owns the helpers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import itertools
-import os
 import queue
-import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import IO
 
-import msgpack
-import nacl.bindings
-import nacl.exceptions
+import nacl
 
-_LENGTH = struct.Struct(">I")
-MAX_FRAME = 64 * 1024 * 1024  # far above any batch; a longer frame means a broken stream
+from wifisync.daemon import sigcheck
+
 MAX_STARTS_PER_HELPER = 3  # helpers that keep dying are not restarted for ever
 IDLE_SECONDS = 10.0  # helpers unused this long exit; the next large batch starts them again
 PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
-HELPER_NICENESS = 5  # the process that decodes and stores is the critical path: when the
-# helpers and it share a core, it gets three quarters (initial sync of 100k: 4.4 s -> 3.9 s)
-
-
-def check_all(public_key: bytes, pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
-    """One byte per (signature, message): 1 when ``public_key`` signed the message."""
-    flags = bytearray(len(pairs))
-    for i, (signature, message) in enumerate(pairs):
-        if len(signature) != nacl.bindings.crypto_sign_BYTES:
-            continue
-        try:
-            nacl.bindings.crypto_sign_open(signature + message, public_key)
-        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
-            continue
-        flags[i] = 1
-    return bytes(flags)
-
-
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        return None
-    (size,) = _LENGTH.unpack(head)
-    if size > MAX_FRAME:
-        raise ValueError("frame too large")
-    body = stream.read(size)
-    return body if len(body) == size else None
-
-
-def _write_frame(stream: IO[bytes], payload: bytes) -> None:
-    stream.write(_LENGTH.pack(len(payload)) + payload)
-    stream.flush()
 
 
 def helper_command() -> list[str]:
-    """The helper's argv: isolated (``-I``), importing this very code and nothing planted.
+    """The helper's argv: isolated (``-I``), no site module (``-S``), sigcheck.py by path.
 
     ``-I`` ignores ``PYTHON*`` variables, the user's site directory and the working
-    directory; the only path added is the folder this package was loaded from.
+    directory; the only folders added are those PyNaCl and cffi were loaded from here.
     """
-    root = str(Path(__file__).resolve().parents[1])
-    return [sys.executable, "-I", "-c", _HELPER_MAIN, root]
+    folders = [str(Path(nacl.__file__).resolve().parents[1])]
+    cffi = importlib.util.find_spec("_cffi_backend")
+    if cffi is not None and cffi.origin is not None:
+        folders.append(str(Path(cffi.origin).resolve().parent))
+    return [sys.executable, "-I", "-S", str(Path(sigcheck.__file__).resolve()),
+            *dict.fromkeys(folders)]
 
 
-_HELPER_MAIN = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                "from wifisync.daemon.sighelpers import main; main()")
 HELPER_CWD = "/"  # nothing in the daemon's working directory is ever imported
 HELPER_ENV = {"LC_ALL": "C.UTF-8"}  # no inherited variable: the master password may be one
 
@@ -120,7 +85,7 @@ class _Helper:
                 return future
             n = next(self._ids)
             self._waiting[n] = future
-        self._outbox.put(msgpack.packb([n, public_key, pairs], use_bin_type=True))
+        self._outbox.put(sigcheck.encode_request(n, public_key, pairs))
         return future
 
     def _write_requests(self) -> None:
@@ -129,7 +94,7 @@ class _Helper:
         assert stdin is not None
         try:
             while (frame := self._outbox.get()) is not None:
-                _write_frame(stdin, frame)
+                sigcheck.write_frame(stdin, frame)
         except OSError as exc:
             with self._lock:
                 self._fail(exc)
@@ -140,8 +105,8 @@ class _Helper:
     def _read_answers(self) -> None:
         assert self._proc.stdout is not None
         try:
-            while (frame := _read_frame(self._proc.stdout)) is not None:
-                n, flags = msgpack.unpackb(frame)
+            while (frame := sigcheck.read_frame(self._proc.stdout)) is not None:
+                n, flags = sigcheck.decode_answer(frame)
                 with self._lock:
                     future = self._waiting.pop(n)
                 future.set_result(flags)
@@ -242,37 +207,3 @@ def _failed(exc: BaseException) -> Future[bytes]:
     future: Future[bytes] = Future()
     future.set_exception(exc)
     return future
-
-
-def _serve() -> None:
-    """The helper's loop: frames of [n, key, pairs] in, frames of [n, flags] out.
-
-    A thread keeps reading requests while the main loop checks, so the parent's writes
-    never wait for a check to finish.
-    """
-    requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-
-    def read_all() -> None:
-        try:
-            while (frame := _read_frame(sys.stdin.buffer)) is not None:
-                requests.put(frame)
-        finally:
-            requests.put(None)
-
-    threading.Thread(target=read_all, daemon=True).start()
-    while (frame := requests.get()) is not None:
-        n, key, pairs = msgpack.unpackb(frame)
-        _write_frame(sys.stdout.buffer,
-                     msgpack.packb([n, check_all(key, pairs)], use_bin_type=True))
-
-
-def main() -> None:
-    """Entry point of a helper process."""
-    if hasattr(os, "nice"):
-        with contextlib.suppress(OSError):
-            os.nice(HELPER_NICENESS)
-    _serve()
-
-
-if __name__ == "__main__":
-    main()
