@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,31 @@ def test_a_signal_stops_the_daemon_with_status_0(devices: Callable[..., list[Dev
     assert b.stop(sig) == 0
     assert not b.home.control_socket.exists()
     wait_for(lambda: not a.connected_to(b), 5, "A to see B go")
+
+
+def _environment(pid: int) -> dict[bytes, bytes]:
+    environ = Path(f"/proc/{pid}/environ")
+    if not environ.exists():
+        pytest.skip("no /proc on this system")
+    return dict(v.partition(b"=")[::2] for v in environ.read_bytes().split(b"\0") if v)
+
+
+def test_the_daemon_runs_on_the_c_allocator_as_the_process_it_was_started_as(
+        devices: Callable[..., list[Device]]) -> None:
+    """What a finished sync freed goes back to the system (pymalloc's arenas kept 15 MiB)."""
+    (a,) = devices(1)
+    a.start()
+    assert a.proc is not None
+    assert _environment(a.proc.pid).get(b"PYTHONMALLOC") == b"malloc"
+    assert a.home.daemon_lock.read_text().strip() == str(a.proc.pid)  # started again in place
+    assert a.stop() == 0
+
+
+def test_an_allocator_the_user_chose_is_kept(devices: Callable[..., list[Device]]) -> None:
+    (a,) = devices(1)
+    a.start(env={"PYTHONMALLOC": "pymalloc"})
+    assert a.proc is not None
+    assert _environment(a.proc.pid).get(b"PYTHONMALLOC") == b"pymalloc"
 
 
 def test_a_port_in_use_is_one_clear_line(devices: Callable[..., list[Device]]) -> None:

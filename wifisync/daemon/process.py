@@ -1,4 +1,5 @@
-"""What a daemon process owes its host: one daemon per home (a lock), and news for systemd."""
+"""What a daemon process owes its host: one daemon per home (a lock), news for systemd, and
+memory it hands back once a sync is over (the C allocator)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import errno
 import fcntl
 import os
 import socket
+import sys
 
 from wifisync.errors import DaemonError
 from wifisync.home import Home
@@ -45,6 +47,31 @@ class DaemonLock:
                 self.path.unlink()
             os.close(self._fd)
             self._fd = None
+
+
+SYSTEM_ALLOCATOR = "malloc"  # PYTHONMALLOC value: Python's objects straight from the C heap
+
+
+def use_system_allocator() -> None:
+    """Start this daemon again (same PID, same arguments) on the C allocator, on Linux.
+
+    Python's small-object allocator takes memory in 1 MiB arenas and gives one back only
+    once every object in it is gone. The records of an initial sync pass through them, and
+    the few objects made meanwhile that live on keep the arenas resident: after a 100k
+    sync the daemon held 82 MiB, against 67 MiB on the C allocator, whose free pages
+    ``malloc_trim`` hands back when the sync ends (``NodeStore.release_memory``). Nothing
+    is done when the user chose an allocator, when Python ignores the environment (``-E``,
+    ``-I``: the variable would not take, and we would start again for ever), or when the
+    new start fails (the daemon then runs on as it is).
+    """
+    if not sys.platform.startswith("linux") or "PYTHONMALLOC" in os.environ \
+            or sys.flags.ignore_environment or not sys.executable:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+                  {**os.environ, "PYTHONMALLOC": SYSTEM_ALLOCATOR})
 
 
 def notify_systemd(message: str) -> None:
