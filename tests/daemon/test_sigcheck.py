@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,5 +58,34 @@ def test_a_helper_loads_libsodium_and_neither_msgpack_nor_the_daemon() -> None:
         loaded = maps.read_text()
         assert "_sodium" in loaded
         assert "msgpack" not in loaded and "_ssl" not in loaded and "_sqlite3" not in loaded
+    finally:
+        helpers.close()
+
+
+def test_a_request_is_framed_by_the_writer_not_the_caller() -> None:
+    """Batches waiting for a busy helper hold no second copy of their bytes."""
+    readers: list[str] = []
+
+    def pairs() -> Iterator[tuple[bytes, bytes]]:
+        readers.append(threading.current_thread().name)
+        yield b"s" * 64, b"m"
+
+    helpers = SignatureHelpers(1)
+    try:
+        assert helpers.submit(b"k" * 32, pairs()).result(timeout=30) == b"\x00"
+    finally:
+        helpers.close()
+    assert readers and threading.current_thread().name not in readers
+
+
+def test_pairs_that_cannot_be_read_fail_closed() -> None:
+    def pairs() -> Iterator[tuple[bytes, bytes]]:
+        yield b"s" * 64, b"m"
+        raise ValueError("unreadable record")
+
+    helpers = SignatureHelpers(1)
+    try:
+        with pytest.raises(ValueError, match="unreadable"):
+            helpers.submit(b"k" * 32, pairs()).result(timeout=30)
     finally:
         helpers.close()

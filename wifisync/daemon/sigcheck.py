@@ -55,11 +55,12 @@ def check_all(public_key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     return bytes(flags)
 
 
-def encode_request(n: int, public_key: bytes, pairs: list[tuple[bytes, bytes]]) -> bytes:
+def encode_request(n: int, public_key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     """The request frame's payload for ``pairs`` of (signature, message)."""
-    parts = [_REQUEST.pack(n, len(public_key), len(pairs)), public_key]
+    parts = [b"", public_key]
     for signature, message in pairs:
         parts += (_PAIR.pack(len(signature), len(message)), signature, message)
+    parts[0] = _REQUEST.pack(n, len(public_key), (len(parts) - 2) // 3)
     return b"".join(parts)
 
 
