@@ -78,9 +78,6 @@ def register(sub: Any) -> None:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
-    from wifisync.daemon.process import use_system_allocator
-
-    use_system_allocator()  # returns only when already on it (or it cannot be had)
     import asyncio  # like aiohttp, only for the command that needs it
 
     from wifisync.daemon.daemon import (

@@ -81,7 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything this program writes is private to its user
     tune_gc()
     disable_core_dumps()  # the vault key and the master password live in this memory
+    own_process = argv is None  # the command line is this process's: it may start again
     argv = list(sys.argv[1:] if argv is None else argv)
+    if own_process and fast.command_of(argv) == "daemon":  # before the daemon's imports
+        from wifisync.daemon.process import use_system_allocator
+
+        use_system_allocator()  # returns only once on the C allocator (or where it cannot be)
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`wifisync completion`)
         from wifisync.cli import commands_service
 
