@@ -13,7 +13,6 @@ under a second for 1000.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchlib import machine, percentile  # noqa: E402
+from benchlib import machine, record  # noqa: E402
 
 from wifisync.model.identity import DeviceIdentity, public_key_of_certificate  # noqa: E402
 from wifisync.model.membership import MembershipMemo, compute, new_vault_id  # noqa: E402
@@ -88,10 +87,8 @@ def main() -> int:
         assert len(view.current()) == 1 + DEVICES - 2
         for name, samples in (("cold (checks every signature)", cold),
                               ("warm (signatures remembered)", warm)):
-            med, p99 = statistics.median(samples), percentile(samples, 99)
-            verdict = "met" if p99 < TARGET_S else "MISSED"
-            print(f"  {n:>5} member records, {name:<30} median {med * 1000:8.1f} ms   "
-                  f"p99 {p99 * 1000:8.1f} ms   n={len(samples)}  target < 1 s: {verdict}")
+            record(f"membership of {n} member records, {name}",
+                   [s * 1000 for s in samples], "ms", TARGET_S * 1000)
     return 0
 
 
