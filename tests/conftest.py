@@ -120,3 +120,19 @@ def netns_lab() -> Iterator[Lab]:
         pytest.skip(f"netns lab unavailable: {reason}")
     with lab() as built:
         yield built
+
+
+@pytest.fixture
+def synced_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the files the SQLite store fsyncs from now on, in order."""
+    from wifisync.store import sqlite
+
+    synced: list[str] = []
+    real_fsync = sqlite.os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(Path(f"/proc/self/fd/{fd}").readlink().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(sqlite.os, "fsync", fsync)
+    return synced

@@ -277,17 +277,10 @@ def test_only_a_transaction_marked_not_durable_skips_the_sync(
 
 
 def test_a_durable_write_nested_in_a_relaxed_transaction_syncs_the_wal(
-        tmp_path: Path, devices: list[DeviceIdentity], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, devices: list[DeviceIdentity], synced_files: list[str]) -> None:
     path = tmp_path / "vault.db"
     s = SqliteStore(path)
-    synced: list[str] = []
-    real_fsync = sqlite.os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(Path(f"/proc/self/fd/{fd}").readlink().name)
-        real_fsync(fd)
-
-    monkeypatch.setattr(sqlite.os, "fsync", fsync)
+    synced = synced_files
     with s.transaction(durable=False):
         s.append(make_record(devices[0], 1))
     assert synced == []

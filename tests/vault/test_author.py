@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.sync.helpers import household
-from wifisync.store import SqliteStore, sqlite
+from wifisync.store import SqliteStore
 
 
 def test_a_record_this_device_signs_is_synced_even_inside_a_relaxed_transaction(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, synced_files: list[str]) -> None:
     (a,) = household(1, store_factory=lambda: SqliteStore(tmp_path / "vault.db"))
-    synced: list[str] = []
-    real_fsync = sqlite.os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(Path(f"/proc/self/fd/{fd}").readlink().name)
-        real_fsync(fd)
-
-    monkeypatch.setattr(sqlite.os, "fsync", fsync)
+    synced = synced_files
     with a.store.transaction(durable=False):  # as the daemon stores what peers send
         a.vault.add("written meanwhile", fields={"password": "p"})
     # its sequence number must never be handed out again after a power cut
