@@ -28,7 +28,7 @@ from tests.memory import process_tree, tree_rss_mib
 from wifisync.harness import Cli, Device, found_vault, join_by_library, wait_for
 from wifisync.model.crypto import KdfParams
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.records import Kind, RecordHeader, sign_record
+from wifisync.model.records import Kind, RecordHeader, sign_record, sign_records
 from wifisync.store.sqlite import SqliteStore
 
 
@@ -145,21 +145,24 @@ def make_group(root: Path, n: int, kdf: KdfParams = GROUP_KDF) -> list[Device]:
 
 
 def fill_signed(store: SqliteStore, identity: DeviceIdentity, vault_id: bytes, n: int,
-                body_bytes: int = 500, chunk: int = 5000) -> None:
+                body_bytes: int = 500, chunk: int = 5000, alone: bool = False) -> None:
     """Append ``n`` ITEM records signed by ``identity`` with random bodies (daemons and the
-    sync core never decrypt: they check headers and signatures), ``chunk`` per transaction."""
+    sync core never decrypt: they check headers and signatures), ``chunk`` per transaction,
+    signed together as an import signs them (``alone``: each signed by itself, as records
+    typed one at a time are)."""
     me = identity.device_id
     seq = store.next_seq(me)
     made = 0
     while made < n:
-        records = []
+        parts = []
         for _ in range(min(chunk, n - made)):
             header = RecordHeader(vault_id, uuid.uuid4().bytes, Kind.ITEM, me, seq, {me: seq},
                                   time.time_ns() // 1_000_000 << 16, False)
-            records.append(sign_record(identity, header, os.urandom(body_bytes)))
+            parts.append((header, os.urandom(body_bytes)))
             seq += 1
-        store.append_many(records)
-        made += len(records)
+        store.append_many([sign_record(identity, *p) for p in parts] if alone
+                          else sign_records(identity, parts))
+        made += len(parts)
 
 
 def clean_up(root: Path, devices: Sequence[Device]) -> None:

@@ -13,19 +13,24 @@ from tests.sync.helpers import household
 from tests.sync.test_session import add_items
 from wifisync.daemon import sigcheck
 from wifisync.daemon.sighelpers import SignatureHelpers
+from wifisync.model import records as records_module
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, Record, RecordHeader, sign_record, sign_records
+from wifisync.model.verifier import signature_holds
 
 
 def test_a_request_reads_back_as_it_was_written() -> None:
-    pairs = [(b"s" * 64, b"message"), (b"short", b""), (b"", b"m" * 3000)]
-    n, key, read = sigcheck.decode_request(sigcheck.encode_request(7, b"k" * 32, pairs))
-    assert (n, key, list(read)) == (7, b"k" * 32, pairs)
+    claims = [(b"s" * 64, b"message", b""), (b"short", b"", b"p" * 66),
+              (b"", b"m" * 3000, b"")]
+    n, key, read = sigcheck.decode_request(sigcheck.encode_request(7, b"k" * 32, claims))
+    assert (n, key, list(read)) == (7, b"k" * 32, claims)
     assert sigcheck.decode_answer(sigcheck.encode_answer(7, b"\x01\x00")) == (7, b"\x01\x00")
 
 
 @pytest.mark.parametrize("cut", [-1, 1], ids=["shorter", "longer"])
 def test_a_request_out_of_shape_ends_the_helper(cut: int) -> None:
     """Whatever a broken stream says is not answered: the daemon then checks itself."""
-    payload = sigcheck.encode_request(1, b"k" * 32, [(b"s" * 64, b"message")])
+    payload = sigcheck.encode_request(1, b"k" * 32, [(b"s" * 64, b"message", b"")])
     payload = payload[:cut] if cut < 0 else payload + b"x"
     frames = io.BytesIO()
     sigcheck.write_frame(frames, payload)
@@ -36,11 +41,36 @@ def test_a_request_out_of_shape_ends_the_helper(cut: int) -> None:
     assert answers.getvalue() == b""
 
 
+def test_the_helper_applies_the_rule_of_the_model() -> None:
+    """Lone records, trees and their forgeries: the helper's flags are signature_holds'."""
+    me = DeviceIdentity.generate()
+    parts = [(RecordHeader(b"V" * 16, bytes([i]) * 16, Kind.ITEM, me.device_id, i,
+                           {me.device_id: i}, 5 << 16, False), b"body %d" % i)
+             for i in range(1, 12)]
+    lone = sign_record(me, *parts[0])
+    tree = sign_records(me, parts[1:])
+    h = tree[3]
+    records = [lone, *tree,
+               Record.create(h.header, b"other", h.signature, h.proof),  # a leaf altered
+               Record.create(h.header, h.body, h.signature, tree[4].proof),  # a proof moved
+               Record.create(h.header, h.body, h.signature),  # the proof dropped
+               Record.create(h.header, h.body, lone.signature, h.proof)]  # another signature
+    claims = [(r.signature, r.own_message(), r.proof) for r in records]
+    expected = bytes(signature_holds(r, me.public_key) for r in records)
+    assert expected == b"\x01" * 11 + b"\x00" * 4
+    assert sigcheck.check_all(me.public_key, claims) == expected
+    malformed = [(h.signature, h.own_message(), h.proof[:-1]),
+                 (h.signature, h.own_message(), b"\x02")]
+    assert sigcheck.check_all(me.public_key, malformed) == b"\x00\x00"
+    assert (sigcheck.TREE_CONTEXT, sigcheck.NODE_CONTEXT, sigcheck.MAX_TREE_DEPTH) == (
+        records_module.TREE_CONTEXT, records_module.NODE_CONTEXT, records_module.MAX_TREE_DEPTH)
+
+
 def test_a_key_of_the_wrong_length_holds_for_nothing() -> None:
     """libsodium reads 32 bytes of the key whatever it is given: a short one is refused first."""
     a, _b = household(2)
     [good] = [a.store.heads(i)[0] for i in add_items(a, 1)]
-    pair = [(good.signature, good.signed_message())]
+    pair = [(good.signature, good.signed_message(), b"")]
     key = a.identity.public_key
     assert sigcheck.check_all(key, pair) == b"\x01"
     assert sigcheck.check_all(key[:31], pair) == b"\x00"
@@ -50,7 +80,7 @@ def test_a_key_of_the_wrong_length_holds_for_nothing() -> None:
 def test_a_helper_loads_libsodium_and_neither_msgpack_nor_the_daemon() -> None:
     helpers = SignatureHelpers(1)
     try:
-        helpers.submit(b"k" * 32, [(b"s" * 64, b"m")]).result(timeout=30)
+        helpers.submit(b"k" * 32, [(b"s" * 64, b"m", b"")]).result(timeout=30)
         [helper] = helpers._helpers
         maps = Path(f"/proc/{helper._proc.pid}/maps")
         if not maps.exists():
@@ -66,26 +96,26 @@ def test_a_request_is_framed_by_the_writer_not_the_caller() -> None:
     """Batches waiting for a busy helper hold no second copy of their bytes."""
     readers: list[str] = []
 
-    def pairs() -> Iterator[tuple[bytes, bytes]]:
+    def claims() -> Iterator[tuple[bytes, bytes, bytes]]:
         readers.append(threading.current_thread().name)
-        yield b"s" * 64, b"m"
+        yield b"s" * 64, b"m", b""
 
     helpers = SignatureHelpers(1)
     try:
-        assert helpers.submit(b"k" * 32, pairs()).result(timeout=30) == b"\x00"
+        assert helpers.submit(b"k" * 32, claims()).result(timeout=30) == b"\x00"
     finally:
         helpers.close()
     assert readers and threading.current_thread().name not in readers
 
 
-def test_pairs_that_cannot_be_read_fail_closed() -> None:
-    def pairs() -> Iterator[tuple[bytes, bytes]]:
-        yield b"s" * 64, b"m"
+def test_claims_that_cannot_be_read_fail_closed() -> None:
+    def claims() -> Iterator[tuple[bytes, bytes, bytes]]:
+        yield b"s" * 64, b"m", b""
         raise ValueError("unreadable record")
 
     helpers = SignatureHelpers(1)
     try:
         with pytest.raises(ValueError, match="unreadable"):
-            helpers.submit(b"k" * 32, pairs()).result(timeout=30)
+            helpers.submit(b"k" * 32, claims()).result(timeout=30)
     finally:
         helpers.close()

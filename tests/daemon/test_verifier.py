@@ -22,7 +22,8 @@ from wifisync.daemon.verifier import (
     HelperVerifier,
     collect,
 )
-from wifisync.model.records import Record
+from wifisync.model.identity import DeviceIdentity
+from wifisync.model.records import Kind, Record, RecordHeader, sign_records
 from wifisync.sync import Replica
 from wifisync.wallclock import wall_ms
 
@@ -30,7 +31,7 @@ from wifisync.wallclock import wall_ms
 def forged(good: Record) -> Record:
     """``good`` with one body byte changed and its signature kept."""
     return Record.create(good.header, good.body[:-1] + bytes([good.body[-1] ^ 1]),
-                         good.signature)
+                         good.signature, good.proof)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,19 @@ def batch() -> tuple[list[Record], bytes, Record]:
     bad = forged(records[123])
     records[123] = bad
     return records, a.identity.public_key, bad
+
+
+@pytest.fixture(scope="module")
+def tree_batch() -> tuple[list[Record], bytes, Record]:
+    """The same, written together (an import): signed as trees of records."""
+    me = DeviceIdentity.generate()
+    parts = [(RecordHeader(b"V" * 16, bytes([i % 256, i // 256]) * 8, Kind.ITEM, me.device_id,
+                           i, {me.device_id: i}, 5 << 16, False), b"body %d" % i)
+             for i in range(1, PROCESS_VERIFY_MIN + 41)]
+    records = sign_records(me, parts)
+    bad = forged(records[123])
+    records[123] = bad
+    return records, me.public_key, bad
 
 
 @pytest.fixture
@@ -55,9 +69,10 @@ def test_check_all_flags_each_pair() -> None:
     [good] = [a.store.heads(i)[0] for i in add_items(a, 1)]
     key = a.identity.public_key
     bad = forged(good)
-    pairs = [(good.signature, good.signed_message()), (bad.signature, bad.signed_message()),
-             (good.signature[:10], good.signed_message()), (good.signature, b"")]
-    assert check_all(key, pairs) == bytes([1, 0, 0, 0])
+    claims = [(good.signature, good.signed_message(), b""),
+              (bad.signature, bad.signed_message(), b""),
+              (good.signature[:10], good.signed_message(), b""), (good.signature, b"", b"")]
+    assert check_all(key, claims) == bytes([1, 0, 0, 0])
 
 
 def test_helpers_catch_the_forged_record_of_a_large_batch(
@@ -69,6 +84,19 @@ def test_helpers_catch_the_forged_record_of_a_large_batch(
         verdicts = {r.id: checks.holds(r, key) for r in records}
     assert verifier.helpers._starts > 0  # the batch went to helper processes
     assert not caplog.records  # the helpers answered: no fallback was needed
+    assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
+
+
+def test_helpers_catch_the_forged_leaf_of_a_record_tree(
+        tree_batch: tuple[list[Record], bytes, Record], verifier: HelperVerifier,
+        caplog: pytest.LogCaptureFixture) -> None:
+    records, key, bad = tree_batch
+    assert bad.proof  # a leaf of a tree whose other records hold
+    with caplog.at_level(logging.WARNING):
+        checks = verifier.submit([(r, key) for r in records])
+        verdicts = {r.id: checks.holds(r, key) for r in records}
+    assert verifier.helpers._starts > 0
+    assert not caplog.records
     assert [rid for rid, ok in verdicts.items() if not ok] == [bad.id]
 
 
@@ -177,8 +205,8 @@ def test_a_module_planted_in_the_working_directory_is_never_run(
     records, key, _bad = batch
     helpers = SignatureHelpers(1)
     try:
-        pairs = [(r.signature, r.signed_message()) for r in records[:3]]
-        assert helpers.submit(key, pairs).result(timeout=30) == b"\x01\x01\x01"
+        claims = [(r.signature, r.own_message(), r.proof) for r in records[:3]]
+        assert helpers.submit(key, claims).result(timeout=30) == b"\x01\x01\x01"
     finally:
         helpers.close()
     assert not marker.exists()
@@ -187,11 +215,11 @@ def test_a_module_planted_in_the_working_directory_is_never_run(
 def test_idle_helpers_exit_and_come_back_for_the_next_batch(
         batch: tuple[list[Record], bytes, Record]) -> None:
     records, key, bad = batch
-    pairs = [(r.signature, r.signed_message()) for r in records]
+    claims = [(r.signature, r.own_message(), r.proof) for r in records]
     helpers = SignatureHelpers(2, idle_seconds=0.3)
     try:
         for _ in range(MAX_STARTS_PER_HELPER + 1):  # idle stops are no failed starts
-            flags = helpers.submit(key, pairs).result(30)
+            flags = helpers.submit(key, claims).result(30)
             assert flags[records.index(bad)] == 0 and sum(flags) == len(records) - 1
             procs = [w._proc for w in helpers._helpers]
             assert procs and all(p.poll() is None for p in procs)

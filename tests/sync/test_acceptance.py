@@ -22,10 +22,13 @@ from wifisync.model.records import (
     VAULT_KEY_ITEM,
     Kind,
     Membership,
+    Record,
+    RecordHeader,
     WrappedVaultKey,
     member_item_id,
     payload_key,
     seal_item_body,
+    sign_records,
 )
 from wifisync.store import MemoryStore
 from wifisync.sync.acceptance import MAX_FUTURE_MS, MAX_WAITING
@@ -257,3 +260,40 @@ def test_restore_applies_the_rule_to_a_revoked_devices_later_records(tmp_path) -
     a.replica.apply([craft(b, item, deleted=True, body=b"")])  # held, inactive
     restored = restore_backup(make_backup(a.vault), Home.locate(str(tmp_path / "r")), PASSWORD)
     assert restored.items == 1
+
+
+def equivocated_trees(a: Device) -> tuple[list[Record], list[Record]]:
+    """Two trees by ``a`` (hostile) holding one header and body: two records with one seq."""
+    vault_id = a.store.get_meta(META_VAULT_ID) or b""
+    seq = a.store.next_seq(a.id)
+
+    def parts(body: bytes, at: int) -> tuple[RecordHeader, bytes]:
+        header = RecordHeader(vault_id, bytes([at]) * 16, Kind.ITEM, a.id, at, {a.id: at},
+                              hlc_pack(wall_ms(), 0), False)
+        return header, body
+
+    twin = parts(b"the same", seq)
+    tree1 = sign_records(a.identity, [twin, parts(b"x", seq + 1)])
+    tree2 = sign_records(a.identity, [twin, parts(b"y", seq + 2)])
+    assert tree1[0].id != tree2[0].id and tree1[0].header == tree2[0].header
+    return tree1, tree2
+
+
+def test_a_record_signed_in_two_trees_is_an_equivocation_refused_alone() -> None:
+    a, b = household(2)
+    tree1, tree2 = equivocated_trees(a)
+    assert b.replica.apply(tree1).refused == 0
+    result = b.replica.apply(tree2)
+    assert result.refused == 1 and result.applied == [tree2[1]]  # the twin alone refused
+    assert not b.store.has_record(tree2[0].id)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (not tree-specific): replicas that took "
+                   "different twins of an equivocation keep them; see docs/SECURITY.md")
+def test_replicas_that_took_different_twins_converge() -> None:
+    a, b, c = household(3)
+    tree1, tree2 = equivocated_trees(a)
+    b.replica.apply(tree1)
+    c.replica.apply(tree2)
+    sync(b, c)
+    assert b.record_ids() == c.record_ids()

@@ -107,3 +107,20 @@ def test_summary_lists_types_custom_fields_and_problems(vault: Vault) -> None:
     assert "  card: 1 imported" in text
     assert "custom fields kept: Billing Address (1), Issuing Bank (1), Phone Number (1)" in text
     assert "line 4: " in text
+
+
+def test_an_import_signs_its_items_together_and_a_peer_accepts_each() -> None:
+    """One signature per tree of records; each still holds alone on a peer that checks it."""
+    from tests.sync.helpers import household, sync
+
+    a, b = household(2)
+    run(a.vault, samples.MSECURE_B.encode())
+    imported = [held[0] for _item, held in a.store.heads_of_kind(Kind.ITEM)]
+    assert len(imported) == 3 and all(r.proof for r in imported)
+    assert len({r.signature for r in imported}) == 1
+    assert sorted(r.header.seq for r in imported) == list(
+        range(min(r.header.seq for r in imported), max(r.header.seq for r in imported) + 1))
+    wire = sync(a, b)
+    assert wire.sessions[1].stats.refused == 0
+    assert {r.id for r in imported} <= b.record_ids()
+    assert {v.state.title for v in b.vault.items()} == {v.state.title for v in a.vault.items()}

@@ -7,9 +7,11 @@ holding one request at a time. It sees public keys, signatures and signed bytes,
 secret. (A helper that imported the daemon's module, msgpack and a read-ahead thread
 started at 15 MiB resident and reached 21 MiB during a 100k sync; this one stays near 10.)
 
-A request is ``n``, the key's length and the number of pairs (``>III``), the public key,
-then per pair the signature's and the message's lengths (``>II``) and their bytes. The
-answer is ``n`` (``>I``) and one byte per pair: 1 when the key signed the message.
+A request is ``n``, the key's length and the number of claims (``>III``), the public key,
+then per claim the lengths of its signature, message and tree proof (``>III``) and their
+bytes. The answer is ``n`` (``>I``) and one byte per claim: 1 when the key signed the
+message, or (with a proof) the root of the record tree the proof leads to from it: the rule
+of :meth:`wifisync.model.records.Record.signed_message`, which a test holds this copy to.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 TYPE_CHECKING = False  # importing typing would cost the helper 1 MiB
 if TYPE_CHECKING:
@@ -25,16 +27,20 @@ if TYPE_CHECKING:
 
 _LENGTH = struct.Struct(">I")
 _REQUEST = struct.Struct(">III")
-_PAIR = struct.Struct(">II")
+_CLAIM = struct.Struct(">III")
 MAX_FRAME = 64 * 1024 * 1024  # far above any batch; a longer frame means a broken stream
 SIGNATURE_BYTES = 64
+TREE_CONTEXT = b"wifisync/v1/record-tree\x00"  # as in wifisync.model.records (tested)
+NODE_CONTEXT = b"wifisync/v1/tree-node\x00"
+MAX_TREE_DEPTH = 5
 PUBLIC_KEY_BYTES = 32  # libsodium reads this many bytes of the key whatever it is given
 HELPER_NICENESS = 5  # the process that decodes and stores is the critical path: when the
 # helpers and it share a core, it gets three quarters (initial sync of 100k: 4.4 s -> 3.9 s)
 
 
-def check_all(public_key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """One byte per (signature, message): 1 when ``public_key`` signed the message.
+def check_all(public_key: bytes, claims: Iterable[tuple[bytes, bytes, bytes]]) -> bytes:
+    """One byte per (signature, message, proof): 1 when ``public_key`` signed the message,
+    or the root of the tree its proof leads to (each tree's signature is checked once).
 
     libsodium's ``crypto_sign_open``, as ``nacl.bindings`` calls it for the in-process
     checks (the same rule), through its cffi module alone: importing ``nacl.bindings``
@@ -43,48 +49,83 @@ def check_all(public_key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     from nacl._sodium import ffi, lib  # here: the helper finds PyNaCl once its path is set
 
     lib.sodium_init()  # idempotent; picks the CPU's implementations, as nacl.bindings does
+    digest = ffi.new("unsigned char[32]")
+
+    def sha256(data: bytes) -> bytes:
+        lib.crypto_hash_sha256(digest, data, len(data))
+        return bytes(digest)
+
+    def opens(signature: bytes, message: bytes) -> int:
+        signed = signature + message
+        out = ffi.new("unsigned char[]", len(signed))
+        return int(lib.crypto_sign_open(out, size, signed, len(signed), public_key) == 0)
+
     flags = bytearray()
     size = ffi.new("unsigned long long *")
-    for signature, message in pairs:
+    trees: dict[tuple[bytes, bytes], int] = {}
+    for signature, message, proof in claims:
         ok = 0
         if len(signature) == SIGNATURE_BYTES and len(public_key) == PUBLIC_KEY_BYTES:
-            signed = signature + message
-            out = ffi.new("unsigned char[]", len(signed))
-            ok = int(lib.crypto_sign_open(out, size, signed, len(signed), public_key) == 0)
+            if not proof:
+                ok = opens(signature, message)
+            elif (tree := tree_message(sha256, sha256(message), proof)) is not None:
+                ok = trees.get((signature, tree), -1)
+                if ok < 0:
+                    ok = trees[(signature, tree)] = opens(signature, tree)
         flags.append(ok)
     return bytes(flags)
 
 
-def encode_request(n: int, public_key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """The request frame's payload for ``pairs`` of (signature, message)."""
+def tree_message(sha256: Callable[[bytes], bytes], leaf: bytes, proof: bytes) -> bytes | None:
+    """The signed message of the tree ``proof`` leads to from ``leaf``; None when malformed."""
+    if len(proof) < 2:
+        return None
+    depth, index = proof[0], proof[1]
+    if not 1 <= depth <= MAX_TREE_DEPTH or index >= 1 << depth or len(proof) != 2 + 32 * depth:
+        return None
+    node = leaf
+    for level in range(depth):
+        sibling = proof[2 + 32 * level:34 + 32 * level]
+        node = sha256(NODE_CONTEXT + (sibling + node if index >> level & 1 else node + sibling))
+    return TREE_CONTEXT + proof[:1] + node
+
+
+def encode_request(n: int, public_key: bytes,
+                   claims: Iterable[tuple[bytes, bytes, bytes]]) -> bytes:
+    """The request frame's payload for ``claims`` of (signature, message, proof)."""
     parts = [b"", public_key]
-    for signature, message in pairs:
-        parts += (_PAIR.pack(len(signature), len(message)), signature, message)
-    parts[0] = _REQUEST.pack(n, len(public_key), (len(parts) - 2) // 3)
+    for signature, message, proof in claims:
+        parts += (_CLAIM.pack(len(signature), len(message), len(proof)), signature, message,
+                  proof)
+    parts[0] = _REQUEST.pack(n, len(public_key), (len(parts) - 2) // 4)
     return b"".join(parts)
 
 
-def decode_request(payload: bytes) -> tuple[int, bytes, Iterator[tuple[bytes, bytes]]]:
-    """``n``, the key and the pairs of a request (read one by one); ValueError when out of shape."""
+def decode_request(payload: bytes
+                   ) -> tuple[int, bytes, Iterator[tuple[bytes, bytes, bytes]]]:
+    """``n``, the key and the claims of a request (read one by one); ValueError when out of
+    shape."""
     n, key_len, count = _REQUEST.unpack_from(payload)
     key_end = _REQUEST.size + key_len
     if key_end > len(payload):
         raise ValueError("request shorter than its key")
 
-    def pairs() -> Iterator[tuple[bytes, bytes]]:
+    def claims() -> Iterator[tuple[bytes, bytes, bytes]]:
         view, at = memoryview(payload), key_end
         for _ in range(count):
-            sig_len, msg_len = _PAIR.unpack_from(payload, at)
-            at += _PAIR.size
-            end = at + sig_len + msg_len
+            sig_len, msg_len, proof_len = _CLAIM.unpack_from(payload, at)
+            at += _CLAIM.size
+            end = at + sig_len + msg_len + proof_len
             if end > len(payload):
-                raise ValueError("request shorter than its pairs")
-            yield bytes(view[at:at + sig_len]), bytes(view[at + sig_len:end])
+                raise ValueError("request shorter than its claims")
+            msg_at = at + sig_len
+            yield (bytes(view[at:msg_at]), bytes(view[msg_at:msg_at + msg_len]),
+                   bytes(view[msg_at + msg_len:end]))
             at = end
         if at != len(payload):
-            raise ValueError("request longer than its pairs")
+            raise ValueError("request longer than its claims")
 
-    return n, payload[_REQUEST.size:key_end], pairs()
+    return n, payload[_REQUEST.size:key_end], claims()
 
 
 def encode_answer(n: int, flags: bytes) -> bytes:
@@ -120,8 +161,8 @@ def write_frame(stream: IO[bytes], payload: bytes) -> None:
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """Answer requests in order until the stream ends; a request out of shape ends it."""
     while (payload := read_frame(requests)) is not None:
-        n, key, pairs = decode_request(payload)
-        write_frame(answers, encode_answer(n, check_all(key, pairs)))
+        n, key, claims = decode_request(payload)
+        write_frame(answers, encode_answer(n, check_all(key, claims)))
 
 
 def _yield_to_the_daemon() -> None:

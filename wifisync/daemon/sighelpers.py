@@ -33,8 +33,8 @@ from wifisync.daemon import sigcheck
 MAX_STARTS_PER_HELPER = 3  # helpers that keep dying are not restarted for ever
 IDLE_SECONDS = 10.0  # helpers unused this long exit; the next large batch starts them again
 PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
-Pairs = Iterable[tuple[bytes, bytes]]  # (signature, signed message)
-Request = tuple[int, bytes, Pairs]
+Claims = Iterable[tuple[bytes, bytes, bytes]]  # (signature, own message, tree proof)
+Request = tuple[int, bytes, Claims]
 
 
 def helper_command() -> list[str]:
@@ -80,7 +80,7 @@ class _Helper:
         for loop in (self._read_answers, self._write_requests):
             threading.Thread(target=loop, name="wifisync-sigproc", daemon=True).start()
 
-    def submit(self, public_key: bytes, pairs: Pairs) -> Future[bytes]:
+    def submit(self, public_key: bytes, claims: Claims) -> Future[bytes]:
         future: Future[bytes] = Future()
         with self._lock:
             if not self.alive:
@@ -88,7 +88,7 @@ class _Helper:
                 return future
             n = next(self._ids)
             self._waiting[n] = future
-        self._outbox.put((n, public_key, pairs))
+        self._outbox.put((n, public_key, claims))
         return future
 
     def _write_requests(self) -> None:
@@ -104,7 +104,7 @@ class _Helper:
             while (request := self._outbox.get()) is not None:
                 sigcheck.write_frame(stdin, sigcheck.encode_request(*request))
                 del request
-        except Exception as exc:  # a closed pipe, or pairs that could not be read: fail them
+        except Exception as exc:  # a closed pipe, or claims that could not be read: fail them
             with self._lock:
                 self._fail(exc)
         finally:
@@ -162,9 +162,9 @@ class SignatureHelpers:
         self._last_use = 0.0
         self._reaper: threading.Timer | None = None
 
-    def submit(self, public_key: bytes, pairs: Pairs) -> Future[bytes]:
-        """Check ``pairs`` in a helper (read when the helper takes them, on another thread:
-        a lazy iterable of immutable data); the future holds one flag byte per pair."""
+    def submit(self, public_key: bytes, claims: Claims) -> Future[bytes]:
+        """Check ``claims`` in a helper (read when the helper takes them, on another thread:
+        a lazy iterable of immutable data); the future holds one flag byte per claim."""
         with self._lock:
             self._last_use = time.monotonic()
             self._helpers = [w for w in self._helpers if w.alive]
@@ -180,7 +180,7 @@ class SignatureHelpers:
             helper = self._helpers[next(self._next) % len(self._helpers)]
             if self._reaper is None:
                 self._arm(self._idle_seconds)
-        return helper.submit(public_key, pairs)
+        return helper.submit(public_key, claims)
 
     def _arm(self, seconds: float) -> None:
         """Look again in ``seconds`` whether the helpers went unused (lock held)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from wifisync.daemon.sighelpers import IDLE_SECONDS, SignatureHelpers
-from wifisync.model.records import Record
+from wifisync.model.records import TREE_LEAVES, Record
 from wifisync.model.verifier import Claim, Verdicts, check_claims
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,18 @@ class HelperVerifier:
         return Verdicts(claims, lambda: {rid: ok for f in futures for rid, ok in f.result()})
 
     def _in_helpers(self, claims: Sequence[Claim]) -> Verdicts:
-        """Each author's records split over the helpers, one request per helper."""
+        """Each author's records split over the helpers, one request per helper (a record
+        tree's signature is checked once per request, so a chunk keeps trees whole)."""
         by_key: dict[bytes, list[Record]] = {}
         for r, k in claims:
             by_key.setdefault(k, []).append(r)
         sent: list[tuple[list[Record], bytes, Future[bytes]]] = []
         for key, records in by_key.items():
-            size = -(-len(records) // self._threads)
+            size = -(-len(records) // self._threads // TREE_LEAVES) * TREE_LEAVES
             for i in range(0, len(records), size):
                 chunk = records[i:i + size]
                 sent.append((chunk, key, self.helpers.submit(
-                    key, ((r.signature, r.signed_message()) for r in chunk))))
+                    key, ((r.signature, r.own_message(), r.proof) for r in chunk))))
         return Verdicts(claims, lambda: {rid: ok for chunk, key, future in sent
                                          for rid, ok in collect(chunk, key, future)})
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextvars
 import enum
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -35,6 +36,15 @@ CHUNK_BYTES = 256 * 1024  # plaintext of one attachment chunk, at most
 MAX_RECORD_BYTES = CHUNK_BYTES + 4 * 1024
 MAX_VECTOR_ENTRIES = codec.MAX_VECTOR_ENTRIES
 SIGNING_CONTEXT = b"wifisync/v1/record\x00"
+# Records written together (an import) are signed as the leaves of a Merkle tree: one
+# Ed25519 signature over the root covers up to TREE_LEAVES records, and each record carries
+# the path from its leaf to that root (its ``proof``), so each one is still checked alone.
+TREE_CONTEXT = b"wifisync/v1/record-tree\x00"
+NODE_CONTEXT = b"wifisync/v1/tree-node\x00"
+EMPTY_LEAF = hashlib.sha256(b"wifisync/v1/tree-empty-leaf").digest()
+MAX_TREE_DEPTH = 5
+TREE_LEAVES = 1 << MAX_TREE_DEPTH
+MAX_PROOF_BYTES = 2 + 32 * MAX_TREE_DEPTH
 
 
 class Kind(enum.IntEnum):
@@ -119,11 +129,13 @@ class _HeaderWire(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_f
 
 
 class _RecordWire(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """A record as it travels and is stored: ``[header bytes, body, signature]``."""
+    """A record as it travels and is stored: ``[header bytes, body, signature]``, plus its
+    tree ``proof`` when it was signed with others."""
 
     header: bytes
     body: bytes
     signature: codec.Bytes64
+    proof: Annotated[bytes, msgspec.Meta(max_length=MAX_PROOF_BYTES)] = b""
 
 
 _header_decoder = msgspec.msgpack.Decoder(_HeaderWire)
@@ -155,11 +167,16 @@ def _pack(obj: object) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A signed record as stored and sent; ``id`` is the SHA-256 of its encoded bytes."""
+    """A signed record as stored and sent; ``id`` is the SHA-256 of its encoded bytes.
+
+    ``proof`` is empty for a record signed alone; for one signed in a tree it is the
+    tree's depth, the record's leaf index and the sibling hashes from leaf to root.
+    """
 
     header_bytes: bytes
     body: bytes
     signature: bytes
+    proof: bytes
     parsed_header: RecordHeader | None = field(compare=False, repr=False)
     encoded: bytes = field(compare=False, repr=False)
     id: bytes = field(compare=False)
@@ -178,11 +195,14 @@ class Record:
         return header
 
     @classmethod
-    def create(cls, header: RecordHeader, body: bytes, signature: bytes) -> Record:
+    def create(cls, header: RecordHeader, body: bytes, signature: bytes, proof: bytes = b""
+               ) -> Record:
         """Assemble a record from its parts."""
         header_bytes = header.encode()
-        encoded = _pack([header_bytes, body, signature])
-        return cls(header_bytes, body, signature, header, encoded, crypto.sha256(encoded))
+        encoded = _pack([header_bytes, body, signature, proof] if proof
+                        else [header_bytes, body, signature])
+        return cls(header_bytes, body, signature, proof, header, encoded,
+                   crypto.sha256(encoded))
 
     @classmethod
     def decode(cls, encoded: bytes) -> Record:
@@ -192,15 +212,19 @@ class Record:
         try:
             wire = _record_decoder.decode(encoded)
         except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
-            raise IntegrityError(f"record is not valid msgpack of [header, body, signature]: "
-                                 f"{exc}") from exc
+            raise IntegrityError(f"record is not valid msgpack of [header, body, signature"
+                                 f"(, proof)]: {exc}") from exc
         # Decoded whole and typed, the record is canonical exactly when no value took a
-        # longer form than it needs: then its size is the sum of the shortest forms.
+        # longer form than it needs: then its size is the sum of the shortest forms (an
+        # empty proof is written by leaving it out).
+        proof = wire.proof
         if len(encoded) != 1 + _bin_size(len(wire.header)) + _bin_size(len(wire.body)) \
-                + _bin_size(SIGNATURE_BYTES):
+                + _bin_size(SIGNATURE_BYTES) + (_bin_size(len(proof)) if proof else 0):
             raise IntegrityError("record is not in canonical form")
+        if proof and not proof_is_well_formed(proof):
+            raise IntegrityError("record's tree proof is malformed")
         header = RecordHeader.decode(wire.header)
-        return cls(wire.header, wire.body, wire.signature, header, encoded,
+        return cls(wire.header, wire.body, wire.signature, proof, header, encoded,
                    crypto.sha256(encoded))
 
     @classmethod
@@ -214,11 +238,23 @@ class Record:
             wire = _record_decoder.decode(encoded)
         except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
             raise IntegrityError("record has the wrong shape") from exc
-        return cls(wire.header, wire.body, wire.signature, None, encoded, crypto.sha256(encoded))
+        return cls(wire.header, wire.body, wire.signature, wire.proof, None, encoded,
+                   crypto.sha256(encoded))
+
+    def own_message(self) -> bytes:
+        """The record's own message: what its signature is over, or (signed in a tree) what
+        its leaf hashes."""
+        return signed_message(self.header_bytes, self.body)
 
     def signed_message(self) -> bytes:
-        """The bytes the author signed."""
-        return signed_message(self.header_bytes, self.body)
+        """The bytes the author's signature is over: the record's own message, or the root
+        of its tree that the record's proof leads to."""
+        message = self.own_message()
+        if not self.proof:
+            return message
+        if not proof_is_well_formed(self.proof):  # only a store altered after the fact
+            raise IntegrityError(f"record {self.id.hex()[:16]} has a malformed tree proof")
+        return tree_message(self.proof[0], _root(crypto.sha256(message), self.proof))
 
 
 def _trusted_header(header_bytes: bytes, record_id: bytes) -> RecordHeader:
@@ -242,6 +278,60 @@ def sign_record(identity: DeviceIdentity, header: RecordHeader, body: bytes) -> 
         raise ValueError("a device signs only its own records")
     header_bytes = header.encode()
     return Record.create(header, body, identity.sign(signed_message(header_bytes, body)))
+
+
+def sign_records(identity: DeviceIdentity, parts: Sequence[tuple[RecordHeader, bytes]]
+                 ) -> list[Record]:
+    """Sign records written together: a tree per ``TREE_LEAVES`` of them, one signature
+    each (a lone record is signed by itself, as :func:`sign_record` does)."""
+    if any(header.author != identity.device_id for header, _body in parts):
+        raise ValueError("a device signs only its own records")
+    records: list[Record] = []
+    for start in range(0, len(parts), TREE_LEAVES):
+        group = parts[start:start + TREE_LEAVES]
+        if len(group) == 1:
+            records.append(sign_record(identity, *group[0]))
+            continue
+        leaves = [crypto.sha256(signed_message(h.encode(), body)) for h, body in group]
+        depth = (len(group) - 1).bit_length()
+        levels = [leaves + [EMPTY_LEAF] * ((1 << depth) - len(leaves))]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            levels.append([_node(below[i], below[i + 1]) for i in range(0, len(below), 2)])
+        signature = identity.sign(tree_message(depth, levels[-1][0]))
+        for index, (header, body) in enumerate(group):
+            path = b"".join(levels[level][(index >> level) ^ 1] for level in range(depth))
+            records.append(Record.create(header, body, signature,
+                                         bytes((depth, index)) + path))
+    return records
+
+
+def tree_message(depth: int, root: bytes) -> bytes:
+    """Domain-separated message an author signs for a tree of ``2**depth`` leaves."""
+    return TREE_CONTEXT + bytes((depth,)) + root
+
+
+def proof_is_well_formed(proof: bytes) -> bool:
+    """A depth of 1 to MAX_TREE_DEPTH, a leaf index inside the tree, one hash per level."""
+    if len(proof) < 2:
+        return False
+    depth, index = proof[0], proof[1]
+    return 1 <= depth <= MAX_TREE_DEPTH and index < 1 << depth and len(proof) == 2 + 32 * depth
+
+
+def _root(leaf: bytes, proof: bytes) -> bytes:
+    """The root a well-formed proof leads to from ``leaf``."""
+    depth, index = proof[0], proof[1]
+    node = leaf
+    for level in range(depth):
+        sibling = proof[2 + 32 * level:34 + 32 * level]
+        node = _node(sibling, node) if index >> level & 1 else _node(node, sibling)
+    return node
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    """An inner node of a record tree (its own context: no leaf hashes the same bytes)."""
+    return hashlib.sha256(NODE_CONTEXT + left + right).digest()
 
 
 # --- bodies -----------------------------------------------------------------------------

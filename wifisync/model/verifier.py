@@ -1,8 +1,9 @@
 """The one signature rule, and the interface every signature check of a record goes through.
 
-A record holds when its author's Ed25519 key signed exactly its header and body
-(:func:`signature_holds`); every device applies this rule, and only this rule, to every
-record, whether it arrives by sync, pairing or a backup, or is read back from the store.
+A record holds when its author's Ed25519 key signed exactly its header and body, alone or
+as a leaf of a record tree (:func:`signature_holds`); every device applies this rule, and
+only this rule, to every record, whether it arrives by sync, pairing or a backup, or is
+read back from the store.
 How the checks run (on the spot, on threads, in helper processes) is the business of
 whoever owns a :class:`Verifier` and injects it: the core starts no thread or process.
 """
@@ -21,7 +22,8 @@ Claim = tuple[Record, bytes]
 
 
 def signature_holds(record: Record, key: bytes) -> bool:
-    """Whether ``key`` signed exactly ``record``'s header and body: the rule."""
+    """Whether ``key`` signed exactly ``record``'s header and body (alone, or as a leaf of
+    the record tree its proof leads to): the rule."""
     try:
         verify_signature(key, record.signature, record.signed_message())
     except IntegrityError:
@@ -30,8 +32,23 @@ def signature_holds(record: Record, key: bytes) -> bool:
 
 
 def check_claims(claims: Sequence[Claim]) -> list[tuple[bytes, bool]]:
-    """(record ID, whether it holds) for each claim, checked in this thread."""
-    return [(r.id, signature_holds(r, k)) for r, k in claims]
+    """(record ID, whether it holds) for each claim, checked in this thread; a record
+    tree's signature is checked once."""
+    trees: dict[tuple[bytes, bytes, bytes], bool] = {}
+    out: list[tuple[bytes, bool]] = []
+    for r, k in claims:
+        if not r.proof:
+            out.append((r.id, signature_holds(r, k)))
+            continue
+        try:
+            tree = (k, r.signature, r.signed_message())
+        except IntegrityError:
+            out.append((r.id, False))
+            continue
+        if tree not in trees:
+            trees[tree] = signature_holds(r, k)
+        out.append((r.id, trees[tree]))
+    return out
 
 
 class Verdicts:

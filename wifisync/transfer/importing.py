@@ -106,7 +106,7 @@ def import_items(vault: Vault, parsed: ParseResult, family: str, extra_tags: Seq
                 written.append((item, _one(vault, item, _unique(source_key(family, item), used),
                                            known, extra_tags, summary, write=False)))
         else:
-            with vault.store.transaction():
+            with vault.store.transaction(), vault.writing_together():
                 for item in batch:
                     written.append((item, _one(vault, item,
                                                _unique(source_key(family, item), used),

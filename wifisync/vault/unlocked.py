@@ -40,7 +40,7 @@ from wifisync.model.records import (
 from wifisync.model.verifier import Claim, InlineVerifier, Verifier
 from wifisync.store import RecordStore, sigmarks
 from wifisync.vault import lookup, titlesearch
-from wifisync.vault.author import Author
+from wifisync.vault.author import Author, Write
 from wifisync.vault.threadverifier import ThreadVerifier
 
 VERIFY_CHUNK = 2000  # records loaded at a time by verify_all
@@ -194,6 +194,7 @@ class Vault:
         self.verifier: Verifier = verifier if verifier is not None else ThreadVerifier()
         self.signatures = AuthorCheck(store, self.verifier, sigmarks.mark_key(identity))
         self.unreadable: list[bytes] = []  # items the last items() could not read
+        self._together: list[Write] | None = None  # item writes held by writing_together()
 
     @property
     def vault_key(self) -> bytes:
@@ -346,8 +347,28 @@ class Vault:
 
     # --- writing --------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def writing_together(self) -> Iterator[None]:
+        """Hold the item writes made inside and write them at the end, in one transaction
+        and signed together (an import: one signature per tree of records).
+
+        A second write to an item already held writes the held ones first.
+        """
+        self._together = []
+        try:
+            yield
+            self._write_held()
+        finally:
+            self._together = None
+
+    def _write_held(self) -> None:
+        """Write the item writes ``writing_together`` holds."""
+        held, self._together = self._together or [], []
+        if held:
+            self.author.write_many(held)
+
     def _write_item(self, item: bytes, change: Mapping[str, object], deleted: bool = False
-                    ) -> Record:
+                    ) -> None:
         def body(header: object, held: list[Record]) -> bytes:
             if deleted:
                 return b""
@@ -358,7 +379,12 @@ class Vault:
                 state.set(key, value, header.time)  # type: ignore[attr-defined]
             return seal_item_body(self._payload_key, header, state.to_payload())  # type: ignore[arg-type]
 
-        return self.author.write(item, Kind.ITEM, body, deleted=deleted)
+        if self._together is None:
+            self.author.write(item, Kind.ITEM, body, deleted=deleted)
+            return
+        if any(w.item == item for w in self._together):
+            self._write_held()
+        self._together.append(Write(item, Kind.ITEM, body, deleted))
 
     def add(self, title: str, type_: str = "login", fields: Mapping[str, str] | None = None,
             tags: Sequence[str] = (), hidden: Sequence[str] = (), source: str | None = None
