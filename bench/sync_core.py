@@ -7,10 +7,12 @@ commits included) and, for a 100k vault, what a session costs when nothing chang
 
 Signature checks run in the daemon's verifier (wifisync.daemon.verifier: large batches in helper
 processes), so the CPU figure names this process and the whole machine (helpers included)
-separately.
+separately. The records are signed as an import signs them (one signature per tree of 32,
+docs/SECURITY.md "Records signed together"); ``--alone-sizes`` syncs again with every
+record signed by itself, as records typed one at a time are.
 
-    .venv/bin/python bench/sync_core.py [--sizes 10000 100000] [--syncs 3] [--runs 20]
-                                        [--profile]
+    .venv/bin/python bench/sync_core.py [--sizes 10000 100000] [--alone-sizes 10000]
+                                        [--syncs 3] [--runs 20] [--profile]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from benchlib import fill_signed, full_set, machine, record
 from wifisync.daemon.verifier import HelperVerifier
 from wifisync.model import crypto
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.records import VAULT_KEY_ITEM, Kind, Record
+from wifisync.model.records import TREE_LEAVES, VAULT_KEY_ITEM, Kind, Record
 from wifisync.model.verifier import InlineVerifier, Verifier
 from wifisync.store import SqliteStore, sigmarks
 from wifisync.sync import Replica, SyncSession
@@ -47,8 +49,10 @@ SYNC_TARGETS_S = {10_000: 0.6, 100_000: 3.5}  # issue 16, 2 cores
 BUILD_CHUNK = 5000
 
 
-def build_source(path: Path, n: int) -> tuple[SqliteStore, DeviceIdentity, list[Record]]:
-    """A vault with ``n`` item records signed directly (no encryption needed for the bench)."""
+def build_source(path: Path, n: int, alone: bool = False
+                 ) -> tuple[SqliteStore, DeviceIdentity, list[Record]]:
+    """A vault with ``n`` item records signed directly (no encryption needed for the bench):
+    together, as an import signs them, or (``alone``) each by itself, as typed ones are."""
     ident = DeviceIdentity.generate()
     store = SqliteStore(path)
     # 64 MiB: receivers refuse a wrapped key cheaper than the floor
@@ -57,7 +61,7 @@ def build_source(path: Path, n: int) -> tuple[SqliteStore, DeviceIdentity, list[
     assert vault_id is not None
     trusted = [r for _i, held in store.heads_of_kind(Kind.MEMBER) for r in held]
     trusted += store.versions(VAULT_KEY_ITEM)
-    fill_signed(store, ident, vault_id, n, BODY_BYTES, BUILD_CHUNK)
+    fill_signed(store, ident, vault_id, n, BODY_BYTES, BUILD_CHUNK, alone=alone)
     return store, ident, trusted
 
 
@@ -129,11 +133,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="no-change sessions to time")
     parser.add_argument("--syncs", type=int, default=5 if full_set() else 3,
                         help="initial syncs per size, each into a fresh empty peer")
+    parser.add_argument("--alone-sizes", type=int, nargs="*",
+                        default=[10_000, 100_000] if full_set() else [10_000],
+                        help="sizes synced again with every record signed by itself")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest sync")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"records: {BODY_BYTES} B bodies, one author, received batches committed as the "
-          f"daemon does (synchronous=NORMAL), Ed25519 checks on every received record")
+          f"daemon does (synchronous=NORMAL), every received record's signature checked; "
+          f"signed together as an import signs them (one Ed25519 signature per tree of "
+          f"{TREE_LEAVES}), and for --alone-sizes each signed by itself")
     verifier = HelperVerifier()  # the daemon's
     with tempfile.TemporaryDirectory(prefix="wifisync-bench-") as tmp:
         try:
@@ -144,19 +153,21 @@ def main() -> None:
 
 def run_sizes(args: argparse.Namespace, tmp: Path, verifier: Verifier) -> None:
     """Every size of the bench, in the temporary directory ``tmp``."""
-    for n in args.sizes:
+    runs = [(n, False) for n in args.sizes] + [(n, True) for n in args.alone_sizes]
+    for n, alone in runs:
         t0 = time.perf_counter()
-        src, ident, trusted = build_source(tmp / f"src{n}.db", n)
+        src, ident, trusted = build_source(tmp / f"src{n}{'a' * alone}.db", n, alone)
         vault_id = src.get_meta(META_VAULT_ID)
         assert vault_id is not None
         build = time.perf_counter() - t0
         source = Peer.of(src, ident)
         times: list[float] = []
         for attempt in range(args.syncs):
-            dst, dst_id = empty_peer(tmp / f"dst{n}-{attempt}.db", vault_id, trusted)
+            dst, dst_id = empty_peer(tmp / f"dst{n}{'a' * alone}-{attempt}.db", vault_id,
+                                     trusted)
             receiver = Peer.of(dst, dst_id)
             profiler = cProfile.Profile() if (
-                args.profile and n == max(args.sizes) and attempt == 0) else None
+                args.profile and n == max(args.sizes) and attempt == 0 and not alone) else None
             if profiler:
                 profiler.enable()
             cpu0, all0 = time.process_time(), machine_cpu_s()
@@ -167,18 +178,19 @@ def run_sizes(args: argparse.Namespace, tmp: Path, verifier: Verifier) -> None:
             assert dst.fingerprint() == src.fingerprint()
             moved = sessions[0].stats.records_applied
             times.append(secs)
-            print(f"initial sync {n:>7} records: {secs:6.2f} s, "
+            print(f"initial sync {n:>7} records{' signed alone' * alone}: {secs:6.2f} s, "
                   f"{moved / secs:9,.0f} records/s, {wire / 2**20:6.1f} MiB on the wire, "
                   f"CPU {cpu:.2f} s in this process, {everything:.2f} s machine-wide")
             if profiler:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
             if attempt < args.syncs - 1:
                 dst.close()
-        record(f"initial sync, {n} records, in process", times, "s",
+        how = ", each signed alone" if alone else ""
+        record(f"initial sync, {n} records{how}, in process", times, "s",
                SYNC_TARGETS_S.get(n),
                note=f"{n / statistics.median(times):,.0f} records/s; "
                     f"source built in {build:.1f} s")
-        if n == max(args.sizes):
+        if n == max(args.sizes) and not alone:
             times, sizes = [], []
             for _ in range(args.runs):
                 secs, wire, _s = run_session(receiver, source, vault_id, verifier)
