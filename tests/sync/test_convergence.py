@@ -2,7 +2,8 @@
 
 Some households include a hostile device (a member, or a relay without the vault key) that
 writes inflated version vectors, far-future times, junk payloads, keyless tombstones,
-retroactive revocations and revocations of others, in any interleaving. Afterwards every
+record trees with a moved proof, retroactive revocations and revocations of others, in any
+interleaving; honest devices also write items together (one record tree per write). Afterwards every
 honest replica holds the same records, accepts the same ones and computes the same
 members; every honest edit its author was still allowed to write is held or dominated by
 an honest version; every honest replica still opens its vault.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import replace
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -34,7 +36,7 @@ from wifisync.errors import IntegrityError, ProtocolError, UsageError
 from wifisync.model import crypto
 from wifisync.model.clock import hlc_pack
 from wifisync.model.membership import view_of
-from wifisync.model.records import Kind, Membership, Record, member_item_id
+from wifisync.model.records import Kind, Membership, Record, member_item_id, sign_records
 from wifisync.model.versions import dominates
 from wifisync.store.base import EMPTY_FINGERPRINT, fingerprint_add
 from wifisync.vault.members import acknowledge
@@ -109,6 +111,21 @@ class Household(RuleBasedStateMachine):
         self._wrote(i, before)
         return item
 
+    @rule(target=items, i=st.integers(0, 4), n=st.integers(2, 4))
+    def add_together(self, i: int, n: int) -> bytes:
+        """Items written together, as an import writes them: signed as one record tree."""
+        device = self._device(i)
+        before = device.record_ids()
+        item = crypto.random_bytes(16)
+        try:
+            with device.vault.writing_together():
+                for k in range(n):
+                    item = device.vault.add(f"together {k}", fields={"password": "p"})
+        except UsageError:
+            pass
+        self._wrote(i, before)
+        return item
+
     @rule(i=st.integers(0, 4), item=items, field=st.sampled_from(FIELDS),
           value=st.text(max_size=5))
     def edit(self, i: int, item: bytes, field: str, value: str) -> None:
@@ -169,6 +186,20 @@ class Household(RuleBasedStateMachine):
     def hostile_writes_a_future_time(self, item: bytes, far: int) -> None:
         assert self.hostile is not None
         self._forge(craft(self.hostile, item, body=crypto.random_bytes(40), time=far))
+
+    @precondition(lambda self: self.hostile is not None)
+    @rule(item=items)
+    def hostile_moves_a_proof(self, item: bytes) -> None:
+        """A record tree whose second record carries the first's proof (it never holds)."""
+        assert self.hostile is not None
+        good, other = (craft(self.hostile, item, body=crypto.random_bytes(40), versions={}),
+                       craft(self.hostile, crypto.random_bytes(16), body=b"x"))
+        header2 = replace(other.header, seq=good.header.seq + 1,
+                          versions={self.hostile.id: good.header.seq + 1})
+        good, other = sign_records(self.hostile.identity,
+                                   [(good.header, good.body), (header2, other.body)])
+        self._forge(good)
+        self._forge(Record.create(other.header, other.body, other.signature, good.proof))
 
     @precondition(lambda self: self.hostile is not None)
     @rule(target=items)
