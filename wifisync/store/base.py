@@ -58,22 +58,26 @@ def _apply_rule(records: Sequence[Record], inactive: AbstractSet[bytes],
     results: list[AppendResult] = []
     new: list[Record] = []
     for r in records:
-        h = r.header
-        if r.id in held_ids:
+        rid, h = r.id, r.header
+        if rid in held_ids:
             results.append(AppendResult.DUPLICATE)
             continue
-        if held_seq.setdefault((h.author, h.seq), r.id) != r.id:
+        if held_seq.setdefault((h.author, h.seq), rid) != rid:
             raise IntegrityError("a different record with the same origin and seq is held")
-        held_ids.add(r.id)
+        held_ids.add(rid)
         new.append(r)
-        if r.id in inactive:
+        if rid in inactive:
             results.append(AppendResult.INACTIVE)
             continue
-        current = heads.get(h.item, [])
+        current = heads.get(h.item)
+        if not current:  # the item's first version: nothing to compare with
+            heads[h.item] = [(rid, h.versions)]
+            results.append(AppendResult.HEAD)
+            continue
         keep, drop = maximal([v for _rid, v in current], h.versions)
         if keep:
             heads[h.item] = [x for i, x in enumerate(current) if i not in drop]
-            heads[h.item].append((r.id, h.versions))
+            heads[h.item].append((rid, h.versions))
         results.append(AppendResult.HEAD if keep else AppendResult.OBSOLETE)
     return results, new
 
@@ -300,10 +304,9 @@ class RecordStore(ABC):
                                         if rid not in held])
             if inactive:
                 self._set_inactive([r for r in new if r.id in inactive], True)
-            fp = self.fingerprint()
-            for r in new:
-                fp = fingerprint_add(fp, r.id)
-            self.set_meta("fingerprint", fp)
+            total = int.from_bytes(self.fingerprint(), "big") + sum(
+                int.from_bytes(r.id, "big") for r in new)
+            self.set_meta("fingerprint", (total % FINGERPRINT_MODULUS).to_bytes(32, "big"))
             if any(r.header.kind == Kind.MEMBER for r in new):
                 self._membership_changed()
             self._raise_seen({r.header.author for r in new}, held_seq)

@@ -162,6 +162,8 @@ class SqliteStore(RecordStore):
         self._lock = threading.RLock()
         self._depth = 0
         self._durable = True  # whether the open transaction must be durable
+        self._runs: list[tuple[list[bytes], int]] = []  # IDs and first row of each run of
+        # records the open transaction stored (add_signature_set finds them without a query)
         self._large_bytes = 0  # large records read or written since the cache was released
         self._cache_kib = 0
         self._migrate()
@@ -215,9 +217,11 @@ class SqliteStore(RecordStore):
                     yield
                 except BaseException:
                     self._depth = 0
+                    self._runs.clear()
                     self._db.execute("ROLLBACK")
                     raise
                 self._depth = 0
+                self._runs.clear()
                 self._db.execute("COMMIT")
                 if relaxed and self._durable:
                     self._sync_wal()
@@ -409,25 +413,41 @@ class SqliteStore(RecordStore):
         return out
 
     def add_signature_set(self, record_ids: Sequence[bytes], mark: bytes) -> bool:
+        with self._lock:
+            run = self._stored_run(record_ids)
+            if run is None:
+                return False
+            try:
+                with self.transaction():
+                    self._db.execute("INSERT OR REPLACE INTO signature_sets (lo, hi, mark) "
+                                     "VALUES (?, ?, ?)", (*run, mark))
+            except sqlite3.Error as exc:  # read-only file, full disk: the caller decides
+                raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
+        return True
+
+    def _stored_run(self, record_ids: Sequence[bytes]) -> tuple[int, int] | None:
+        """The first and last row of these records when they are one run of rows, else None.
+
+        Records the open transaction stored together are known without a query (a daemon
+        marks each batch it accepts, inside the transaction that stored it).
+        """
+        ids = list(record_ids)
+        for stored, first in self._runs:
+            if stored == ids:
+                return first, first + len(ids) - 1
         lo, hi, count = None, None, 0
         for i in range(0, len(record_ids), _IN_CHUNK):
             chunk = list(record_ids[i:i + _IN_CHUNK])
             row = self._one(f"SELECT min(n), max(n), count(*) FROM records "
                             f"WHERE id IN ({','.join('?' * len(chunk))})", *chunk)
             if row is None or row[0] is None:
-                return False
+                return None
             lo = row[0] if lo is None else min(lo, row[0])
             hi = row[1] if hi is None else max(hi, row[1])
             count += row[2]
         if lo is None or hi is None or count != len(record_ids) or hi - lo + 1 != count:
-            return False  # not one run of rows: nothing to mark as a set
-        try:
-            with self.transaction():
-                self._db.execute("INSERT OR REPLACE INTO signature_sets (lo, hi, mark) "
-                                 "VALUES (?, ?, ?)", (lo, hi, mark))
-        except sqlite3.Error as exc:  # read-only file, full disk: the caller decides
-            raise StoreError(f"{self.path}: cannot store signature marks: {exc}") from exc
-        return True
+            return None  # not one run of rows: nothing to mark as a set
+        return lo, hi
 
     def release_memory(self) -> None:
         """Hand the page cache back (after an initial sync: a daemon then mostly idles)."""
@@ -441,7 +461,8 @@ class SqliteStore(RecordStore):
         """One range query per origin of the batch."""
         by_origin: dict[bytes, list[int]] = {}
         for r in records:
-            by_origin.setdefault(r.header.author, []).append(r.header.seq)
+            h = r.header
+            by_origin.setdefault(h.author, []).append(h.seq)
         held: dict[tuple[bytes, int], bytes] = {}
         for origin, seqs in by_origin.items():
             rows = self._db.execute(
@@ -468,19 +489,23 @@ class SqliteStore(RecordStore):
     def _store_new(self, new: Sequence[Record], held: AbstractSet[bytes],
                    superseded: Sequence[tuple[bytes, bytes]]) -> None:
         """Three ``executemany`` statements, whatever the batch size."""
-        for r in new:
-            self._note(len(r.encoded))
         first = self._one("SELECT COALESCE(MAX(n), 0) FROM records")
         n0 = int(first[0]) + 1 if first else 1
+        rows, log = [], []
+        for n, r in enumerate(new, n0):
+            h, rid, data = r.header, r.id, r.encoded
+            if len(data) >= LARGE_RECORD_BYTES:
+                self._note(len(data))
+            kind = int(h.kind)
+            rows.append((n, rid, h.author, h.seq, h.item, kind, data))
+            log.append((h.item, n, kind, int(rid in held)))
         self._db.executemany(
             "INSERT INTO records (n, id, origin, seq, item, kind, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(n0 + i, r.id, r.header.author, r.header.seq, r.header.item, int(r.header.kind),
-              r.encoded) for i, r in enumerate(new)])
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         self._db.executemany(
-            "INSERT INTO item_log (item, n, kind, held) VALUES (?, ?, ?, ?)",
-            [(r.header.item, n0 + i, int(r.header.kind), int(r.id in held))
-             for i, r in enumerate(new)])
+            "INSERT INTO item_log (item, n, kind, held) VALUES (?, ?, ?, ?)", log)
+        if self._depth:
+            self._runs.append(([r.id for r in new], n0))
         self._db.executemany(
             "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
             "(SELECT n FROM records WHERE id = ?)", superseded)
