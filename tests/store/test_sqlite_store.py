@@ -100,6 +100,8 @@ def test_altered_record_bytes_are_detected_on_read(tmp_path: Path,
         s.versions(r.header.item)
     with pytest.raises(IntegrityError):
         s.records_after(devices[0].device_id, 0, 10)
+    with pytest.raises(IntegrityError, match="altered"):  # what a sender forwards unparsed
+        s.encoded_after(devices[0].device_id, 0, 10)
     db = raw(path)
     db.execute("UPDATE records SET data = ? WHERE id = ?", (b"\xc1garbage", r.id))
     db.close()

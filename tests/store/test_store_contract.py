@@ -181,6 +181,19 @@ def test_records_after_is_ordered_and_limited(store: RecordStore,
     assert store.records_after(devices[2].device_id, 0, 10) == []
 
 
+def test_encoded_after_is_records_after_unparsed(store: RecordStore,
+                                                 devices: list[DeviceIdentity],
+                                                 rec: MakeRecord) -> None:
+    a = devices[0]
+    for n in (1, 2, 4, 6):
+        store.append(rec(a, n, item=bytes([n]) * 16))
+    for seq, limit, max_bytes in ((0, 100, None), (1, 2, None), (0, 100, 1), (6, 10, None)):
+        assert store.encoded_after(a.device_id, seq, limit, max_bytes) == [
+            (r.header.seq, r.id, r.encoded)
+            for r in store.records_after(a.device_id, seq, limit, max_bytes)]
+    assert [n for n, _id, _b in store.encoded_after(a.device_id, 1, 2)] == [2, 4]
+
+
 def test_records_after_skips_gaps(store: RecordStore, devices: list[DeviceIdentity],
                                   rec: MakeRecord) -> None:
     a = devices[0]

@@ -140,6 +140,14 @@ class RecordStore(ABC):
         (at least one is returned): attachment chunks are 256 KiB each.
         """
 
+    def encoded_after(self, origin: bytes, seq: int, limit: int,
+                      max_bytes: int | None = None) -> list[tuple[int, bytes, bytes]]:
+        """What :meth:`records_after` returns, as ``(seq, ID, bytes)`` of each record: what
+        a sender forwards, without rebuilding the records (IntegrityError on bytes that no
+        longer hash to their ID)."""
+        return [(r.header.seq, r.id, r.encoded)
+                for r in self.records_after(origin, seq, limit, max_bytes)]
+
     @abstractmethod
     def record_ids(self) -> Iterator[bytes]:
         """Every held record ID."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wifisync.errors import IntegrityError, StoreError
+from wifisync.model import crypto
 from wifisync.model.records import Kind, Record
 from wifisync.store.base import STREAM_BATCH, RecordStore
 
@@ -341,6 +342,26 @@ class SqliteStore(RecordStore):
         size = 0
         for rid, data in rows:  # the cursor fetches row by row: stop reading at the bound
             out.append(_load(rid, data))
+            size += self._note(len(data))
+            if max_bytes is not None and size >= max_bytes:
+                break
+        rows.close()
+        self._release()
+        return out
+
+    def encoded_after(self, origin: bytes, seq: int, limit: int,
+                      max_bytes: int | None = None) -> list[tuple[int, bytes, bytes]]:
+        """Each record's bytes checked against its ID, as :func:`_load` does, but not parsed."""
+        rows = self._db.execute(
+            "SELECT seq, id, data FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (origin, seq, limit))
+        out: list[tuple[int, bytes, bytes]] = []
+        size = 0
+        for n, rid, data in rows:  # the cursor fetches row by row: stop reading at the bound
+            if crypto.sha256(data) != rid:
+                rows.close()
+                raise IntegrityError(f"record {bytes(rid).hex()[:16]} in the store was altered")
+            out.append((n, rid, data))
             size += self._note(len(data))
             if max_bytes is not None and size >= max_bytes:
                 break

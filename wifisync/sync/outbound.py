@@ -52,35 +52,36 @@ def member_records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -
     return ordered
 
 
-def records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -> Iterator[Record]:
-    """Every held record with ``seq > peer_seen[origin]``, MEMBER records first."""
+def records_missing(store: RecordStore, peer_seen: Mapping[bytes, int]) -> Iterator[bytes]:
+    """The bytes of every held record with ``seq > peer_seen[origin]``, MEMBER records
+    first (the rest as stored: a sender forwards them without parsing them)."""
     members_first = member_records_missing(store, peer_seen)
-    yield from members_first
+    yield from (r.encoded for r in members_first)
     sent = {r.id for r in members_first}
     for origin, top in sorted(store.origins().items()):
         cursor = peer_seen.get(origin, 0)
         while cursor < top:
-            chunk = store.records_after(origin, cursor, READ_CHUNK, READ_CHUNK_BYTES)
+            chunk = store.encoded_after(origin, cursor, READ_CHUNK, READ_CHUNK_BYTES)
             if not chunk:
                 break
-            for r in chunk:
-                if r.id not in sent:
-                    yield r
-            cursor = chunk[-1].header.seq
+            for _seq, rid, encoded in chunk:
+                if rid not in sent:
+                    yield encoded
+            cursor = chunk[-1][0]
 
 
-def batches(records: Iterable[Record], first: int | None = None) -> Iterator[list[Record]]:
-    """Cut a record stream into batches within the count and byte limits.
+def batches(records: Iterable[bytes], first: int | None = None) -> Iterator[list[bytes]]:
+    """Cut a stream of encoded records into batches within the count and byte limits.
 
     With ``first``, the first batch holds at most that many records and each next one
     twice the last, up to the limit: the start of a stream is durable at the receiver
     after a few small commits.
     """
     most = MAX_BATCH_RECORDS if first is None else min(first, MAX_BATCH_RECORDS)
-    batch: list[Record] = []
+    batch: list[bytes] = []
     size = 0
     for r in records:
-        n = len(r.encoded)
+        n = len(r)
         if batch and (len(batch) >= most or size + n > MAX_BATCH_BYTES):
             yield batch
             batch, size = [], 0

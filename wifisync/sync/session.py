@@ -132,7 +132,7 @@ class _Blocked:
 
 
 BLOCKED = _Blocked()
-StreamItem = list[Record] | tuple[tuple[bytes, ...], bool] | _Blocked
+StreamItem = list[bytes] | tuple[tuple[bytes, ...], bool] | _Blocked  # encoded records
 
 
 @dataclass(slots=True)
@@ -259,7 +259,7 @@ class SyncSession:
         """Frames carrying newly committed (local or relayed) records to the peer."""
         if self._phase is Phase.NEW or not records:
             return []  # not started: the initial exchange will carry them
-        return [self._encode(Push(tuple(r.encoded for r in b))) for b in batches(records)]
+        return [self._encode(Push(tuple(b))) for b in batches(r.encoded for r in records)]
 
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` wants to run (stall detection of the initial exchange)."""
@@ -482,7 +482,7 @@ class SyncSession:
                    if (r := self.store.get_record(rid)) is not None]
         lacking.sort(key=lambda r: (r.header.kind != Kind.MEMBER, r.header.author,
                                     r.header.seq))
-        yield from batches(lacking)
+        yield from batches(r.encoded for r in lacking)
 
     def _pump(self, out: SessionOutput) -> None:
         """Send stream items while the window allows; close the round when both are done."""
@@ -503,8 +503,8 @@ class SyncSession:
                 records = self._last_batch = len(item)
                 self._sent_count += len(item)
                 self.stats.records_sent += len(item)
-                size = _large(r.encoded for r in item)
-                out.send.append(self._encode(Batch(serial, tuple(r.encoded for r in item))))
+                size = _large(item)
+                out.send.append(self._encode(Batch(serial, tuple(item))))
             else:
                 out.send.append(self._encode(IdList(serial, item[0], item[1])))
             self._unacked_sizes[serial] = size

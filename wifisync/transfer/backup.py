@@ -76,8 +76,8 @@ def write_backup(vault: Vault, out: IO[bytes]) -> int:
         count = store.count_records()
         out.write(packer.pack("records") + packer.pack_array_header(count))
         written = 0
-        for r in records_missing(store, {}):  # MEMBER records first, as sync sends them
-            out.write(packer.pack(r.encoded))
+        for encoded in records_missing(store, {}):  # MEMBER records first, as sync sends them
+            out.write(packer.pack(encoded))
             written += 1
     if written != count:
         raise BackupError("the store changed while the backup was written; try again")
