@@ -190,14 +190,17 @@ class Replica:
     def _store_checked(self, records: list[Record], accept: Acceptance,
                        result: ApplyResult) -> list[Record]:
         """Store checked records, inactive where the rule says so; returns the new ones."""
-        batch = {(r.header.author, r.header.seq): r.header.item for r in records}
+        batch: dict[tuple[bytes, int], bytes] = {}  # filled for the first record that
+        # claims versions of other devices (a record of one counter, its author's, claims none)
         inactive: set[bytes] = set()
         room: int | None = None
         keep: list[Record] = []
         for r in records:
+            if len(r.header.versions) > 1 and not batch:
+                batch = {(x.header.author, x.header.seq): x.header.item for x in records}
             if not accept.author_counts(r):
                 inactive.add(r.id)
-            elif not accept.claims_held(r, batch):
+            elif len(r.header.versions) > 1 and not accept.claims_held(r, batch):
                 if room is None:
                     room = MAX_WAITING - self.store.count_inactive()
                 if room <= 0:
