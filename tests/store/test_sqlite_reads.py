@@ -11,7 +11,7 @@ import pytest
 
 from tests.store.builders import make_record
 from wifisync.model.identity import DeviceIdentity
-from wifisync.model.records import Kind, Record
+from wifisync.model.records import Kind, Record, sign_records
 from wifisync.store import MemoryStore, RecordStore, SqliteStore
 
 
@@ -60,6 +60,25 @@ def test_live_items_are_counted_right_after_deletes_edits_and_concurrent_version
         expected_live += fate in ("live", "edited", "concurrent-delete")
     assert store.count_live_items() == expected_live == live_by_decoding(store)
     assert 0 < expected_live < 60
+    store.close()
+
+
+def test_tombstones_signed_in_a_record_tree_are_counted_as_deletes(
+        tmp_path: Path, devices: list[DeviceIdentity]) -> None:
+    """A tree record is a 4-array (0x94): the tombstone index reads its header all the same."""
+    a = devices[0]
+    store = SqliteStore(tmp_path / "vault.db")
+    for seq, item in enumerate((b"1" * 16, b"2" * 16, b"3" * 16), start=1):
+        store.append(make_record(a, seq, item))
+    parts = []
+    for seq, (item, wide) in enumerate(((b"1" * 16, 0), (b"2" * 16, 8)), start=4):
+        header = make_record(a, seq, item, versions={**other_devices(wide), a.device_id: seq - 3},
+                             deleted=True, body=b"").header
+        parts.append((header, b""))
+    deletes = sign_records(a, parts)
+    assert all(r.proof and r.encoded[0] == 0x94 for r in deletes)
+    store.append_many(deletes)
+    assert store.count_live_items() == 1 == live_by_decoding(store)
     store.close()
 
 
