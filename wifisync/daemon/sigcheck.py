@@ -55,6 +55,14 @@ def check_all(public_key: bytes, claims: Iterable[tuple[bytes, bytes, bytes]]) -
         lib.crypto_hash_sha256(digest, data, len(data))
         return bytes(digest)
 
+    nodes: dict[bytes, bytes] = {}  # a tree's records share their upper nodes: hash each once
+
+    def node(pair: bytes) -> bytes:
+        found = nodes.get(pair)
+        if found is None:
+            found = nodes[pair] = sha256(NODE_CONTEXT + pair)
+        return found
+
     def opens(signature: bytes, message: bytes) -> int:
         signed = signature + message
         out = ffi.new("unsigned char[]", len(signed))
@@ -68,7 +76,7 @@ def check_all(public_key: bytes, claims: Iterable[tuple[bytes, bytes, bytes]]) -
         if len(signature) == SIGNATURE_BYTES and len(public_key) == PUBLIC_KEY_BYTES:
             if not proof:
                 ok = opens(signature, message)
-            elif (tree := tree_message(sha256, sha256(message), proof)) is not None:
+            elif (tree := tree_message(node, sha256(message), proof)) is not None:
                 ok = trees.get((signature, tree), -1)
                 if ok < 0:
                     ok = trees[(signature, tree)] = opens(signature, tree)
@@ -76,18 +84,19 @@ def check_all(public_key: bytes, claims: Iterable[tuple[bytes, bytes, bytes]]) -
     return bytes(flags)
 
 
-def tree_message(sha256: Callable[[bytes], bytes], leaf: bytes, proof: bytes) -> bytes | None:
-    """The signed message of the tree ``proof`` leads to from ``leaf``; None when malformed."""
+def tree_message(node: Callable[[bytes], bytes], leaf: bytes, proof: bytes) -> bytes | None:
+    """The signed message of the tree ``proof`` leads to from ``leaf`` (``node`` hashes a
+    pair of children with the node context); None when malformed."""
     if len(proof) < 2:
         return None
     depth, index = proof[0], proof[1]
     if not 1 <= depth <= MAX_TREE_DEPTH or index >= 1 << depth or len(proof) != 2 + 32 * depth:
         return None
-    node = leaf
+    at = leaf
     for level in range(depth):
         sibling = proof[2 + 32 * level:34 + 32 * level]
-        node = sha256(NODE_CONTEXT + (sibling + node if index >> level & 1 else node + sibling))
-    return TREE_CONTEXT + proof[:1] + node
+        at = node(sibling + at if index >> level & 1 else at + sibling)
+    return TREE_CONTEXT + proof[:1] + at
 
 
 def encode_request(n: int, public_key: bytes,
