@@ -48,8 +48,9 @@ def _data_byte(position: int) -> str:
 
 
 # A stored record is canonical msgpack (Record.decode checks it on arrival): a 3-array
-# (0x93, or 0x94 with a tree proof), then the header as bin 8 (0xc4, one length byte) or bin 16 (0xc5, two), whose
-# last byte is the header's last field, the deleted flag (0xc2 false, 0xc3 true).
+# (0x93, or 0x94 with a tree proof), then the header as bin 8 (0xc4, one length byte) or
+# bin 16 (0xc5, two), whose last byte is the header's last field, the deleted flag (0xc2
+# false, 0xc3 true).
 _DELETED_FLAG = (
     f"CASE substr(data, 2, 1) WHEN X'c4' THEN substr(data, 3 + {_data_byte(3)}, 1) "
     f"WHEN X'c5' THEN substr(data, 4 + 256 * {_data_byte(3)} + {_data_byte(4)}, 1) END")
