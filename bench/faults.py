@@ -1,8 +1,8 @@
 """Faults that cost nothing: kill -9 during an initial sync, and power cuts copied mid-sync.
 
 Device A holds ``--records`` signed records (20k by default); a fresh device B starts
-syncing them from A's daemon and is killed with SIGKILL at a random moment, ``--kills``
-times in a row (20 by default), each time restarted. After every kill B's store must pass
+syncing them from A's daemon and is killed with SIGKILL at a random moment of the sync,
+``--kills`` times in a row (20 by default), each time restarted. After every kill B's store must pass
 SQLite's integrity check and hold, of A's records, exactly a prefix 1..n in A's order (a
 batch is applied whole with its checkpoint or not at all); at the end B holds everything
 and ``wifisync verify`` passes. The share of records A sent twice (from the counters A
@@ -49,14 +49,13 @@ from benchlib import (  # noqa: E402
 
 from tests.memory import process_tree  # noqa: E402
 from wifisync.harness import Cli, Device  # noqa: E402
+from wifisync.model.deviceid import short_device_id  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
 from wifisync.store.sqlite import SqliteStore  # noqa: E402
 from wifisync.vault.unlocked import Vault  # noqa: E402
 
-SENT = re.compile(rb"records sent (\d+)")
+SENT = re.compile(rb"disconnected from (\S+): .*; records sent (\d+)")
 DUPLICATE_GOAL = 0.05
-KILL_RECORDS_PER_S = 4000  # the window to kill in: from B's start-up to about when a loaded
-# 2-core machine finishes the sync (10k records: 0.8-3.3 s after B's start)
 
 
 def fill_items(node: Device, n: int) -> None:
@@ -100,10 +99,29 @@ def verify(home_root: Path) -> None:
         raise SystemExit(f"wifisync verify failed on {home_root}: {done.stderr.strip()}")
 
 
+def calibrate(a: Device, c: Device, want: int) -> tuple[float, float]:
+    """Seconds from a fresh device's start until its first and its last record arrive: the
+    moments a kill falls between (a sync of this machine's speed, measured on ``c``)."""
+    before = c.record_count()
+    started = time.perf_counter()
+    c.start(peers=[a], wait=False)
+    wait(lambda: c.record_count() > before, 60)
+    first = time.perf_counter() - started
+    wait(lambda: c.record_count() >= want, 300)
+    last = time.perf_counter() - started
+    c.stop()
+    return first, last
+
+
 def kill_loop(root: Path, records: int, kills: int, rng: random.Random,
-              window: tuple[float, float]) -> None:
-    """SIGKILL the receiving daemon at random moments; it must resume where it stopped."""
-    a, b = make_group(root / "kill", 2)
+              window: tuple[float, float] | None) -> None:
+    """SIGKILL the receiving daemon at random moments; it must resume where it stopped.
+
+    Each kill falls at a uniformly random moment of what is left of the sync: between the
+    first record's arrival and the end a sync of the rest would take at this machine's
+    speed (``calibrate``), unless ``window`` names the seconds after B's start.
+    """
+    a, b, c = make_group(root / "kill", 3)
     fill_items(a, records)
     want = a.record_count()
     origin = DeviceIdentity.load(a.home.data_dir).device_id
@@ -114,12 +132,15 @@ def kill_loop(root: Path, records: int, kills: int, rng: random.Random,
             node.configure(log_level="info")
         a.start(wait=False)
         wait(lambda: a.status() is not None)
+        first, last = calibrate(a, c, want)
+        print(f"a whole sync: first record {first:.2f} s after start, last {last:.2f} s")
         for _ in range(kills):
             before = b.record_count()
             if before >= want:
                 break
             b.start(peers=[a], wait=False)
-            time.sleep(rng.uniform(*window))
+            rest = (last - first) * (want - before) / moved
+            time.sleep(rng.uniform(*window) if window else rng.uniform(first, first + rest))
             assert b.proc is not None
             b.proc.kill()
             b.proc.wait(10)
@@ -136,7 +157,9 @@ def kill_loop(root: Path, records: int, kills: int, rng: random.Random,
         a.stop()
         b.stop()
     verify(b.home.config_dir.parent)
-    sent = sum(int(n) for n in SENT.findall(a.log_file.read_bytes()))
+    b_id = short_device_id(DeviceIdentity.load(b.home.data_dir).device_id).encode()
+    sent = sum(int(n) for name, n in SENT.findall(a.log_file.read_bytes())
+               if name == b_id)  # not what the calibration sync sent to C
     twice = max(0, sent - moved) / moved
     print(f"{len(held_after)} kills; B held {held_after} of A's records after each; "
           f"A sent {sent} records for {moved} needed")
@@ -198,15 +221,16 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=5 if quick else 20)
     parser.add_argument("--cuts", type=int, default=3 if quick else 5)
     parser.add_argument("--kill-window", type=float, nargs=2, metavar=("FROM", "TO"),
-                        help="seconds after B's start to kill it (default: by --records)")
+                        help="seconds after B's start to kill it (default: measured, see "
+                             "kill_loop)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
     print(f"machine: {machine()}; seed {args.seed}")
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="wifisync-bench-faults-"))
     try:
-        window = args.kill_window or (0.8, 0.8 + args.records / KILL_RECORDS_PER_S)
-        kill_loop(root, args.records, args.kills, rng, (window[0], window[1]))
+        window = (args.kill_window[0], args.kill_window[1]) if args.kill_window else None
+        kill_loop(root, args.records, args.kills, rng, window)
         power_cuts(root, args.records, args.cuts, rng)
     finally:
         shutil.rmtree(root, ignore_errors=True)
