@@ -2,8 +2,8 @@
 
 Device A holds ``--records`` signed records (20k by default); a fresh device B starts
 syncing them from A's daemon and is killed with SIGKILL at a random moment of the sync,
-``--kills`` times in a row (20 by default), each time restarted. After every kill B's store must pass
-SQLite's integrity check and hold, of A's records, exactly a prefix 1..n in A's order (a
+``--kills`` times in a row (20 by default), each time restarted. After every kill B's store
+must pass SQLite's integrity check and hold, of A's records, exactly a prefix 1..n in A's order (a
 batch is applied whole with its checkpoint or not at all); at the end B holds everything
 and ``wifisync verify`` passes. The share of records A sent twice (from the counters A
 logs when a session ends) is reported; goal under 5 %.
