@@ -84,9 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     own_process = argv is None  # the command line is this process's: it may start again
     argv = list(sys.argv[1:] if argv is None else argv)
     if own_process and fast.command_of(argv) == "daemon":  # before the daemon's imports
-        from wifisync.daemon.process import use_system_allocator
+        from wifisync.daemon.process import trust_no_authority, use_system_allocator
 
         use_system_allocator()  # returns only once on the C allocator (or where it cannot be)
+        trust_no_authority()
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`wifisync completion`)
         from wifisync.cli import commands_service
 

@@ -1,5 +1,5 @@
-"""What a daemon process owes its host: one daemon per home (a lock), news for systemd, and
-memory it hands back once a sync is over (the C allocator)."""
+"""What a daemon process owes its host: one daemon per home (a lock), news for systemd,
+memory it hands back once a sync is over (the C allocator), and no CA bundle loaded."""
 
 from __future__ import annotations
 
@@ -72,6 +72,18 @@ def use_system_allocator() -> None:
     with contextlib.suppress(OSError):
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
                   {**os.environ, "PYTHONMALLOC": SYSTEM_ALLOCATOR})
+
+
+def trust_no_authority() -> None:
+    """Point OpenSSL's default certificate-authority paths at nothing, for this process.
+
+    The daemon trusts pinned member certificates only and never a certificate authority,
+    but aiohttp builds a verifying context at import, which loads the system's whole CA
+    bundle: 40-50 ms of every daemon start. With these paths empty no CA is ever loaded,
+    which also says in the process itself that none is trusted.
+    """
+    os.environ["SSL_CERT_FILE"] = os.devnull
+    os.environ["SSL_CERT_DIR"] = os.devnull
 
 
 def notify_systemd(message: str) -> None:
