@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import msgpack
@@ -26,6 +27,7 @@ from wifisync.model.records import (
     open_item_body,
     seal_item_body,
     sign_record,
+    sign_records,
 )
 from wifisync.model.verifier import signature_holds
 
@@ -273,6 +275,52 @@ def test_non_canonical_outer_encoding_is_refused(me: DeviceIdentity) -> None:
     assert msgpack.unpackb(wide) == msgpack.unpackb(r.encoded)
     with pytest.raises(IntegrityError, match="canonical"):
         Record.decode(wide)
+
+
+def test_a_store_record_in_a_longer_form_is_refused_not_misread(me: DeviceIdentity) -> None:
+    """A record's parts are cut from its bytes by their shortest forms: bytes from an
+    altered store that take a longer form are refused, never cut at the wrong places."""
+    r = sign_record(me, header_of(me), b"body")
+    wide = b"\x93" + pack(r.header_bytes) + b"\xc5" + len(r.body).to_bytes(2, "big") + r.body \
+        + pack(r.signature)
+    with pytest.raises(IntegrityError, match="wrong shape"):
+        Record.decode_trusted(wide)
+
+
+@pytest.mark.parametrize("body_size", [0, 1, 0xFF, 0x100, 0xFFFF, 0x10000])
+@pytest.mark.parametrize("in_tree", [False, True])
+def test_parts_read_back_from_the_bytes(me: DeviceIdentity, body_size: int,
+                                        in_tree: bool) -> None:
+    """Header, body, signature and proof as created, whatever width their lengths take."""
+    body = bytes(range(256)) * (body_size // 256) + bytes(body_size % 256)
+    headers = [header_of(me, seq=s, versions={me.device_id: s}) for s in (1, 2)]
+    made = sign_records(me, [(h, body) for h in headers]) if in_tree \
+        else [sign_record(me, headers[0], body)]
+    r = made[-1]
+    for again in (r, Record.decode(r.encoded), Record.decode_trusted(r.encoded)):
+        assert (again.header_bytes, again.body) == (headers[len(made) - 1].encode(), body)
+        assert again.signature == r.signature and len(again.signature) == 64
+        assert again.proof == (r.proof if in_tree else b"") and bool(again.proof) is in_tree
+        assert again == r and hash(again) == hash(r)
+        assert signature_holds(again, me.public_key)
+    assert pack([r.header_bytes, r.body, r.signature, *([r.proof] if in_tree else [])]) \
+        == r.encoded
+
+
+def test_a_decoded_record_keeps_no_copy_of_its_parts(me: DeviceIdentity) -> None:
+    """A receiving daemon holds thousands of decoded records during a sync: each holds its
+    bytes, ID and parsed header, not a second copy of header, body and signature."""
+    records = sign_records(me, [(header_of(me, seq=s, versions={me.device_id: s}),
+                                 bytes(500)) for s in range(1, 201)])
+    encoded = [r.encoded for r in records]
+    tracemalloc.start()
+    try:
+        held = [Record.decode(e) for e in encoded]
+        size, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    per_record = size / len(held)
+    assert per_record < len(encoded[0]), per_record  # with copies: about twice as much
 
 
 def test_oversized_record_is_refused(me: DeviceIdentity) -> None:

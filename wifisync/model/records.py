@@ -45,6 +45,8 @@ EMPTY_LEAF = hashlib.sha256(b"wifisync/v1/tree-empty-leaf").digest()
 MAX_TREE_DEPTH = 5
 TREE_LEAVES = 1 << MAX_TREE_DEPTH
 MAX_PROOF_BYTES = 2 + 32 * MAX_TREE_DEPTH
+_PROOF_HEAD = 2  # a proof fits a bin 8 value: its type byte and a one-byte length
+assert MAX_PROOF_BYTES < 0x100
 
 
 class Kind(enum.IntEnum):
@@ -170,21 +172,60 @@ def _pack(obj: object) -> bytes:
     return packed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Record:
     """A signed record as stored and sent; ``id`` is the SHA-256 of its encoded bytes.
 
     ``proof`` is empty for a record signed alone; for one signed in a tree it is the
     tree's depth, the record's leaf index and the sibling hashes from leaf to root.
+    The parts are cut from ``encoded`` when asked for, not kept beside it: a receiving
+    daemon holds thousands of decoded records during a sync, and copies of their parts
+    were a third of each one's memory.
     """
 
-    header_bytes: bytes
-    body: bytes
-    signature: bytes
-    proof: bytes
-    parsed_header: RecordHeader | None = field(compare=False, repr=False)
-    encoded: bytes = field(compare=False, repr=False)
-    id: bytes = field(compare=False)
+    encoded: bytes = field(repr=False)
+    id: bytes
+    parsed_header: RecordHeader | None = field(repr=False)
+    header_length: int = field(repr=False)
+    body_length: int = field(repr=False)
+
+    @property
+    def header_bytes(self) -> bytes:
+        """The header as its author encoded (and signed) it."""
+        start = 1 + _bin_size(self.header_length) - self.header_length
+        return self.encoded[start:start + self.header_length]
+
+    @property
+    def body(self) -> bytes:
+        """The body: ciphertext for an item, a signed plaintext for membership records."""
+        start = 1 + _bin_size(self.header_length) + _bin_size(self.body_length) \
+            - self.body_length
+        return self.encoded[start:start + self.body_length]
+
+    @property
+    def signature(self) -> bytes:
+        """The author's Ed25519 signature, over this record or the root of its tree."""
+        start = self._signature_at()
+        return self.encoded[start:start + SIGNATURE_BYTES]
+
+    @property
+    def proof(self) -> bytes:
+        """The path from this record's leaf to its tree's root; empty if signed alone."""
+        start = self._signature_at() + SIGNATURE_BYTES
+        return self.encoded[start + _PROOF_HEAD:] if start < len(self.encoded) else b""
+
+    def _signature_at(self) -> int:
+        """Where the signature's bytes start (every encoding here is the shortest)."""
+        return 1 + _bin_size(self.header_length) + _bin_size(self.body_length) \
+            + _bin_size(SIGNATURE_BYTES) - SIGNATURE_BYTES
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return self.encoded == other.encoded
+
+    def __hash__(self) -> int:
+        return hash(self.encoded)
 
     @property
     def header(self) -> RecordHeader:
@@ -206,45 +247,28 @@ class Record:
         header_bytes = header.encode()
         encoded = _pack([header_bytes, body, signature, proof] if proof
                         else [header_bytes, body, signature])
-        return cls(header_bytes, body, signature, proof, header, encoded,
-                   crypto.sha256(encoded))
+        return cls(encoded, crypto.sha256(encoded), header, len(header_bytes), len(body))
 
     @classmethod
     def decode(cls, encoded: bytes) -> Record:
         """Parse a record's bytes and validate its structure (not yet its signature)."""
         if len(encoded) > MAX_RECORD_BYTES:
             raise IntegrityError("record too large")
-        try:
-            wire = _record_decoder.decode(encoded)
-        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
-            raise IntegrityError(f"record is not valid msgpack of [header, body, signature"
-                                 f"(, proof)]: {exc}") from exc
-        # Decoded whole and typed, the record is canonical exactly when no value took a
-        # longer form than it needs: then its size is the sum of the shortest forms (an
-        # empty proof is written by leaving it out).
-        proof = wire.proof
-        if len(encoded) != 1 + _bin_size(len(wire.header)) + _bin_size(len(wire.body)) \
-                + _bin_size(SIGNATURE_BYTES) + (_bin_size(len(proof)) if proof else 0):
-            raise IntegrityError("record is not in canonical form")
-        if proof and not proof_is_well_formed(proof):
+        wire = _decode_canonical(encoded)
+        if wire.proof and not proof_is_well_formed(wire.proof):
             raise IntegrityError("record's tree proof is malformed")
         header = RecordHeader.decode(wire.header)
-        return cls(wire.header, wire.body, wire.signature, proof, header, encoded,
-                   crypto.sha256(encoded))
+        return cls(encoded, crypto.sha256(encoded), header, len(wire.header), len(wire.body))
 
     @classmethod
     def decode_trusted(cls, encoded: bytes) -> Record:
-        """Rebuild a record our own store validated when it arrived (no canonical re-checks).
+        """Rebuild a record our own store validated when it arrived (no header re-checks).
 
         The header is parsed when first used; bytes that do not parse then raise
         :class:`IntegrityError` like any other corrupt record.
         """
-        try:
-            wire = _record_decoder.decode(encoded)
-        except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
-            raise IntegrityError("record has the wrong shape") from exc
-        return cls(wire.header, wire.body, wire.signature, wire.proof, None, encoded,
-                   crypto.sha256(encoded))
+        wire = _decode_canonical(encoded, "record has the wrong shape")
+        return cls(encoded, crypto.sha256(encoded), None, len(wire.header), len(wire.body))
 
     def own_message(self) -> bytes:
         """The record's own message: what its signature is over, or (signed in a tree) what
@@ -260,6 +284,25 @@ class Record:
         if not proof_is_well_formed(self.proof):  # only a store altered after the fact
             raise IntegrityError(f"record {self.id.hex()[:16]} has a malformed tree proof")
         return tree_message(self.proof[0], _root(crypto.sha256(message), self.proof))
+
+
+def _decode_canonical(encoded: bytes, error: str | None = None) -> _RecordWire:
+    """Decode a record's parts, refusing any that took a longer form than it needs
+    (``error``: the one message for whatever is wrong, else a message per fault).
+
+    Decoded whole and typed, a record is canonical exactly when its size is the sum of
+    the shortest forms of its parts (an empty proof is written by leaving it out); a
+    :class:`Record` cuts its parts out of its bytes by those sizes.
+    """
+    try:
+        wire = _record_decoder.decode(encoded)
+    except (msgspec.ValidationError, *codec.NOT_MSGPACK) as exc:
+        raise IntegrityError(error or f"record is not valid msgpack of [header, body, "
+                             f"signature(, proof)]: {exc}") from exc
+    if len(encoded) != 1 + _bin_size(len(wire.header)) + _bin_size(len(wire.body)) \
+            + _bin_size(SIGNATURE_BYTES) + (_bin_size(len(wire.proof)) if wire.proof else 0):
+        raise IntegrityError(error or "record is not in canonical form")
+    return wire
 
 
 def _trusted_header(header_bytes: bytes, record_id: bytes) -> RecordHeader:
