@@ -15,7 +15,7 @@ import pytest
 from tests.sync.helpers import household
 from tests.sync.test_session import add_items
 from wifisync.daemon.sigcheck import check_all
-from wifisync.daemon.sighelpers import MAX_STARTS_PER_HELPER, SignatureHelpers
+from wifisync.daemon.sighelpers import BEHIND, MAX_STARTS_PER_HELPER, SignatureHelpers
 from wifisync.daemon.verifier import (
     PARALLEL_VERIFY_MIN,
     PROCESS_VERIFY_MIN,
@@ -115,10 +115,10 @@ def test_a_dead_helper_fails_closed_and_every_record_is_checked_here(
         batch: tuple[list[Record], bytes, Record], verifier: HelperVerifier,
         caplog: pytest.LogCaptureFixture) -> None:
     records, key, bad = batch
-    for _ in range(2):  # both helpers started, so none is started afresh for the batch
-        verifier.helpers.submit(key, []).result(timeout=30)
+    for _ in range(2):  # a helper runs (one is enough: none falls behind), so the
+        verifier.helpers.submit(key, []).result(timeout=30)  # batch starts none afresh
     procs = [w._proc for w in verifier.helpers._helpers]
-    assert len(procs) == 2
+    assert len(procs) == 1
     for proc in procs:
         proc.send_signal(signal.SIGSTOP)  # still alive to us, but answering nothing
     with caplog.at_level(logging.WARNING):
@@ -170,6 +170,29 @@ def test_helpers_that_cannot_start_leave_the_checks_to_us_and_are_not_retried_fo
         assert verifier.helpers._starts == MAX_STARTS_PER_HELPER * 2
     finally:
         verifier.close()
+
+
+def test_a_second_helper_starts_only_when_the_first_falls_behind(
+        batch: tuple[list[Record], bytes, Record]) -> None:
+    """A helper is 11 MiB: requests answered as they come need one; once each running
+    helper has BEHIND requests unanswered, the next request starts another."""
+    records, key, bad = batch
+    claims = [(r.signature, r.own_message(), r.proof) for r in records]
+    helpers = SignatureHelpers(2)
+    try:
+        for _ in range(3):
+            assert helpers.submit(key, claims).result(30)[records.index(bad)] == 0
+        [first] = helpers._helpers
+        first._proc.send_signal(signal.SIGSTOP)  # behind from now on
+        waiting = [helpers.submit(key, claims[:4]) for _ in range(BEHIND)]
+        assert helpers._helpers == [first]
+        flags = helpers.submit(key, claims).result(30)  # answered by a second helper
+        assert flags[records.index(bad)] == 0 and sum(flags) == len(records) - 1
+        assert len(helpers._helpers) == 2 and not any(f.done() for f in waiting)
+        first._proc.send_signal(signal.SIGCONT)
+        assert all(f.result(30) == b"\x01" * 4 for f in waiting)
+    finally:
+        helpers.close()
 
 
 def test_helpers_inherit_no_wifisync_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,9 @@ from wifisync.daemon import sigcheck
 MAX_STARTS_PER_HELPER = 3  # helpers that keep dying are not restarted for ever
 IDLE_SECONDS = 10.0  # helpers unused this long exit; the next large batch starts them again
 PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
+BEHIND = 2  # unanswered requests every running helper has before one more is started: a
+# helper is 11 MiB, and records signed as trees (one signature per 32) keep one helper
+# ahead of a 100k sync, while records each signed alone need two
 Claims = Iterable[tuple[bytes, bytes, bytes]]  # (signature, own message, tree proof)
 Request = tuple[int, bytes, Claims]
 
@@ -135,10 +138,10 @@ class _Helper:
         self._waiting.clear()
 
     @property
-    def busy(self) -> bool:
-        """Whether a request is still unanswered."""
+    def backlog(self) -> int:
+        """Requests not answered yet."""
         with self._lock:
-            return bool(self._waiting)
+            return len(self._waiting)
 
     def close(self) -> None:
         self._outbox.put(None)  # the writer closes the helper's stdin: it exits on EOF
@@ -149,14 +152,15 @@ class _Helper:
 
 
 class SignatureHelpers:
-    """A few helper processes started on first use, stopped after ``idle_seconds`` unused
-    (an initial sync needs them; a daemon that is done syncing keeps no memory for them)."""
+    """Up to ``count`` helper processes, started as the checks fall behind (the first on
+    first use, another when each running one has ``BEHIND`` requests unanswered), stopped
+    after ``idle_seconds`` unused (an initial sync needs them; a daemon that is done
+    syncing keeps no memory for them)."""
 
     def __init__(self, count: int, idle_seconds: float = IDLE_SECONDS) -> None:
         self._count = count
         self._idle_seconds = idle_seconds
         self._helpers: list[_Helper] = []
-        self._next = itertools.count()
         self._lock = threading.Lock()
         self._starts = 0
         self._last_use = 0.0
@@ -168,16 +172,18 @@ class SignatureHelpers:
         with self._lock:
             self._last_use = time.monotonic()
             self._helpers = [w for w in self._helpers if w.alive]
-            if len(self._helpers) < self._count and self._starts < MAX_STARTS_PER_HELPER * (
-                    self._count):
+            helper = min(self._helpers, key=lambda w: w.backlog, default=None)
+            if (helper is None or helper.backlog >= BEHIND) \
+                    and len(self._helpers) < self._count \
+                    and self._starts < MAX_STARTS_PER_HELPER * self._count:
                 self._starts += 1
                 try:
-                    self._helpers.append(_Helper())
+                    helper = _Helper()
                 except Exception as exc:  # no interpreter to start, no pipes: check in-process
                     return _failed(exc)
-            if not self._helpers:
+                self._helpers.append(helper)
+            if helper is None:
                 return _failed(OSError("no signature helper could be started"))
-            helper = self._helpers[next(self._next) % len(self._helpers)]
             if self._reaper is None:
                 self._arm(self._idle_seconds)
         return helper.submit(public_key, claims)
@@ -193,7 +199,7 @@ class SignatureHelpers:
         with self._lock:
             self._reaper = None
             idle = time.monotonic() - self._last_use
-            busy = any(w.busy for w in self._helpers)
+            busy = any(w.backlog for w in self._helpers)
             if idle < self._idle_seconds or busy:
                 self._arm(max(0.1, self._idle_seconds - idle))
                 return
