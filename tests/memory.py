@@ -14,7 +14,9 @@ and would hide what the command itself holds. The peak before it is kept; after 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -91,10 +93,33 @@ def reset_peak(pid: int) -> int:
     return memory_kib(pid)
 
 
+def shares_parent_memory(pid: int) -> bool:
+    """Whether ``pid`` still runs in its parent's address space: a child between ``vfork``
+    and ``exec`` (how Python starts a subprocess), whose RSS is its parent's very pages.
+
+    Linux's ``kcmp`` compares the two; where it is unknown, the answer is no.
+    """
+    number = _KCMP_SYSCALL.get(platform.machine())
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    if number is None or parent <= 1:
+        return False
+    return bool(ctypes.CDLL(None).syscall(number, pid, parent, _KCMP_VM, 0, 0) == 0)
+
+
+_KCMP_SYSCALL = {"x86_64": 312, "aarch64": 272}
+_KCMP_VM = 1
+
+
 def tree_rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants (those still there), MiB."""
+    """Resident memory of ``pid`` and its descendants (those still there), MiB; a child
+    not yet started in a program of its own is its parent's pages, counted once."""
     total = 0
     for p in process_tree(pid):
+        if p != pid and shares_parent_memory(p):
+            continue
         try:
             total += memory_kib(p)
         except (OSError, LookupError):
