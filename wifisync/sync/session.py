@@ -53,14 +53,14 @@ from wifisync.sync.replica import ApplyResult, PreparedBatch, Replica
 
 log = logging.getLogger(__name__)
 
-COMMIT_GROUP = 4  # received batches stored per store transaction at most (random-key
+COMMIT_GROUP = 2  # received batches stored per store transaction at most (random-key
 # indexes make SQLite write nearly every index page per commit: fewer, larger commits
-# write less; at most 4 MiB of records per transaction)
-LOOKAHEAD = 4  # newer batches kept back while a group is stored: their signature checks run
+# write less; at most 2 MiB of records per transaction)
+LOOKAHEAD = 2  # newer batches kept back while a group is stored: their signature checks run
 # on the other cores meanwhile, so neither the checks nor the store wait for each other.
-# Decoded, a batch of 1024 small records takes about 2.2 MiB: at 8 + 8 a receiving daemon
-# held 36 MiB of them late in a 100k sync; 4 + 4 hold half, and the in-process 100k sync
-# took 6.8 and 7.7 s against 7.3 and 7.4 s at 8 + 8 (interleaved, same machine)
+# Decoded, a batch of 1024 small records takes about 1.7 MiB, the largest part of what a
+# receiving daemon holds in a 100k sync besides its page cache: 2 + 2 hold 7 MiB (4 + 4
+# held 14, 8 + 8 held 36), for the same sync time between two daemons (interleaved runs)
 WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
 # What a crash loses is what the sender framed that the receiver has not made durable, so
 # both ends start small and grow with what the session made durable: a round's batches
