@@ -22,9 +22,10 @@ BUSY_TIMEOUT_MS = 60_000
 # The page cache is sized for what every write batch touches at random: the entries of the
 # records.id index and of item_log, about INDEX_BYTES_PER_RECORD per record held (measured
 # with dbstat on a 100k store: 46 + 30 bytes, pages filled by random inserts; rounded up
-# for margin): 16 MiB at 100k records. Record bodies are written at the end of the table and
+# for margin): 10 MiB at 100k records. Record bodies are written at the end of the table and
 # read in one pass, so caching them buys nothing: each page would be one more for a CLI
-# scan or a daemon to hold. The size follows the store as it grows, in powers of two.
+# scan or a daemon to hold (a cache rounded up to 16 MiB at 100k filled with them: the
+# receiving daemon's peak). The size follows the store as it grows, in 2 MiB steps.
 INDEX_BYTES_PER_RECORD = 96
 # A new store's pages: 16 KiB instead of SQLite's 4. A sync commit rewrites nearly every
 # page of the random-key indexes; in larger pages the same bytes are fewer WAL frames and
@@ -132,10 +133,7 @@ _HELD = "SELECT l.item, l.n, r.id, r.data FROM item_log l JOIN records r ON r.n 
 def cache_kib(records: int) -> int:
     """The page cache for a store of ``records`` records, in KiB (see INDEX_BYTES_PER_RECORD)."""
     need = records * INDEX_BYTES_PER_RECORD // 1024
-    kib = MIN_CACHE_KIB
-    while kib < need and kib < MAX_CACHE_KIB:
-        kib *= 2
-    return kib
+    return min(MAX_CACHE_KIB, max(MIN_CACHE_KIB, -(-need // MIN_CACHE_KIB) * MIN_CACHE_KIB))
 
 
 def _load(record_id: bytes, data: bytes) -> Record:
