@@ -28,6 +28,7 @@ from wifisync.model.records import (
     seal_item_body,
     sign_record,
     sign_records,
+    signed_message,
 )
 from wifisync.model.verifier import signature_holds
 
@@ -240,7 +241,6 @@ def test_a_forged_author_fails_verification(me: DeviceIdentity) -> None:
     """Claiming another author: the signature is checked against that author's key."""
     victim = DeviceIdentity.generate()
     h = header_of(me, author=victim.device_id, versions={victim.device_id: 3})
-    from wifisync.model.records import signed_message
 
     forged = Record.create(h, b"body", me.sign(signed_message(h.encode(), b"body")))
     decoded = Record.decode(forged.encoded)
@@ -302,6 +302,7 @@ def test_parts_read_back_from_the_bytes(me: DeviceIdentity, body_size: int,
         assert again.signature == r.signature and len(again.signature) == 64
         assert again.proof == (r.proof if in_tree else b"") and bool(again.proof) is in_tree
         assert again == r and hash(again) == hash(r)
+        assert again.own_message() == signed_message(again.header_bytes, again.body)
         assert signature_holds(again, me.public_key)
     assert pack([r.header_bytes, r.body, r.signature, *([r.proof] if in_tree else [])]) \
         == r.encoded

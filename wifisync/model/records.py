@@ -46,6 +46,9 @@ MAX_TREE_DEPTH = 5
 TREE_LEAVES = 1 << MAX_TREE_DEPTH
 MAX_PROOF_BYTES = 2 + 32 * MAX_TREE_DEPTH
 _PROOF_HEAD = 2  # a proof fits a bin 8 value: its type byte and a one-byte length
+_SIGNATURE_HEAD = 2  # and so does a signature
+_TWO_ITEMS = b"\x92"  # msgpack's head of an array of two
+_BIN_HEAD = {0xC4: 1, 0xC5: 2, 0xC6: 4}  # msgpack's bin types: bytes of their length field
 assert MAX_PROOF_BYTES < 0x100
 
 
@@ -154,6 +157,13 @@ def _bin_size(n: int) -> int:
     return n + (2 if n < 0x100 else 3 if n < 0x10000 else 5)
 
 
+def _offsets(encoded: bytes, body: bytes, proof: bytes) -> tuple[int, int]:
+    """Where body and signature start in a record's shortest encoding (counted from the
+    end: the signature and the proof each take a bin 8 value)."""
+    signature_at = len(encoded) - SIGNATURE_BYTES - (len(proof) + _PROOF_HEAD if proof else 0)
+    return signature_at - _SIGNATURE_HEAD - len(body), signature_at
+
+
 _packer: contextvars.ContextVar[msgpack.Packer] = contextvars.ContextVar("record_packer")
 
 
@@ -186,38 +196,30 @@ class Record:
     encoded: bytes = field(repr=False)
     id: bytes
     parsed_header: RecordHeader | None = field(repr=False)
-    header_length: int = field(repr=False)
-    body_length: int = field(repr=False)
+    body_at: int = field(repr=False)  # where the body's bytes start in ``encoded``
+    signature_at: int = field(repr=False)  # and the signature's
 
     @property
     def header_bytes(self) -> bytes:
         """The header as its author encoded (and signed) it."""
-        start = 1 + _bin_size(self.header_length) - self.header_length
-        return self.encoded[start:start + self.header_length]
+        body = self.signature_at - _SIGNATURE_HEAD - self.body_at
+        end = self.body_at - (2 if body < 0x100 else 3 if body < 0x10000 else 5)
+        return self.encoded[2 + _BIN_HEAD[self.encoded[1]]:end]
 
     @property
     def body(self) -> bytes:
         """The body: ciphertext for an item, a signed plaintext for membership records."""
-        start = 1 + _bin_size(self.header_length) + _bin_size(self.body_length) \
-            - self.body_length
-        return self.encoded[start:start + self.body_length]
+        return self.encoded[self.body_at:self.signature_at - _SIGNATURE_HEAD]
 
     @property
     def signature(self) -> bytes:
         """The author's Ed25519 signature, over this record or the root of its tree."""
-        start = self._signature_at()
-        return self.encoded[start:start + SIGNATURE_BYTES]
+        return self.encoded[self.signature_at:self.signature_at + SIGNATURE_BYTES]
 
     @property
     def proof(self) -> bytes:
         """The path from this record's leaf to its tree's root; empty if signed alone."""
-        start = self._signature_at() + SIGNATURE_BYTES
-        return self.encoded[start + _PROOF_HEAD:] if start < len(self.encoded) else b""
-
-    def _signature_at(self) -> int:
-        """Where the signature's bytes start (every encoding here is the shortest)."""
-        return 1 + _bin_size(self.header_length) + _bin_size(self.body_length) \
-            + _bin_size(SIGNATURE_BYTES) - SIGNATURE_BYTES
+        return self.encoded[self.signature_at + SIGNATURE_BYTES + _PROOF_HEAD:]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
@@ -247,7 +249,7 @@ class Record:
         header_bytes = header.encode()
         encoded = _pack([header_bytes, body, signature, proof] if proof
                         else [header_bytes, body, signature])
-        return cls(encoded, crypto.sha256(encoded), header, len(header_bytes), len(body))
+        return cls(encoded, crypto.sha256(encoded), header, *_offsets(encoded, body, proof))
 
     @classmethod
     def decode(cls, encoded: bytes) -> Record:
@@ -258,7 +260,8 @@ class Record:
         if wire.proof and not proof_is_well_formed(wire.proof):
             raise IntegrityError("record's tree proof is malformed")
         header = RecordHeader.decode(wire.header)
-        return cls(encoded, crypto.sha256(encoded), header, len(wire.header), len(wire.body))
+        return cls(encoded, crypto.sha256(encoded), header,
+                   *_offsets(encoded, wire.body, wire.proof))
 
     @classmethod
     def decode_trusted(cls, encoded: bytes) -> Record:
@@ -268,12 +271,14 @@ class Record:
         :class:`IntegrityError` like any other corrupt record.
         """
         wire = _decode_canonical(encoded, "record has the wrong shape")
-        return cls(encoded, crypto.sha256(encoded), None, len(wire.header), len(wire.body))
+        return cls(encoded, crypto.sha256(encoded), None,
+                   *_offsets(encoded, wire.body, wire.proof))
 
     def own_message(self) -> bytes:
         """The record's own message: what its signature is over, or (signed in a tree) what
-        its leaf hashes."""
-        return signed_message(self.header_bytes, self.body)
+        its leaf hashes; :func:`signed_message` of its header and body, whose msgpack
+        array of two is the start of this record's own array of three or four."""
+        return SIGNING_CONTEXT + _TWO_ITEMS + self.encoded[1:self.signature_at - _SIGNATURE_HEAD]
 
     def signed_message(self) -> bytes:
         """The bytes the author's signature is over: the record's own message, or the root
@@ -300,7 +305,7 @@ def _decode_canonical(encoded: bytes, error: str | None = None) -> _RecordWire:
         raise IntegrityError(error or f"record is not valid msgpack of [header, body, "
                              f"signature(, proof)]: {exc}") from exc
     if len(encoded) != 1 + _bin_size(len(wire.header)) + _bin_size(len(wire.body)) \
-            + _bin_size(SIGNATURE_BYTES) + (_bin_size(len(wire.proof)) if wire.proof else 0):
+            + _SIGNATURE_HEAD + SIGNATURE_BYTES + (_bin_size(len(wire.proof)) if wire.proof else 0):
         raise IntegrityError(error or "record is not in canonical form")
     return wire
 
