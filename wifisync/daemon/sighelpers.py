@@ -33,12 +33,12 @@ from wifisync.daemon import sigcheck
 MAX_STARTS_PER_HELPER = 3  # helpers that keep dying are not restarted for ever
 IDLE_SECONDS = 10.0  # helpers unused this long exit; the next large batch starts them again
 PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
-BEHIND = 8  # unanswered requests every running helper has before one more is started: a
-# helper is 11 MiB. A sync's batch is two requests on two cores, and a session stores its
-# oldest batches while it keeps up to 4 newer ones back, so a helper up to 8 requests
-# behind delays no store. Records signed as trees (one signature per 32) keep one helper
-# within that during a 100k sync (4-7 behind, with both daemons on 2 cores); records each
-# signed alone take 4 times the checking and start the second
+BEHIND = 5  # unanswered requests every running helper has before one more is started: a
+# helper is 11 MiB. On 2 cores a sync's batch is two requests, and a session keeps at most 4
+# batches unstored, storing the oldest 2 while the newer 2 are checked: more than 4
+# unanswered, and a store waits on the checks. During a 100k sync one helper had 0-3
+# unanswered at each request for records signed as trees (one signature per 32), and
+# 4-6 in 40 % of requests for records each signed alone, which then start the second
 Claims = Iterable[tuple[bytes, bytes, bytes]]  # (signature, own message, tree proof)
 Request = tuple[int, bytes, Claims]
 
