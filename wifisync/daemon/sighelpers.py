@@ -33,12 +33,13 @@ from wifisync.daemon import sigcheck
 MAX_STARTS_PER_HELPER = 3  # helpers that keep dying are not restarted for ever
 IDLE_SECONDS = 10.0  # helpers unused this long exit; the next large batch starts them again
 PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged pipe size
-BEHIND = 6  # unanswered requests every running helper has before one more is started: a
+BEHIND = 7  # unanswered requests every running helper has before one more is started: a
 # helper is 11 MiB. On 2 cores a sync's batch is two requests, and a session keeps at most 4
-# batches unstored, storing the oldest 2 while the newer 2 are checked: 6 unanswered, and
-# a store is waiting on the checks. During a 100k sync one helper had 0-3 unanswered at
-# each request for records signed as trees (one signature per 32; 5 once, under load),
-# and up to 6 for records each signed alone, which then start the second
+# batches unstored, storing the oldest 2 while the newer 2 are checked: 7 unanswered at a
+# request means none of the 3 older batches is checked yet. During a 100k sync one helper
+# had 0-3 unanswered at each request for records signed as trees (one signature per 32),
+# 5-6 now and then under load (when a second helper buys nothing: no core is idle), and
+# up to 6 for records each signed alone
 Claims = Iterable[tuple[bytes, bytes, bytes]]  # (signature, own message, tree proof)
 Request = tuple[int, bytes, Claims]
 
