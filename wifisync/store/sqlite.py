@@ -342,19 +342,8 @@ class SqliteStore(RecordStore):
 
     def records_after(self, origin: bytes, seq: int, limit: int,
                       max_bytes: int | None = None) -> list[Record]:
-        rows = self._db.execute(
-            "SELECT id, data FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (origin, seq, limit))
-        out: list[Record] = []
-        size = 0
-        for rid, data in rows:  # the cursor fetches row by row: stop reading at the bound
-            out.append(_load(rid, data))
-            size += self._note(len(data))
-            if max_bytes is not None and size >= max_bytes:
-                break
-        rows.close()
-        self._release()
-        return out
+        return [_load(rid, data)
+                for _seq, rid, data in self.encoded_after(origin, seq, limit, max_bytes)]
 
     def encoded_after(self, origin: bytes, seq: int, limit: int,
                       max_bytes: int | None = None) -> list[tuple[int, bytes, bytes]]:
