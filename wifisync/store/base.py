@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 
@@ -33,9 +33,9 @@ class AppendResult(enum.Enum):
     INACTIVE = "inactive"  # stored in the log, but not accepted (yet): never a held version
 
 
-def fingerprint_add(fp: bytes, record_id: bytes, sign: int = 1) -> bytes:
-    """Add (or with ``sign=-1`` remove) a record ID to a set fingerprint."""
-    total = (int.from_bytes(fp, "big") + sign * int.from_bytes(record_id, "big"))
+def fingerprint_add(fp: bytes, record_ids: Iterable[bytes]) -> bytes:
+    """A set fingerprint with these record IDs added (their sum modulo 2^256)."""
+    total = int.from_bytes(fp, "big") + sum(int.from_bytes(rid, "big") for rid in record_ids)
     return (total % FINGERPRINT_MODULUS).to_bytes(32, "big")
 
 
@@ -312,9 +312,7 @@ class RecordStore(ABC):
                                         if rid not in held])
             if inactive:
                 self._set_inactive([r for r in new if r.id in inactive], True)
-            total = int.from_bytes(self.fingerprint(), "big") + sum(
-                int.from_bytes(r.id, "big") for r in new)
-            self.set_meta("fingerprint", (total % FINGERPRINT_MODULUS).to_bytes(32, "big"))
+            self.set_meta("fingerprint", fingerprint_add(self.fingerprint(), (r.id for r in new)))
             if any(r.header.kind == Kind.MEMBER for r in new):
                 self._membership_changed()
             self._raise_seen({r.header.author for r in new}, held_seq)

@@ -196,11 +196,12 @@ class Replica:
         room: int | None = None
         keep: list[Record] = []
         for r in records:
-            if len(r.header.versions) > 1 and not batch:
+            claims_others = len(r.header.versions) > 1
+            if claims_others and not batch:
                 batch = {(x.header.author, x.header.seq): x.header.item for x in records}
             if not accept.author_counts(r):
                 inactive.add(r.id)
-            elif len(r.header.versions) > 1 and not accept.claims_held(r, batch):
+            elif claims_others and not accept.claims_held(r, batch):
                 if room is None:
                     room = MAX_WAITING - self.store.count_inactive()
                 if room <= 0:

@@ -108,10 +108,7 @@ def _holds(sorted_ids: bytes, rid: bytes) -> bool:
 
 def _large(encoded: Iterable[bytes]) -> int:
     """Bytes of the large records among these (what the byte bounds count)."""
-    sizes = list(map(len, encoded))
-    if not sizes or max(sizes) < LARGE_RECORD_BYTES:
-        return 0
-    return sum(n for n in sizes if n >= LARGE_RECORD_BYTES)
+    return sum(n for n in map(len, encoded) if n >= LARGE_RECORD_BYTES)
 
 
 class Phase(enum.Enum):
