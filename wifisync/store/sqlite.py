@@ -511,8 +511,7 @@ class SqliteStore(RecordStore):
         rows, log = [], []
         for n, r in enumerate(new, n0):
             h, rid, data = r.header, r.id, r.encoded
-            if len(data) >= LARGE_RECORD_BYTES:
-                self._note(len(data))
+            self._note(len(data))
             kind = int(h.kind)
             rows.append((n, rid, h.author, h.seq, h.item, kind, data))
             log.append((h.item, n, kind, int(rid in held)))

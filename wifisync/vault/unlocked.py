@@ -194,7 +194,7 @@ class Vault:
         self.verifier: Verifier = verifier if verifier is not None else ThreadVerifier()
         self.signatures = AuthorCheck(store, self.verifier, sigmarks.mark_key(identity))
         self.unreadable: list[bytes] = []  # items the last items() could not read
-        self._together: list[Write] | None = None  # item writes held by writing_together()
+        self._together: dict[bytes, Write] | None = None  # writes writing_together() holds
 
     @property
     def vault_key(self) -> bytes:
@@ -352,9 +352,10 @@ class Vault:
         """Hold the item writes made inside and write them at the end, in one transaction
         and signed together (an import: one signature per tree of records).
 
-        A second write to an item already held writes the held ones first.
+        A second write to an item already held writes the held ones first; reads inside do
+        not see held writes (the import reads nothing it wrote in the same batch).
         """
-        self._together = []
+        self._together = {}
         try:
             yield
             self._write_held()
@@ -363,9 +364,9 @@ class Vault:
 
     def _write_held(self) -> None:
         """Write the item writes ``writing_together`` holds."""
-        held, self._together = self._together or [], []
+        held, self._together = self._together or {}, {}
         if held:
-            self.author.write_many(held)
+            self.author.write_many(list(held.values()))
 
     def _write_item(self, item: bytes, change: Mapping[str, object], deleted: bool = False
                     ) -> None:
@@ -382,9 +383,9 @@ class Vault:
         if self._together is None:
             self.author.write(item, Kind.ITEM, body, deleted=deleted)
             return
-        if any(w.item == item for w in self._together):
+        if item in self._together:
             self._write_held()
-        self._together.append(Write(item, Kind.ITEM, body, deleted))
+        self._together[item] = Write(item, Kind.ITEM, body, deleted)
 
     def add(self, title: str, type_: str = "login", fields: Mapping[str, str] | None = None,
             tags: Sequence[str] = (), hidden: Sequence[str] = (), source: str | None = None
