@@ -2,9 +2,10 @@
 
 Everything here runs on the event loop. A link reads frames and hands each to the sync
 node through its hub (the one hand-over to the store thread, ``daemon/nodehub.py``),
-sends the frames the node asks for in order, answers pings, takes the peer for dead when
-nothing arrives for ``peer_timeout`` seconds, and tells the node when its send queue
-fills or drains.
+sends the frames the node asks for in order, answers pings (the dialing side sends them), takes
+the peer for dead when nothing arrives for ``peer_timeout`` seconds, and tells the node when
+its send queue fills or drains. A quiet link wakes its process only for pings: a timer re-armed
+by each arrival stands for the silence check.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class Link:
         self._live_log: asyncio.TimerHandle | None = None
         self._outbox: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
         self._last_rx = self._loop.time()
+        self._silence: asyncio.TimerHandle | None = None  # fires after peer_timeout of silence
         self._end: LinkEnd | None = None
         self._queued_bytes = 0  # frames handed to the writer and not yet sent
         self._drained = asyncio.Event()
@@ -164,7 +166,9 @@ class Link:
     async def run(self) -> LinkEnd:
         """Drive the session until either side ends it; returns why it ended."""
         writer = self._loop.create_task(self._writer(), name=f"link {self.id} writer")
-        watchdog = self._loop.create_task(self._watchdog(), name=f"link {self.id} watchdog")
+        pinger = (self._loop.create_task(self._pinger(), name=f"link {self.id} pinger")
+                  if self.direction is Direction.OUTBOUND else None)  # one side pings
+        self._heard()
         reader: asyncio.Task[None] | None = None
         try:
             await self.hub.link_up(self)
@@ -173,7 +177,10 @@ class Link:
         finally:
             if reader is not None:
                 reader.cancel()
-            watchdog.cancel()
+            if pinger is not None:
+                pinger.cancel()
+            if self._silence is not None:
+                self._silence.cancel()
             await self._finish(writer)
         return self._end or LinkEnd(CloseCode.GOING_AWAY, "closed")
 
@@ -213,21 +220,35 @@ class Link:
                     if before > DRAINED_BYTES:
                         self.hub.congestion(self, False)
 
-    async def _watchdog(self) -> None:
+    def _heard(self) -> None:
+        """Something arrived: the peer is alive; its silence is timed from now."""
+        self._last_rx = self._loop.time()
+        if self._silence is not None:
+            self._silence.cancel()
+        self._silence = self._loop.call_at(self._last_rx + self.timing.peer_timeout,
+                                           self._silent)
+
+    def _silent(self) -> None:
+        self._silence = None
+        silent = self._loop.time() - self._last_rx
+        self.close_soon(CloseCode.TIMEOUT, f"nothing heard for {silent:.1f} s")
+
+    async def _pinger(self) -> None:
+        """Ping the peer once it has been quiet for ``ping_interval`` (the dialing side)."""
+        last_ping = -float("inf")
         while True:
-            interval, timeout = self.timing.ping_interval, self.timing.peer_timeout
-            await asyncio.sleep(min(interval, timeout / 2))
-            silent = self._loop.time() - self._last_rx
-            if silent > timeout:
-                self.close_soon(CloseCode.TIMEOUT, f"nothing heard for {silent:.1f} s")
-                return
-            if silent >= interval:
+            interval = self.timing.ping_interval
+            now = self._loop.time()
+            if now - max(self._last_rx, last_ping) >= interval:
                 await self.ws.ping()
+                last_ping = now
+            await asyncio.sleep(max(0.0, max(self._last_rx, last_ping) + interval
+                                    - self._loop.time()))
 
     async def _read(self) -> None:
         while self._end is None:
             msg = await self.ws.receive()
-            self._last_rx = self._loop.time()
+            self._heard()
             self.last_seen = time.time()
             if msg.type is aiohttp.WSMsgType.BINARY:
                 await self.hub.frame_in(self, msg.data)
