@@ -42,7 +42,7 @@ from benchlib import (  # noqa: E402
     wait,
 )
 
-from tests.memory import tree_rss_mib  # noqa: E402
+from tests.memory import process_tree, tree_rss_mib  # noqa: E402
 from wifisync.client.control import notify_daemon  # noqa: E402
 from wifisync.harness import Device  # noqa: E402
 from wifisync.model.identity import DeviceIdentity  # noqa: E402
@@ -71,7 +71,7 @@ def fill(node: Device, n: int) -> None:
 
 def initial_sync(root: Path, n: int, runs: int) -> None:
     """A holds ``n`` records; a fresh B starts and pulls them all."""
-    times, peaks_b, peaks_a, steady_b = [], [], [], []
+    times, firsts, peaks_b, peaks_a, steady_b = [], [], [], [], []
     for r in range(runs):
         a, b = make_group(root / f"sync{n}-{r}", 2)
         try:
@@ -85,12 +85,17 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
             assert b.proc is not None
             watch_b = RssWatch({"b": b.proc.pid})
             store = SqliteStore(b.home.store_file)
+            paired = store.count_records()  # what pairing handed over
             deadline = time.monotonic() + 120
-            while store.count_records() < want:
+            first = None
+            while (held := store.count_records()) < want:
                 if time.monotonic() > deadline or b.proc.poll() is not None:
                     raise SystemExit(f"B did not receive {n} records in 120 s")
+                if first is None and held > paired:
+                    first = time.perf_counter() - started
                 time.sleep(0.01)
             times.append(time.perf_counter() - started)
+            firsts.append(first if first is not None else times[-1])
             store.close()
             time.sleep(STEADY_AFTER_S)
             steady_b.append(tree_rss_mib(b.proc.pid))
@@ -103,6 +108,8 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
     med = sorted(times)[len(times) // 2]
     record(f"initial sync {n} records, two daemons (B's start to all held)", times, "s",
            SYNC_TARGETS_S.get(n), note=f"{n / med:,.0f} records/s")
+    record(f"  of which B's start until its first record is stored ({n} records)", firsts,
+           "s", note="process start, imports, TLS and the handshake: the rest is the sync")
     record(f"receiving daemon peak RSS during a {n} sync (helpers incl.)", peaks_b, "MiB",
            PEAK_TARGET_MIB)
     record(f"receiving daemon RSS {STEADY_AFTER_S:.0f} s after a {n} sync (helpers incl.)",
@@ -203,8 +210,12 @@ def idle(root: Path, items: int, window: float, windows: int) -> None:
         want = a.record_count()
         wait(lambda: a.peers_connected() == 2 and b.record_count() >= want
              and c.record_count() >= want, 120)
-        time.sleep(5.0)  # let the initial sessions and helpers settle
+        time.sleep(5.0)  # let the initial sessions settle
         assert a.proc is not None
+        pid = a.proc.pid
+        # helpers exit once idle; one exiting inside a window would take its CPU out of the
+        # sum (tree_cpu_ns counts live processes), so the windows start once none is left
+        wait(lambda: process_tree(pid) == [pid], 60)
         per_min, rss = [], []
         for _ in range(windows):
             before = tree_cpu_ns(a.proc.pid)
