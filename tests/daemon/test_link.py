@@ -1,4 +1,4 @@
-"""A link's keep-alive over a real loopback WebSocket: the dialer pings, the listener only listens."""
+"""A link's keep-alive over a real loopback WebSocket: the dialer pings, the listener listens."""
 
 from __future__ import annotations
 
