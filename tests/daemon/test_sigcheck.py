@@ -80,7 +80,7 @@ def test_a_key_of_the_wrong_length_holds_for_nothing() -> None:
 def test_a_helper_loads_libsodium_and_neither_msgpack_nor_the_daemon() -> None:
     helpers = SignatureHelpers(1)
     try:
-        helpers.submit(b"k" * 32, [(b"s" * 64, b"m", b"")]).result(timeout=30)
+        helpers.submit(b"k" * 32, [(b"s" * 64, b"m", b"")], 1).result(timeout=30)
         [helper] = helpers._helpers
         maps = Path(f"/proc/{helper._proc.pid}/maps")
         if not maps.exists():
@@ -102,7 +102,7 @@ def test_a_request_is_framed_by_the_writer_not_the_caller() -> None:
 
     helpers = SignatureHelpers(1)
     try:
-        assert helpers.submit(b"k" * 32, claims()).result(timeout=30) == b"\x00"
+        assert helpers.submit(b"k" * 32, claims(), 1).result(timeout=30) == b"\x00"
     finally:
         helpers.close()
     assert readers and threading.current_thread().name not in readers
@@ -116,6 +116,6 @@ def test_claims_that_cannot_be_read_fail_closed() -> None:
     helpers = SignatureHelpers(1)
     try:
         with pytest.raises(ValueError, match="unreadable"):
-            helpers.submit(b"k" * 32, claims()).result(timeout=30)
+            helpers.submit(b"k" * 32, claims(), 1).result(timeout=30)
     finally:
         helpers.close()

@@ -15,7 +15,12 @@ import pytest
 from tests.sync.helpers import household
 from tests.sync.test_session import add_items
 from wifisync.daemon.sigcheck import check_all
-from wifisync.daemon.sighelpers import BEHIND, MAX_STARTS_PER_HELPER, SignatureHelpers
+from wifisync.daemon.sighelpers import (
+    BEHIND,
+    BEHIND_CHECKS,
+    MAX_STARTS_PER_HELPER,
+    SignatureHelpers,
+)
 from wifisync.daemon.verifier import (
     PARALLEL_VERIFY_MIN,
     PROCESS_VERIFY_MIN,
@@ -116,7 +121,7 @@ def test_a_dead_helper_fails_closed_and_every_record_is_checked_here(
         caplog: pytest.LogCaptureFixture) -> None:
     records, key, bad = batch
     for _ in range(2):  # a helper runs (one is enough: none falls behind), so the
-        verifier.helpers.submit(key, []).result(timeout=30)  # batch starts none afresh
+        verifier.helpers.submit(key, [], 0).result(timeout=30)  # batch starts none afresh
     procs = [w._proc for w in verifier.helpers._helpers]
     assert len(procs) == 1
     for proc in procs:
@@ -181,16 +186,39 @@ def test_a_second_helper_starts_only_when_the_first_falls_behind(
     helpers = SignatureHelpers(2)
     try:
         for _ in range(3):
-            assert helpers.submit(key, claims).result(30)[records.index(bad)] == 0
+            assert helpers.submit(key, claims, len(claims)).result(30)[records.index(bad)] == 0
         [first] = helpers._helpers
         first._proc.send_signal(signal.SIGSTOP)  # behind from now on
-        waiting = [helpers.submit(key, claims[:4]) for _ in range(BEHIND)]
+        waiting = [helpers.submit(key, claims[:4], 4) for _ in range(BEHIND)]
         assert helpers._helpers == [first]
-        flags = helpers.submit(key, claims).result(30)  # answered by a second helper
+        flags = helpers.submit(key, claims, len(claims)).result(30)  # by a second helper
         assert flags[records.index(bad)] == 0 and sum(flags) == len(records) - 1
         assert len(helpers._helpers) == 2 and not any(f.done() for f in waiting)
         first._proc.send_signal(signal.SIGCONT)
         assert all(f.result(30) == b"\x01" * 4 for f in waiting)
+    finally:
+        helpers.close()
+
+
+def test_a_second_helper_starts_when_the_first_has_many_signatures_to_check(
+        batch: tuple[list[Record], bytes, Record]) -> None:
+    """Records each signed alone are a signature each: one request of BEHIND_CHECKS of them
+    queued is reason enough for another helper; light requests (trees) are not."""
+    records, key, bad = batch
+    claims = [(r.signature, r.own_message(), r.proof) for r in records]
+    helpers = SignatureHelpers(2)
+    try:
+        assert helpers.submit(key, claims, len(claims)).result(30)[records.index(bad)] == 0
+        [first] = helpers._helpers
+        first._proc.send_signal(signal.SIGSTOP)
+        light = helpers.submit(key, claims[:4], 1)  # a tree's worth: no reason yet
+        assert helpers._helpers == [first]
+        heavy = helpers.submit(key, claims[:4], BEHIND_CHECKS)  # as many as it says
+        assert helpers._helpers == [first]  # the first one took it (the least unchecked)
+        flags = helpers.submit(key, claims, len(claims)).result(30)  # by a second helper
+        assert flags[records.index(bad)] == 0 and len(helpers._helpers) == 2
+        first._proc.send_signal(signal.SIGCONT)
+        assert light.result(30) == heavy.result(30) == b"\x01" * 4
     finally:
         helpers.close()
 
@@ -200,7 +228,7 @@ def test_helpers_inherit_no_wifisync_variables(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("WIFISYNC_PASSWORD", "hunter2")
     helpers = SignatureHelpers(1)
     try:
-        helpers.submit(b"k" * 32, []).result(timeout=30)
+        helpers.submit(b"k" * 32, [], 0).result(timeout=30)
         [helper] = helpers._helpers
         environ = Path(f"/proc/{helper._proc.pid}/environ")
         if not environ.exists():
@@ -229,7 +257,7 @@ def test_a_module_planted_in_the_working_directory_is_never_run(
     helpers = SignatureHelpers(1)
     try:
         claims = [(r.signature, r.own_message(), r.proof) for r in records[:3]]
-        assert helpers.submit(key, claims).result(timeout=30) == b"\x01\x01\x01"
+        assert helpers.submit(key, claims, 3).result(timeout=30) == b"\x01\x01\x01"
     finally:
         helpers.close()
     assert not marker.exists()
@@ -242,7 +270,7 @@ def test_idle_helpers_exit_and_come_back_for_the_next_batch(
     helpers = SignatureHelpers(2, idle_seconds=0.3)
     try:
         for _ in range(MAX_STARTS_PER_HELPER + 1):  # idle stops are no failed starts
-            flags = helpers.submit(key, claims).result(30)
+            flags = helpers.submit(key, claims, len(claims)).result(30)
             assert flags[records.index(bad)] == 0 and sum(flags) == len(records) - 1
             procs = [w._proc for w in helpers._helpers]
             assert procs and all(p.poll() is None for p in procs)

@@ -40,6 +40,10 @@ BEHIND = 7  # unanswered requests every running helper has before one more is st
 # had 0-3 unanswered at each request for records signed as trees (one signature per 32),
 # 5-6 now and then under load (when a second helper buys nothing: no core is idle), and
 # up to 6 for records each signed alone
+BEHIND_CHECKS = 1024  # or signatures unchecked (about 55 ms of work): records each signed
+# alone (typed ones) are a signature each, so a batch of them starts the second helper at
+# once (a 10k sync of them, in process: see the closing note), while a tree's 32 records
+# are one signature and never do
 Claims = Iterable[tuple[bytes, bytes, bytes]]  # (signature, own message, tree proof)
 Request = tuple[int, bytes, Claims]
 
@@ -81,13 +85,14 @@ class _Helper:
         _widen_pipe(self._proc.stdin)
         self._lock = threading.Lock()
         self._waiting: dict[int, Future[bytes]] = {}
+        self._checks: dict[int, int] = {}  # signatures each unanswered request asks for
         self._ids = itertools.count()
         self._outbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self.alive = True
         for loop in (self._read_answers, self._write_requests):
             threading.Thread(target=loop, name="wifisync-sigproc", daemon=True).start()
 
-    def submit(self, public_key: bytes, claims: Claims) -> Future[bytes]:
+    def submit(self, public_key: bytes, claims: Claims, checks: int) -> Future[bytes]:
         future: Future[bytes] = Future()
         with self._lock:
             if not self.alive:
@@ -95,6 +100,7 @@ class _Helper:
                 return future
             n = next(self._ids)
             self._waiting[n] = future
+            self._checks[n] = checks
         self._outbox.put((n, public_key, claims))
         return future
 
@@ -125,6 +131,7 @@ class _Helper:
                 n, flags = sigcheck.decode_answer(frame)
                 with self._lock:
                     future = self._waiting.pop(n)
+                    del self._checks[n]
                 future.set_result(flags)
         except Exception as exc:  # an answer out of shape: trust nothing more from it
             with self._lock:
@@ -140,12 +147,24 @@ class _Helper:
             if not future.done():
                 future.set_exception(exc)
         self._waiting.clear()
+        self._checks.clear()
 
     @property
     def backlog(self) -> int:
         """Requests not answered yet."""
         with self._lock:
             return len(self._waiting)
+
+    @property
+    def unchecked(self) -> int:
+        """Signatures the unanswered requests ask for."""
+        with self._lock:
+            return sum(self._checks.values())
+
+    @property
+    def behind(self) -> bool:
+        """Whether this helper has enough queued that another would help."""
+        return self.backlog >= BEHIND or self.unchecked >= BEHIND_CHECKS
 
     def close(self) -> None:
         self._outbox.put(None)  # the writer closes the helper's stdin: it exits on EOF
@@ -157,7 +176,7 @@ class _Helper:
 
 class SignatureHelpers:
     """Up to ``count`` helper processes, started as the checks fall behind (the first on
-    first use, another when each running one has ``BEHIND`` requests unanswered), stopped
+    first use, another when each running one is ``behind``), stopped
     after ``idle_seconds`` unused (an initial sync needs them; a daemon that is done
     syncing keeps no memory for them)."""
 
@@ -170,14 +189,15 @@ class SignatureHelpers:
         self._last_use = 0.0
         self._reaper: threading.Timer | None = None
 
-    def submit(self, public_key: bytes, claims: Claims) -> Future[bytes]:
-        """Check ``claims`` in a helper (read when the helper takes them, on another thread:
-        a lazy iterable of immutable data); the future holds one flag byte per claim."""
+    def submit(self, public_key: bytes, claims: Claims, checks: int) -> Future[bytes]:
+        """Check ``claims`` (``checks`` distinct signatures) in a helper (read when the
+        helper takes them, on another thread: a lazy iterable of immutable data); the
+        future holds one flag byte per claim."""
         with self._lock:
             self._last_use = time.monotonic()
             self._helpers = [w for w in self._helpers if w.alive]
-            helper = min(self._helpers, key=lambda w: w.backlog, default=None)
-            if (helper is None or helper.backlog >= BEHIND) \
+            helper = min(self._helpers, key=lambda w: w.unchecked, default=None)
+            if (helper is None or helper.behind) \
                     and len(self._helpers) < self._count \
                     and self._starts < MAX_STARTS_PER_HELPER * self._count:
                 self._starts += 1
@@ -190,7 +210,7 @@ class SignatureHelpers:
                 return _failed(OSError("no signature helper could be started"))
             if self._reaper is None:
                 self._arm(self._idle_seconds)
-        return helper.submit(public_key, claims)
+        return helper.submit(public_key, claims, checks)
 
     def _arm(self, seconds: float) -> None:
         """Look again in ``seconds`` whether the helpers went unused (lock held)."""
