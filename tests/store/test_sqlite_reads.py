@@ -94,6 +94,7 @@ def test_a_store_of_schema_5_gets_the_tombstone_index_and_title_tags(
     db = sqlite3.connect(path)
     db.execute("DROP INDEX records_tombstones")
     db.execute("DROP TABLE title_tags")
+    db.execute("DROP TABLE twins")
     db.execute("PRAGMA user_version = 5")
     db.commit()
     db.close()

@@ -288,8 +288,6 @@ def test_a_record_signed_in_two_trees_is_an_equivocation_refused_alone() -> None
     assert not b.store.has_record(tree2[0].id)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (not tree-specific): replicas that took "
-                   "different twins of an equivocation keep them; see docs/SECURITY.md")
 def test_replicas_that_took_different_twins_converge() -> None:
     a, b, c = household(3)
     tree1, tree2 = equivocated_trees(a)

@@ -323,10 +323,12 @@ class _Resolver:
         return max(valid, key=lambda e: (e.record.header.time, e.record.id)).body.name
 
 def member_records(store: RecordStore) -> list[Record]:
-    """Every MEMBER record held (every version: revocations live in the history)."""
+    """Every MEMBER record held (every version: revocations live in the history), and
+    every one kept aside as a twin: an equivocating author's MEMBER records all count."""
     out: list[Record] = []
     for item, _held in store.heads_of_kind(Kind.MEMBER):
         out.extend(store.versions(item))
+    out.extend(store.twin_records(Kind.MEMBER))
     return out
 
 

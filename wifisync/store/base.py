@@ -5,6 +5,12 @@ the same transaction as every append: the held (maximal) versions of each item, 
 ``seen`` vector (per origin, the highest ``n`` with every ``seq <= n`` held), and a
 fingerprint of the set of held record IDs (their sum mod 2**256).
 Stores do not check signatures or membership: the replica does, before appending.
+
+Twins: an author that signs two records with one (origin, seq) equivocates. The store
+holds the twin with the lowest record ID at that place and keeps the others *aside*
+(:meth:`RecordStore.append_twin`): synced and counted in the fingerprint, never a version
+of any item; a MEMBER record aside still counts for membership. Every device that holds
+the same records therefore holds the same twin at each place (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class AppendResult(enum.Enum):
     HEAD = "head"  # stored and now a held version of its item
     OBSOLETE = "obsolete"  # stored in the log, but a held version dominates it
     INACTIVE = "inactive"  # stored in the log, but not accepted (yet): never a held version
+    TWIN = "twin"  # a lower twin holds its (origin, seq): kept aside, never a version
 
 
 def fingerprint_add(fp: bytes, record_ids: Iterable[bytes]) -> bytes:
@@ -150,7 +157,15 @@ class RecordStore(ABC):
 
     @abstractmethod
     def record_ids(self) -> Iterator[bytes]:
-        """Every held record ID."""
+        """Every held record ID (twins kept aside not included), sorted."""
+
+    @abstractmethod
+    def synced_ids(self) -> Iterator[bytes]:
+        """Every record ID the fingerprint sums, sorted: the held ones and the twins aside."""
+
+    @abstractmethod
+    def twin_records(self, kind: Kind | None = None) -> list[Record]:
+        """The twins kept aside (of one kind, if given), by ID."""
 
     @abstractmethod
     def seen(self) -> dict[bytes, int]:
@@ -207,6 +222,16 @@ class RecordStore(ABC):
                    superseded: Sequence[tuple[bytes, bytes]]) -> None:
         """Insert new records, a held version where its ID is in ``held``; stop holding
         the (item, record ID) pairs of ``superseded``. Called inside a transaction."""
+
+    @abstractmethod
+    def _take_out(self, record: Record) -> None:
+        """Remove a held record from the log, its item's versions, the inactive set and
+        every index of it, and void the set mark over its run (it is about to be kept
+        aside); ``seen`` and the fingerprint are the caller's. Called inside a transaction."""
+
+    @abstractmethod
+    def _put_aside(self, record: Record) -> None:
+        """Keep a twin aside. Called inside a transaction."""
 
     @abstractmethod
     def _set_seen(self, origin: bytes, seq: int) -> None:
@@ -317,6 +342,38 @@ class RecordStore(ABC):
                 self._membership_changed()
             self._raise_seen({r.header.author for r in new}, held_seq)
             return results
+
+    def append_twin(self, record: Record, active: bool = True) -> AppendResult:
+        """Append a record whose (origin, seq) may hold a different record: its twin.
+
+        The twin with the lower record ID holds the place: a lower ``record`` takes it (the
+        held one is kept aside and its item's versions are recomputed from the log, so the
+        result is the one the lower twin alone would have made) and its result is that of
+        :meth:`append`; a higher one is kept aside (TWIN). A record already held or aside is
+        a DUPLICATE. Slower than :meth:`append_many`: the sync core calls it only for
+        records that made a batch raise :class:`IntegrityError`.
+        """
+        with self.transaction():
+            if self.has_record(record.id):
+                return AppendResult.DUPLICATE
+            h = record.header
+            held_id = self._held_at([record]).get((h.author, h.seq))
+            if held_id is None:
+                return self.append(record, active)
+            held = self.get_record(held_id)
+            assert held is not None, "a held (origin, seq) names a held record"
+            if held_id < record.id:
+                self._put_aside(record)
+                self.set_meta("fingerprint", fingerprint_add(self.fingerprint(), [record.id]))
+                result = AppendResult.TWIN
+            else:
+                self._take_out(held)
+                self._put_aside(held)
+                self._rebuild_heads(held.header.item)
+                result = self.append(record, active)
+            if Kind.MEMBER in (h.kind, held.header.kind):
+                self._membership_changed()
+            return result
 
     def _raise_seen(self, origins: AbstractSet[bytes],
                     held_seq: Mapping[tuple[bytes, int], bytes]) -> None:

@@ -25,6 +25,7 @@ class MemoryStore(RecordStore):
         self._marks: dict[bytes, bytes] = {}
         self._sets: dict[bytes, tuple[tuple[bytes, ...], bytes]] = {}  # record ID -> its set
         self._inactive: set[bytes] = set()
+        self._twins: dict[bytes, Record] = {}  # twins kept aside, by ID
         self._depth = 0
         self._undo: list[Callable[[], None]] = []
 
@@ -62,10 +63,10 @@ class MemoryStore(RecordStore):
         self._meta[key] = value
 
     def has_record(self, record_id: bytes) -> bool:
-        return record_id in self._records
+        return record_id in self._records or record_id in self._twins
 
     def get_record(self, record_id: bytes) -> Record | None:
-        return self._records.get(record_id)
+        return self._records.get(record_id) or self._twins.get(record_id)
 
     def has_seq(self, origin: bytes, seq: int) -> bool:
         return (origin, seq) in self._by_seq
@@ -99,6 +100,13 @@ class MemoryStore(RecordStore):
 
     def record_ids(self) -> Iterator[bytes]:
         yield from sorted(self._records)
+
+    def synced_ids(self) -> Iterator[bytes]:
+        yield from sorted([*self._records, *self._twins])
+
+    def twin_records(self, kind: Kind | None = None) -> list[Record]:
+        return [r for _rid, r in sorted(self._twins.items())
+                if kind is None or r.header.kind == kind]
 
     def seen(self) -> dict[bytes, int]:
         return dict(self._seen)
@@ -179,6 +187,27 @@ class MemoryStore(RecordStore):
             restore_heads()
 
         return undo
+
+    def _take_out(self, record: Record) -> None:
+        h, rid = record.header, record.id
+        for table, key in ((self._records, rid), (self._by_seq, (h.author, h.seq))):
+            self._on_rollback(_restore(table, key))
+            del table[key]
+        self._on_rollback(_restore(self._by_item, h.item, list(self._by_item[h.item])))
+        self._by_item[h.item] = [x for x in self._by_item[h.item] if x != rid]
+        self._on_rollback(_restore(self._heads, h.item, set(self._heads.get(h.item, ()))))
+        self._heads.get(h.item, set()).discard(rid)
+        self._set_inactive([record], False)
+        self._on_rollback(_restore(self._marks, rid))
+        self._marks.pop(rid, None)
+        if rid in self._sets:  # the set mark over its run is void: drop it for the others
+            for other in self._sets[rid][0]:
+                self._on_rollback(_restore(self._sets, other))
+                self._sets.pop(other, None)
+
+    def _put_aside(self, record: Record) -> None:
+        self._on_rollback(_restore(self._twins, record.id))
+        self._twins[record.id] = record
 
     def _set_seen(self, origin: bytes, seq: int) -> None:
         self._on_rollback(_restore(self._seen, origin))

@@ -17,7 +17,7 @@ from wifisync.model import crypto
 from wifisync.model.records import Kind, Record
 from wifisync.store.base import STREAM_BATCH, RecordStore
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_MS = 60_000
 # The page cache is sized for what every write batch touches at random: the entries of the
 # records.id index and of item_log, about INDEX_BYTES_PER_RECORD per record held (measured
@@ -123,6 +123,11 @@ MIGRATIONS: list[str] = [
         item BLOB NOT NULL, n INTEGER NOT NULL, id BLOB NOT NULL, tag BLOB NOT NULL,
         PRIMARY KEY (item, n)
     ) WITHOUT ROWID;
+    """,
+    # v7: twins kept aside (an author signed two records with one origin and seq: the lower
+    # ID holds the place in records, the others are kept here; see RecordStore.append_twin)
+    """
+    CREATE TABLE twins (id BLOB PRIMARY KEY, kind INTEGER NOT NULL, data BLOB NOT NULL);
     """,
 ]
 _ITEM = int(Kind.ITEM)
@@ -285,10 +290,12 @@ class SqliteStore(RecordStore):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
     def has_record(self, record_id: bytes) -> bool:
-        return self._one("SELECT 1 FROM records WHERE id = ?", record_id) is not None
+        return self._one("SELECT 1 FROM records WHERE id = ? UNION ALL "
+                         "SELECT 1 FROM twins WHERE id = ?", record_id, record_id) is not None
 
     def get_record(self, record_id: bytes) -> Record | None:
-        row = self._one("SELECT id, data FROM records WHERE id = ?", record_id)
+        row = self._one("SELECT id, data FROM records WHERE id = ?", record_id) \
+            or self._one("SELECT id, data FROM twins WHERE id = ?", record_id)
         if row is None:
             return None
         self._note(len(row[1]))
@@ -368,6 +375,15 @@ class SqliteStore(RecordStore):
     def record_ids(self) -> Iterator[bytes]:
         for (rid,) in self._db.execute("SELECT id FROM records ORDER BY id").fetchall():
             yield bytes(rid)
+
+    def synced_ids(self) -> Iterator[bytes]:
+        for (rid,) in self._db.execute(
+                "SELECT id FROM records UNION ALL SELECT id FROM twins ORDER BY id").fetchall():
+            yield bytes(rid)
+
+    def twin_records(self, kind: Kind | None = None) -> list[Record]:
+        rows = self._db.execute("SELECT id, data, kind FROM twins ORDER BY id").fetchall()
+        return [_load(rid, data) for rid, data, k in rows if kind is None or k == int(kind)]
 
     def seen(self) -> dict[bytes, int]:
         return {bytes(o): s for o, s in self._db.execute("SELECT origin, seq FROM seen")}
@@ -526,6 +542,24 @@ class SqliteStore(RecordStore):
             "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
             "(SELECT n FROM records WHERE id = ?)", superseded)
         self._size_cache(n0 + len(new) - 1)
+
+    def _take_out(self, record: Record) -> None:
+        row = self._one("SELECT n FROM records WHERE id = ?", record.id)
+        assert row is not None, "only a held record is taken out"
+        n, item = int(row[0]), record.header.item
+        self._db.execute("DELETE FROM item_log WHERE item = ? AND n = ?", (item, n))
+        self._db.execute("DELETE FROM title_tags WHERE item = ? AND n = ?", (item, n))
+        self._db.execute("DELETE FROM inactive WHERE id = ?", (record.id,))
+        self._db.execute("DELETE FROM signature_marks WHERE id = ?", (record.id,))
+        self._db.execute("DELETE FROM signature_sets WHERE lo = (SELECT MAX(lo) FROM "
+                         "signature_sets WHERE lo <= ?) AND hi >= ?", (n, n))
+        self._db.execute("DELETE FROM records WHERE n = ?", (n,))
+        self._runs.clear()  # a run this transaction stored may have held it
+
+    def _put_aside(self, record: Record) -> None:
+        self._note(len(record.encoded))
+        self._db.execute("INSERT INTO twins (id, kind, data) VALUES (?, ?, ?)",
+                         (record.id, int(record.header.kind), record.encoded))
 
     def _set_seen(self, origin: bytes, seq: int) -> None:
         self._db.execute(

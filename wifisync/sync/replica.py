@@ -190,15 +190,15 @@ class Replica:
     def _store_checked(self, records: list[Record], accept: Acceptance,
                        result: ApplyResult) -> list[Record]:
         """Store checked records, inactive where the rule says so; returns the new ones."""
-        batch: dict[tuple[bytes, int], bytes] = {}  # filled for the first record that
-        # claims versions of other devices (a record of one counter, its author's, claims none)
+        batch: set[tuple[bytes, int]] = set()  # filled for the first record that claims
+        # versions of other devices (a record of one counter, its author's, claims none)
         inactive: set[bytes] = set()
         room: int | None = None
         keep: list[Record] = []
         for r in records:
             claims_others = len(r.header.versions) > 1
             if claims_others and not batch:
-                batch = {(x.header.author, x.header.seq): x.header.item for x in records}
+                batch = {(x.header.author, x.header.seq) for x in records}
             if not accept.author_counts(r):
                 inactive.add(r.id)
             elif claims_others and not accept.claims_held(r, batch):
@@ -218,27 +218,36 @@ class Replica:
                    inactive: AbstractSet[bytes]) -> int:
         """Append checked records; returns how many were new."""
         try:
-            outcomes: list[AppendResult | None] = list(
-                self.store.append_many(records, inactive))
+            outcomes = self.store.append_many(records, inactive)
         except IntegrityError:
-            # The author equivocated (another record with the same origin and seq is held):
-            # nothing was written; store the others one by one and refuse the twins.
-            outcomes = []
-            for r in records:
-                try:
-                    outcomes.append(self.store.append_many([r], inactive)[0])
-                except IntegrityError:
-                    outcomes.append(None)
+            # The author equivocated (two records with one origin and seq, held or in this
+            # batch): nothing was written; store them one by one, each twin by the rule.
+            outcomes = [self._store_one(r, inactive) for r in records]
         new = 0
         for r, outcome in zip(records, outcomes, strict=True):
-            if outcome is None:
-                self._refuse(r, "equivocation (another record with its seq is held)", result)
-            elif outcome is AppendResult.DUPLICATE:
+            if outcome is AppendResult.DUPLICATE:
                 result.duplicates += 1
             else:
                 result.applied.append(r)
                 new += 1
         return new
+
+    def _store_one(self, record: Record, inactive: AbstractSet[bytes]) -> AppendResult:
+        """Append one record; a twin of a held one goes by :meth:`RecordStore.append_twin`
+        (the lower record ID holds the place on every device, the other is kept aside)."""
+        try:
+            return self.store.append_many([record], inactive)[0]
+        except IntegrityError:
+            outcome = self.store.append_twin(record, record.id not in inactive)
+        if outcome is not AppendResult.DUPLICATE:
+            h = record.header
+            key = (h.author, "equivocation")
+            if key not in self._logged and len(self._logged) < 1024:
+                self._logged.add(key)
+                log.warning("device %s signed two records with sequence number %d "
+                            "(equivocation): every device keeps the one with the lower ID "
+                            "(logged once)", h.author.hex()[:16], h.seq)
+        return outcome
 
     def bootstrap(self, records: Sequence[Record]) -> ApplyResult:
         """Store the MEMBER and VAULT_KEY records handed over at pairing, by the same rule."""

@@ -467,9 +467,11 @@ class SyncSession:
         self.stats.fingerprint_mismatch = not matched
 
     def _id_stream(self) -> Iterator[StreamItem]:
-        """Our sorted record IDs in chunks, then (once theirs are in) what they lack."""
+        """Our sorted record IDs in chunks, then (once theirs are in) what they lack; twins
+        kept aside too (the fingerprint sums them): this carries the lower twin of an
+        equivocation to a peer that holds the higher one, and the higher to the other."""
         chunk: list[bytes] = []
-        for rid in self.store.record_ids():
+        for rid in self.store.synced_ids():
             chunk.append(rid)
             if len(chunk) == MAX_IDS_PER_LIST:
                 yield tuple(chunk), False
@@ -478,7 +480,7 @@ class SyncSession:
         while not self._peer_ids_complete:
             yield BLOCKED
         theirs, self._peer_ids = bytes(self._peer_ids), bytearray()
-        lacking = [r for rid in self.store.record_ids() if not _holds(theirs, rid)
+        lacking = [r for rid in self.store.synced_ids() if not _holds(theirs, rid)
                    if (r := self.store.get_record(rid)) is not None]
         lacking.sort(key=lambda r: (r.header.kind != Kind.MEMBER, r.header.author,
                                     r.header.seq))
