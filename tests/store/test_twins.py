@@ -83,7 +83,7 @@ def test_every_order_of_delivery_holds_the_lowest_twin(
             lowest[place] = r
     plain = MemoryStore()
     plain.append_many([r for r in everything if lowest[(r.header.author, r.header.seq)] is r])
-    fingerprint, *rest = state(plain)
+    _fingerprint, *rest = state(plain)
     aside = [r.id for r in everything if lowest[(r.header.author, r.header.seq)] is not r]
     assert results[0][0] == fingerprint_add(EMPTY_FINGERPRINT, [r.id for r in everything])
     assert results[0][4] == sorted(aside)

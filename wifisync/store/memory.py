@@ -190,9 +190,10 @@ class MemoryStore(RecordStore):
 
     def _take_out(self, record: Record) -> None:
         h, rid = record.header, record.id
-        for table, key in ((self._records, rid), (self._by_seq, (h.author, h.seq))):
-            self._on_rollback(_restore(table, key))
-            del table[key]
+        self._on_rollback(_restore(self._records, rid))
+        del self._records[rid]
+        self._on_rollback(_restore(self._by_seq, (h.author, h.seq)))
+        del self._by_seq[(h.author, h.seq)]
         self._on_rollback(_restore(self._by_item, h.item, list(self._by_item[h.item])))
         self._by_item[h.item] = [x for x in self._by_item[h.item] if x != rid]
         self._on_rollback(_restore(self._heads, h.item, set(self._heads.get(h.item, ()))))
