@@ -279,13 +279,16 @@ def equivocated_trees(a: Device) -> tuple[list[Record], list[Record]]:
     return tree1, tree2
 
 
-def test_a_record_signed_in_two_trees_is_an_equivocation_refused_alone() -> None:
+def test_a_record_signed_in_two_trees_is_an_equivocation_settled_alone() -> None:
     a, b = household(2)
     tree1, tree2 = equivocated_trees(a)
+    low, high = sorted([tree1[0], tree2[0]], key=lambda r: r.id)
     assert b.replica.apply(tree1).refused == 0
     result = b.replica.apply(tree2)
-    assert result.refused == 1 and result.applied == [tree2[1]]  # the twin alone refused
-    assert not b.store.has_record(tree2[0].id)
+    assert result.refused == 0 and result.applied == tree2  # the twin and its tree sibling
+    assert [r.id for r in b.store.twin_records()] == [high.id]  # the higher twin aside
+    assert b.store.records_after(a.id, tree1[0].header.seq - 1, 1) == [low]
+    assert b.store.has_record(tree1[1].id) and b.store.has_record(tree2[1].id)
 
 
 def test_replicas_that_took_different_twins_converge() -> None:
@@ -293,5 +296,9 @@ def test_replicas_that_took_different_twins_converge() -> None:
     tree1, tree2 = equivocated_trees(a)
     b.replica.apply(tree1)
     c.replica.apply(tree2)
-    sync(b, c)
+    wire = sync(b, c)
     assert b.record_ids() == c.record_ids()
+    assert b.store.fingerprint() == c.store.fingerprint()
+    assert not any(s.stats.fingerprint_mismatch for s in wire.sessions)
+    for item in {r.header.item for r in tree1 + tree2}:
+        assert b.store.heads(item) == c.store.heads(item)
