@@ -131,6 +131,17 @@ def test_heads_of_kind_groups_items_by_kind(store: RecordStore, devices: list[De
     assert list(store.heads_of_kind(Kind.VAULT_KEY)) == []
 
 
+def test_a_version_of_another_kind_hides_no_membership(
+        store: RecordStore, devices: list[DeviceIdentity], rec: MakeRecord) -> None:
+    a, b = devices[0], devices[1]
+    member = rec(a, 1, item=M, kind=Kind.MEMBER)
+    store.append(member)
+    for seq in range(1, 9):  # concurrent item versions under the member item's ID
+        store.append(rec(b, seq, item=M, versions={}, body=b"junk %d" % seq))
+    assert [(item, [r.id for r in held]) for item, held in store.heads_of_kind(Kind.MEMBER)] \
+        == [(M, [member.id])]
+
+
 # --- seen and fingerprint --------------------------------------------------------------
 
 

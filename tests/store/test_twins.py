@@ -132,6 +132,7 @@ def test_a_higher_twin_is_kept_aside_and_changes_nothing_else(
             store.count_records()) == before
     assert list(store.record_ids()) == [low.id]
     assert list(store.synced_ids()) == [low.id, high.id]
+    assert store.twins_at(a.device_id, 1) == [high] and store.twins_at(a.device_id, 2) == []
     assert store.fingerprint() == fingerprint_add(EMPTY_FINGERPRINT, [low.id, high.id])
 
 

@@ -38,7 +38,15 @@ from wifisync.errors import IntegrityError, ProtocolError, UsageError
 from wifisync.model import crypto
 from wifisync.model.clock import hlc_pack
 from wifisync.model.membership import view_of
-from wifisync.model.records import Kind, Membership, Record, member_item_id, sign_records
+from wifisync.model.records import (
+    Kind,
+    Membership,
+    Record,
+    member_item_id,
+    payload_key,
+    seal_item_body,
+    sign_records,
+)
 from wifisync.model.versions import dominates
 from wifisync.store.base import EMPTY_FINGERPRINT, fingerprint_add
 from wifisync.vault.members import acknowledge
@@ -238,29 +246,41 @@ class Household(RuleBasedStateMachine):
         body = Membership(target.identity.cert_der, target.name, revoked=True, held=held)
         self._forge(craft(self.hostile, member_item_id(target.id), Kind.MEMBER, body.encode()))
 
+    def _readable(self, item: bytes, title: str) -> Record:
+        """A version the hostile device signs at its next seq that opens (it has the key)."""
+        assert self.hostile is not None
+        time = hlc_pack(wall_ms(), 0)
+        header = craft(self.hostile, item, time=time, versions={}).header
+        payload = {"attrs": {"title": [title, time]}, "fields": {"password": [title, time]},
+                   "history": {}}
+        body = seal_item_body(payload_key(self.hostile.vault_key), header, payload)
+        return craft(self.hostile, item, body=body, time=time, versions={})
+
     @precondition(lambda self: self.hostile is not None)
-    @rule(item=items, i=st.integers(0, 4), j=st.integers(0, 4), twins=st.integers(2, 3),
-          how=st.sampled_from(["body", "item", "member"]))
-    def hostile_equivocates(self, item: bytes, i: int, j: int, twins: int, how: str) -> None:
+    @rule(target=items, item=items, i=st.integers(0, 4), j=st.integers(0, 4),
+          twins=st.integers(2, 3), how=st.sampled_from(["body", "item", "member"]))
+    def hostile_equivocates(self, item: bytes, i: int, j: int, twins: int, how: str) -> bytes:
         """Two or three records with one seq, each handed to a different honest device (as
-        pushes on different connections); the hostile device keeps the first."""
+        pushes on different connections); the hostile device keeps the first. Honest
+        devices may then edit the item of the last item twin (a claim of a twin that may
+        lose)."""
         assert self.hostile is not None
         hostile = self.hostile
-        records = [craft(hostile, item, body=crypto.random_bytes(40), versions={})]
+        records = [self._readable(item, "twin 0")]
         for k in range(1, twins):
             if how == "member" and k == 1:
                 body = Membership(hostile.identity.cert_der, f"twin {k}")
                 records.append(craft(hostile, member_item_id(hostile.id), Kind.MEMBER,
                                      body.encode(), versions={}))
             else:
-                records.append(craft(hostile, item if how == "body" else
-                                     crypto.random_bytes(16), body=crypto.random_bytes(40),
-                                     versions={}))
+                records.append(self._readable(item if how == "body" else
+                                              crypto.random_bytes(16), f"twin {k}"))
         self._forge(records[0])
         self.written.extend(records[1:])
         for k, twin in enumerate(records[1:]):
             receiver = self._device((i, j)[k % 2])
             self._relay(receiver, receiver.replica.apply([twin]).applied, exclude=None)
+        return next(r.header.item for r in reversed(records) if r.header.kind == Kind.ITEM)
 
     # --- sessions ---------------------------------------------------------------------------
 

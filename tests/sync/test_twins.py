@@ -107,18 +107,24 @@ def test_an_honest_edit_on_the_losing_twin_is_kept() -> None:
         assert d.vault.get(item_x).state.title == "x"
 
 
-def test_a_claim_of_the_other_twins_item_counts_where_the_first_one_is_held() -> None:
+def test_a_claim_of_the_losing_twin_counts_once_that_twin_is_held_aside() -> None:
     a, b, c = household(3)
     sync_clean(b, c)  # b learns of c
     item_x, item_y = crypto.random_bytes(16), crypto.random_bytes(16)
-    twin_x, twin_y = sealed(a, item_x, "x"), sealed(a, item_y, "y")
-    b.replica.apply([twin_x])
-    c.replica.apply([twin_y])
+    for _ in range(100):  # the twin about y must lose
+        low, high = ordered(sealed(a, item_x, "x"), sealed(a, item_y, "y"))
+        if high.header.item == item_y:
+            break
+    b.replica.apply([low])
+    c.replica.apply([high])
     c.vault.edit(item_y, fields={"pin": "edit"})
     [edit] = c.store.heads(item_y)
-    result = b.replica.apply([edit])  # b holds a's twin about x at the place it claims
-    assert result.applied == [edit] and not b.store.is_inactive(edit.id)
+    assert b.replica.apply([edit]).applied == [edit]  # stored; its claim is not held yet
+    assert b.store.is_inactive(edit.id)
+    b.replica.apply([high])  # kept aside, and it is what the edit claims
+    assert not b.store.is_inactive(edit.id)
     assert b.vault.get(item_y).state.values["pin"] == "edit"
+    assert [r.id for r in b.store.heads(item_x)] == [low.id]
 
 
 def test_twins_in_one_batch_and_a_third_twin_settle_on_the_lowest() -> None:
@@ -215,3 +221,24 @@ def test_twins_and_their_effects_survive_a_restart(tmp_path: Path) -> None:
     assert c.vault.get(item).state.title == ("one" if low is one else "two")
     wire = sync(b, c)
     assert wire.sessions[0].stats.rounds == 0  # equal fingerprints at once
+
+
+def test_a_claim_waits_alike_whichever_order_the_other_items_twin_arrives_in() -> None:
+    a, b, c, d = household(4)
+    for one, other in ((b, c), (c, d), (b, d)):
+        sync_clean(one, other)  # everyone knows everyone
+    item_x, item_y = crypto.random_bytes(16), crypto.random_bytes(16)
+    twin_x, twin_y = sealed(a, item_x, "x"), sealed(a, item_y, "y")
+    c.replica.apply([twin_y])
+    c.vault.edit(item_y, fields={"pin": "edit"})
+    [edit] = c.store.heads(item_y)
+    b.replica.apply([twin_x])
+    b.replica.apply([edit])
+    d.replica.apply([edit])
+    d.replica.apply([twin_x])
+    assert b.store.is_inactive(edit.id) == d.store.is_inactive(edit.id)
+    for one, other in ((b, c), (c, d), (b, d)):
+        sync_clean(one, other)
+    converged(b, c, d)
+    assert not d.store.is_inactive(edit.id)
+    assert d.vault.get(item_y).state.values["pin"] == "edit"

@@ -168,6 +168,10 @@ class RecordStore(ABC):
         """The twins kept aside (of one kind, if given), by ID."""
 
     @abstractmethod
+    def twins_at(self, origin: bytes, seq: int) -> list[Record]:
+        """The twins kept aside at one (origin, seq), by ID."""
+
+    @abstractmethod
     def seen(self) -> dict[bytes, int]:
         """Per origin, the highest ``n`` such that every record with ``seq <= n`` is held."""
 

@@ -75,9 +75,11 @@ class MemoryStore(RecordStore):
         return [self._records[i] for i in sorted(self._heads.get(item, ()))]
 
     def heads_of_kind(self, kind: Kind) -> Iterator[tuple[bytes, list[Record]]]:
+        """As the SQLite store: the held versions of that kind (a member could sign a
+        version of another kind for the same item ID; it hides none of them)."""
         for item in sorted(self._heads):
-            held = self.heads(item)
-            if held and held[0].header.kind == kind:
+            held = [r for r in self.heads(item) if r.header.kind == kind]
+            if held:
                 yield item, held
 
     def versions(self, item: bytes) -> list[Record]:
@@ -107,6 +109,10 @@ class MemoryStore(RecordStore):
     def twin_records(self, kind: Kind | None = None) -> list[Record]:
         return [r for _rid, r in sorted(self._twins.items())
                 if kind is None or r.header.kind == kind]
+
+    def twins_at(self, origin: bytes, seq: int) -> list[Record]:
+        return [r for r in self.twin_records()
+                if (r.header.author, r.header.seq) == (origin, seq)]
 
     def seen(self) -> dict[bytes, int]:
         return dict(self._seen)

@@ -127,7 +127,11 @@ MIGRATIONS: list[str] = [
     # v7: twins kept aside (an author signed two records with one origin and seq: the lower
     # ID holds the place in records, the others are kept here; see RecordStore.append_twin)
     """
-    CREATE TABLE twins (id BLOB PRIMARY KEY, kind INTEGER NOT NULL, data BLOB NOT NULL);
+    CREATE TABLE twins (
+        id BLOB PRIMARY KEY, origin BLOB NOT NULL, seq INTEGER NOT NULL, item BLOB NOT NULL,
+        kind INTEGER NOT NULL, data BLOB NOT NULL
+    );
+    CREATE INDEX twins_place ON twins (origin, seq);
     """,
 ]
 _ITEM = int(Kind.ITEM)
@@ -385,6 +389,10 @@ class SqliteStore(RecordStore):
         rows = self._db.execute("SELECT id, data, kind FROM twins ORDER BY id").fetchall()
         return [_load(rid, data) for rid, data, k in rows if kind is None or k == int(kind)]
 
+    def twins_at(self, origin: bytes, seq: int) -> list[Record]:
+        return [_load(rid, data) for rid, data in self._db.execute(
+            "SELECT id, data FROM twins WHERE origin = ? AND seq = ? ORDER BY id", (origin, seq))]
+
     def seen(self) -> dict[bytes, int]:
         return {bytes(o): s for o, s in self._db.execute("SELECT origin, seq FROM seen")}
 
@@ -558,8 +566,10 @@ class SqliteStore(RecordStore):
 
     def _put_aside(self, record: Record) -> None:
         self._note(len(record.encoded))
-        self._db.execute("INSERT INTO twins (id, kind, data) VALUES (?, ?, ?)",
-                         (record.id, int(record.header.kind), record.encoded))
+        h = record.header
+        self._db.execute(
+            "INSERT INTO twins (id, origin, seq, item, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, h.author, h.seq, h.item, int(h.kind), record.encoded))
 
     def _set_seen(self, origin: bytes, seq: int) -> None:
         self._db.execute(

@@ -9,7 +9,7 @@ every read of the vault asks here. A record is
 - **inactive** (stored, synced, but no part of any item's versions): its author does not
   count at that sequence number (not admitted, revoked before it, or a relay writing an
   item, tombstone or wrapped key), or its version vector claims a version of another
-  device that this store does not hold (it waits; at most ``MAX_WAITING``
+  device that this store does not hold for that item (it waits; at most ``MAX_WAITING``
   such records are kept, later ones are refused until some arrive);
 - **active** otherwise.
 
@@ -108,26 +108,28 @@ class Acceptance:
         return self.view.counts(h.author, h.seq, h.kind)
 
     def claims_held(self, record: Record,
-                    batch: AbstractSet[tuple[bytes, int]] | None = None) -> bool:
-        """Whether every version the record claims of another device is held.
+                    batch: AbstractSet[tuple[bytes, int, bytes]] | None = None) -> bool:
+        """Whether every version the record claims of another device is held for its item.
 
-        A claim ``(D, n)`` holds once the record at that place is held (``batch``: the
-        places of records being stored with this one), whatever item it is about: an
-        honest vector claims only versions of its own item, and one that names another
-        item's place hides nothing that claiming a held version of this item would not
-        (later records of ``D`` have higher numbers). Which twin holds a place therefore
-        never decides whether a claim holds (docs/SECURITY.md, "Equivocation").
+        ``batch`` holds (origin, seq, item) of records being stored with this one. Where
+        the author of a claimed version equivocated, a twin kept aside counts as much as
+        the one held: which twin holds the place never decides whether a claim holds
+        (docs/SECURITY.md, "Equivocation").
         """
         h = record.header
         for device, n in h.versions.items():
-            if device == h.author or (batch is not None and (device, n) in batch):
+            if device == h.author or (batch is not None and (device, n, h.item) in batch):
                 continue
-            if not self.store.has_seq(device, n):
+            held = self.store.records_after(device, n - 1, 1)
+            if not held or held[0].header.seq != n:
+                return False
+            if held[0].header.item != h.item and not any(
+                    t.header.item == h.item for t in self.store.twins_at(device, n)):
                 return False
         return True
 
     def active(self, record: Record,
-               batch: AbstractSet[tuple[bytes, int]] | None = None) -> bool:
+               batch: AbstractSet[tuple[bytes, int, bytes]] | None = None) -> bool:
         """Whether a stored (or about to be stored) record counts."""
         if record.header.kind == Kind.MEMBER:
             return True  # membership reads every MEMBER record; the rule decides their effect

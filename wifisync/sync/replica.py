@@ -190,15 +190,15 @@ class Replica:
     def _store_checked(self, records: list[Record], accept: Acceptance,
                        result: ApplyResult) -> list[Record]:
         """Store checked records, inactive where the rule says so; returns the new ones."""
-        batch: set[tuple[bytes, int]] = set()  # filled for the first record that claims
-        # versions of other devices (a record of one counter, its author's, claims none)
+        batch: set[tuple[bytes, int, bytes]] = set()  # filled for the first record that
+        # claims versions of other devices (a record of one counter, its author's, claims none)
         inactive: set[bytes] = set()
         room: int | None = None
         keep: list[Record] = []
         for r in records:
             claims_others = len(r.header.versions) > 1
             if claims_others and not batch:
-                batch = {(x.header.author, x.header.seq) for x in records}
+                batch = {(x.header.author, x.header.seq, x.header.item) for x in records}
             if not accept.author_counts(r):
                 inactive.add(r.id)
             elif claims_others and not accept.claims_held(r, batch):
