@@ -185,3 +185,5 @@ def test_a_member_twin_changes_the_membership_token(
     token = store.membership_token()
     store.append_twin(low)
     assert store.membership_token() != token
+    assert store.twin_records(high.header.kind) == [high]
+    assert store.twin_records(low.header.kind) == []

@@ -66,7 +66,8 @@ class MemoryStore(RecordStore):
         return record_id in self._records or record_id in self._twins
 
     def get_record(self, record_id: bytes) -> Record | None:
-        return self._records.get(record_id) or self._twins.get(record_id)
+        held = self._records.get(record_id)
+        return held if held is not None else self._twins.get(record_id)
 
     def has_seq(self, origin: bytes, seq: int) -> bool:
         return (origin, seq) in self._by_seq

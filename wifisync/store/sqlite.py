@@ -386,8 +386,11 @@ class SqliteStore(RecordStore):
             yield bytes(rid)
 
     def twin_records(self, kind: Kind | None = None) -> list[Record]:
-        rows = self._db.execute("SELECT id, data, kind FROM twins ORDER BY id").fetchall()
-        return [_load(rid, data) for rid, data, k in rows if kind is None or k == int(kind)]
+        rows = self._db.execute(
+            "SELECT id, data FROM twins ORDER BY id" if kind is None else
+            "SELECT id, data FROM twins WHERE kind = ? ORDER BY id",
+            () if kind is None else (int(kind),))
+        return [_load(rid, data) for rid, data in rows]
 
     def twins_at(self, origin: bytes, seq: int) -> list[Record]:
         return [_load(rid, data) for rid, data in self._db.execute(
