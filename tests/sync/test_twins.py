@@ -11,7 +11,7 @@ import pytest
 from tests.sync.helpers import Device, craft, household, identity, join_device, sync
 from wifisync.model import crypto
 from wifisync.model.clock import hlc_pack
-from wifisync.model.membership import Member, compute, member_records
+from wifisync.model.membership import Member, _views, compute, member_records
 from wifisync.model.records import (
     VAULT_KEY_ITEM,
     Kind,
@@ -22,7 +22,7 @@ from wifisync.model.records import (
     payload_key,
     seal_item_body,
 )
-from wifisync.store import RecordStore, SqliteStore
+from wifisync.store import MemoryStore, RecordStore, SqliteStore
 from wifisync.wallclock import wall_ms
 
 
@@ -197,11 +197,12 @@ def test_an_item_twin_of_a_membership_record_keeps_the_membership() -> None:
     assert identity(4).device_id in c.replica.named_devices()
 
 
-def test_twins_and_their_effects_survive_a_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_twins_and_their_effects_survive_a_restart(tmp_path: Path, kind: str) -> None:
     paths = iter(tmp_path / f"{n}.db" for n in range(10))
 
     def factory() -> RecordStore:
-        return SqliteStore(next(paths))
+        return SqliteStore(next(paths)) if kind == "sqlite" else MemoryStore()
 
     a, b, c = household(3, store_factory=factory)
     sync_clean(b, c)
@@ -212,11 +213,12 @@ def test_twins_and_their_effects_survive_a_restart(tmp_path: Path) -> None:
     c.replica.apply([high])
     c.replica.apply([low])  # c holds the higher one: the lower replaces it
     b.replica.apply([high])  # b holds the lower one: the higher goes aside
-    for d in (b, c):
-        assert isinstance(d.store, SqliteStore)
-        path = d.store.path
-        d.store.close()
-        d.store = SqliteStore(path)
+    for d in (b, c):  # a restart: the store reopened (SQLite), a new replica, no cached view
+        if isinstance(d.store, SqliteStore):
+            path = d.store.path
+            d.store.close()
+            d.store = SqliteStore(path)
+        _views.pop(d.store, None)
     converged(b, c)
     assert c.vault.get(item).state.title == ("one" if low is one else "two")
     wire = sync(b, c)
