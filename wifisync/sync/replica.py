@@ -2,8 +2,10 @@
 
 Every record from the wire or the pairing hand-over passes here before it reaches the
 store. Refused records are counted and never stored; inactive ones are stored but take
-no part in their item's versions until the rule accepts them. Membership changes re-judge
-the records they touch; nothing is ever deleted. No I/O beyond the store.
+no part in their item's versions until the rule accepts them. Twins (an author's two
+records with one seq) are settled by the store's rule: the lowest ID holds the place, the
+others are kept aside. Membership changes re-judge the records they touch; nothing is ever
+deleted. No I/O beyond the store.
 """
 
 from __future__ import annotations
