@@ -69,9 +69,9 @@ def _hub(device: Device, thread: StoreThread, seen_on: set[int]) -> NodeHub:
         seen_on.add(threading.get_ident())  # the node makes sessions where it runs
         return SyncSession(device.replica, peer, now=now)
 
-    node = SyncNode(device.id, NodeStore(store, device.identity, device.replica.vault_id),
-                    new_session, store.max_seq(device.id))
-    return NodeHub(node, thread, lambda _action: None, lambda _link: None)
+    node_store = NodeStore(store, device.identity, device.replica.vault_id)
+    node = SyncNode(device.id, node_store, new_session, store.max_seq(device.id))
+    return NodeHub(node, thread, node_store.local_tip, lambda _action: None, lambda _link: None)
 
 
 async def test_two_hubs_sync_and_every_link_call_happens_on_the_loop(tmp_path: Path) -> None:

@@ -106,9 +106,11 @@ class Daemon:
             on_stored=functools.partial(sigmarks.mark_accepted, self.store,
                                         sigmarks.mark_key(self.identity)),
             durable=False)  # records from peers, which hold them: no fsync per batch
-        self.node = SyncNode(self.self_id, NodeStore(self.store, self.identity, self.vault_id),
-                             self._new_session, self.store.max_seq(self.self_id))
-        self.hub = NodeHub(self.node, self.store_thread, self._on_news, self._link_synced)
+        node_store = NodeStore(self.store, self.identity, self.vault_id)
+        self.node = SyncNode(self.self_id, node_store, self._new_session,
+                             self.store.max_seq(self.self_id))
+        self.hub = NodeHub(self.node, self.store_thread, node_store.local_tip, self._on_news,
+                           self._link_synced)
         self.trust = Trust(tls.Credentials.in_dir(home.data_dir), self.vault_id,
                            self.node.members)
         self.addressbook = AddressBook(home.data_dir)

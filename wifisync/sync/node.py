@@ -182,6 +182,11 @@ class SyncNode:
 
     # --- what the caller reads -------------------------------------------------------------
 
+    @property
+    def local_seq(self) -> int:
+        """This device's records up to this seq were pushed."""
+        return self._local_seq
+
     def take_actions(self) -> list[Action]:
         """The actions the events so far call for, in order; the node forgets them."""
         actions, self._actions = self._actions, []
