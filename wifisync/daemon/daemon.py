@@ -436,6 +436,7 @@ class Daemon:
         with contextlib.suppress(TimeoutError):  # a stalled link must not hold the caller
             async with asyncio.timeout(NOTIFY_WAIT), self._push_progress:
                 await self._push_progress.wait_for(lambda: self._push_done >= asked)
+        await asyncio.sleep(0)  # the link writers the push woke send first, then this answer
         return self._pushed - before
 
     async def _on_joined(self, record: Record) -> None:

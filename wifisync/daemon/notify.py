@@ -68,21 +68,24 @@ class NotifySocket:
                 conn.close()
                 continue
             conn.setblocking(False)
-            self._open[conn] = loop.call_later(REQUEST_SECONDS, self._drop, conn)
-            loop.add_reader(conn.fileno(), self._readable, conn)
-            self._readable(conn)  # the CLI sends its byte with the connect: often here now
+            request = _request(conn)  # the CLI sends its byte with the connect: usually here
+            if request is None:
+                self._open[conn] = loop.call_later(REQUEST_SECONDS, self._drop, conn)
+                loop.add_reader(conn.fileno(), self._readable, conn)
+            else:
+                self._serve(conn, request)
 
     def _readable(self, conn: socket.socket) -> None:
-        try:
-            request = conn.recv(1)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            request = b""
+        request = _request(conn)
+        if request is not None:
+            self._forget(conn)
+            self._serve(conn, request)
+
+    def _serve(self, conn: socket.socket, request: bytes) -> None:
+        """Answer a request (no longer watched), or close the connection on anything else."""
         if request not in (WAIT, NO_WAIT):
-            self._drop(conn)
+            conn.close()
             return
-        self._forget(conn)
         pushed = self._notify(request == WAIT)  # the daemon's pusher wakes here, not a loop later
         task = asyncio.get_running_loop().create_task(self._answer(conn, pushed))
         self._answering.add(task)
@@ -119,3 +122,13 @@ class NotifySocket:
             await asyncio.gather(*self._answering, return_exceptions=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _request(conn: socket.socket) -> bytes | None:
+    """The request byte; b"" when the client hung up or failed, None while none came."""
+    try:
+        return conn.recv(1)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
