@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
-from tests.sync.helpers import Device, household
-from wifisync.daemon.nodehub import NodeHub
+from tests.sync.helpers import Device, craft, household
+from wifisync.daemon.nodehub import INLINE_LOCAL_RECORDS, INLINE_PUSH_BYTES, NodeHub
 from wifisync.daemon.storethread import NodeStore, StoreThread
 from wifisync.model.deviceid import short_device_id
+from wifisync.model.records import Record
 from wifisync.store.sqlite import SqliteStore
 from wifisync.sync import SyncSession
+from wifisync.sync.messages import Push, encode_message
 from wifisync.sync.node import SyncNode
 
 _ids = itertools.count(1)
@@ -106,3 +111,123 @@ async def test_two_hubs_sync_and_every_link_call_happens_on_the_loop(tmp_path: P
     assert on_a.threads == on_b.threads == {loop_thread}
     assert node_threads and loop_thread not in node_threads
     assert on_a.closed is None and on_b.closed is None
+
+
+class Pair:
+    """Two hubs on their own store threads, in sync over wire links (``b`` is checked)."""
+
+    def __init__(self, a: Device, b: Device, hubs: list[NodeHub], threads: list[StoreThread],
+                 on_a: WireLink, on_b: WireLink) -> None:
+        self.a, self.b, self.hubs, self.threads = a, b, hubs, threads
+        self.on_a, self.on_b = on_a, on_b
+        self.ran: list[tuple[str, int]] = []  # (event, thread) as b's node handled them
+
+    def watch(self, hub: NodeHub, name: str) -> None:
+        """Note where (on which thread) and in what order ``hub``'s node handles ``name``."""
+        real: Callable[..., Any] = getattr(hub.node, name)
+
+        def noted(*args: Any) -> Any:
+            self.ran.append((name, threading.get_ident()))
+            return real(*args)
+
+        setattr(hub.node, name, noted)
+
+
+@contextlib.asynccontextmanager
+async def synced_pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    """Two devices in sync through their hubs; the pumps run until the block ends."""
+    paths = (tmp_path / f"d{n}.db" for n in itertools.count())
+    a, b = household(2, lambda: SqliteStore(next(paths)))
+    threads = [StoreThread(), StoreThread()]
+    hubs = [_hub(a, threads[0], set()), _hub(b, threads[1], set())]
+    on_a, on_b = WireLink(hubs[0], b.id), WireLink(hubs[1], a.id)
+    on_a.other, on_b.other = on_b, on_a
+    pumps = [asyncio.create_task(link.pump()) for link in (on_a, on_b)]
+    try:
+        await hubs[0].link_up(on_a)  # type: ignore[arg-type]
+        await hubs[1].link_up(on_b)  # type: ignore[arg-type]
+        async with asyncio.timeout(10):
+            while not (on_a.in_sync and on_b.in_sync):
+                await asyncio.sleep(0.01)
+        yield Pair(a, b, hubs, threads, on_a, on_b)
+    finally:
+        for pump in pumps:
+            pump.cancel()
+        for hub in hubs:
+            await hub.close()
+        for thread in threads:
+            thread.shutdown()
+
+
+def push_frame(*records: Record) -> bytes:
+    return encode_message(Push(tuple(r.encoded for r in records)))
+
+
+async def test_a_live_push_is_checked_on_the_loop_and_a_forged_one_is_refused(
+        tmp_path: Path) -> None:
+    async with synced_pair(tmp_path) as pair:
+        pair.watch(pair.hubs[1], "frame_in")
+        good = craft(pair.a, b"i" * 16, body=b"typed on a")
+        forged = Record.create(good.header, good.body + b"!", good.signature)
+        assert len(push_frame(forged)) <= INLINE_PUSH_BYTES
+        await pair.hubs[1].frame_in(pair.on_b, push_frame(forged))  # type: ignore[arg-type]
+        assert not pair.b.store.has_record(forged.id)
+        await pair.hubs[1].frame_in(pair.on_b, push_frame(good))  # type: ignore[arg-type]
+        assert pair.b.store.has_record(good.id)
+        assert pair.on_b.closed is None  # a bad signature is refused, not a crash
+    loop_thread = threading.get_ident()
+    assert pair.ran == [("frame_in", loop_thread)] * 2  # no hop: both checked right here
+
+
+async def test_a_push_while_the_store_thread_is_busy_waits_its_turn(tmp_path: Path) -> None:
+    async with synced_pair(tmp_path) as pair:
+        pair.watch(pair.hubs[1], "frame_in")
+        thread = pair.threads[1]
+        gate = threading.Event()
+        busy = asyncio.ensure_future(thread.run(
+            lambda: (gate.wait(5), pair.ran.append(("busy", threading.get_ident())))))
+        await asyncio.sleep(0)
+        first = craft(pair.a, b"j" * 16, body=b"first")
+        arriving = asyncio.ensure_future(
+            pair.hubs[1].frame_in(pair.on_b, push_frame(first)))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        assert not pair.b.store.has_record(first.id)  # queued behind the busy call
+        gate.set()
+        await asyncio.gather(busy, arriving)
+        assert pair.b.store.has_record(first.id)
+        pair.a.store.append_many([first])  # a's next record follows it
+        second = craft(pair.a, b"j" * 16, body=b"second")
+        await pair.hubs[1].frame_in(pair.on_b, push_frame(second))  # type: ignore[arg-type]
+        assert pair.b.store.has_record(second.id)
+    store_thread, loop_thread = pair.ran[0][1], threading.get_ident()
+    assert pair.ran == [("busy", store_thread), ("frame_in", store_thread),
+                        ("frame_in", loop_thread)]
+
+
+async def test_large_or_early_frames_go_to_the_store_thread(tmp_path: Path) -> None:
+    async with synced_pair(tmp_path) as pair:
+        pair.watch(pair.hubs[1], "frame_in")
+        big = craft(pair.a, b"k" * 16, body=b"x" * INLINE_PUSH_BYTES)
+        await pair.hubs[1].frame_in(pair.on_b, push_frame(big))  # type: ignore[arg-type]
+        pair.a.store.append_many([big])
+        pair.on_b.in_sync = False  # as while the initial exchange runs
+        small = craft(pair.a, b"l" * 16, body=b"small")
+        await pair.hubs[1].frame_in(pair.on_b, push_frame(small))  # type: ignore[arg-type]
+        assert pair.b.store.has_record(big.id) and pair.b.store.has_record(small.id)
+    loop_thread = threading.get_ident()
+    assert [ident == loop_thread for _name, ident in pair.ran] == [False, False]
+
+
+async def test_a_local_commit_of_many_records_goes_to_the_store_thread(tmp_path: Path) -> None:
+    async with synced_pair(tmp_path) as pair:
+        pair.watch(pair.hubs[0], "local_commit")
+        for n in range(INLINE_LOCAL_RECORDS + 1):
+            pair.a.vault.add(f"import {n}")
+        assert await pair.hubs[0].local_commit() == (INLINE_LOCAL_RECORDS + 1, False)
+        pair.a.vault.add("one more")
+        assert await pair.hubs[0].local_commit() == (1, False)
+        async with asyncio.timeout(10):
+            while pair.a.state() != pair.b.state():
+                await asyncio.sleep(0.01)
+    loop_thread = threading.get_ident()
+    assert [ident == loop_thread for _name, ident in pair.ran] == [False, True]

@@ -70,3 +70,25 @@ async def test_shutdown_finishes_what_was_handed_over_then_refuses_more() -> Non
     assert done == list(range(5))
     with pytest.raises(RuntimeError):
         await thread.run(lambda: None)
+
+
+async def test_idle_only_once_every_call_handed_over_has_finished() -> None:
+    thread = StoreThread()
+    gate, second = threading.Event(), threading.Event()
+    try:
+        assert thread.idle()
+        blocked = asyncio.ensure_future(thread.run(gate.wait))
+        queued = asyncio.ensure_future(thread.run(second.wait))
+        await asyncio.sleep(0)  # both handed over; the first holds the thread
+        assert not thread.idle()
+        gate.set()
+        await blocked
+        assert not thread.idle()  # the second is queued or running
+        second.set()
+        await queued
+        assert thread.idle()
+    finally:
+        gate.set()
+        second.set()
+        thread.shutdown()
+    assert not thread.idle()  # shut down: the loop must not take the store either
