@@ -48,7 +48,7 @@ from wifisync.store import sigmarks
 from wifisync.store.addressbook import AddressBook
 from wifisync.store.sqlite import SqliteStore
 from wifisync.sync import Replica, SyncSession
-from wifisync.sync.node import Action, CutOff, Deletes, SyncNode, TrustChanged
+from wifisync.sync.node import Action, CutOff, Deletes, LocalPush, SyncNode, TrustChanged
 from wifisync.vault.deletebrake import DeleteWatch
 from wifisync.vault.unlocked import vault_id_of
 from wifisync.wallclock import wall_ms
@@ -131,6 +131,7 @@ class Daemon:
         self._push_wake = asyncio.Event()
         self._push_progress = asyncio.Condition()
         self._push_asked = self._push_done = self._pushed = 0
+        self._pushing = False  # the pusher is at work (not waiting for a wake)
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._last_sync: tuple[float, bytes] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -407,6 +408,7 @@ class Daemon:
         while True:
             await self._push_wake.wait()
             self._push_wake.clear()
+            self._pushing = True
             asked = self._push_asked
             try:
                 while True:
@@ -419,24 +421,46 @@ class Daemon:
             except Exception:
                 log.exception("pushing local records failed")
             self._push_done = asked
+            self._pushing = False
             async with self._push_progress:
                 self._push_progress.notify_all()
 
     # --- control socket -------------------------------------------------------------------
 
     def _notify(self, wait: bool = True) -> Awaitable[int]:
-        """Wake the pusher now (not once the caller's task runs); the awaitable answers at
-        once, or with ``wait`` once the pusher sent what is committed by now."""
+        """Push a few new records now, or wake the pusher now (not once the caller's task
+        runs); the awaitable answers at once, or with ``wait`` once what is committed by
+        now was handed to the links."""
         self._push_asked += 1
         asked, before = self._push_asked, self._pushed
-        self._push_wake.set()
+        if not self._push_here(asked):
+            self._push_wake.set()
         return self._pushed_since(asked, before) if wait else _nothing_pushed()
+
+    def _push_here(self, asked: int) -> bool:
+        """While the pusher is idle, push a usual commit (a few records) without waking it.
+
+        The frames are queued to the links before the caller's answer is: they go first.
+        """
+        if self._pushing or self._push_wake.is_set():
+            return False  # the pusher has this ask in hand
+        try:
+            pushed = self.hub.local_commit_here()
+        except Exception:
+            log.exception("pushing local records failed")
+            pushed = LocalPush(0, False)
+        if pushed is None:
+            return False
+        self._pushed += pushed.records
+        if pushed.more:
+            return False  # the pusher pushes the rest, the links draining between slices
+        self._push_done = asked  # any waiter checks this before it waits
+        return True
 
     async def _pushed_since(self, asked: int, before: int) -> int:
         with contextlib.suppress(TimeoutError):  # a stalled link must not hold the caller
             async with asyncio.timeout(NOTIFY_WAIT), self._push_progress:
                 await self._push_progress.wait_for(lambda: self._push_done >= asked)
-        await asyncio.sleep(0)  # the link writers the push woke send first, then this answer
         return self._pushed - before
 
     async def _on_joined(self, record: Record) -> None:
