@@ -186,9 +186,14 @@ class NodeHub:
 
     async def local_commit(self) -> LocalPush:
         """Push the next slice of this device's new records (``more``: ask again)."""
+        pushed = self.local_commit_here()
+        return pushed if pushed is not None else await self.call(self.node.local_commit)
+
+    def local_commit_here(self) -> LocalPush | None:
+        """Push a few new records right here; None when the store thread must do it."""
         if self.thread.idle() and self._local_tip() - self.node.local_seq <= INLINE_LOCAL_RECORDS:
             return self._here(self.node.local_commit)
-        return await self.call(self.node.local_commit)
+        return None
 
     async def close(self) -> None:
         """Stop the timer and wait for the events handed over (shutdown)."""
