@@ -218,14 +218,16 @@ async def test_large_or_early_frames_go_to_the_store_thread(tmp_path: Path) -> N
     assert [ident == loop_thread for _name, ident in pair.ran] == [False, False]
 
 
-async def test_a_local_commit_of_many_records_goes_to_the_store_thread(tmp_path: Path) -> None:
+async def test_a_commit_of_a_few_records_is_pushed_on_the_loop_and_more_on_the_thread(
+        tmp_path: Path) -> None:
     async with synced_pair(tmp_path) as pair:
         pair.watch(pair.hubs[0], "local_commit")
         for n in range(INLINE_LOCAL_RECORDS + 1):
             pair.a.vault.add(f"import {n}")
+        assert pair.hubs[0].local_commit_here() is None  # too many for the loop
         assert await pair.hubs[0].local_commit() == (INLINE_LOCAL_RECORDS + 1, False)
         pair.a.vault.add("one more")
-        assert await pair.hubs[0].local_commit() == (1, False)
+        assert pair.hubs[0].local_commit_here() == (1, False)
         async with asyncio.timeout(10):
             while pair.a.state() != pair.b.state():
                 await asyncio.sleep(0.01)

@@ -433,7 +433,7 @@ class Daemon:
         now was handed to the links."""
         self._push_asked += 1
         asked, before = self._push_asked, self._pushed
-        if not self._push_here(asked):
+        if not (wait and self._push_here(asked)):  # `n`: a bulk writer (attachments)
             self._push_wake.set()
         return self._pushed_since(asked, before) if wait else _nothing_pushed()
 

@@ -186,11 +186,10 @@ class NodeHub:
 
     async def local_commit(self) -> LocalPush:
         """Push the next slice of this device's new records (``more``: ask again)."""
-        pushed = self.local_commit_here()
-        return pushed if pushed is not None else await self.call(self.node.local_commit)
+        return await self.call(self.node.local_commit)
 
     def local_commit_here(self) -> LocalPush | None:
-        """Push a few new records right here; None when the store thread must do it."""
+        """Push a usual commit (a few records) right here; None: the store thread must."""
         if self.thread.idle() and self._local_tip() - self.node.local_seq <= INLINE_LOCAL_RECORDS:
             return self._here(self.node.local_commit)
         return None
