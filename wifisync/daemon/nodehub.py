@@ -43,7 +43,7 @@ log = logging.getLogger("wifisync.daemon")
 
 T = TypeVar("T")
 
-INLINE_PUSH_BYTES = 8 * 1024  # a live PUSH frame up to this size may be handled on the loop
+INLINE_PUSH_BYTES = 4 * 1024  # a live PUSH frame up to this size may be handled on the loop
 INLINE_LOCAL_RECORDS = 8  # and a local commit of up to this many records
 _PUSH = int(MessageType.PUSH)
 
