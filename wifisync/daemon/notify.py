@@ -86,7 +86,7 @@ class NotifySocket:
         if request not in (WAIT, NO_WAIT):
             conn.close()
             return
-        pushed = self._notify(request == WAIT)  # the daemon's pusher wakes here, not a loop later
+        pushed = self._notify(request == WAIT)  # pushes (or wakes the pusher) now, not a loop later
         task = asyncio.get_running_loop().create_task(self._answer(conn, pushed))
         self._answering.add(task)
         task.add_done_callback(self._answering.discard)
