@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -92,3 +93,42 @@ async def test_idle_only_once_every_call_handed_over_has_finished() -> None:
         second.set()
         thread.shutdown()
     assert not thread.idle()  # shut down: the loop must not take the store either
+
+
+async def test_not_idle_while_a_finished_calls_result_waits_for_its_caller() -> None:
+    """A call the thread finished whose caller has not resumed yet still counts: what it
+    asked for (frames to send) goes out before anything the loop would run itself."""
+    thread = StoreThread()
+    finished = threading.Event()
+    try:
+        call = asyncio.ensure_future(thread.run(finished.set))
+        await asyncio.sleep(0)  # handed over
+        assert finished.wait(10)
+        time.sleep(0.05)  # the thread is done; the loop has not run the caller again
+        assert not thread.idle()
+        await call
+        assert thread.idle()
+    finally:
+        thread.shutdown()
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_thread_busy_until_the_call_ends() -> None:
+    thread = StoreThread()
+    gate = threading.Event()
+    try:
+        call = asyncio.ensure_future(thread.run(gate.wait))
+        await asyncio.sleep(0)
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        assert not thread.idle()  # the call still runs on the thread
+        gate.set()
+        await asyncio.to_thread(lambda: None)  # let the thread finish
+        for _ in range(100):
+            if thread.idle():
+                break
+            await asyncio.sleep(0.01)
+        assert thread.idle()
+    finally:
+        gate.set()
+        thread.shutdown()

@@ -40,6 +40,7 @@ class StoreThread:
         self._closed = False
         self._handed = 0  # calls handed over (counted by the loop, the one caller)
         self._done = 0  # calls finished (counted by the store thread)
+        self._returned = 0  # calls whose caller has resumed (counted by the loop)
         self._thread = threading.Thread(target=self._serve, name="wifisync-store", daemon=True)
         self._thread.start()
 
@@ -54,15 +55,20 @@ class StoreThread:
         future: asyncio.Future[T] = loop.create_future()
         self._handed += 1
         self._calls.put((loop, future, fn, args))
-        return await future
+        try:
+            return await future
+        finally:
+            self._returned += 1  # the caller acts on the result before it next yields
 
     def idle(self) -> bool:
-        """Whether every call handed over has finished (and the thread still serves).
+        """Whether every call handed over has finished and its caller has resumed (and the
+        thread still serves).
 
         Then the loop that hands the calls over may use the store and the node itself,
-        without a hop, and still in order: the thread does nothing until the next call.
+        without a hop, and still in order: the thread does nothing until the next call, and
+        no earlier call's result waits on the loop to be acted on (its frames sent first).
         """
-        return not self._closed and self._handed == self._done
+        return not self._closed and self._handed == self._done == self._returned
 
     def shutdown(self) -> None:
         """Finish the calls handed over so far and stop the thread."""
