@@ -48,6 +48,17 @@ def machine() -> str:
             f"load average {load}")
 
 
+def speed_reference() -> float:
+    """Milliseconds a fixed pure-Python loop takes here (median of 7): a VM's speed drifts
+    within the hour, and this says which phase a report's figures came from."""
+    times = []
+    for _ in range(7):
+        t = time.perf_counter()
+        sum(range(10**6))
+        times.append((time.perf_counter() - t) * 1000)
+    return sorted(times)[3]
+
+
 def percentile(samples: list[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0-100): p99 of few samples is their maximum."""
     ordered = sorted(samples)

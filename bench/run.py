@@ -26,7 +26,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 sys.path.insert(0, str(BENCH))
 
-from benchlib import RESULTS_ENV, SET_ENV, machine  # noqa: E402
+from benchlib import RESULTS_ENV, SET_ENV, machine, speed_reference  # noqa: E402
 
 
 def discover(only: list[str]) -> list[Path]:
@@ -85,6 +85,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
              f"- when: {report['started']} UTC, {report['seconds']:.0f} s in all",
              f"- machine: {report['machine']}",
              f"- load average after: {report['load_after']}",
+             f"- speed reference (`sum(range(10**6))`, lower is faster): "
+             f"{report['speed_before']:.1f} ms before, {report['speed_after']:.1f} ms after",
              f"- command: `{report['command']}`", "",
              "| bench | figure | median | p99 | runs | target | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -151,6 +153,7 @@ def main() -> int:
     scripts = discover(args.only)
     started, t0 = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), time.monotonic()
     print(f"machine: {machine()}")
+    speed_before = speed_reference()
     before = {p.name: p.stat().st_mtime for p in RESULTS.glob("*.png")}
     benches = []
     for i, script in enumerate(scripts, 1):
@@ -164,6 +167,7 @@ def main() -> int:
         "set": "full" if args.full else "quick", "started": started,
         "seconds": time.monotonic() - t0, "machine": machine(),
         "load_after": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "speed_before": speed_before, "speed_after": speed_reference(),
         "command": "make bench-full" if args.full else "make bench",
         "benches": benches, "plots": []}
     if plot_targets(report, RESULTS / "latest.png"):
