@@ -80,37 +80,17 @@ def _hub(device: Device, thread: StoreThread, seen_on: set[int]) -> NodeHub:
 
 
 async def test_two_hubs_sync_and_every_link_call_happens_on_the_loop(tmp_path: Path) -> None:
-    paths = (tmp_path / f"d{n}.db" for n in itertools.count())
-    a, b = household(2, lambda: SqliteStore(next(paths)))
-    a.vault.add("from a")
-    threads = [StoreThread(), StoreThread()]
     node_threads: set[int] = set()
-    hubs = [_hub(a, threads[0], node_threads), _hub(b, threads[1], node_threads)]
-    on_a, on_b = WireLink(hubs[0], b.id), WireLink(hubs[1], a.id)
-    on_a.other, on_b.other = on_b, on_a
-    pumps = [asyncio.create_task(link.pump()) for link in (on_a, on_b)]
-    try:
-        await hubs[0].link_up(on_a)  # type: ignore[arg-type]
-        await hubs[1].link_up(on_b)  # type: ignore[arg-type]
+    async with synced_pair(tmp_path, node_threads, written="from a") as pair:
+        pair.b.vault.add("live from b")
+        assert await pair.hubs[1].local_commit() == (1, False)
         async with asyncio.timeout(10):
-            while not (on_a.in_sync and on_b.in_sync):
+            while pair.a.state() != pair.b.state():
                 await asyncio.sleep(0.01)
-        b.vault.add("live from b")
-        assert await hubs[1].local_commit() == (1, False)
-        async with asyncio.timeout(10):
-            while a.state() != b.state():
-                await asyncio.sleep(0.01)
-    finally:
-        for pump in pumps:
-            pump.cancel()
-        for hub in hubs:
-            await hub.close()
-        for thread in threads:
-            thread.shutdown()
     loop_thread = threading.get_ident()
-    assert on_a.threads == on_b.threads == {loop_thread}
+    assert pair.on_a.threads == pair.on_b.threads == {loop_thread}
     assert node_threads and loop_thread not in node_threads
-    assert on_a.closed is None and on_b.closed is None
+    assert pair.on_a.closed is None and pair.on_b.closed is None
 
 
 class Pair:
@@ -134,12 +114,17 @@ class Pair:
 
 
 @contextlib.asynccontextmanager
-async def synced_pair(tmp_path: Path) -> AsyncIterator[Pair]:
-    """Two devices in sync through their hubs; the pumps run until the block ends."""
+async def synced_pair(tmp_path: Path, node_threads: set[int] | None = None,
+                      written: str | None = None) -> AsyncIterator[Pair]:
+    """Two devices in sync through their hubs (``a`` wrote ``written`` before they met; the
+    threads the nodes ran on go to ``node_threads``); the pumps run until the block ends."""
     paths = (tmp_path / f"d{n}.db" for n in itertools.count())
     a, b = household(2, lambda: SqliteStore(next(paths)))
+    if written is not None:
+        a.vault.add(written)
+    seen_on = set() if node_threads is None else node_threads
     threads = [StoreThread(), StoreThread()]
-    hubs = [_hub(a, threads[0], set()), _hub(b, threads[1], set())]
+    hubs = [_hub(a, threads[0], seen_on), _hub(b, threads[1], seen_on)]
     on_a, on_b = WireLink(hubs[0], b.id), WireLink(hubs[1], a.id)
     on_a.other, on_b.other = on_b, on_a
     pumps = [asyncio.create_task(link.pump()) for link in (on_a, on_b)]
