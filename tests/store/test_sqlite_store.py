@@ -268,9 +268,15 @@ def test_only_a_transaction_marked_not_durable_skips_the_sync(
     with s.transaction(durable=False):
         assert synchronous(s) == 1
         s.append(make_record(devices[0], 1))
-    assert synchronous(s) == 2  # back for the next writer
+    with s.transaction(durable=False):  # a daemon's next one: the setting is kept
+        assert synchronous(s) == 1
+    with s.transaction():
+        assert synchronous(s) == 2  # back for the next durable writer
     with pytest.raises(RuntimeError), s.transaction(durable=False):
         raise RuntimeError("rolled back")
+    with s.transaction():
+        assert synchronous(s) == 2
+    s.set_meta("k", b"v")  # a write of its own is a durable transaction too
     assert synchronous(s) == 2
     s.close()
     s = SqliteStore(tmp_path / "vault.db")
@@ -322,4 +328,38 @@ def test_a_power_cut_that_loses_the_unsynced_end_of_the_wal_leaves_an_earlier_st
         held_counts.append(n)
         c.close()
     assert held_counts == sorted(held_counts) and held_counts[-1] == 20
+    s.close()
+
+
+def test_meta_read_in_a_transaction_is_read_again_after_another_connection_wrote_it(
+        tmp_path: Path) -> None:
+    """The store keeps meta values it read in a write transaction for the next ones, but
+    never once another connection (the CLI, a daemon) committed meanwhile."""
+    path = tmp_path / "vault.db"
+    daemon, cli = SqliteStore(path), SqliteStore(path)
+    daemon.set_meta("fingerprint", b"one")
+    with daemon.transaction(durable=False):
+        assert daemon.get_meta("fingerprint") == b"one"
+    cli.set_meta("fingerprint", b"two")
+    with daemon.transaction(durable=False):
+        assert daemon.get_meta("fingerprint") == b"two"
+    raw_db = raw(path)  # a writer outside wifisync as well
+    with raw_db:
+        raw_db.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (b"three",))
+    raw_db.close()
+    with daemon.transaction():
+        assert daemon.get_meta("fingerprint") == b"three"
+    daemon.close()
+    cli.close()
+
+
+def test_meta_written_in_a_rolled_back_transaction_is_not_kept(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "vault.db")
+    s.set_meta("k", b"before")
+    with pytest.raises(RuntimeError), s.transaction():
+        s.set_meta("k", b"after")
+        assert s.get_meta("k") == b"after"
+        raise RuntimeError("rolled back")
+    with s.transaction():
+        assert s.get_meta("k") == b"before"
     s.close()

@@ -179,6 +179,11 @@ class SqliteStore(RecordStore):
         self._lock = threading.RLock()
         self._depth = 0
         self._durable = True  # whether the open transaction must be durable
+        self._relaxed = False  # whether the connection is at synchronous = NORMAL: set for a
+        # relaxed transaction and kept until a durable one begins (a daemon's are all relaxed)
+        self._meta: dict[str, bytes | None] = {}  # meta values read or written in write
+        # transactions; valid while no other connection commits (see _begin)
+        self._data_version = -1
         self._runs: list[tuple[list[bytes], int]] = []  # IDs and first row of each run of
         # records the open transaction stored (add_signature_set finds them without a query)
         self._large_bytes = 0  # large records read or written since the cache was released
@@ -209,10 +214,11 @@ class SqliteStore(RecordStore):
         """BEGIN IMMEDIATE so concurrent writers queue instead of failing; nested calls join.
 
         Durable: COMMIT waits for the WAL's fsync (``synchronous = FULL``). Not durable:
-        ``synchronous = NORMAL`` for this one transaction, so COMMIT only writes the WAL
-        (the operating system has it, a killed process loses nothing; a power cut may
-        lose it). SQLite takes the setting at BEGIN, so when a nested call asks for a
-        durable transaction the WAL is synced after COMMIT instead.
+        ``synchronous = NORMAL``, so COMMIT only writes the WAL (the operating system has
+        it, a killed process loses nothing; a power cut may lose it). The setting is
+        changed only when the next transaction wants the other one (every write goes
+        through here). SQLite takes it at BEGIN, so when a nested call asks for a durable
+        transaction the WAL is synced after COMMIT instead.
         """
         with self._lock:
             if self._depth:
@@ -224,28 +230,40 @@ class SqliteStore(RecordStore):
                     self._depth -= 1
                 return
             relaxed = durable is False
-            if relaxed:
-                self._db.execute("PRAGMA synchronous = NORMAL")
+            if relaxed != self._relaxed:
+                self._db.execute(f"PRAGMA synchronous = {'NORMAL' if relaxed else 'FULL'}")
+                self._relaxed = relaxed
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            self._durable = not relaxed
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._depth = 1
-                self._durable = not relaxed
-                try:
-                    yield
-                except BaseException:
-                    self._depth = 0
-                    self._runs.clear()
-                    self._db.execute("ROLLBACK")
-                    raise
+                self._check_meta()
+                yield
+            except BaseException:
                 self._depth = 0
                 self._runs.clear()
+                self._meta.clear()
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._runs.clear()
+            try:
                 self._db.execute("COMMIT")
-                if relaxed and self._durable:
-                    self._sync_wal()
-            finally:
-                if relaxed:
-                    self._db.execute("PRAGMA synchronous = FULL")
+            except BaseException:
+                self._meta.clear()  # what this transaction wrote may not be in the file
+                raise
+            if relaxed and self._durable:
+                self._sync_wal()
             self._release()
+
+    def _check_meta(self) -> None:
+        """At BEGIN: drop the meta values kept if another connection committed since they
+        were read (``data_version`` changes exactly then); while this connection holds the
+        write lock nobody else can change them."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._meta.clear()
+            self._data_version = version
 
     def _sync_wal(self) -> None:
         """Make every committed transaction durable: fsync the WAL, as FULL's COMMIT does."""
@@ -284,14 +302,21 @@ class SqliteStore(RecordStore):
         return row
 
     def get_meta(self, key: str) -> bytes | None:
+        """Inside a write transaction a value read before is not read again."""
+        if self._depth and key in self._meta:
+            return self._meta[key]
         row = self._one("SELECT value FROM meta WHERE key = ?", key)
-        return None if row is None else bytes(row[0])
+        value = None if row is None else bytes(row[0])
+        if self._depth:
+            self._meta[key] = value
+        return value
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+            self._meta[key] = bytes(value)
 
     def has_record(self, record_id: bytes) -> bool:
         return self._one("SELECT 1 FROM records WHERE id = ? UNION ALL "
@@ -549,9 +574,10 @@ class SqliteStore(RecordStore):
             "INSERT INTO item_log (item, n, kind, held) VALUES (?, ?, ?, ?)", log)
         if self._depth:
             self._runs.append(([r.id for r in new], n0))
-        self._db.executemany(
-            "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
-            "(SELECT n FROM records WHERE id = ?)", superseded)
+        if superseded:  # none for an item's first version
+            self._db.executemany(
+                "UPDATE item_log SET held = 0 WHERE item = ? AND n = "
+                "(SELECT n FROM records WHERE id = ?)", superseded)
         self._size_cache(n0 + len(new) - 1)
 
     def _take_out(self, record: Record) -> None:
