@@ -8,8 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd
-from wifisync.daemon.peers import MIN_ATTEMPT_INTERVAL, PeerManager, backoff
+from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd, Timing
+from wifisync.daemon.peers import MIN_ATTEMPT_INTERVAL, STALE_PINGS, PeerManager, backoff
 
 LOW, HIGH = b"\x01" * 32, b"\x02" * 32
 
@@ -18,11 +18,15 @@ class _Ws:
     closed = False
 
 
-def _link(self_id: bytes, peer: bytes, direction: Direction) -> Link:
+def _link(self_id: bytes, peer: bytes, direction: Direction, quiet: float = 0.0) -> Link:
+    """A link as the manager sees it, that heard its last frame ``quiet`` seconds ago."""
     link = Link.__new__(Link)
     link.peer_id = peer
     link.direction = direction
     link.dialer = self_id if direction is Direction.OUTBOUND else peer
+    link.timing = Timing(ping_interval=10.0, peer_timeout=30.0)
+    link._loop = asyncio.get_running_loop()
+    link._last_rx = link._loop.time() - quiet
     return link
 
 
@@ -47,6 +51,17 @@ async def test_a_new_link_from_the_same_dialer_replaces_the_old_one() -> None:
     manager = _manager(LOW)
     old, new = _link(LOW, HIGH, Direction.INBOUND), _link(LOW, HIGH, Direction.INBOUND)
     assert manager.survives(new, old)  # the peer restarted: its old link is dead
+
+
+async def test_a_new_link_replaces_an_old_one_silent_past_its_pings_whoever_dialed() -> None:
+    """The peer came back without closing the old link (a power cut): the returning side
+    holds no old link, so the new one must win here too, even against the tie-break."""
+    on_low = _manager(LOW)
+    stale = _link(LOW, HIGH, Direction.OUTBOUND, quiet=STALE_PINGS * 10.0 + 1)
+    live = _link(LOW, HIGH, Direction.OUTBOUND, quiet=10.0 + 0.5)  # a ping is due: alive
+    new = _link(LOW, HIGH, Direction.INBOUND)  # dialed by HIGH: loses the tie-break
+    assert on_low.survives(new, stale)
+    assert not on_low.survives(new, live)
 
 
 def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:

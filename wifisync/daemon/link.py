@@ -108,6 +108,10 @@ class Link:
         self._drained = asyncio.Event()
         self._drained.set()
 
+    def quiet_for(self) -> float:
+        """Seconds since anything arrived on this link."""
+        return self._loop.time() - self._last_rx
+
     @property
     def name(self) -> str:
         """Short device ID for log lines."""

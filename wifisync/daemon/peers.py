@@ -38,6 +38,8 @@ DIAL_TIMEOUT = 10.0
 MAX_DISCOVERED_ATTEMPTS = 5
 MAX_DISCOVERED_DIALERS = 32
 MIN_ATTEMPT_INTERVAL = 0.34  # at most 3 connection attempts a second to one device
+STALE_PINGS = 1.5  # ping intervals without a frame after which an old link is taken for dead
+# (a live link hears a ping or a pong at least once an interval, plus a round trip)
 RECENT_WINDOW = 120.0  # a device reached this recently is retried on RECENT_CAP
 RECENT_CAP = 0.45  # so a restarted peer that cannot dial us is back within half a second
 
@@ -83,7 +85,14 @@ class PeerManager:
     # --- links ----------------------------------------------------------------------------
 
     def survives(self, new: Link, old: Link) -> bool:
-        """The tie-break: the link dialed by the smaller device ID wins; else the newer one."""
+        """The tie-break: the link dialed by the smaller device ID wins; else the newer one.
+
+        An old link that has heard nothing for longer than its pings allow is taken for dead
+        (its peer came back without closing it: a power cut, a suspended laptop) and the new
+        one wins whoever dialed it; the peer holds no old link then, so both sides agree.
+        """
+        if old.quiet_for() > STALE_PINGS * old.timing.ping_interval:
+            return True
         preferred = min(self.self_id, new.peer_id)
         if (new.dialer == preferred) != (old.dialer == preferred):
             return new.dialer == preferred
