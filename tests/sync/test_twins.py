@@ -41,6 +41,16 @@ def ordered(*records: Record) -> list[Record]:
     return sorted(records, key=lambda r: r.id)
 
 
+def twins_where_y_loses(a: Device) -> tuple[bytes, bytes, Record, Record]:
+    """Two items x and y, and twins ``a`` signs about each at one seq: the one about y loses."""
+    item_x, item_y = crypto.random_bytes(16), crypto.random_bytes(16)
+    for _ in range(100):  # each try is a coin toss on the record IDs
+        low, high = ordered(sealed(a, item_x, "x"), sealed(a, item_y, "y"))
+        if high.header.item == item_y:
+            return item_x, item_y, low, high
+    raise AssertionError("100 coin tosses all went the other way")
+
+
 def titles(device: Device) -> dict[bytes, str]:
     """Every readable live item's title, by item."""
     return {v.id: v.state.title for v in device.vault.items()}
@@ -89,11 +99,7 @@ def test_replicas_that_took_different_twins_of_items_converge_and_say_so(
 
 def test_an_honest_edit_on_the_losing_twin_is_kept() -> None:
     a, b, c = household(3)
-    item_x, item_y = crypto.random_bytes(16), crypto.random_bytes(16)
-    for _ in range(100):  # the twin about y must lose
-        low, high = ordered(sealed(a, item_x, "x"), sealed(a, item_y, "y"))
-        if high.header.item == item_y:
-            break
+    item_x, item_y, low, high = twins_where_y_loses(a)
     b.replica.apply([low])
     c.replica.apply([high])
     c.vault.edit(item_y, fields={"pin": "c's edit"})  # it claims a's version at that seq
@@ -110,11 +116,7 @@ def test_an_honest_edit_on_the_losing_twin_is_kept() -> None:
 def test_a_claim_of_the_losing_twin_counts_once_that_twin_is_held_aside() -> None:
     a, b, c = household(3)
     sync_clean(b, c)  # b learns of c
-    item_x, item_y = crypto.random_bytes(16), crypto.random_bytes(16)
-    for _ in range(100):  # the twin about y must lose
-        low, high = ordered(sealed(a, item_x, "x"), sealed(a, item_y, "y"))
-        if high.header.item == item_y:
-            break
+    item_x, item_y, low, high = twins_where_y_loses(a)
     b.replica.apply([low])
     c.replica.apply([high])
     c.vault.edit(item_y, fields={"pin": "edit"})
