@@ -101,6 +101,11 @@ def ordered_twins(author: DeviceIdentity, seq: int, low_item: bytes, high_item: 
     raise AssertionError("unreachable")
 
 
+def by_id(*records: Record) -> list[Record]:
+    """Twins lowest ID first: the first holds the place."""
+    return sorted(records, key=lambda r: r.id)
+
+
 def test_the_lower_twin_takes_the_place_and_what_the_other_hid_comes_back(
         store: RecordStore, devices: list[DeviceIdentity]) -> None:
     a, b = devices[0], devices[1]
@@ -123,8 +128,7 @@ def test_the_lower_twin_takes_the_place_and_what_the_other_hid_comes_back(
 def test_a_higher_twin_is_kept_aside_and_changes_nothing_else(
         store: RecordStore, devices: list[DeviceIdentity]) -> None:
     a = devices[0]
-    low, high = sorted([make_record(a, 1, body=b"1"), make_record(a, 1, body=b"2")],
-                       key=lambda r: r.id)
+    low, high = by_id(make_record(a, 1, body=b"1"), make_record(a, 1, body=b"2"))
     store.append(low)
     before = (store.seen(), [r.id for r in store.heads(low.header.item)], store.count_records())
     assert store.append_twin(high) is AppendResult.TWIN
@@ -141,9 +145,7 @@ def test_a_replaced_twin_leaves_every_index(tmp_path: Path,
     a, b = devices[0], devices[1]
     path = tmp_path / "vault.db"
     store = SqliteStore(path)
-    low, high = sorted([make_record(a, 1, body=b"1"), make_record(a, 1, body=b"2",
-                                                                 deleted=True)],
-                       key=lambda r: r.id)
+    low, high = by_id(make_record(a, 1, body=b"1"), make_record(a, 1, body=b"2", deleted=True))
     other = make_record(b, 1, ITEMS[2])
     store.append_many([high, other], inactive={high.id})
     store.add_signature_marks({high.id: b"m" * 16})
@@ -166,8 +168,7 @@ def test_a_replaced_twin_leaves_every_index(tmp_path: Path,
 def test_a_failed_transaction_undoes_a_replacement(
         store: RecordStore, devices: list[DeviceIdentity]) -> None:
     a = devices[0]
-    low, high = sorted([make_record(a, 1, body=b"1"), make_record(a, 1, body=b"2")],
-                       key=lambda r: r.id)
+    low, high = by_id(make_record(a, 1, body=b"1"), make_record(a, 1, body=b"2"))
     store.append(high)
     before = state(store)
     with pytest.raises(RuntimeError), store.transaction():
@@ -179,8 +180,8 @@ def test_a_failed_transaction_undoes_a_replacement(
 def test_a_member_twin_changes_the_membership_token(
         store: RecordStore, devices: list[DeviceIdentity]) -> None:
     a = devices[0]
-    low, high = sorted([make_record(a, 1, kind=Kind.MEMBER, body=b"1"),
-                        make_record(a, 1, body=b"2")], key=lambda r: r.id)
+    low, high = by_id(make_record(a, 1, kind=Kind.MEMBER, body=b"1"),
+                      make_record(a, 1, body=b"2"))
     store.append(high)
     token = store.membership_token()
     store.append_twin(low)
