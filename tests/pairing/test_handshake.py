@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import msgpack
 import pytest
 
@@ -165,3 +168,17 @@ def test_oversized_message_is_refused_before_parsing() -> None:
 def test_refusal_becomes_a_pairing_error_with_its_reason() -> None:
     with pytest.raises(PairingError, match=r"^wrong pairing code$"):
         messages.decode(messages.encode(Refusal("wrong pairing code")), Hello, 1024)
+
+
+def test_a_daemon_imports_spake2_only_when_a_pairing_begins() -> None:
+    """A running daemon seldom pairs: SPAKE2's import (about 30 ms) waits for the first."""
+    code = ("import sys; import wifisync.daemon.daemon, wifisync.daemon.pairing; "
+            "from wifisync.model.identity import DeviceIdentity; "
+            "from wifisync.pairing.code import PairingCode; "
+            "from wifisync.pairing.handshake import JoinerHandshake; "
+            "before = 'spake2' in sys.modules; i = DeviceIdentity.generate(); "
+            "JoinerHandshake(PairingCode(42, ('maple', 'violin')), i.cert_der, i.cert_der, 'x'); "
+            "print(before, 'spake2' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, check=True)
+    assert r.stdout.split() == ["False", "True"]
