@@ -22,6 +22,7 @@ from typing import Any
 
 import wifisync
 from wifisync.client.control import daemon_status
+from wifisync.daemon.process import SYSTEM_ALLOCATOR
 from wifisync.errors import WifisyncError
 from wifisync.home import Home
 from wifisync.model.crypto import KdfParams
@@ -167,19 +168,21 @@ class Device:
         self.home.config_file.write_text(toml_config(sections))
 
     def start(self, *extra: str, peers: Sequence[Device] | None = None, wait: bool = True,
-              timeout: float = START_TIMEOUT, env: Mapping[str, str] | None = None) -> float:
+              timeout: float = START_TIMEOUT, env: Mapping[str, str | None] | None = None
+              ) -> float:
         """Start the daemon, its log appended to ``log_file``; when it started (perf_counter).
 
         ``peers`` (kept in ``self.peers``) are its static peers; ``wait``: until its control
-        socket answers; ``env``: added to its environment, which carries no password (a
-        daemon never needs one).
+        socket answers; ``env``: added to its environment (None removes a variable), which
+        carries no password (a daemon never needs one) and, as the service unit's, sets the
+        C allocator (otherwise the daemon starts itself again to set it).
         """
         assert self.proc is None or self.proc.poll() is not None, "already running"
         if peers is not None:
             self.peers = list(peers)
         args = [a for p in self.peers for a in ("--peer", p.address)]
         child_env = self.cli.env({"WIFISYNC_PASSWORD": None, "WIFISYNC_NEW_PASSWORD": None,
-                                  **(env or {})})
+                                  "PYTHONMALLOC": SYSTEM_ALLOCATOR, **(env or {})})
         started = time.perf_counter()
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(self.cli.argv("daemon", *args, *extra), env=child_env,

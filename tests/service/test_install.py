@@ -112,7 +112,8 @@ def test_a_custom_xdg_data_home_is_pinned_and_made_writable(monkeypatch: pytest.
         in unit
     monkeypatch.delenv("XDG_DATA_HOME")
     default = service.render_unit(["/usr/bin/wifisync", "daemon"], None)
-    assert "Environment=" not in default
+    assert "Environment=XDG" not in default
+    assert "Environment=PYTHONMALLOC=malloc\n" in default  # no second start for the allocator
     assert "ReadWritePaths=-%h/.local/share/wifisync\n" in default
 
 
