@@ -70,6 +70,7 @@ def empty_peer(path: Path, vault_id: bytes, trusted: list[Record]
     """A freshly paired device: it holds only what pairing handed over."""
     ident = DeviceIdentity.generate()
     store = SqliteStore(path)
+    store.checkpoint_in_background()  # as a daemon's store does
     store.set_meta(META_VAULT_ID, vault_id)
     Replica(store, vault_id, ident.device_id, verifier=InlineVerifier(),
             now_ms=wall_ms).bootstrap(trusted)

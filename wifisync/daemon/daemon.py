@@ -71,6 +71,7 @@ def open_store(home: Home) -> tuple[SqliteStore, bytes]:
                                   "`wifisync join` first")
     store = SqliteStore(home.store_file)
     try:
+        store.checkpoint_in_background()
         return store, vault_id_of(store)
     except BaseException:
         store.close()

@@ -16,6 +16,7 @@ from wifisync.errors import IntegrityError, StoreError
 from wifisync.model import crypto
 from wifisync.model.records import Kind, Record
 from wifisync.store.base import STREAM_BATCH, RecordStore
+from wifisync.store.checkpoints import BACKSTOP_PAGES, WAL_LIMIT_BYTES, Checkpoints
 
 SCHEMA_VERSION = 7
 BUSY_TIMEOUT_MS = 60_000
@@ -188,6 +189,8 @@ class SqliteStore(RecordStore):
         # records the open transaction stored (add_signature_set finds them without a query)
         self._large_bytes = 0  # large records read or written since the cache was released
         self._cache_kib = 0
+        self._checkpoints: Checkpoints | None = None
+        self._written = 0  # bytes of records the open transaction stored
         self._migrate()
         last = self._one("SELECT COALESCE(MAX(n), 0) FROM records")
         self._size_cache(int(last[0]) if last else 0)
@@ -242,16 +245,20 @@ class SqliteStore(RecordStore):
             except BaseException:
                 self._depth = 0
                 self._runs.clear()
+                self._written = 0
                 self._meta.clear()
                 self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
             self._runs.clear()
+            written, self._written = self._written, 0
             try:
                 self._db.execute("COMMIT")
             except BaseException:
                 self._meta.clear()  # what this transaction wrote may not be in the file
                 raise
+            if self._checkpoints is not None:
+                self._checkpoints.committed(written)
             if relaxed and self._durable:
                 self._sync_wal()
             self._release()
@@ -519,11 +526,26 @@ class SqliteStore(RecordStore):
         return lo, hi
 
     def release_memory(self) -> None:
-        """Hand the page cache back (after an initial sync: a daemon then mostly idles)."""
+        """Hand the page cache back (after an initial sync: a daemon then mostly idles), and
+        with checkpoints in the background, leave a short WAL."""
         with self._lock:
             self._db.execute("PRAGMA shrink_memory")
+        if self._checkpoints is not None:
+            self._checkpoints.now()
+
+    def checkpoint_in_background(self) -> None:
+        """Hand WAL checkpoints to a thread of their own (a daemon's store: its commits wait
+        for nothing but their own pages); see :mod:`wifisync.store.checkpoints`."""
+        if self._checkpoints is None:
+            with self._lock:
+                self._db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+                self._db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+            self._checkpoints = Checkpoints(self.path, BUSY_TIMEOUT_MS)
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+            self._checkpoints = None
         self._db.close()
 
     def _held_at(self, records: Sequence[Record]) -> dict[tuple[bytes, int], bytes]:
@@ -563,7 +585,7 @@ class SqliteStore(RecordStore):
         rows, log = [], []
         for n, r in enumerate(new, n0):
             h, rid, data = r.header, r.id, r.encoded
-            self._note(len(data))
+            self._written += self._note(len(data))
             kind = int(h.kind)
             rows.append((n, rid, h.author, h.seq, h.item, kind, data))
             log.append((h.item, n, kind, int(rid in held)))
@@ -594,7 +616,7 @@ class SqliteStore(RecordStore):
         self._runs.clear()  # a run this transaction stored may have held it
 
     def _put_aside(self, record: Record) -> None:
-        self._note(len(record.encoded))
+        self._written += self._note(len(record.encoded))
         h = record.header
         self._db.execute(
             "INSERT INTO twins (id, origin, seq, item, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
