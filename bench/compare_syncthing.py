@@ -36,7 +36,7 @@ RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import full_set, machine, make_group, record, wait  # noqa: E402
+from benchlib import Holdings, full_set, machine, make_group, record, seen_of, wait  # noqa: E402
 from daemons import fill  # noqa: E402
 from propagation import propagation  # noqa: E402
 
@@ -202,12 +202,13 @@ def wifisync_initial(root: Path, n: int) -> float:
     a, b = make_group(root / f"ws-sync-{n}", 2)
     try:
         fill(a, n)
-        want = a.record_count()
+        want = seen_of(a)
         a.start(peers=[], wait=False)
         wait(lambda: a.status() is not None)
-        started = b.start(peers=[a], wait=False)
-        wait(lambda: b.record_count() >= want, 300)
-        return time.perf_counter() - started
+        with Holdings(b) as b_holds:
+            started = b.start(peers=[a], wait=False)
+            wait(lambda: b_holds.holds(want), 300)
+            return time.perf_counter() - started
     finally:
         a.stop()
         b.stop()

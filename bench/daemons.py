@@ -21,6 +21,7 @@ Targets (issue 16, 2 cores): 100k under 4 s, 10k under 0.6 s; receiving daemon u
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import tempfile
@@ -32,12 +33,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from benchlib import (  # noqa: E402
+    Holdings,
     RssWatch,
     fill_signed,
     full_set,
     machine,
     make_group,
     record,
+    seen_of,
     tree_cpu_ns,
     wait,
 )
@@ -76,27 +79,26 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
         a, b = make_group(root / f"sync{n}-{r}", 2)
         try:
             fill(a, n)
-            want = a.record_count()
+            want = seen_of(a)
             a.start(peers=[], wait=False)
             wait(lambda a=a: a.status() is not None)
             assert a.proc is not None
             watch_a = RssWatch({"a": a.proc.pid})
-            started = b.start(peers=[a], wait=False)
-            assert b.proc is not None
-            watch_b = RssWatch({"b": b.proc.pid})
-            store = SqliteStore(b.home.store_file)
-            paired = store.count_records()  # what pairing handed over
-            deadline = time.monotonic() + 120
-            first = None
-            while (held := store.count_records()) < want:
-                if time.monotonic() > deadline or b.proc.poll() is not None:
-                    raise SystemExit(f"B did not receive {n} records in 120 s")
-                if first is None and held > paired:
-                    first = time.perf_counter() - started
-                time.sleep(0.01)
-            times.append(time.perf_counter() - started)
+            with Holdings(b) as b_holds:
+                paired = b_holds.seen()  # what pairing handed over
+                started = b.start(peers=[a], wait=False)
+                assert b.proc is not None
+                watch_b = RssWatch({"b": b.proc.pid})
+                deadline = time.monotonic() + 120
+                first = None
+                while not b_holds.holds(want):
+                    if time.monotonic() > deadline or b.proc.poll() is not None:
+                        raise SystemExit(f"B did not receive {n} records in 120 s")
+                    if first is None and b_holds.seen() != paired:
+                        first = time.perf_counter() - started
+                    time.sleep(0.005)
+                times.append(time.perf_counter() - started)
             firsts.append(first if first is not None else times[-1])
-            store.close()
             time.sleep(STEADY_AFTER_S)
             steady_b.append(tree_rss_mib(b.proc.pid))
             peaks_b.append(watch_b.stop()["b"])
@@ -139,26 +141,28 @@ def catch_up(root: Path, runs: int) -> None:
             a.stop()
             (a.home.data_dir / "peers.json").unlink(missing_ok=True)
             write_items(a, CATCHUP_ITEMS)
-            want = a.record_count()
+            want = seen_of(a)
             time.sleep(2.0)
-            started = a.start(peers=[], wait=False)
-            wait(lambda want=want: b.record_count() >= want, 30)
-            dialed.append(time.perf_counter() - started)
+            with Holdings(b) as b_holds:
+                started = a.start(peers=[], wait=False)
+                wait(functools.partial(b_holds.holds, want), 30)
+                dialed.append(time.perf_counter() - started)
             wait(lambda: b.peers_connected() == 1)
             # The dialing side restarts; the other side wrote while it was down.
             b.stop()
             write_items(a, CATCHUP_ITEMS)
-            want = a.record_count()
+            want = seen_of(a)
             time.sleep(2.0)
-            started = b.start(peers=[a], wait=False)
-            wait(lambda want=want: b.record_count() >= want, 30)
-            dialer.append(time.perf_counter() - started)
+            with Holdings(b) as b_holds:
+                started = b.start(peers=[a], wait=False)
+                wait(functools.partial(b_holds.holds, want), 30)
+                dialer.append(time.perf_counter() - started)
             wait(lambda: a.peers_connected() == 1)
     finally:
         a.stop()
         b.stop()
     record(f"catch-up of {CATCHUP_ITEMS} items, dialed side restarted (process start to "
-           "held)", dialed, "s", None, note="includes Python start-up, ~0.5-1 s")
+           "held)", dialed, "s", None, note="includes Python start-up")
     record(f"catch-up of {CATCHUP_ITEMS} items, dialing side restarted (process start to "
            "held)", dialer, "s", None, note="includes Python start-up")
     reconnect(root, runs)
@@ -236,17 +240,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+",
                         default=[10_000, 100_000] if full else [10_000])
     parser.add_argument("--runs", type=int, default=3, help="initial syncs per size")
-    parser.add_argument("--catchups", type=int, default=5 if full else 3)
+    parser.add_argument("--catchups", type=int, default=5 if full else 3,
+                        help="restarts of each side (0: no catch-up or reconnect figures)")
     parser.add_argument("--idle-window", type=float, default=60.0 if full else 15.0)
-    parser.add_argument("--idle-windows", type=int, default=3)
+    parser.add_argument("--idle-windows", type=int, default=3, help="0: no idle figures")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     root = Path(tempfile.mkdtemp(prefix="wifisync-bench-"))
     try:
         for n in args.sizes:
             initial_sync(root, n, args.runs if n <= 10_000 else max(1, args.runs - 1))
-        catch_up(root, args.catchups)
-        idle(root, 10_000, args.idle_window, args.idle_windows)
+        if args.catchups:
+            catch_up(root, args.catchups)
+        if args.idle_windows:
+            idle(root, 10_000, args.idle_window, args.idle_windows)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
