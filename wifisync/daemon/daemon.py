@@ -25,6 +25,7 @@ from wifisync.config import Config, load_config
 from wifisync.daemon.admission import Admission, AdmissionLimits
 from wifisync.daemon.connections import Connections
 from wifisync.daemon.control import control_app, serve_control
+from wifisync.daemon.inbox import Inbox, replay
 from wifisync.daemon.link import Link, Timing
 from wifisync.daemon.listener import Gate, bind, serve
 from wifisync.daemon.logsetup import set_level
@@ -61,6 +62,7 @@ log = logging.getLogger("wifisync.daemon")
 
 NOTIFY_WAIT = 1.0  # seconds a notify waits for the push it asked for (it goes on after)
 MAX_FOUND_SHOWN = 64  # addresses mDNS showed, kept for `status` and `doctor`
+INBOX_FOLDER = "inbox"  # in the data folder: received batches not yet stored (inbox.py)
 WANTED_OPEN_FILES = 8192  # members, strangers within their caps, store, helpers, the CLI
 
 
@@ -107,11 +109,13 @@ class Daemon:
             on_stored=functools.partial(sigmarks.mark_accepted, self.store,
                                         sigmarks.mark_key(self.identity)),
             durable=False)  # records from peers, which hold them: no fsync per batch
+        replay(home.data_dir / INBOX_FOLDER, self.replica)  # before any peer hears us
+        self.inbox = Inbox(home.data_dir / INBOX_FOLDER)
         node_store = NodeStore(self.store, self.identity, self.vault_id)
         self.node = SyncNode(self.self_id, node_store, self._new_session,
                              self.store.max_seq(self.self_id))
         self.hub = NodeHub(self.node, self.store_thread, node_store.local_tip, self._on_news,
-                           self._link_synced)
+                           self._link_synced, self.inbox)
         self.trust = Trust(tls.Credentials.in_dir(home.data_dir), self.vault_id,
                            self.node.members)
         self.addressbook = AddressBook(home.data_dir)
@@ -159,6 +163,7 @@ class Daemon:
             finally:
                 await self._shutdown()
         finally:
+            self.inbox.close()
             self.store.close()
             self.lock.release()
         log.info("stopped")

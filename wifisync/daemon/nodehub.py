@@ -11,6 +11,10 @@ a few records. When the store thread is idle the loop handles such an event itse
 few hundred microseconds, each signature still checked before anything is stored)
 instead of waking the thread and being woken back, which on a busy machine cost more
 than the work. Everything else, and anything while the thread is busy, goes over.
+
+Each received BATCH is kept in the inbox (``daemon/inbox.py``) as it arrives; the hub
+learns after each frame how many batches the link's session still holds uncommitted,
+and lets the inbox drop what the store holds.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from wifisync.daemon.inbox import Inbox, is_batch
 from wifisync.daemon.storethread import StoreThread
 from wifisync.sync.messages import MessageType
 from wifisync.sync.node import (
@@ -48,12 +55,24 @@ INLINE_LOCAL_RECORDS = 8  # and a local commit of up to this many records
 _PUSH = int(MessageType.PUSH)
 
 
+@dataclass(slots=True)
+class _Unstored:
+    """A link's batches the inbox keeps and the store does not hold yet (inbox numbers)."""
+
+    waiting: deque[int] = field(default_factory=deque)  # arrived, not handled yet
+    held: deque[int] = field(default_factory=deque)  # handled, kept for the session's next
+    # commit (always the newest batches it handled)
+
+    def oldest(self) -> int | None:
+        return self.held[0] if self.held else self.waiting[0] if self.waiting else None
+
+
 class NodeHub:
     """Feeds the node events on the store thread and carries out its actions on the loop."""
 
     def __init__(self, node: SyncNode, thread: StoreThread, local_tip: Callable[[], int],
                  on_news: Callable[[Action], None],
-                 on_synced: Callable[[Link], None]) -> None:
+                 on_synced: Callable[[Link], None], inbox: Inbox | None = None) -> None:
         self.node = node
         self.thread = thread
         self._local_tip = local_tip  # the seq of this device's latest record (on the store)
@@ -64,6 +83,8 @@ class NodeHub:
         self._deadline: float | None = None
         self._posted: set[asyncio.Task[None]] = set()  # events nobody waits for: owned here
         self._closed = False
+        self._inbox = inbox
+        self._unstored: dict[int, _Unstored] = {}  # by link ID
 
     # --- the hand-over --------------------------------------------------------------------
 
@@ -158,7 +179,40 @@ class NodeHub:
                 _crashed(link, exc)
             await asyncio.sleep(0)  # frames already read wait their turn behind other tasks
             return
-        await self._guarded(link, self.node.frame_in, link.id, frame)
+        batch = self._inbox is not None and is_batch(frame)
+        if batch:
+            assert self._inbox is not None
+            unstored = self._unstored.setdefault(link.id, _Unstored())
+            unstored.waiting.append(self._inbox.append(frame))
+        try:
+            held = await self.call(self._frame_in, link.id, frame)
+        except Exception as exc:
+            _crashed(link, exc)
+            held = 0
+        self._note_held(link.id, batch, held)
+
+    def _frame_in(self, link: int, frame: bytes, now: float) -> int:
+        """On the store thread: one frame to the node; the batches its session still holds."""
+        self.node.frame_in(link, frame, now)
+        return self.node.uncommitted(link)
+
+    def _note_held(self, link: int, batch: bool, held: int) -> None:
+        """A frame was handled and the link's session holds ``held`` batches uncommitted:
+        the inbox may drop every batch older than those of every link."""
+        unstored = self._unstored.get(link)
+        if unstored is None or self._inbox is None:
+            return
+        if batch and unstored.waiting:
+            unstored.held.append(unstored.waiting.popleft())
+        while len(unstored.held) > held:
+            unstored.held.popleft()
+        self._release()
+
+    def _release(self) -> None:
+        if self._inbox is not None:
+            self._inbox.release(min((n for u in self._unstored.values()
+                                     if (n := u.oldest()) is not None),
+                                    default=self._inbox.next))
 
     async def link_down(self, link: Link) -> SessionStats | None:
         """The link ended: the node forgets it."""
@@ -166,6 +220,9 @@ class NodeHub:
             return await self.call(self.node.link_down, link.id)
         finally:
             self.links.pop(link.id, None)
+            if self._unstored.pop(link.id, None) is not None:
+                self._release()  # what the session held is not stored: the peer sends it
+                # again (a restart before the segment goes replays it)
 
     def congestion(self, link: Link, congested: bool) -> None:
         """The link's send queue filled or drained."""

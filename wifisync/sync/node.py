@@ -198,6 +198,11 @@ class SyncNode:
                      and (t := state.session.next_timer()) is not None]
         return min(deadlines, default=None)
 
+    def uncommitted(self, link: int) -> int:
+        """Batches that link's session received and has not stored (0: closed or unknown)."""
+        state = self._links.get(link)
+        return 0 if state is None or state.closed else state.session.uncommitted
+
     def links(self) -> list[int]:
         """The links the node knows, oldest first."""
         return list(self._links)

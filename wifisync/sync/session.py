@@ -227,6 +227,11 @@ class SyncSession:
         return max(0, promised - self.stats.records_received)
 
     @property
+    def uncommitted(self) -> int:
+        """Batches received and not stored yet: always the newest batches that arrived."""
+        return len(self._pending)
+
+    @property
     def phase(self) -> Phase:
         """The current phase (for logs and tests)."""
         return self._phase
