@@ -22,6 +22,9 @@ class QuietHub:
     async def link_up(self, link: Link) -> None:
         """Nothing to start."""
 
+    def arrived(self, link: Link, frame: bytes) -> None:
+        """Nothing to keep."""
+
     async def frame_in(self, link: Link, frame: bytes) -> None:
         """Nothing to hand over."""
 

@@ -1,7 +1,10 @@
 """One link: one authenticated WebSocket session with a member device, on the event loop.
 
-Everything here runs on the event loop. A link reads frames and hands each to the sync
-node through its hub (the one hand-over to the store thread, ``daemon/nodehub.py``),
+Everything here runs on the event loop. A link reads frames as they arrive, gives each to
+its hub at once (which keeps received batches in the inbox, ``daemon/inbox.py``) and then,
+in order, to the sync node through the hub (the one hand-over to the store thread,
+``daemon/nodehub.py``); frames read ahead wait for the node up to ``READ_AHEAD_BYTES``,
+so a peer's frames reach the inbox while the node is busy storing earlier ones. It
 sends the frames the node asks for in order, answers pings (the dialing side sends them), takes
 the peer for dead when nothing arrives for ``peer_timeout`` seconds, and tells the node when
 its send queue fills or drains. A quiet link wakes its process only for pings: a timer re-armed
@@ -32,6 +35,8 @@ log = logging.getLogger("wifisync.daemon")
 
 WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 LIVE_LOG_DELAY = 1.0  # records pushed live are logged as one line per burst
+READ_AHEAD_BYTES = 8 * 1024 * 1024  # frames read and not yet handled by the node, at most
+# (about twice what a sender may have unacknowledged: WINDOW_BYTES, 8 batches of records)
 _link_ids = itertools.count(1)
 
 
@@ -55,6 +60,9 @@ class LinkHub(Protocol):
 
     async def link_up(self, link: Link) -> None:
         """The link is attached: start its session."""
+
+    def arrived(self, link: Link, frame: bytes) -> None:
+        """One frame was read (before the node handles it): keep it if it is a batch."""
 
     async def frame_in(self, link: Link, frame: bytes) -> None:
         """Hand one received frame to the node; returns once it was handled."""
@@ -107,6 +115,10 @@ class Link:
         self._queued_bytes = 0  # frames handed to the writer and not yet sent
         self._drained = asyncio.Event()
         self._drained.set()
+        self._inbound: asyncio.Queue[bytes] = asyncio.Queue()  # read, not handled yet
+        self._inbound_bytes = 0
+        self._room = asyncio.Event()  # set while fewer than READ_AHEAD_BYTES wait
+        self._room.set()
 
     def quiet_for(self) -> float:
         """Seconds since anything arrived on this link."""
@@ -174,13 +186,16 @@ class Link:
                   if self.direction is Direction.OUTBOUND else None)  # one side pings
         self._heard()
         reader: asyncio.Task[None] | None = None
+        handler: asyncio.Task[None] | None = None
         try:
             await self.hub.link_up(self)
+            handler = self._loop.create_task(self._handle(), name=f"link {self.id} handler")
             reader = self._loop.create_task(self._read(), name=f"link {self.id} reader")
             await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if reader is not None:
-                reader.cancel()
+            for task in (reader, handler):
+                if task is not None:
+                    task.cancel()
             if pinger is not None:
                 pinger.cancel()
             if self._silence is not None:
@@ -255,7 +270,12 @@ class Link:
             self._heard()
             self.last_seen = time.time()
             if msg.type is aiohttp.WSMsgType.BINARY:
-                await self.hub.frame_in(self, msg.data)
+                self.hub.arrived(self, msg.data)
+                self._inbound_bytes += len(msg.data)
+                self._inbound.put_nowait(msg.data)
+                if self._inbound_bytes > READ_AHEAD_BYTES:
+                    self._room.clear()
+                    await self._room.wait()
             elif msg.type is aiohttp.WSMsgType.PING:
                 await self.ws.pong(msg.data)
             elif msg.type is aiohttp.WSMsgType.PONG:
@@ -269,8 +289,21 @@ class Link:
                 else:
                     self.close_soon(CloseCode.PROTOCOL_ERROR, f"bad frame: {exc}")
             else:  # CLOSE, CLOSING, CLOSED
+                await self._inbound.join()  # the frames before it are handled first
                 code = int(self.ws.close_code or CloseCode.GOING_AWAY)
                 extra = msg.extra if isinstance(msg.extra, str) and msg.extra else ""
                 self._end = LinkEnd(code, extra or "closed by peer")
                 self._outbox.put_nowait(None)
                 return
+
+    async def _handle(self) -> None:
+        """Hand the frames read to the node, one at a time and in order."""
+        while True:
+            frame = await self._inbound.get()
+            try:
+                await self.hub.frame_in(self, frame)
+            finally:
+                self._inbound_bytes -= len(frame)
+                if self._inbound_bytes <= READ_AHEAD_BYTES:
+                    self._room.set()
+                self._inbound.task_done()

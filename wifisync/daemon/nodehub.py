@@ -169,6 +169,12 @@ class NodeHub:
         self.links[link.id] = link
         await self._guarded(link, self.node.link_up, link.id, link.peer_id)
 
+    def arrived(self, link: Link, frame: bytes) -> None:
+        """A frame was read: a batch goes to the inbox at once, before it is checked."""
+        if self._inbox is not None and is_batch(frame):
+            unstored = self._unstored.setdefault(link.id, _Unstored())
+            unstored.waiting.append(self._inbox.append(frame))
+
     async def frame_in(self, link: Link, frame: bytes) -> None:
         """One received frame; returns once the node handled it."""
         if link.in_sync and len(frame) <= INLINE_PUSH_BYTES and _is_push(frame) \
@@ -180,10 +186,6 @@ class NodeHub:
             await asyncio.sleep(0)  # frames already read wait their turn behind other tasks
             return
         batch = self._inbox is not None and is_batch(frame)
-        if batch:
-            assert self._inbox is not None
-            unstored = self._unstored.setdefault(link.id, _Unstored())
-            unstored.waiting.append(self._inbox.append(frame))
         try:
             held = await self.call(self._frame_in, link.id, frame)
         except Exception as exc:
