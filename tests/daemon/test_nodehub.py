@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.sync.helpers import Device, craft, household
+from wifisync.daemon.inbox import Inbox, read_frames
 from wifisync.daemon.nodehub import INLINE_LOCAL_RECORDS, INLINE_PUSH_BYTES, NodeHub
 from wifisync.daemon.storethread import NodeStore, StoreThread
 from wifisync.model.deviceid import short_device_id
@@ -63,10 +64,12 @@ class WireLink:
         """Hand every received frame to the hub, one at a time."""
         while True:
             frame = await self.inbox.get()
+            self.hub.arrived(self, frame)  # type: ignore[arg-type]
             await self.hub.frame_in(self, frame)  # type: ignore[arg-type]
 
 
-def _hub(device: Device, thread: StoreThread, seen_on: set[int]) -> NodeHub:
+def _hub(device: Device, thread: StoreThread, seen_on: set[int],
+         inbox: Inbox | None = None) -> NodeHub:
     store = device.store
     assert isinstance(store, SqliteStore)
 
@@ -76,7 +79,8 @@ def _hub(device: Device, thread: StoreThread, seen_on: set[int]) -> NodeHub:
 
     node_store = NodeStore(store, device.identity, device.replica.vault_id)
     node = SyncNode(device.id, node_store, new_session, store.max_seq(device.id))
-    return NodeHub(node, thread, node_store.local_tip, lambda _action: None, lambda _link: None)
+    return NodeHub(node, thread, node_store.local_tip, lambda _action: None, lambda _link: None,
+                   inbox)
 
 
 async def test_two_hubs_sync_and_every_link_call_happens_on_the_loop(tmp_path: Path) -> None:
@@ -115,16 +119,23 @@ class Pair:
 
 @contextlib.asynccontextmanager
 async def synced_pair(tmp_path: Path, node_threads: set[int] | None = None,
-                      written: str | None = None) -> AsyncIterator[Pair]:
-    """Two devices in sync through their hubs (``a`` wrote ``written`` before they met; the
-    threads the nodes ran on go to ``node_threads``); the pumps run until the block ends."""
+                      written: str | None = None, items: int = 0,
+                      inbox: Inbox | None = None) -> AsyncIterator[Pair]:
+    """Two devices in sync through their hubs (``a`` wrote ``written`` and ``items`` more
+    before they met; the threads the nodes ran on go to ``node_threads``; ``b`` keeps its
+    batches in ``inbox``); the pumps run until the block ends."""
     paths = (tmp_path / f"d{n}.db" for n in itertools.count())
     a, b = household(2, lambda: SqliteStore(next(paths)))
     if written is not None:
         a.vault.add(written)
+    if items:
+        assert isinstance(a.store, SqliteStore)
+        with a.store.transaction():
+            for i in range(items):
+                a.vault.add(f"item {i}")
     seen_on = set() if node_threads is None else node_threads
     threads = [StoreThread(), StoreThread()]
-    hubs = [_hub(a, threads[0], seen_on), _hub(b, threads[1], seen_on)]
+    hubs = [_hub(a, threads[0], seen_on), _hub(b, threads[1], seen_on, inbox)]
     on_a, on_b = WireLink(hubs[0], b.id), WireLink(hubs[1], a.id)
     on_a.other, on_b.other = on_b, on_a
     pumps = [asyncio.create_task(link.pump()) for link in (on_a, on_b)]
@@ -218,3 +229,22 @@ async def test_a_commit_of_a_few_records_is_pushed_on_the_loop_and_more_on_the_t
                 await asyncio.sleep(0.01)
     loop_thread = threading.get_ident()
     assert [ident == loop_thread for _name, ident in pair.ran] == [False, True]
+
+
+async def test_the_inbox_keeps_the_batches_of_an_initial_sync_and_is_empty_once_stored(
+        tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path / "inbox")
+    kept: list[int] = []
+    keep = inbox.append
+
+    def noting(frame: bytes) -> int:
+        kept.append(len(list(read_frames(inbox.folder))))  # what it held as this one came
+        return keep(frame)
+
+    inbox.append = noting  # type: ignore[method-assign]
+    async with synced_pair(tmp_path, items=2000, inbox=inbox) as pair:
+        assert len(pair.b.record_ids()) == len(pair.a.record_ids())
+    assert inbox.next >= 4  # the 2000 records came in several batches, each kept
+    assert max(kept) >= 1  # the session held batches back to store them together
+    assert list(read_frames(inbox.folder)) == []  # and every one went once stored
+    inbox.close()

@@ -100,11 +100,12 @@ class Inbox:
         if self._full:
             return number
         entry = _HEADER.pack(len(frame), zlib.crc32(frame)) + frame
-        if self._bytes + len(entry) + len(MAGIC) > self.max_bytes:
+        opening = self._fd is None or self._segments[-1].size >= self.segment_bytes
+        if self._bytes + len(entry) + opening * len(MAGIC) > self.max_bytes:
             self._stop_keeping("it holds %d bytes", self._bytes)
             return number
         try:
-            if self._fd is None or self._segments[-1].size >= self.segment_bytes:
+            if opening:
                 self._open_segment()
             assert self._fd is not None
             written = os.write(self._fd, entry)

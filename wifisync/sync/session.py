@@ -398,7 +398,7 @@ class SyncSession:
         needs (twice its group, which the peer sizes from the same acknowledged records),
         and two batches, one to check while the other is stored."""
         return max(WINDOW_START_RECORDS + 2 * self._acked // GROUP_SHARE,
-                   2 * self._last_batch)
+                   min(2 * self._last_batch, WINDOW_START_RECORDS + self._acked))
 
     def _lookahead(self, most: int) -> int:
         """How many of the newest pending batches to keep back: at most ``most`` records
