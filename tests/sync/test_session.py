@@ -303,6 +303,19 @@ def test_the_sender_window_grows_with_the_receivers_commits(monkeypatch: pytest.
     assert worst > start + small_batches  # the window did grow
 
 
+def test_before_any_acknowledgement_the_sender_frames_about_a_starting_window() -> None:
+    """Doubling batches do not run ahead of what the receiver confirmed: a kill of the
+    receiver as the session starts finds a few dozen records in flight, not thousands."""
+    a, b = household(2)
+    add_items(a, 600)
+    sender, receiver = SyncSession(a.replica, b.id, now=0.0), SyncSession(b.replica, a.id, now=0.0)
+    sender.start(0.0)
+    hello, = receiver.start(0.0)
+    out = sender.receive(hello, 0.0)
+    framed = sum(len(m.records) for f in out.send if isinstance(m := decode_message(f), Batch))
+    assert 0 < framed <= session.WINDOW_START_RECORDS + session.FIRST_BATCH_RECORDS
+
+
 def test_the_receiver_checks_a_newer_batch_while_it_stores_the_older(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Checks and the store overlap: batches larger than the receiver's commit group still

@@ -99,24 +99,25 @@ class Inbox:
         self._next += 1
         if self._full:
             return number
-        entry = _HEADER.pack(len(frame), zlib.crc32(frame)) + frame
+        header = _HEADER.pack(len(frame), zlib.crc32(frame))
+        size = len(header) + len(frame)
         opening = self._fd is None or self._segments[-1].size >= self.segment_bytes
-        if self._bytes + len(entry) + opening * len(MAGIC) > self.max_bytes:
+        if self._bytes + size + opening * len(MAGIC) > self.max_bytes:
             self._stop_keeping("it holds %d bytes", self._bytes)
             return number
         try:
             if opening:
                 self._open_segment()
             assert self._fd is not None
-            written = os.write(self._fd, entry)
+            written = os.writev(self._fd, (header, frame))  # one call, no copy
         except OSError as exc:
             self._stop_keeping("a write failed: %s", exc)
             return number
         segment = self._segments[-1]
-        if written != len(entry):  # a short write: take it back, keep nothing more
+        if written != size:  # a short write: take it back, keep nothing more
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, segment.size)
-            self._stop_keeping("a write was cut short (%d of %d bytes)", written, len(entry))
+            self._stop_keeping("a write was cut short (%d of %d bytes)", written, size)
             return number
         segment.size += written
         segment.last = number

@@ -62,20 +62,24 @@ LOOKAHEAD = 2  # newer batches kept back while a group is stored: their signatur
 # receiving daemon holds in a 100k sync besides its page cache: 2 + 2 hold 7 MiB (4 + 4
 # held 14, 8 + 8 held 36), for the same sync time between two daemons (interleaved runs)
 WINDOW = COMMIT_GROUP + LOOKAHEAD + 4  # stream items in flight before the sender waits
-# What a crash loses is what the sender framed that the receiver has not made durable, so
-# both ends start small and grow with what the session made durable: a round's batches
-# start at FIRST_BATCH_RECORDS records and double; the receiver's commit group (and its
-# look-ahead) is a GROUP_SHARE-th of the records this session stored, at least
-# FIRST_BATCH_RECORDS, at most COMMIT_GROUP batches; the sender keeps at most
+# What a crash loses is what the sender framed that the receiver has not made durable (a
+# daemon keeps what it read in its inbox, daemon/inbox.py: then only what was still in
+# flight), so both ends start small and grow with what the session made durable: a
+# round's batches start at FIRST_BATCH_RECORDS records and double; the receiver's commit
+# group (and its look-ahead) is a GROUP_SHARE-th of the records this session stored, at
+# least FIRST_BATCH_RECORDS, at most COMMIT_GROUP batches; the sender keeps at most
 # WINDOW_START_RECORDS plus twice that share unacknowledged, so it always sends enough
 # for the receiver's next commit (2 x group <= window) and no more than about a quarter
 # of what the session already stored, or two batches when that is more: the receiver
 # keeps the newest batch back from each commit, checking it while it stores the older
 # (without that, a 10k initial sync checked and stored strictly in turn: 20 % slower).
+# Two batches at most WINDOW_START_RECORDS more than the session saw acknowledged,
+# though: otherwise the doubling batches put 3040 records on the wire before the first
+# acknowledgement, all lost when the receiver is killed as the session starts.
 FIRST_BATCH_RECORDS = 32
-GROUP_SHARE = 8  # a kill at a random frame of a 20k initial sync loses 6.8 % of it on
-# average (share 4: 11.6 %, 2: 15.8 %; fixed groups and window: 49 %); a 100k sync then
-# makes 26 commits instead of 14, for the same CPU (measured in process)
+GROUP_SHARE = 8  # without an inbox, a kill at a random frame of a 20k initial sync loses
+# 6.8 % of it on average (share 4: 11.6 %, 2: 15.8 %; fixed groups and window: 49 %); a
+# 100k sync then makes 26 commits instead of 14, for the same CPU (measured in process)
 WINDOW_START_RECORDS = 2 * FIRST_BATCH_RECORDS
 # The counts suit records of a few hundred bytes. Large records (attachment chunks of up
 # to 256 KiB) are bounded by their bytes too, so both ends hold a few MiB of them: the
@@ -396,7 +400,8 @@ class SyncSession:
     def _window_records(self) -> int:
         """Records the sender may have unacknowledged: at least what the peer's next commit
         needs (twice its group, which the peer sizes from the same acknowledged records),
-        and two batches, one to check while the other is stored."""
+        and two batches, one to check while the other is stored, once about as many were
+        acknowledged (a slow start: see the constants)."""
         return max(WINDOW_START_RECORDS + 2 * self._acked // GROUP_SHARE,
                    min(2 * self._last_batch, WINDOW_START_RECORDS + self._acked))
 
