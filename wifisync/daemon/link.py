@@ -36,7 +36,8 @@ log = logging.getLogger("wifisync.daemon")
 WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 LIVE_LOG_DELAY = 1.0  # records pushed live are logged as one line per burst
 READ_AHEAD_BYTES = 8 * 1024 * 1024  # frames read and not yet handled by the node, at most
-# (about twice what a sender may have unacknowledged: WINDOW_BYTES, 8 batches of records)
+# (an initial sync's sender has at most 8 batches unacknowledged, a few MiB; this also
+# bounds a flood of live pushes, which the socket's buffers bounded before)
 _link_ids = itertools.count(1)
 
 

@@ -64,6 +64,7 @@ class _Unstored:
     # commit (always the newest batches it handled)
 
     def oldest(self) -> int | None:
+        """The number of the oldest batch not stored (None: every one is)."""
         return self.held[0] if self.held else self.waiting[0] if self.waiting else None
 
 
