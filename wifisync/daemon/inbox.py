@@ -143,35 +143,24 @@ class Inbox:
             self._fd = None
 
     def _clear_kept(self) -> None:
-        """Drop every segment; the last one is emptied, kept open for the next frame."""
-        if not self._segments:
-            return
-        for segment in self._segments[:-1]:
+        """Drop every segment (the next frame starts a new one)."""
+        self.close()
+        for segment in self._segments:
             with contextlib.suppress(OSError):
                 segment.path.unlink()
-        last = self._segments[-1]
-        self._segments = [last]
-        try:
-            assert self._fd is not None
-            os.ftruncate(self._fd, len(MAGIC))
-            last.size = len(MAGIC)
-        except OSError:
-            self.close()
-            with contextlib.suppress(OSError):
-                last.path.unlink()
-            self._segments = []
-        self._bytes = sum(s.size for s in self._segments)
+        self._segments = []
+        self._bytes = 0
 
     def _open_segment(self) -> None:
         self.close()
         self._serial += 1
         path = self.folder / f"{self._serial:012d}.frames"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
-                     0o600)
-        self._fd = fd
-        os.write(fd, MAGIC)
-        self._segments.append(_Segment(path, self._next - 1, len(MAGIC)))
-        self._bytes += len(MAGIC)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+                           | os.O_CLOEXEC, 0o600)
+        segment = _Segment(path, self._next - 1, 0)
+        self._segments.append(segment)  # before the write: if it fails, the file still goes
+        segment.size = os.write(self._fd, MAGIC)
+        self._bytes += segment.size
 
     def _stop_keeping(self, why: str, *args: object) -> None:
         """Keep no frame until every one so far is committed (no gap in what is kept)."""
