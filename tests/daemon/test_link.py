@@ -1,4 +1,5 @@
-"""A link's keep-alive over a real loopback WebSocket: the dialer pings, the listener listens."""
+"""A link over a real loopback WebSocket: the dialer pings, the listener listens; frames are
+read ahead of the node and every one is handled, in order."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from wifisync.daemon.link import Direction, Link, LinkEnd, Timing
+from wifisync.daemon.link import Direction, Link, LinkEnd, LinkHub, Timing
 from wifisync.sync.session import SessionStats
 
 INTERVAL, TIMEOUT = 0.2, 0.8
@@ -66,8 +67,10 @@ class Far:
 
 
 @contextlib.asynccontextmanager
-async def pair(link_side: Direction) -> AsyncIterator[tuple[Link, Far]]:
+async def pair(link_side: Direction, hub: LinkHub | None = None
+               ) -> AsyncIterator[tuple[Link, Far]]:
     """A Link on one side of a loopback WebSocket (the given direction), a raw one on the other."""
+    hub = hub or QuietHub()
     timing = Timing(INTERVAL, TIMEOUT)
     made: asyncio.Future[Link | Far] = asyncio.get_running_loop().create_future()
     done = asyncio.Event()
@@ -76,7 +79,7 @@ async def pair(link_side: Direction) -> AsyncIterator[tuple[Link, Far]]:
         ws = web.WebSocketResponse(autoping=False, heartbeat=None)
         await ws.prepare(request)
         if link_side is Direction.INBOUND:
-            made.set_result(Link(QuietHub(), ws, b"\1" * 32, Direction.INBOUND, "far",
+            made.set_result(Link(hub, ws, b"\1" * 32, Direction.INBOUND, "far",
                                  b"\2" * 32, timing))
         else:
             made.set_result(Far(ws))
@@ -100,7 +103,7 @@ async def pair(link_side: Direction) -> AsyncIterator[tuple[Link, Far]]:
             else:
                 far = await made
                 assert isinstance(far, Far)
-                yield Link(QuietHub(), ws, b"\1" * 32, Direction.OUTBOUND, "far", b"\2" * 32,
+                yield Link(hub, ws, b"\1" * 32, Direction.OUTBOUND, "far", b"\2" * 32,
                            timing), far
     finally:
         done.set()
@@ -144,3 +147,42 @@ async def test_either_side_takes_a_silent_peer_for_dead_after_the_timeout(
         end = await run_for(link, far, 4 * TIMEOUT, far_pings=None)
         assert end is not None and "nothing heard" in end.reason
         assert TIMEOUT <= loop.time() - start < 2 * TIMEOUT  # at the timeout, not a check later
+
+
+class SlowHub(QuietHub):
+    """A hub whose node is busy until ``free`` is set: notes what arrived and what it handled."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[bytes] = []
+        self.handled: list[bytes] = []
+        self.free = asyncio.Event()
+
+    def arrived(self, link: Link, frame: bytes) -> None:
+        """Noted as soon as it is read."""
+        self.arrivals.append(frame)
+
+    async def frame_in(self, link: Link, frame: bytes) -> None:
+        """Handled once the node is free."""
+        await self.free.wait()
+        self.handled.append(frame)
+
+
+async def test_frames_are_read_while_the_node_is_busy_and_all_handled_before_a_close() -> None:
+    hub = SlowHub()
+    frames = [bytes([i]) * 1000 for i in range(3)]
+    async with pair(Direction.OUTBOUND, hub) as (link, far):
+        running = asyncio.create_task(link.run())
+        for frame in frames:
+            await far.ws.send_bytes(frame)
+        async with asyncio.timeout(5):
+            while len(hub.arrivals) < len(frames):
+                await asyncio.sleep(0.01)
+        assert hub.handled == []  # all read (and so kept) while the node handled none
+        await far.ws.close()
+        await asyncio.sleep(0.1)
+        assert not running.done()  # the close waits for the frames read before it
+        hub.free.set()
+        async with asyncio.timeout(5):
+            end = await running
+    assert hub.handled == frames
+    assert end.reason == "closed by peer"
