@@ -163,3 +163,17 @@ def test_the_inbox_is_private_to_its_user(
     kept(folder, batch(0, records[0]))
     assert folder.stat().st_mode & 0o777 == 0o700
     assert [p.stat().st_mode & 0o777 for p in folder.glob("*.frames")] == [0o600]
+
+
+def test_an_inbox_that_cannot_be_made_keeps_nothing_and_stops_nothing(
+        pair: tuple[Device, Device, list[Record]], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    _a, b, records = pair
+    folder = tmp_path / "inbox"
+    folder.write_bytes(b"not a folder")
+    with caplog.at_level(logging.WARNING):
+        assert replay(folder, b.replica).batches == 0
+        inbox = Inbox(folder)
+        assert inbox.append(batch(0, records[0])) == 0
+    assert inbox.size == 0
+    assert len(caplog.records) == 1 and "received batches are not kept" in caplog.text

@@ -81,7 +81,14 @@ class Inbox:
         self._bytes = 0
         self._full = False  # frames are not kept until every one so far is committed
         self._serial = 0  # segment file names, in order
-        folder.mkdir(mode=0o700, exist_ok=True)
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            folder.chmod(0o700)
+            self._usable = True
+        except OSError as exc:  # the sync works without it: frames are just not kept
+            log.warning("inbox: cannot use %s (%s); received batches are not kept",
+                        folder, exc.strerror or exc)
+            self._usable = False
 
     @property
     def next(self) -> int:
@@ -97,7 +104,7 @@ class Inbox:
         """Keep one received frame (unless the inbox is full); returns its number."""
         number = self._next
         self._next += 1
-        if self._full:
+        if self._full or not self._usable:
             return number
         header = _HEADER.pack(len(frame), zlib.crc32(frame))
         size = len(header) + len(frame)
