@@ -191,11 +191,10 @@ class Daemon:
         self.pairing.add_routes(app)
         self.pairing.add_control_routes(control)
         self._cleanups.append(self.pairing.async_close)
-        runner, server, peer_listener = await serve(app, self.gate, sock,
-                                                    self.trust.listener.context, self.admission)
+        runner, peer_listener = await serve(app, self.gate, sock, self.trust.listener.context,
+                                            self.admission)
         self._cleanups.append(runner.cleanup)
         self._cleanups.append(peer_listener.close)
-        self._cleanups.append(self._closer(server))
         control_runner = await serve_control(control, self.home.control_socket)
         self._cleanups.append(control_runner.cleanup)
         notify = NotifySocket(self.home.notify_socket, self._notify)
@@ -245,12 +244,6 @@ class Daemon:
             discovery, self.discovery = self.discovery, None
             self._cleanups.remove(discovery.async_stop)
             await discovery.async_stop()
-
-    @staticmethod
-    def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
-        async def close() -> None:
-            server.close()
-        return close
 
     async def _shutdown(self) -> None:
         notify_systemd("STOPPING=1\nSTATUS=stopping")

@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -33,6 +33,7 @@ HANDSHAKE_TIMEOUT = 5.0  # seconds for the TLS handshake
 FIRST_REQUEST_TIMEOUT = 10.0  # seconds from handshake to the first request (keep-alive)
 MAX_REQUEST_BYTES = 8 * 1024  # headers; a WebSocket upgrade needs little
 MAX_BODY_BYTES = 64 * 1024  # pairing messages; sync frames travel over the WebSocket
+ACCEPT_RETRY_DELAY = 1.0  # seconds to wait when accept fails (out of descriptors)
 
 RequestHandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,9 +85,6 @@ class _GatedProtocol(asyncio.Protocol):
         self._admitted = False
         self._finished = False
         self.wasted = False  # set when the connection held a slot for nothing
-        # Bytes the client sent right after its handshake, before start_tls returned to us.
-        self._early: list[bytes] | None = []
-        self._overflowed = False
 
     def handshake_over(self) -> None:
         """The TLS handshake ended (either way): it no longer counts as one in progress."""
@@ -95,11 +93,11 @@ class _GatedProtocol(asyncio.Protocol):
             self._listener.admission.handshake_over(self._source)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The TLS layer calls this once its handshake is done, before any data is read.
         self.handshake_over()
         ssl_object = transport.get_extra_info("ssl_object")
-        if self._overflowed or not self._listener.gate.admit_connection(ssl_object):
-            assert isinstance(transport, asyncio.Transport)
-            transport.abort()
+        if not self._listener.gate.admit_connection(ssl_object):
+            cast(asyncio.Transport, transport).abort()  # uvloop's is not a subclass
             return
         self._admitted = True
         if peer_certificate(ssl_object) is not None:  # a current member's (the gate said so)
@@ -108,16 +106,9 @@ class _GatedProtocol(asyncio.Protocol):
         else:
             self.wasted = True  # pairing: one exchange per window, so reconnects are waste
         self._inner.connection_made(transport)
-        early, self._early = self._early, None
-        for data in early or ():
-            self._inner.data_received(data)
 
     def data_received(self, data: bytes) -> None:
-        if self._early is not None:
-            self._early.append(data)
-            if sum(map(len, self._early)) > MAX_REQUEST_BYTES:  # no request is this long
-                self._early, self._overflowed = [], True
-        elif self._admitted:
+        if self._admitted:
             self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -148,20 +139,15 @@ class _GatedProtocol(asyncio.Protocol):
             self._inner.resume_writing()
 
 
-class _Accepting(asyncio.Protocol):
-    """A raw TCP connection: counted and handed to the TLS handshake, or closed at once."""
-
-    def __init__(self, listener: PeerListener) -> None:
-        self._listener = listener
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()  # the ClientHello waits in the socket for start_tls
-        self._listener.accepted(transport)
-
-
 class PeerListener:
-    """Owns the peer-facing listener: admission before TLS, the TLS upgrades, the gate."""
+    """Owns the peer-facing listener: the accepts, admission before TLS, the TLS handshakes,
+    the gate.
+
+    It accepts each connection itself and hands the socket to the loop with TLS only once
+    admission let it in, so no byte of a refused connection is ever read, on asyncio's loop
+    as on uvloop's (which starts reading a served connection right after its protocol's
+    ``connection_made``, whatever that asked for).
+    """
 
     def __init__(self, gate: Gate, admission: Admission, context: ssl.SSLContext,
                  factory: Callable[[], asyncio.Protocol]) -> None:
@@ -171,26 +157,45 @@ class PeerListener:
         self._factory = factory
         self._handshakes: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
+        self._accepting: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
 
-    def accepted(self, transport: asyncio.Transport) -> None:
+    def start(self, sock: socket.socket) -> None:
+        """Accept connections on a bound, listening socket until :meth:`close` (it owns it)."""
+        self._sock = sock
+        self._accepting = self._loop.create_task(self._accept(sock))
+
+    async def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, peer = await self._loop.sock_accept(sock)
+            except ConnectionAbortedError:  # the client left before we took it
+                continue
+            except OSError as exc:  # out of descriptors or memory: wait, as asyncio's own does
+                log.warning("cannot accept a connection: %s; trying again in %.0f s",
+                            exc.strerror or exc, ACCEPT_RETRY_DELAY)
+                await asyncio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            self.accepted(conn, str(peer[0]))
+
+    def accepted(self, conn: socket.socket, host: str) -> None:
         """Start the handshake of a fresh connection if its source and the daemon have room."""
-        peer = transport.get_extra_info("peername")
-        source = source_of(str(peer[0])) if peer else "?"
+        source = source_of(host)
         if not self.admission.accept(source, time.monotonic()):
-            transport.abort()
+            conn.close()
             return
-        task = self._loop.create_task(self._upgrade(transport, source))
+        task = self._loop.create_task(self._upgrade(conn, source))
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
 
-    async def _upgrade(self, transport: asyncio.Transport, source: str) -> None:
+    async def _upgrade(self, conn: socket.socket, source: str) -> None:
         gated = _GatedProtocol(self._factory(), self, source)
         try:
-            tls_transport = await self._loop.start_tls(
-                transport, gated, self._context, server_side=True,
+            # the loop owns the socket from here on, and closes it if the handshake fails
+            await self._loop.connect_accepted_socket(
+                lambda: gated, conn, ssl=self._context,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT, ssl_shutdown_timeout=2.0)
         except Exception as exc:  # timed out, not TLS, a refused certificate: nothing to say
-            transport.abort()
             gated.wasted = isinstance(exc, TimeoutError)
             gated.finish()
             if isinstance(exc, ssl.SSLCertVerificationError):
@@ -198,20 +203,19 @@ class PeerListener:
                 # the daemon's log lets one such line through per source and window
                 log.warning("refused a certificate that is not a current member's from %s "
                             "(a revoked or never paired device)", source)
-            return
         except BaseException:
-            transport.abort()
             gated.finish()
             raise
         finally:
             gated.handshake_over()
-        if tls_transport is None:  # the peer went away at the last moment
-            gated.finish()
-            return
-        gated.connection_made(tls_transport)
 
     async def close(self) -> None:
-        """Abandon every handshake still in progress (the daemon is stopping)."""
+        """Stop accepting and abandon every handshake still in progress (the daemon stops)."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+            await asyncio.gather(self._accepting, return_exceptions=True)
+        if self._sock is not None:
+            self._sock.close()
         for task in list(self._handshakes):
             task.cancel()
         await asyncio.gather(*self._handshakes, return_exceptions=True)
@@ -244,7 +248,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def serve(app: web.Application, gate: Gate, sock: socket.socket,
                 context: ssl.SSLContext, admission: Admission
-                ) -> tuple[web.AppRunner, asyncio.Server, PeerListener]:
+                ) -> tuple[web.AppRunner, PeerListener]:
     """Start the HTTPS listener on a bound socket."""
     app.middlewares.append(gate.middleware)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
@@ -254,6 +258,5 @@ async def serve(app: web.Application, gate: Gate, sock: socket.socket,
     factory: Any = runner.server
     assert factory is not None
     listener = PeerListener(gate, admission, context, factory)
-    server = await asyncio.get_running_loop().create_server(
-        lambda: _Accepting(listener), sock=sock)
-    return runner, server, listener
+    listener.start(sock)
+    return runner, listener
