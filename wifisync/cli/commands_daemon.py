@@ -78,18 +78,17 @@ def register(sub: Any) -> None:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
-    import asyncio  # like aiohttp, only for the command that needs it
-
     from wifisync.daemon.daemon import (
         Daemon,  # aiohttp is imported only by the command that needs it
     )
     from wifisync.daemon.logsetup import setup_daemon_logging
+    from wifisync.daemon.process import run_daemon
 
     home = locate_home(args)
     config = load_config(home)
     setup_daemon_logging(config.daemon.log_level)
     daemon = Daemon(home, config, listen=args.listen, peers=args.peer)
-    return asyncio.run(daemon.run())
+    return run_daemon(daemon.run())
 
 
 # --- status and devices ---------------------------------------------------------------------

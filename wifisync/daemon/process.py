@@ -1,17 +1,23 @@
 """What a daemon process owes its host: one daemon per home (a lock), news for systemd,
-memory it hands back once a sync is over (the C allocator), and no CA bundle loaded."""
+memory it hands back once a sync is over (the C allocator), no CA bundle loaded, and the
+fastest event loop installed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import os
 import socket
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from wifisync.errors import DaemonError
 from wifisync.home import Home
+
+T = TypeVar("T")
 
 
 class DaemonLock:
@@ -97,3 +103,23 @@ def notify_systemd(message: str) -> None:
             contextlib.suppress(OSError):
         sock.connect(address)
         sock.sendall(message.encode())
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (every platform but Windows), else None.
+
+    Its loop and its TLS transport are compiled: one change to a peer costs each daemon
+    less CPU than on asyncio's pure-Python loop and ``SSLProtocol``. None means asyncio's
+    own loop, which the daemon runs on just as well.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_daemon(main: Coroutine[Any, Any, T]) -> T:
+    """Run the daemon's main coroutine to its end on the loop :func:`loop_factory` chose."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
