@@ -56,6 +56,17 @@ def test_the_daemon_runs_on_the_c_allocator_as_the_process_it_was_started_as(
     assert a.stop() == 0
 
 
+def test_the_daemon_process_runs_uvloop(devices: Callable[..., list[Device]]) -> None:
+    """The daemon command starts its loop through ``run_daemon`` (nothing else loads uvloop)."""
+    (a,) = devices(1)
+    a.start()
+    assert a.proc is not None
+    maps = Path(f"/proc/{a.proc.pid}/maps")
+    if not maps.exists():
+        pytest.skip("no /proc on this system")
+    assert "/uvloop/loop." in maps.read_text()
+
+
 def test_an_allocator_the_user_chose_is_kept(devices: Callable[..., list[Device]]) -> None:
     (a,) = devices(1)
     a.start(env={"PYTHONMALLOC": "pymalloc"})
