@@ -50,7 +50,8 @@ def _pem(creds: tls.Credentials) -> bytes:
     return creds.cert_file.read_bytes()
 
 
-async def _listen(tmp_path: Path, member: tls.Credentials
+async def _listen(tmp_path: Path, member: tls.Credentials,
+                  limits: AdmissionLimits | None = None
                   ) -> tuple[int, PeerListener, web.AppRunner]:
     """A listener for device ``me`` whose one other member is ``member``; no pairing window."""
     me = _creds(tmp_path, "me")
@@ -65,7 +66,7 @@ async def _listen(tmp_path: Path, member: tls.Credentials
     port = sock.getsockname()[1]
     runner, listener = await serve(app, Gate(lambda cert: cert == member_der, lambda: False),
                                    sock, tls.TrustedListener(me, [_pem(member)], VAULT).context,
-                                   Admission(AdmissionLimits()))
+                                   Admission(limits or AdmissionLimits()))
     (tmp_path / "me.pem").write_bytes(_pem(me))
     return port, listener, runner
 
@@ -145,6 +146,39 @@ def test_a_stranger_and_a_client_without_certificate_get_no_byte_of_http(
                     break
                 await asyncio.sleep(0.01)
             assert (listener.admission.handshakes, listener.admission.unauthenticated) == (0, 0)
+        finally:
+            await listener.close()
+            await runner.cleanup()
+
+    _run(new_loop, main())
+
+
+def _silent(port: int) -> bytes:
+    """A client that connects and sends nothing; what it read until the server hung up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3.0) as raw:
+        return raw.recv(100)
+
+
+@LOOPS
+def test_handshakes_left_to_time_out_are_strikes_and_half_open_ones_are_settled(
+        tmp_path: Path, new_loop: Callable[[], asyncio.AbstractEventLoop],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wifisync.daemon.listener.HANDSHAKE_TIMEOUT", 0.2)
+    member = _creds(tmp_path, "member")
+
+    async def main() -> None:
+        port, listener, runner = await _listen(tmp_path, member, AdmissionLimits(strikes=2))
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as raw:  # leaves at once
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            for _ in range(2):
+                assert await asyncio.to_thread(_silent, port) == b""  # the server hung up
+            for _ in range(100):
+                if (listener.admission.handshakes, listener.admission.unauthenticated) == (0, 0):
+                    break
+                await asyncio.sleep(0.01)
+            assert (listener.admission.handshakes, listener.admission.unauthenticated) == (0, 0)
+            assert not listener.admission.accept("127.0.0.1", time.monotonic())  # 2 strikes
         finally:
             await listener.close()
             await runner.cleanup()

@@ -85,6 +85,7 @@ class _GatedProtocol(asyncio.Protocol):
         self._admitted = False
         self._finished = False
         self.wasted = False  # set when the connection held a slot for nothing
+        self.made = False  # the TLS layer handed us the connection
 
     def handshake_over(self) -> None:
         """The TLS handshake ended (either way): it no longer counts as one in progress."""
@@ -94,6 +95,7 @@ class _GatedProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The TLS layer calls this once its handshake is done, before any data is read.
+        self.made = True
         self.handshake_over()
         ssl_object = transport.get_extra_info("ssl_object")
         if not self._listener.gate.admit_connection(ssl_object):
@@ -196,7 +198,8 @@ class PeerListener:
                 lambda: gated, conn, ssl=self._context,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT, ssl_shutdown_timeout=2.0)
         except Exception as exc:  # timed out, not TLS, a refused certificate: nothing to say
-            gated.wasted = isinstance(exc, TimeoutError)
+            # the TLS layer ends a handshake that ran out of time with ConnectionAbortedError
+            gated.wasted = isinstance(exc, (TimeoutError, ConnectionAbortedError))
             gated.finish()
             if isinstance(exc, ssl.SSLCertVerificationError):
                 # a revoked or never-paired device that keeps trying: the repeat limiter of
@@ -206,6 +209,9 @@ class PeerListener:
         except BaseException:
             gated.finish()
             raise
+        else:
+            if not gated.made:  # the connection was lost as the handshake ended
+                gated.finish()
         finally:
             gated.handshake_over()
 
