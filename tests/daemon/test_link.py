@@ -15,6 +15,7 @@ from wifisync.daemon.link import Direction, Link, LinkEnd, LinkHub, Timing
 from wifisync.sync.session import SessionStats
 
 INTERVAL, TIMEOUT = 0.2, 0.8
+LIVE = b"live"  # SlowHub's inbox keeps every frame but those that start so
 
 
 class QuietHub:
@@ -23,8 +24,9 @@ class QuietHub:
     async def link_up(self, link: Link) -> None:
         """Nothing to start."""
 
-    def arrived(self, link: Link, frame: bytes) -> None:
+    def arrived(self, link: Link, frame: bytes) -> bool:
         """Nothing to keep."""
+        return False
 
     async def frame_in(self, link: Link, frame: bytes) -> None:
         """Nothing to hand over."""
@@ -157,9 +159,10 @@ class SlowHub(QuietHub):
         self.handled: list[bytes] = []
         self.free = asyncio.Event()
 
-    def arrived(self, link: Link, frame: bytes) -> None:
-        """Noted as soon as it is read."""
+    def arrived(self, link: Link, frame: bytes) -> bool:
+        """Noted as soon as it is read; kept unless it starts with ``LIVE``."""
         self.arrivals.append(frame)
+        return not frame.startswith(LIVE)
 
     async def frame_in(self, link: Link, frame: bytes) -> None:
         """Handled once the node is free."""
@@ -186,3 +189,23 @@ async def test_frames_are_read_while_the_node_is_busy_and_all_handled_before_a_c
             end = await running
     assert hub.handled == frames
     assert end.reason == "closed by peer"
+
+
+async def test_no_frame_is_read_past_one_the_inbox_did_not_keep_until_it_is_handled() -> None:
+    """A relay reads a stalled node's live pushes one at a time (its memory stays bounded)."""
+    hub = SlowHub()
+    frames = [LIVE + bytes([i]) * 1000 for i in range(3)]
+    async with pair(Direction.OUTBOUND, hub) as (link, far):
+        running = asyncio.create_task(link.run())
+        for frame in frames:
+            await far.ws.send_bytes(frame)
+        await asyncio.sleep(0.2)
+        assert hub.arrivals == frames[:1]  # the rest wait in the socket
+        hub.free.set()
+        async with asyncio.timeout(5):
+            while len(hub.handled) < len(frames):
+                await asyncio.sleep(0.01)
+        await far.ws.close()
+        async with asyncio.timeout(5):
+            await running
+    assert hub.handled == frames

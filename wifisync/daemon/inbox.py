@@ -100,6 +100,11 @@ class Inbox:
         """Bytes the segments hold."""
         return self._bytes
 
+    @property
+    def keeping(self) -> bool:
+        """Whether frames are kept now (the last one appended was, unless this is False)."""
+        return self._usable and not self._full
+
     def append(self, frame: bytes) -> int:
         """Keep one received frame (unless the inbox is full); returns its number."""
         number = self._next

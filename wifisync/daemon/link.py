@@ -36,8 +36,10 @@ log = logging.getLogger("wifisync.daemon")
 WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 LIVE_LOG_DELAY = 1.0  # records pushed live are logged as one line per burst
 READ_AHEAD_BYTES = 8 * 1024 * 1024  # frames read and not yet handled by the node, at most
-# (an initial sync's sender has at most 8 batches unacknowledged, a few MiB; this also
-# bounds a flood of live pushes, which the socket's buffers bounded before)
+# (an initial sync's sender has at most 8 batches unacknowledged, a few MiB); reading goes
+# on past a frame only when the inbox kept it: past any other (live pushes, attachment
+# chunks a relay passes on) it waits until the node handled it, as the socket's buffers
+# bounded it before
 _link_ids = itertools.count(1)
 
 
@@ -62,8 +64,9 @@ class LinkHub(Protocol):
     async def link_up(self, link: Link) -> None:
         """The link is attached: start its session."""
 
-    def arrived(self, link: Link, frame: bytes) -> None:
-        """One frame was read (before the node handles it): keep it if it is a batch."""
+    def arrived(self, link: Link, frame: bytes) -> bool:
+        """One frame was read (before the node handles it): keep it if it is a batch;
+        whether it was kept (the link reads ahead only past kept frames)."""
 
     async def frame_in(self, link: Link, frame: bytes) -> None:
         """Hand one received frame to the node; returns once it was handled."""
@@ -271,10 +274,10 @@ class Link:
             self._heard()
             self.last_seen = time.time()
             if msg.type is aiohttp.WSMsgType.BINARY:
-                self.hub.arrived(self, msg.data)
+                kept = self.hub.arrived(self, msg.data)  # not kept: read no further ahead
                 self._inbound_bytes += len(msg.data)
                 self._inbound.put_nowait(msg.data)
-                if self._inbound_bytes > READ_AHEAD_BYTES:
+                if self._inbound_bytes > (READ_AHEAD_BYTES if kept else 0):
                     self._room.clear()
                     await self._room.wait()
             elif msg.type is aiohttp.WSMsgType.PING:

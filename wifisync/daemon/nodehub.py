@@ -170,11 +170,14 @@ class NodeHub:
         self.links[link.id] = link
         await self._guarded(link, self.node.link_up, link.id, link.peer_id)
 
-    def arrived(self, link: Link, frame: bytes) -> None:
-        """A frame was read: a batch goes to the inbox at once, before it is checked."""
-        if self._inbox is not None and is_batch(frame):
-            unstored = self._unstored.setdefault(link.id, _Unstored())
-            unstored.waiting.append(self._inbox.append(frame))
+    def arrived(self, link: Link, frame: bytes) -> bool:
+        """A frame was read: a batch goes to the inbox at once, before it is checked;
+        whether the inbox kept it."""
+        if self._inbox is None or not is_batch(frame):
+            return False
+        unstored = self._unstored.setdefault(link.id, _Unstored())
+        unstored.waiting.append(self._inbox.append(frame))
+        return self._inbox.keeping
 
     async def frame_in(self, link: Link, frame: bytes) -> None:
         """One received frame; returns once the node handled it."""
