@@ -184,3 +184,33 @@ def test_handshakes_left_to_time_out_are_strikes_and_half_open_ones_are_settled(
             await runner.cleanup()
 
     _run(new_loop, main())
+
+
+@LOOPS
+def test_a_connection_that_cannot_be_taken_does_not_end_the_accepting(
+        tmp_path: Path, new_loop: Callable[[], asyncio.AbstractEventLoop],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    member = _creds(tmp_path, "member")
+
+    async def main() -> None:
+        port, listener, runner = await _listen(tmp_path, member)
+        accept = listener.admission.accept
+        calls = []
+
+        def broken_once(source: str, now: float) -> bool:
+            calls.append(source)
+            if len(calls) == 1:
+                raise RuntimeError("a bug in admission")
+            return accept(source, now)
+
+        monkeypatch.setattr(listener.admission, "accept", broken_once)
+        try:
+            context = tls.client_context(member, [(tmp_path / "me.pem").read_bytes()])
+            assert await asyncio.wrap_future(_in_thread(port, context)) == b""  # dropped
+            reply = await asyncio.wrap_future(_in_thread(port, context))
+            assert reply.startswith(b"HTTP/1.1 200"), reply  # the next one gets through
+        finally:
+            await listener.close()
+            await runner.cleanup()
+
+    _run(new_loop, main())

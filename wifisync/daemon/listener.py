@@ -178,7 +178,11 @@ class PeerListener:
                             exc.strerror or exc, ACCEPT_RETRY_DELAY)
                 await asyncio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            self.accepted(conn, str(peer[0]))
+            try:
+                self.accepted(conn, str(peer[0]))
+            except Exception:  # one connection's trouble must not end the accepting
+                log.exception("could not take a connection from %s", peer[0])
+                conn.close()
 
     def accepted(self, conn: socket.socket, host: str) -> None:
         """Start the handshake of a fresh connection if its source and the daemon have room."""
