@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from benchlib import (  # noqa: E402
     Holdings,
     RssWatch,
+    cpu_seconds,
     fill_signed,
     full_set,
     machine,
@@ -75,6 +76,8 @@ def fill(node: Device, n: int) -> None:
 def initial_sync(root: Path, n: int, runs: int) -> None:
     """A holds ``n`` records; a fresh B starts and pulls them all."""
     times, firsts, peaks_b, peaks_a, steady_b = [], [], [], [], []
+    cpu_b, cpu_helpers, cpu_a = [], [], []  # seconds: B's process from its start, its
+    # signature helpers, A during the sync (where a sync's time goes on 2 cores)
     for r in range(runs):
         a, b = make_group(root / f"sync{n}-{r}", 2)
         try:
@@ -84,6 +87,7 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
             wait(lambda a=a: a.status() is not None)
             assert a.proc is not None
             watch_a = RssWatch({"a": a.proc.pid})
+            a_before = tree_cpu_ns(a.proc.pid)
             with Holdings(b) as b_holds:
                 paired = b_holds.seen()  # what pairing handed over
                 started = b.start(peers=[a], wait=False)
@@ -98,6 +102,10 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
                         first = time.perf_counter() - started
                     time.sleep(0.005)
                 times.append(time.perf_counter() - started)
+            main_s = cpu_seconds(b.proc.pid)
+            cpu_b.append(main_s)
+            cpu_helpers.append(max(0.0, tree_cpu_ns(b.proc.pid) / 1e9 - main_s))
+            cpu_a.append((tree_cpu_ns(a.proc.pid) - a_before) / 1e9)
             firsts.append(first if first is not None else times[-1])
             time.sleep(STEADY_AFTER_S)
             steady_b.append(tree_rss_mib(b.proc.pid))
@@ -117,6 +125,10 @@ def initial_sync(root: Path, n: int, runs: int) -> None:
     record(f"receiving daemon RSS {STEADY_AFTER_S:.0f} s after a {n} sync (helpers incl.)",
            steady_b, "MiB", STEADY_TARGET_MIB)
     record(f"sending daemon peak RSS during a {n} sync (helpers incl.)", peaks_a, "MiB")
+    record(f"receiving daemon CPU for a {n} sync, its own process (from its start)", cpu_b,
+           "s", note="the loop and the store thread share one GIL: the critical path")
+    record(f"  its signature helpers ({n} records)", cpu_helpers, "s")
+    record(f"sending daemon CPU during a {n} sync (helpers incl.)", cpu_a, "s")
 
 
 def write_items(node: Device, n: int) -> None:
