@@ -74,6 +74,22 @@ def test_unknown_purpose_is_refused(purpose: str) -> None:
         crypto.derive_key(SECRET, purpose)
 
 
+@pytest.mark.parametrize("length", [1, 16, 32, 33, 64, 100, 255 * 32])
+def test_derive_key_agrees_with_the_cryptography_package(length: int) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    theirs = HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
+                  info=b"wifisync/v1/mdns-tag").derive(SECRET)
+    assert crypto.derive_key(SECRET, "mdns-tag", length) == theirs
+
+
+@pytest.mark.parametrize("length", [0, -1, 255 * 32 + 1])
+def test_derive_key_refuses_lengths_hkdf_cannot_give(length: int) -> None:
+    with pytest.raises(ValueError, match="cannot derive"):
+        crypto.derive_key(SECRET, "mdns-tag", length)
+
+
 def test_derive_key_honours_length() -> None:
     long = crypto.derive_key(SECRET, "mdns-tag", 64)
     assert len(long) == 64

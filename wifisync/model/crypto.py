@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 import nacl.bindings
 import nacl.exceptions
 import nacl.pwhash
 import nacl.utils
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from wifisync.errors import IntegrityError, WrongPasswordError
 
@@ -41,15 +40,23 @@ PURPOSES = frozenset(
 
 
 def derive_key(secret: bytes, purpose: str, length: int = KEY_SIZE) -> bytes:
-    """Derive a sub-key of ``secret`` for exactly one named purpose (HKDF-SHA256)."""
+    """Derive a sub-key of ``secret`` for exactly one named purpose (HKDF-SHA256).
+
+    RFC 5869 with no salt (a hash length of zero bytes), written on the standard library's
+    HMAC: the daemon and the everyday commands need no ``cryptography`` (about 8 MiB
+    resident and 35 ms of every start); tests hold it to ``cryptography``'s HKDF.
+    """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown key purpose {purpose!r}")
-    return HKDF(
-        algorithm=hashes.SHA256(),
-        length=length,
-        salt=None,
-        info=b"wifisync/v1/" + purpose.encode(),
-    ).derive(secret)
+    size = hashlib.sha256().digest_size
+    if not 0 < length <= 255 * size:
+        raise ValueError(f"cannot derive {length} bytes")
+    info = b"wifisync/v1/" + purpose.encode()
+    prk = hmac.digest(bytes(size), secret, "sha256")
+    blocks = [b""]
+    for counter in range(1, -(-length // size) + 1):
+        blocks.append(hmac.digest(prk, blocks[-1] + info + bytes([counter]), "sha256"))
+    return b"".join(blocks)[:length]
 
 
 def random_bytes(n: int) -> bytes:
