@@ -67,6 +67,23 @@ def test_the_daemon_process_runs_uvloop(devices: Callable[..., list[Device]]) ->
     assert "/uvloop/loop." in maps.read_text()
 
 
+def test_the_daemons_of_a_session_never_load_the_cryptography_package(
+        devices: Callable[..., list[Device]]) -> None:
+    """TLS with pinned certificates, throwaway certificates and key derivation run on the
+    standard library and libsodium: ``cryptography`` would add about 8 MiB to each daemon."""
+    a, b = devices(2)
+    b.peers = [a]
+    a.start()
+    b.start()
+    wait_for(lambda: a.connected_to(b), 5, "the session")
+    for d in (a, b):
+        assert d.proc is not None
+        maps = Path(f"/proc/{d.proc.pid}/maps")
+        if not maps.exists():
+            pytest.skip("no /proc on this system")
+        assert "/cryptography/" not in maps.read_text()
+
+
 def test_an_allocator_the_user_chose_is_kept(devices: Callable[..., list[Device]]) -> None:
     (a,) = devices(1)
     a.start(env={"PYTHONMALLOC": "pymalloc"})

@@ -3,6 +3,9 @@ and a refusal for every other layout, including ones ``cryptography`` would take
 
 from __future__ import annotations
 
+import datetime
+import os
+import ssl
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,11 @@ from tests.fuzz.mutate import FUZZ, mutated
 from wifisync.errors import IntegrityError, WifisyncError
 from wifisync.model import certder
 from wifisync.model.deviceid import device_id_for, format_device_id
-from wifisync.model.identity import DeviceIdentity, public_key_of_certificate
+from wifisync.model.identity import (
+    DeviceIdentity,
+    make_certificate,
+    public_key_of_certificate,
+)
 from wifisync.model.membercert import checked_member_certificate
 
 IDENTITIES = [DeviceIdentity.generate() for _ in range(8)]
@@ -77,6 +84,76 @@ def test_what_devices_make_reads_as_cryptography_reads_it() -> None:
         assert identity.cert_pem == cert.public_bytes(Encoding.PEM)
         assert certder.pem_to_der(identity.cert_pem) == identity.cert_der
         assert checked_member_certificate(identity.cert_der) == identity.device_id
+
+
+def _theirs(seed: bytes, common_name: str | None, not_before: datetime.datetime,
+            not_after: datetime.datetime, serial: int) -> bytes:
+    """The certificate ``cryptography``'s builder makes for the same key, names and dates."""
+    from cryptography.x509.oid import NameOID
+
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    name = x509.Name([] if common_name is None else [
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(serial)
+               .not_valid_before(not_before).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    if common_name is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("wifisync.invalid")]), critical=False)
+    return builder.sign(key, None).public_bytes(Encoding.DER)
+
+
+UTC = datetime.UTC
+
+
+@pytest.mark.parametrize(("not_before", "not_after", "serial"), [
+    (datetime.datetime(2026, 11, 28, 7, 1, 2, tzinfo=UTC),
+     datetime.datetime(2126, 11, 4, 7, 1, 2, tzinfo=UTC), (1 << 158) + 12345),
+    (datetime.datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC),
+     datetime.datetime(2050, 1, 1, tzinfo=UTC), 1),
+    (datetime.datetime(1999, 2, 28, tzinfo=UTC),
+     datetime.datetime(2000, 2, 29, 12, tzinfo=UTC), 0x80),
+])
+@pytest.mark.parametrize("common_name", [CN, None])
+def test_the_writer_makes_byte_for_byte_what_cryptography_builds(
+        not_before: datetime.datetime, not_after: datetime.datetime, serial: int,
+        common_name: str | None) -> None:
+    seed = bytes(range(32))
+    ours = certder.certificate(seed, common_name, not_before, not_after, serial)
+    assert ours == _theirs(seed, common_name, not_before, not_after, serial)
+    if common_name is not None:
+        assert certder.parse(ours).common_name == common_name
+
+
+def test_new_identities_and_throwaway_certificates_load_into_tls(tmp_path: Path) -> None:
+    for name in (IDENTITIES[0].short_id, None):
+        seed = os.urandom(32)
+        der = make_certificate(seed, name, 2)
+        cert = x509.load_der_x509_certificate(der)
+        cert.verify_directly_issued_by(cert)
+        lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+        assert lifetime == datetime.timedelta(days=3)
+        assert 0 < cert.serial_number < 1 << 159
+        (tmp_path / "c.pem").write_bytes(certder.der_to_pem(der))
+        (tmp_path / "k.pem").write_bytes(certder.der_to_pem(certder.pkcs8_ed25519(seed),
+                                                            b"PRIVATE KEY"))
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tmp_path / "c.pem",
+                                                                tmp_path / "k.pem")
+        other = certder.der_to_pem(certder.pkcs8_ed25519(os.urandom(32)), b"PRIVATE KEY")
+        (tmp_path / "k.pem").write_bytes(other)
+        with pytest.raises(ssl.SSLError):  # OpenSSL holds the key to the certificate
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tmp_path / "c.pem",
+                                                                    tmp_path / "k.pem")
+
+
+def test_an_identity_signs_as_cryptography_signs_with_its_key() -> None:
+    identity = IDENTITIES[1]
+    theirs = Ed25519PrivateKey.from_private_bytes(identity.seed)
+    assert identity.sign(b"message") == theirs.sign(b"message")
+    assert identity.public_key == theirs.public_key().public_bytes(Encoding.Raw,
+                                                                   PublicFormat.Raw)
+    assert repr(identity.seed) not in repr(identity)
 
 
 def test_the_certificates_built_here_are_what_devices_make() -> None:
@@ -207,12 +284,12 @@ def test_a_device_key_file_reads_as_cryptography_reads_it(tmp_path: Path) -> Non
 
     for identity in IDENTITIES:
         der = certder.pem_to_der(identity.key_pem, b"PRIVATE KEY")
-        assert der == identity.private_key.private_bytes(
+        theirs = Ed25519PrivateKey.from_private_bytes(identity.seed)
+        assert der == theirs.private_bytes(
             Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        assert certder.ed25519_seed(der) == identity.private_key.private_bytes_raw()
+        assert certder.ed25519_seed(der) == identity.seed
         identity.save(tmp_path)
-        assert DeviceIdentity.load(tmp_path).private_key.private_bytes_raw() == (
-            identity.private_key.private_bytes_raw())
+        assert DeviceIdentity.load(tmp_path).seed == identity.seed
     for bad in (der[:-1], der + b"\x00", der.replace(b"\x2b\x65\x70", b"\x2b\x65\x71")):
         with pytest.raises(IntegrityError):
             certder.ed25519_seed(bad)
@@ -236,11 +313,12 @@ def test_a_key_file_in_another_form_still_loads_or_is_named(tmp_path: Path) -> N
     key_file.write_bytes(other)
     with pytest.raises(WifisyncError, match="not an Ed25519 key"):
         DeviceIdentity.load(tmp_path)
-    key_file.write_bytes(identity.private_key.private_bytes(
+    theirs = Ed25519PrivateKey.from_private_bytes(identity.seed)
+    key_file.write_bytes(theirs.private_bytes(
         Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
     with pytest.raises(WifisyncError, match="corrupt"):
         DeviceIdentity.load(tmp_path)
-    key_file.write_bytes(identity.private_key.private_bytes(
+    key_file.write_bytes(theirs.private_bytes(
         Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"secret")))
     with pytest.raises(WifisyncError, match="corrupt"):

@@ -63,7 +63,7 @@ def test_a_member_certificate_that_is_not_a_devices_is_refused_where_records_are
         "ca": lambda: _cert(key, ca=True),
         "no-constraints": lambda: _cert(key, ca=None),
         "ec-key": lambda: _cert(ec.generate_private_key(ec.SECP256R1())),
-        "other-signer": lambda: _cert(key, signer=other.private_key),
+        "other-signer": lambda: _cert(key, signer=Ed25519PrivateKey.from_private_bytes(other.seed)),
         "other-device-named": lambda: _cert(key, cn=format_device_id(other.device_id)),
         "garbage": lambda: b"\x30\x03\x02\x01\x00",
     }[case]()

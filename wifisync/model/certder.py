@@ -1,13 +1,14 @@
-"""Device certificates and key files read as the one DER layout wifisync writes, strictly.
+"""Device certificates and key files in the one DER layout wifisync writes, read strictly.
 
-Every device's certificate comes from :func:`wifisync.model.identity.make_certificate`:
-X.509 v3, a serial, Ed25519 for key and signature, a name of one common name for both
-subject and issuer, a validity, and at most the basic constraints and the fixed subject
-alternative name as extensions. This reader takes that layout in strict DER (shortest
-lengths, nothing left over, no other field, algorithm or extension) and refuses anything
-else, so it accepts no certificate that ``cryptography`` would refuse; the CLI reads
-certificates without importing ``cryptography.x509`` and its serialization (about 50 ms of
-a command's start).
+Every device's certificate comes from :func:`certificate` (through
+:func:`wifisync.model.identity.make_certificate`): X.509 v3, a serial, Ed25519 for key and
+signature, a name of one common name for both subject and issuer, a validity, and at most
+the basic constraints and the fixed subject alternative name as extensions; the same
+writer, with an empty name, makes the daemon's throwaway TLS certificates. The reader takes
+that layout in strict DER (shortest lengths, nothing left over, no other field, algorithm or
+extension) and refuses anything else, so it accepts no certificate that ``cryptography``
+would refuse. Neither the CLI nor the daemon imports ``cryptography`` for certificates
+(about 8 MiB resident and 35 ms of every start); tests hold both directions to it.
 What the fields say (CA or not, who signed, which device) is judged by the callers.
 A device's key file is the one PKCS#8 form ``cryptography`` writes for an Ed25519 key.
 """
@@ -16,7 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 from dataclasses import dataclass
+
+import nacl.bindings
 
 from wifisync.errors import IntegrityError
 
@@ -230,6 +234,58 @@ def _basic_constraints(value: bytes) -> bytes:
     if not r.done():
         raise IntegrityError("bad basic constraints")
     return value
+
+
+def certificate(seed: bytes, common_name: str | None, not_before: datetime.datetime,
+                not_after: datetime.datetime, serial: int) -> bytes:
+    """A self-signed ``CA:FALSE`` certificate of the Ed25519 key ``seed``, in DER.
+
+    With a ``common_name`` it is a device certificate (that name for subject and issuer,
+    and our alternative name); with None its names are empty (a throwaway certificate).
+    """
+    public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
+    name = _tlv(0x30, b"")
+    extensions = _tlv(0x30, _BASIC_CONSTRAINTS + _TRUE + _tlv(0x04, NOT_CA))
+    if common_name is not None:
+        name = _tlv(0x30, _tlv(0x31, _tlv(0x30, _CN + _tlv(0x0C, common_name.encode()))))
+        extensions += _tlv(0x30, _SUBJECT_ALT_NAME + _tlv(0x04, OUR_ALT_NAME))
+    tbs = _tlv(0x30, _V3 + _tlv(0x02, _positive(serial)) + ED25519_ALGORITHM + name
+               + _tlv(0x30, _time(not_before) + _time(not_after)) + name
+               + _tlv(0x30, ED25519_ALGORITHM + _tlv(0x03, b"\x00" + public_key))
+               + _tlv(0xA3, _tlv(0x30, extensions)))
+    signature = nacl.bindings.crypto_sign(tbs, secret_key)[:nacl.bindings.crypto_sign_BYTES]
+    return _tlv(0x30, tbs + ED25519_ALGORITHM + _tlv(0x03, b"\x00" + signature))
+
+
+def pkcs8_ed25519(seed: bytes) -> bytes:
+    """The unencrypted PKCS#8 form of an Ed25519 key (what :func:`ed25519_seed` reads)."""
+    if len(seed) != 32:
+        raise ValueError("an Ed25519 seed is 32 bytes")
+    return _PKCS8_ED25519 + seed
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """One DER element, its length in the shortest form."""
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _positive(value: int) -> bytes:
+    """A positive INTEGER's content in the shortest form (a leading zero keeps it positive)."""
+    if value <= 0:
+        raise ValueError("a serial is positive")
+    return value.to_bytes(value.bit_length() // 8 + 1, "big")
+
+
+def _time(when: datetime.datetime) -> bytes:
+    """A time in UTC to the second: UTCTime before 2050, GeneralizedTime from 2050 on."""
+    when = when.astimezone(datetime.UTC)
+    if when.year < 2050:
+        return _tlv(0x17, when.strftime("%y%m%d%H%M%SZ").encode())
+    return _tlv(0x18, f"{when.year:04d}".encode() + when.strftime("%m%d%H%M%SZ").encode())
 
 
 def pem_to_der(pem: bytes, label: bytes = b"CERTIFICATE") -> bytes:

@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import nacl.bindings
 import nacl.exceptions
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from wifisync.errors import IntegrityError, NotInitialisedError, WifisyncError
 from wifisync.model import certder
 from wifisync.model.deviceid import device_id_for, format_device_id, short_device_id
 
-if TYPE_CHECKING:
-    from cryptography import x509
-
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
-
-
-def _raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes_raw()
+SEED_BYTES = 32  # an Ed25519 private key (RFC 8032): libsodium's seed, PKCS#8's octets
+CERT_YEARS = 100
+SERIAL_BYTES = 20  # a positive serial of at most 20 bytes (RFC 5280), 159 random bits as
+# ``cryptography`` makes them
 
 
 def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> None:
@@ -38,30 +34,14 @@ def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> Non
         raise IntegrityError("bad signature") from exc
 
 
-def make_certificate(key: Ed25519PrivateKey, common_name: str) -> x509.Certificate:
-    """A self-signed ``CA:FALSE`` certificate for TLS, valid for 100 years (the layout
-    :mod:`wifisync.model.certder` reads: change both together)."""
-    import datetime
-
-    from cryptography import x509  # only devices being made need it
-    from cryptography.x509.oid import NameOID
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=36500))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("wifisync.invalid")]), critical=False
-        )
-        .sign(key, None)
-    )
+def make_certificate(seed: bytes, common_name: str | None, days: int = CERT_YEARS * 365
+                     ) -> bytes:
+    """A self-signed ``CA:FALSE`` certificate of the key ``seed`` for TLS, in DER, valid from
+    a day ago for ``days`` (a device's for 100 years); None as the name: a throwaway one."""
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    serial = int.from_bytes(os.urandom(SERIAL_BYTES), "big") >> 1 or 1
+    return certder.certificate(seed, common_name, now - datetime.timedelta(days=1),
+                               now + datetime.timedelta(days=days), serial)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -82,15 +62,15 @@ def device_id_of_certificate(cert_der: bytes) -> bytes:
     return device_id_for(public_key_of_certificate(cert_der))
 
 
-def _private_key(pem: bytes, path: Path) -> Ed25519PrivateKey:
-    """A device key file: read directly in the form devices write it, else (any other
-    PKCS#8 or PEM form) by ``cryptography``."""
+def _private_key(pem: bytes, path: Path) -> bytes:
+    """The seed in a device key file: read directly in the form devices write it, else (any
+    other PKCS#8 or PEM form) by ``cryptography``."""
     try:
-        return Ed25519PrivateKey.from_private_bytes(
-            certder.ed25519_seed(certder.pem_to_der(pem, b"PRIVATE KEY")))
+        return certder.ed25519_seed(certder.pem_to_der(pem, b"PRIVATE KEY"))
     except IntegrityError:
         pass
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     try:
         key = serialization.load_pem_private_key(pem, password=None)
@@ -98,20 +78,30 @@ def _private_key(pem: bytes, path: Path) -> Ed25519PrivateKey:
         raise WifisyncError(f"{path}: device key or certificate is corrupt") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise WifisyncError(f"{path}: not an Ed25519 key")
-    return key
+    return key.private_bytes_raw()
 
 
 @dataclass(frozen=True)
 class DeviceIdentity:
     """This device's key pair and certificate."""
 
-    private_key: Ed25519PrivateKey
+    seed: bytes = field(repr=False)  # the Ed25519 private key (never in a repr or a log)
     cert_der: bytes  # the certificate in DER form (what membership records carry)
+
+    def __post_init__(self) -> None:
+        if len(self.seed) != SEED_BYTES:
+            raise ValueError("an Ed25519 private key is 32 bytes")
+
+    @functools.cached_property
+    def _keypair(self) -> tuple[bytes, bytes]:
+        """libsodium's (public key, secret key) of the seed."""
+        public, secret = nacl.bindings.crypto_sign_seed_keypair(self.seed)
+        return public, secret
 
     @property
     def public_key(self) -> bytes:
         """Raw 32-byte public key."""
-        return _raw_public(self.private_key.public_key())
+        return self._keypair[0]
 
     @property
     def device_id(self) -> bytes:
@@ -136,27 +126,20 @@ class DeviceIdentity:
     @property
     def key_pem(self) -> bytes:
         """Private key in unencrypted PKCS#8 PEM (only ever written to a 0600 file)."""
-        from cryptography.hazmat.primitives import serialization  # writers only
-
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return certder.der_to_pem(certder.pkcs8_ed25519(self.seed), b"PRIVATE KEY")
 
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature by this device."""
-        return self.private_key.sign(message)
+        signed = nacl.bindings.crypto_sign(message, self._keypair[1])
+        return signed[:nacl.bindings.crypto_sign_BYTES]
 
     @classmethod
     def generate(cls) -> DeviceIdentity:
         """Make a new key pair and certificate."""
-        key = Ed25519PrivateKey.generate()
-        cn = format_device_id(device_id_for(_raw_public(key.public_key())))
-        from cryptography.hazmat.primitives import serialization  # writers only
-
-        cert = make_certificate(key, cn).public_bytes(serialization.Encoding.DER)
-        return cls(private_key=key, cert_der=cert)
+        seed = os.urandom(SEED_BYTES)
+        public, _secret = nacl.bindings.crypto_sign_seed_keypair(seed)
+        return cls(seed=seed, cert_der=make_certificate(seed, format_device_id(
+            device_id_for(public))))
 
     def save(self, directory: Path) -> None:
         """Write key (mode 0600, created atomically) and certificate into ``directory``."""
@@ -191,7 +174,7 @@ class DeviceIdentity:
             cert_key = public_key_of_certificate(cert)
         except IntegrityError as exc:
             raise WifisyncError(f"{key_path}: device key or certificate is corrupt") from exc
-        identity = cls(private_key=_private_key(key_pem, key_path), cert_der=cert)
+        identity = cls(seed=_private_key(key_pem, key_path), cert_der=cert)
         if cert_key != identity.public_key:
             raise WifisyncError(f"{directory / CERT_FILE}: certificate does not match the key")
         return identity

@@ -13,7 +13,6 @@ context, so the daemon closes a revoked peer's sessions itself.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import hmac
 import os
@@ -24,15 +23,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from wifisync.model import certder
 from wifisync.model.crypto import derive_key
-from wifisync.model.identity import CERT_FILE, KEY_FILE
+from wifisync.model.identity import CERT_FILE, KEY_FILE, SEED_BYTES, make_certificate
 
 # Every wifisync certificate carries this as its only SAN; joining clients ask for it.
 SERVER_NAME = "wifisync.invalid"
+ANONYMOUS_DAYS = 2  # a throwaway certificate's validity (from a day before it is made)
 NAME_WINDOW_SECONDS = 3600  # the member server name changes every hour, as the mDNS tag does
 NAME_BYTES = 16
 
@@ -107,23 +104,13 @@ def server_context(creds: Credentials, trusted_pems: Iterable[bytes]) -> ServerC
 
 def anonymous_context() -> ServerContext:
     """A throwaway Ed25519 certificate with an empty subject, and no trust anchor at all."""
-    key = Ed25519PrivateKey.generate()
-    nobody = x509.Name([])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(nobody).issuer_name(nobody)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(key, None))
+    seed = os.urandom(SEED_BYTES)
     with tempfile.TemporaryDirectory(prefix="wifisync-anon-") as folder:  # ssl loads files only
         cert_file, key_file = Path(folder) / "c.pem", Path(folder) / "k.pem"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert_file.write_bytes(certder.der_to_pem(make_certificate(seed, None, ANONYMOUS_DAYS)))
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+            f.write(certder.der_to_pem(certder.pkcs8_ed25519(seed), b"PRIVATE KEY"))
         return _server(cert_file, key_file)
 
 

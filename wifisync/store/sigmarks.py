@@ -39,7 +39,7 @@ _SET_PERSON = b"wifisync-sigset"  # and set marks, which never pass for record m
 
 def mark_key(identity: DeviceIdentity) -> bytes:
     """This device's key for signature marks (a purpose-bound sub-key of its device key)."""
-    return crypto.derive_key(identity.private_key.private_bytes_raw(), "signature-mark")
+    return crypto.derive_key(identity.seed, "signature-mark")
 
 
 def mark(key: bytes, record_id: bytes) -> bytes:

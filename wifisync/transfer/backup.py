@@ -140,7 +140,7 @@ def _identity(doc: dict[str, Any], vault_key: bytes) -> DeviceIdentity:
         raise BackupError("the backup's device key does not open (damaged file?)") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise BackupError("the backup's device key is not an Ed25519 key")
-    identity = DeviceIdentity(private_key=key,
+    identity = DeviceIdentity(seed=key.private_bytes_raw(),
                               cert_der=cert.public_bytes(serialization.Encoding.DER))
     if identity.cert_der != doc["device"]:
         raise BackupError("the backup's device key and certificate do not match")
