@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import replace
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -32,6 +31,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from msgspec.structs import replace
 
 from tests.sync.helpers import PASSWORD, Device, Frame, Wire, craft, household, sync
 from wifisync.errors import IntegrityError, ProtocolError, UsageError

@@ -70,9 +70,13 @@ def member_item_id(device_id: bytes) -> bytes:
     return crypto.sha256(b"wifisync/v1/member-item" + device_id)[:ITEM_ID_BYTES]
 
 
-@dataclass(frozen=True, slots=True)
-class RecordHeader:
-    """Everything needed to merge, order and relay a record without reading its body."""
+class RecordHeader(msgspec.Struct, frozen=True, gc=False):
+    """Everything needed to merge, order and relay a record without reading its body.
+
+    A Struct, not a dataclass: a receiving daemon builds one per record it takes in, and
+    a frozen dataclass sets each field through ``object.__setattr__`` (0.9 against 0.15 us
+    a header). Never tracked by the garbage collector: its fields hold no cycle.
+    """
 
     vault: bytes
     item: bytes
