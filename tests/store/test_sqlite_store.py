@@ -237,7 +237,7 @@ def test_a_version_1_file_is_upgraded_with_its_records_intact(
 def test_the_page_cache_holds_the_indexes_of_the_records_held(
         tmp_path: Path, devices: list[DeviceIdentity], monkeypatch: pytest.MonkeyPatch) -> None:
     assert [sqlite.cache_kib(n) for n in (0, 10_000, 100_000, 1_000_000)] == [
-        2048, 2048, 10240, 32768]
+        2048, 2048, 8192, 32768]
     monkeypatch.setattr(sqlite, "INDEX_BYTES_PER_RECORD", 1024 * 1024)  # 1 MiB a record
     path = tmp_path / "vault.db"
     s = SqliteStore(path)
