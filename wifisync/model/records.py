@@ -199,9 +199,13 @@ class Record:
 
     encoded: bytes = field(repr=False)
     id: bytes
-    parsed_header: RecordHeader | None = field(repr=False)
     body_at: int = field(repr=False)  # where the body's bytes start in ``encoded``
     signature_at: int = field(repr=False)  # and the signature's
+    #: The parsed header. Set by whoever builds the record, or (a record read back from
+    #: our store) parsed on first use by :meth:`__getattr__`: sending a 100k-record vault
+    #: touches only a few headers, and parsing each one would cost the sender a third of
+    #: its work. A slot, not a property: the receive path reads it about 15 times a record.
+    header: RecordHeader = field(init=False, repr=False, compare=False)
 
     @property
     def header_bytes(self) -> bytes:
@@ -233,18 +237,18 @@ class Record:
     def __hash__(self) -> int:
         return hash(self.encoded)
 
-    @property
-    def header(self) -> RecordHeader:
-        """The parsed header; a record read back from our store parses it on first use.
-
-        Sending a 100k-record vault touches only a few headers, and parsing each one
-        would cost the sender a third of its work.
-        """
-        header = self.parsed_header
-        if header is None:
-            header = _trusted_header(self.header_bytes, self.id)
-            object.__setattr__(self, "parsed_header", header)
+    def __getattr__(self, name: str) -> RecordHeader:
+        """Parse the header when it is first read (only an unset slot comes here)."""
+        if name != "header":
+            raise AttributeError(name)
+        header = _trusted_header(self.header_bytes, self.id)
+        object.__setattr__(self, "header", header)
         return header
+
+    def _with_header(self, header: RecordHeader) -> Record:
+        """This record, its header set (by :meth:`create` and :meth:`decode`)."""
+        object.__setattr__(self, "header", header)
+        return self
 
     @classmethod
     def create(cls, header: RecordHeader, body: bytes, signature: bytes, proof: bytes = b""
@@ -253,7 +257,8 @@ class Record:
         header_bytes = header.encode()
         encoded = _pack([header_bytes, body, signature, proof] if proof
                         else [header_bytes, body, signature])
-        return cls(encoded, crypto.sha256(encoded), header, *_offsets(encoded, body, proof))
+        return cls(encoded, crypto.sha256(encoded), *_offsets(encoded, body, proof)
+                   )._with_header(header)
 
     @classmethod
     def decode(cls, encoded: bytes) -> Record:
@@ -264,8 +269,8 @@ class Record:
         if wire.proof and not proof_is_well_formed(wire.proof):
             raise IntegrityError("record's tree proof is malformed")
         header = RecordHeader.decode(wire.header)
-        return cls(encoded, crypto.sha256(encoded), header,
-                   *_offsets(encoded, wire.body, wire.proof))
+        return cls(encoded, crypto.sha256(encoded), *_offsets(encoded, wire.body, wire.proof)
+                   )._with_header(header)
 
     @classmethod
     def decode_trusted(cls, encoded: bytes) -> Record:
@@ -275,8 +280,7 @@ class Record:
         :class:`IntegrityError` like any other corrupt record.
         """
         wire = _decode_canonical(encoded, "record has the wrong shape")
-        return cls(encoded, crypto.sha256(encoded), None,
-                   *_offsets(encoded, wire.body, wire.proof))
+        return cls(encoded, crypto.sha256(encoded), *_offsets(encoded, wire.body, wire.proof))
 
     def own_message(self) -> bytes:
         """The record's own message: what its signature is over, or (signed in a tree) what
