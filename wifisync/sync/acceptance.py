@@ -21,7 +21,7 @@ on changes, and is never deleted for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 
 from wifisync.errors import IntegrityError
@@ -85,16 +85,29 @@ class Acceptance:
 
     def refusal(self, record: Record) -> str | None:
         """Why ``record`` may not be stored at all (signature aside), or None."""
-        h = record.header
-        if h.vault != self.vault_id:
-            return "another vault"
-        if not body_ok(record):
-            return "malformed body"
-        if self.view.key_of(h.author) is None:
-            return "unknown author"
-        if hlc_wall_ms(h.time) > self.now_ms() + MAX_FUTURE_MS:
-            return "clock time too far ahead"
-        return None
+        return self.refusals([record])[0][0]
+
+    def refusals(self, records: Iterable[Record]) -> list[tuple[str | None, bytes | None]]:
+        """For each record, :meth:`refusal`'s answer and the key that must have signed it
+        (None: unknown author). The clock is read once: a sync batch is a thousand records.
+        """
+        latest = self.now_ms() + MAX_FUTURE_MS
+        vault_id, key_of = self.vault_id, self.view.key_of
+        out: list[tuple[str | None, bytes | None]] = []
+        for record in records:
+            h = record.header
+            key = key_of(h.author)
+            if h.vault != vault_id:
+                out.append(("another vault", key))
+            elif not body_ok(record):
+                out.append(("malformed body", key))
+            elif key is None:
+                out.append(("unknown author", key))
+            elif hlc_wall_ms(h.time) > latest:
+                out.append(("clock time too far ahead", key))
+            else:
+                out.append((None, key))
+        return out
 
     def key_of(self, author: bytes) -> bytes | None:
         """The key that must have signed a record of ``author``."""

@@ -123,12 +123,11 @@ class Replica:
             if result.membership_changed:
                 accept.note_learned(before)
         checked: list[Record] = []
-        for r in records:
-            if r.header.kind == Kind.MEMBER:
-                continue
-            reason = accept.refusal(r)
-            key = accept.key_of(r.header.author)
-            if reason is None and (key is None or not batch.verdicts.holds(r, key)):
+        others = [r for r in records if r.header.kind != Kind.MEMBER] if member_recs \
+            else records
+        holds = batch.verdicts.holds
+        for r, (reason, key) in zip(others, accept.refusals(others), strict=True):
+            if reason is None and (key is None or not holds(r, key)):
                 reason = "bad signature"
             if reason is not None:
                 self._refuse(r, reason, result)
