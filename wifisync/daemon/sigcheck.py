@@ -162,8 +162,10 @@ def read_frame(stream: IO[bytes]) -> bytes | None:
 
 
 def write_frame(stream: IO[bytes], payload: bytes) -> None:
-    """Write one length-prefixed payload and flush it."""
-    stream.write(_LENGTH.pack(len(payload)) + payload)
+    """Write one length-prefixed payload and flush it (the payload is not copied again to
+    prefix it: a request is about 0.9 MiB)."""
+    stream.write(_LENGTH.pack(len(payload)))
+    stream.write(payload)
     stream.flush()
 
 
