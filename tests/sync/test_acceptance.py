@@ -31,7 +31,7 @@ from wifisync.model.records import (
     sign_records,
 )
 from wifisync.store import MemoryStore
-from wifisync.sync.acceptance import MAX_FUTURE_MS, MAX_WAITING
+from wifisync.sync.acceptance import MAX_FUTURE_MS, MAX_WAITING, Acceptance
 from wifisync.transfer.backup import make_backup, restore_backup
 from wifisync.vault.members import revoke
 from wifisync.vault.unlocked import META_VAULT_ID, Vault, read_wrapped_key
@@ -302,3 +302,17 @@ def test_replicas_that_took_different_twins_converge() -> None:
     assert not any(s.stats.fingerprint_mismatch for s in wire.sessions)
     for item in {r.header.item for r in tree1 + tree2}:
         assert b.store.heads(item) == c.store.heads(item)
+
+
+def test_a_batch_is_judged_as_each_of_its_records_alone() -> None:
+    """``refusals`` reads the clock once for a batch: the same answers as ``refusal``."""
+    a, b = household(2)
+    [stranger] = household(1)
+    batch = [craft(b, b.vault.add("Bank"), time=2**63 - 1),
+             b.store.heads(b.vault.add("fine"))[0],
+             craft(stranger, stranger.vault.add("elsewhere"))]
+    accept = Acceptance(a.store, a.replica.vault_id, wall_ms)
+    judged = accept.refusals(batch)
+    assert [reason for reason, _key in judged] == [accept.refusal(r) for r in batch] == [
+        "clock time too far ahead", None, "another vault"]
+    assert [key for _reason, key in judged[:2]] == [b.identity.public_key] * 2
