@@ -153,6 +153,7 @@ class _RecordWire(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_f
 
 
 _header_decoder = msgspec.msgpack.Decoder(_HeaderWire)
+_sha256 = hashlib.sha256  # a record's ID, as crypto.sha256 hashes it, without its call
 _record_decoder = msgspec.msgpack.Decoder(_RecordWire)
 
 
@@ -257,7 +258,7 @@ class Record:
         header_bytes = header.encode()
         encoded = _pack([header_bytes, body, signature, proof] if proof
                         else [header_bytes, body, signature])
-        return cls(encoded, crypto.sha256(encoded), *_offsets(encoded, body, proof)
+        return cls(encoded, _sha256(encoded).digest(), *_offsets(encoded, body, proof)
                    )._with_header(header)
 
     @classmethod
@@ -269,7 +270,7 @@ class Record:
         if wire.proof and not proof_is_well_formed(wire.proof):
             raise IntegrityError("record's tree proof is malformed")
         header = RecordHeader.decode(wire.header)
-        return cls(encoded, crypto.sha256(encoded), *_offsets(encoded, wire.body, wire.proof)
+        return cls(encoded, _sha256(encoded).digest(), *_offsets(encoded, wire.body, wire.proof)
                    )._with_header(header)
 
     @classmethod
@@ -280,7 +281,7 @@ class Record:
         :class:`IntegrityError` like any other corrupt record.
         """
         wire = _decode_canonical(encoded, "record has the wrong shape")
-        return cls(encoded, crypto.sha256(encoded), *_offsets(encoded, wire.body, wire.proof))
+        return cls(encoded, _sha256(encoded).digest(), *_offsets(encoded, wire.body, wire.proof))
 
     def own_message(self) -> bytes:
         """The record's own message: what its signature is over, or (signed in a tree) what
