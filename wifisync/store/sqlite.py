@@ -23,10 +23,11 @@ BUSY_TIMEOUT_MS = 60_000
 # The page cache is sized for what every write batch touches at random: the entries of the
 # records' ID index and of item_log, about INDEX_BYTES_PER_RECORD per record held (measured
 # with dbstat on a 100k store: 18 + 30 bytes, pages filled by random inserts; rounded up
-# for margin; 46 + 30 before schema v8): 8 MiB at 100k records. Record bodies are written at the end of the table and
-# read in one pass, so caching them buys nothing: each page would be one more for a CLI
-# scan or a daemon to hold (a cache rounded up to 16 MiB at 100k filled with them: the
-# receiving daemon's peak). The size follows the store as it grows, in 2 MiB steps.
+# for margin; 46 + 30 before schema v8): 8 MiB at 100k records. Record bodies are written
+# at the end of the table and read in one pass, so caching them buys nothing: each page
+# would be one more for a CLI scan or a daemon to hold (a cache rounded up to 16 MiB at
+# 100k filled with them: the receiving daemon's peak). The size follows the store as it
+# grows, in 2 MiB steps.
 INDEX_BYTES_PER_RECORD = 64
 # A new store's pages: 16 KiB instead of SQLite's 4. A sync commit rewrites nearly every
 # page of the random-key indexes; in larger pages the same bytes are fewer WAL frames and
