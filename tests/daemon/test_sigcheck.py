@@ -19,18 +19,27 @@ from wifisync.model.records import Kind, Record, RecordHeader, sign_record, sign
 from wifisync.model.verifier import signature_holds
 
 
-def test_a_request_reads_back_as_it_was_written() -> None:
-    claims = [(b"s" * 64, b"message", b""), (b"short", b"", b"p" * 66),
-              (b"", b"m" * 3000, b"")]
-    n, key, read = sigcheck.decode_request(sigcheck.encode_request(7, b"k" * 32, claims))
-    assert (n, key, list(read)) == (7, b"k" * 32, claims)
+def test_a_request_reads_back_as_each_records_parts() -> None:
+    """The helper cuts signature, own message and proof as the model's Record does."""
+    me = DeviceIdentity.generate()
+    parts = [(RecordHeader(b"V" * 16, bytes([i]) * 16, Kind.ITEM, me.device_id, i,
+                           {me.device_id: i}, 5 << 16, False), b"body %d" % i * i)
+             for i in range(1, 5)]
+    records = [sign_record(me, *parts[0]), *sign_records(me, parts[1:])]
+    claims = [(r.encoded, r.signature_at) for r in records]
+    out_of_shape = [(b"r" * 100, 2), (b"r" * 100, 37), (b"", 0)]
+    n, key, read = sigcheck.decode_request(
+        sigcheck.encode_request(7, b"k" * 32, claims + out_of_shape))
+    assert (n, key) == (7, b"k" * 32)
+    assert list(read) == [(r.signature, r.own_message(), r.proof) for r in records] + [
+        (b"", b"", b"")] * 3
     assert sigcheck.decode_answer(sigcheck.encode_answer(7, b"\x01\x00")) == (7, b"\x01\x00")
 
 
 @pytest.mark.parametrize("cut", [-1, 1], ids=["shorter", "longer"])
 def test_a_request_out_of_shape_ends_the_helper(cut: int) -> None:
     """Whatever a broken stream says is not answered: the daemon then checks itself."""
-    payload = sigcheck.encode_request(1, b"k" * 32, [(b"s" * 64, b"message", b"")])
+    payload = sigcheck.encode_request(1, b"k" * 32, [(b"r" * 100, 10)])
     payload = payload[:cut] if cut < 0 else payload + b"x"
     frames = io.BytesIO()
     sigcheck.write_frame(frames, payload)
@@ -55,7 +64,7 @@ def test_the_helper_applies_the_rule_of_the_model() -> None:
                Record.create(h.header, h.body, h.signature, tree[4].proof),  # a proof moved
                Record.create(h.header, h.body, h.signature),  # the proof dropped
                Record.create(h.header, h.body, lone.signature, h.proof)]  # another signature
-    claims = [(r.signature, r.own_message(), r.proof) for r in records]
+    claims = [sigcheck.claim_parts(r.encoded, r.signature_at) for r in records]
     expected = bytes(signature_holds(r, me.public_key) for r in records)
     assert expected == b"\x01" * 11 + b"\x00" * 4
     assert sigcheck.check_all(me.public_key, claims) == expected
@@ -64,6 +73,7 @@ def test_the_helper_applies_the_rule_of_the_model() -> None:
     assert sigcheck.check_all(me.public_key, malformed) == b"\x00\x00"
     assert (sigcheck.TREE_CONTEXT, sigcheck.NODE_CONTEXT, sigcheck.MAX_TREE_DEPTH) == (
         records_module.TREE_CONTEXT, records_module.NODE_CONTEXT, records_module.MAX_TREE_DEPTH)
+    assert sigcheck.SIGNING_CONTEXT == records_module.SIGNING_CONTEXT
 
 
 def test_a_key_of_the_wrong_length_holds_for_nothing() -> None:
@@ -80,7 +90,7 @@ def test_a_key_of_the_wrong_length_holds_for_nothing() -> None:
 def test_a_helper_loads_libsodium_and_neither_msgpack_nor_the_daemon() -> None:
     helpers = SignatureHelpers(1)
     try:
-        helpers.submit(b"k" * 32, [(b"s" * 64, b"m", b"")], 1).result(timeout=30)
+        helpers.submit(b"k" * 32, [(b"r" * 100, 10)], 1).result(timeout=30)
         [helper] = helpers._helpers
         maps = Path(f"/proc/{helper._proc.pid}/maps")
         if not maps.exists():
@@ -96,9 +106,9 @@ def test_a_request_is_framed_by_the_writer_not_the_caller() -> None:
     """Batches waiting for a busy helper hold no second copy of their bytes."""
     readers: list[str] = []
 
-    def claims() -> Iterator[tuple[bytes, bytes, bytes]]:
+    def claims() -> Iterator[tuple[bytes, int]]:
         readers.append(threading.current_thread().name)
-        yield b"s" * 64, b"m", b""
+        yield b"r" * 100, 10
 
     helpers = SignatureHelpers(1)
     try:
@@ -109,8 +119,8 @@ def test_a_request_is_framed_by_the_writer_not_the_caller() -> None:
 
 
 def test_claims_that_cannot_be_read_fail_closed() -> None:
-    def claims() -> Iterator[tuple[bytes, bytes, bytes]]:
-        yield b"s" * 64, b"m", b""
+    def claims() -> Iterator[tuple[bytes, int]]:
+        yield b"r" * 100, 10
         raise ValueError("unreadable record")
 
     helpers = SignatureHelpers(1)

@@ -182,7 +182,7 @@ def test_a_second_helper_starts_only_when_the_first_falls_behind(
     """A helper is 11 MiB: requests answered as they come need one; once each running
     helper has BEHIND requests unanswered, the next request starts another."""
     records, key, bad = batch
-    claims = [(r.signature, r.own_message(), r.proof) for r in records]
+    claims = [(r.encoded, r.signature_at) for r in records]
     helpers = SignatureHelpers(2)
     try:
         for _ in range(3):
@@ -205,7 +205,7 @@ def test_a_second_helper_starts_when_the_first_has_many_signatures_to_check(
     """Records each signed alone are a signature each: one request of BEHIND_CHECKS of them
     queued is reason enough for another helper; light requests (trees) are not."""
     records, key, bad = batch
-    claims = [(r.signature, r.own_message(), r.proof) for r in records]
+    claims = [(r.encoded, r.signature_at) for r in records]
     helpers = SignatureHelpers(2)
     try:
         assert helpers.submit(key, claims, len(claims)).result(30)[records.index(bad)] == 0
@@ -256,7 +256,7 @@ def test_a_module_planted_in_the_working_directory_is_never_run(
     records, key, _bad = batch
     helpers = SignatureHelpers(1)
     try:
-        claims = [(r.signature, r.own_message(), r.proof) for r in records[:3]]
+        claims = [(r.encoded, r.signature_at) for r in records[:3]]
         assert helpers.submit(key, claims, 3).result(timeout=30) == b"\x01\x01\x01"
     finally:
         helpers.close()
@@ -266,7 +266,7 @@ def test_a_module_planted_in_the_working_directory_is_never_run(
 def test_idle_helpers_exit_and_come_back_for_the_next_batch(
         batch: tuple[list[Record], bytes, Record]) -> None:
     records, key, bad = batch
-    claims = [(r.signature, r.own_message(), r.proof) for r in records]
+    claims = [(r.encoded, r.signature_at) for r in records]
     helpers = SignatureHelpers(2, idle_seconds=0.3)
     try:
         for _ in range(MAX_STARTS_PER_HELPER + 1):  # idle stops are no failed starts

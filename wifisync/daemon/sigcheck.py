@@ -8,10 +8,13 @@ secret. (A helper that imported the daemon's module, msgpack and a read-ahead th
 started at 15 MiB resident and reached 21 MiB during a 100k sync; this one stays near 10.)
 
 A request is ``n``, the key's length and the number of claims (``>III``), the public key,
-then per claim the lengths of its signature, message and tree proof (``>III``) and their
-bytes. The answer is ``n`` (``>I``) and one byte per claim: 1 when the key signed the
-message, or (with a proof) the root of the record tree the proof leads to from it: the rule
-of :meth:`wifisync.model.records.Record.signed_message`, which a test holds this copy to.
+then per claim a record's length and where its signature starts (``>II``) and its bytes,
+as the daemon decoded and validated it. The helper cuts the signature, the record's own
+message and its tree proof out of them (:func:`claim_parts`), so the daemon, whose one
+thread decodes and stores, copies nothing for it. The answer is ``n`` (``>I``) and one
+byte per claim: 1 when the key signed the message, or (with a proof) the root of the record
+tree the proof leads to from it: the rule of
+:meth:`wifisync.model.records.Record.signed_message`, which a test holds this copy to.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ if TYPE_CHECKING:
 
 _LENGTH = struct.Struct(">I")
 _REQUEST = struct.Struct(">III")
-_CLAIM = struct.Struct(">III")
+_CLAIM = struct.Struct(">II")
 MAX_FRAME = 64 * 1024 * 1024  # far above any batch; a longer frame means a broken stream
 SIGNATURE_BYTES = 64
+SIGNING_CONTEXT = b"wifisync/v1/record\x00"  # as in wifisync.model.records (tested)
+_OWN_HEAD = SIGNING_CONTEXT + b"\x92"  # a record's own message: [header, body] of its array
+_BIN8_HEAD = 2  # a signature and a proof each take a bin 8 value: its type and length
 TREE_CONTEXT = b"wifisync/v1/record-tree\x00"  # as in wifisync.model.records (tested)
 NODE_CONTEXT = b"wifisync/v1/tree-node\x00"
 MAX_TREE_DEPTH = 5
@@ -99,37 +105,44 @@ def tree_message(node: Callable[[bytes], bytes], leaf: bytes, proof: bytes) -> b
     return TREE_CONTEXT + proof[:1] + at
 
 
-def encode_request(n: int, public_key: bytes,
-                   claims: Iterable[tuple[bytes, bytes, bytes]]) -> bytes:
-    """The request frame's payload for ``claims`` of (signature, message, proof)."""
+def claim_parts(record: bytes, signature_at: int) -> tuple[bytes, bytes, bytes]:
+    """The signature, own message and tree proof of a record's bytes whose signature starts
+    at ``signature_at`` (:class:`wifisync.model.records.Record` cuts them so); a claim out
+    of shape gives parts that hold for nothing."""
+    if not _BIN8_HEAD < signature_at <= len(record) - SIGNATURE_BYTES:
+        return b"", b"", b""
+    proof_at = signature_at + SIGNATURE_BYTES + _BIN8_HEAD
+    return (record[signature_at:signature_at + SIGNATURE_BYTES],
+            _OWN_HEAD + record[1:signature_at - _BIN8_HEAD], record[proof_at:])
+
+
+def encode_request(n: int, public_key: bytes, claims: Iterable[tuple[bytes, int]]) -> bytes:
+    """The request frame's payload for ``claims`` of (record, where its signature starts)."""
     parts = [b"", public_key]
-    for signature, message, proof in claims:
-        parts += (_CLAIM.pack(len(signature), len(message), len(proof)), signature, message,
-                  proof)
-    parts[0] = _REQUEST.pack(n, len(public_key), (len(parts) - 2) // 4)
+    for record, signature_at in claims:
+        parts += (_CLAIM.pack(len(record), signature_at), record)
+    parts[0] = _REQUEST.pack(n, len(public_key), (len(parts) - 2) // 2)
     return b"".join(parts)
 
 
 def decode_request(payload: bytes
                    ) -> tuple[int, bytes, Iterator[tuple[bytes, bytes, bytes]]]:
-    """``n``, the key and the claims of a request (read one by one); ValueError when out of
-    shape."""
+    """``n``, the key and the claims of a request, each as (signature, message, proof),
+    read one by one; ValueError when out of shape."""
     n, key_len, count = _REQUEST.unpack_from(payload)
     key_end = _REQUEST.size + key_len
     if key_end > len(payload):
         raise ValueError("request shorter than its key")
 
     def claims() -> Iterator[tuple[bytes, bytes, bytes]]:
-        view, at = memoryview(payload), key_end
+        at = key_end
         for _ in range(count):
-            sig_len, msg_len, proof_len = _CLAIM.unpack_from(payload, at)
+            size, signature_at = _CLAIM.unpack_from(payload, at)
             at += _CLAIM.size
-            end = at + sig_len + msg_len + proof_len
+            end = at + size
             if end > len(payload):
                 raise ValueError("request shorter than its claims")
-            msg_at = at + sig_len
-            yield (bytes(view[at:msg_at]), bytes(view[msg_at:msg_at + msg_len]),
-                   bytes(view[msg_at + msg_len:end]))
+            yield claim_parts(payload[at:end], signature_at)
             at = end
         if at != len(payload):
             raise ValueError("request longer than its claims")

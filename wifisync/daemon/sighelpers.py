@@ -44,7 +44,7 @@ BEHIND_CHECKS = 1024  # or signatures unchecked (about 55 ms of work): records e
 # alone (typed ones) are a signature each, so a batch of them starts the second helper at
 # once (a 10k sync of them, in process: see the closing note), while a tree's 32 records
 # are one signature and never do
-Claims = Iterable[tuple[bytes, bytes, bytes]]  # (signature, own message, tree proof)
+Claims = Iterable[tuple[bytes, int]]  # (a record's bytes, where its signature starts)
 Request = tuple[int, bytes, Claims]
 
 

@@ -58,7 +58,7 @@ class HelperVerifier:
             for i in range(0, len(records), size):
                 chunk = records[i:i + size]
                 sent.append((chunk, key, self.helpers.submit(
-                    key, ((r.signature, r.own_message(), r.proof) for r in chunk),
+                    key, ((r.encoded, r.signature_at) for r in chunk),
                     len({r.signature for r in chunk}))))
         return Verdicts(claims, lambda: {rid: ok for chunk, key, future in sent
                                          for rid, ok in collect(chunk, key, future)})
