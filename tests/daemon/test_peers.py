@@ -8,6 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
+from wifisync.daemon import peers
 from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd, Timing
 from wifisync.daemon.peers import MIN_ATTEMPT_INTERVAL, STALE_PINGS, PeerManager, backoff
 
@@ -18,10 +21,13 @@ class _Ws:
     closed = False
 
 
-def _link(self_id: bytes, peer: bytes, direction: Direction, quiet: float = 0.0) -> Link:
-    """A link as the manager sees it, that heard its last frame ``quiet`` seconds ago."""
+def _link(self_id: bytes, peer: bytes, direction: Direction, quiet: float = 0.0,
+          run: str = "") -> Link:
+    """A link as the manager sees it, that heard its last frame ``quiet`` seconds ago, from
+    the peer's daemon run ``run``."""
     link = Link.__new__(Link)
     link.peer_id = peer
+    link.peer_run = run
     link.direction = direction
     link.dialer = self_id if direction is Direction.OUTBOUND else peer
     link.timing = Timing(ping_interval=10.0, peer_timeout=30.0)
@@ -62,6 +68,16 @@ async def test_a_new_link_replaces_an_old_one_silent_past_its_pings_whoever_dial
     new = _link(LOW, HIGH, Direction.INBOUND)  # dialed by HIGH: loses the tie-break
     assert on_low.survives(new, stale)
     assert not on_low.survives(new, live)
+
+
+async def test_a_new_link_from_a_new_run_of_the_peer_replaces_the_old_one_at_once() -> None:
+    """The peer was killed and restarted before this side read the old link's end: the old
+    link is not silent yet, yet its peer holds no such link any more."""
+    on_low = _manager(LOW)
+    old = _link(LOW, HIGH, Direction.OUTBOUND, run="1" * 16)  # dialed by LOW: would win
+    assert on_low.survives(_link(LOW, HIGH, Direction.INBOUND, run="2" * 16), old)
+    assert not on_low.survives(_link(LOW, HIGH, Direction.INBOUND, run="1" * 16), old)
+    assert not on_low.survives(_link(LOW, HIGH, Direction.INBOUND), old)  # run not said
 
 
 def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:
@@ -130,3 +146,83 @@ async def test_a_dialer_sleeps_without_polling_while_its_device_is_connected() -
     await asyncio.sleep(0.1)
     assert times  # the link is gone: it dials
     await manager.close()
+
+
+class _HeldDial:
+    """A dial that is on its way until ``release``; then it fails, or attaches ``ours`` as
+    Connections.run_link does and keeps it until ``kept``."""
+
+    def __init__(self, ours: Link, fails: bool) -> None:
+        self.ours = ours
+        self.fails = fails
+        self.release = asyncio.Event()
+        self.kept = asyncio.Event()
+        self.manager = PeerManager(ours.dialer, self, lambda _d, _a: None)
+
+    async def __call__(self, _address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
+        await self.release.wait()
+        if self.fails:
+            raise OSError("connection refused")
+
+        async def run() -> LinkEnd:
+            assert await self.manager.admit(self.ours)
+            await self.kept.wait()
+            return LinkEnd(CloseCode.GOING_AWAY, "ended")
+        return self.ours, run
+
+    async def close(self) -> None:
+        self.manager.links.pop(self.ours.peer_id, None)  # not real links: nothing to close
+        self.kept.set()
+        await self.manager.close()
+
+
+async def _hold(self_id: bytes, peer: bytes, fails: bool, release_after: float
+                ) -> tuple[bool, float]:
+    """``peer`` dials us while our dial to it is on its way (for ``release_after`` s, then it
+    fails or arrives): whether the peer's link was admitted, and how long that took."""
+    dial = _HeldDial(_link(self_id, peer, Direction.OUTBOUND), fails)
+    dial.manager.add_address("127.0.0.1:1", device=peer)
+    await asyncio.sleep(0.01)  # the dial is on its way
+    started = time.monotonic()
+    admitting = asyncio.get_running_loop().create_task(
+        dial.manager.admit(_link(self_id, peer, Direction.INBOUND)))
+    took: list[float] = []
+    admitting.add_done_callback(lambda _t: took.append(time.monotonic() - started))
+    await asyncio.sleep(release_after)
+    dial.release.set()
+    admitted = await admitting
+    await dial.close()
+    return admitted, took[0]
+
+
+async def test_a_link_the_peer_dialed_waits_for_our_dial_and_loses_to_it() -> None:
+    """Both dialed at once: the smaller ID holds the peer's link back until its own dial
+    arrives, so the link that loses never starts a session (the peer waits for its HELLO)."""
+    dial = _HeldDial(_link(LOW, HIGH, Direction.OUTBOUND), fails=False)
+    dial.manager.add_address("127.0.0.1:1", device=HIGH)
+    await asyncio.sleep(0.01)
+    admitting = asyncio.get_running_loop().create_task(
+        dial.manager.admit(_link(LOW, HIGH, Direction.INBOUND)))
+    await asyncio.sleep(0.1)
+    assert not admitting.done() and HIGH not in dial.manager.links  # held: no session yet
+    dial.release.set()
+    assert await admitting is False  # the duplicate: closed before its session started
+    assert dial.manager.links[HIGH] is dial.ours
+    await dial.close()
+
+
+async def test_a_held_link_goes_on_when_our_dial_fails() -> None:
+    admitted, took = await _hold(LOW, HIGH, fails=True, release_after=0.1)
+    assert admitted and 0.1 <= took < 0.5
+
+
+async def test_a_held_link_waits_at_most_hold_max(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peers, "HOLD_MAX", 0.2)
+    admitted, took = await _hold(LOW, HIGH, fails=True, release_after=0.6)
+    assert admitted and 0.2 <= took < 0.5
+
+
+async def test_the_larger_id_never_holds_a_link_back() -> None:
+    """A link dialed by the smaller ID wins at the larger whatever the larger is dialing."""
+    admitted, took = await _hold(HIGH, LOW, fails=True, release_after=0.2)
+    assert admitted and took < 0.1

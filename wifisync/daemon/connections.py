@@ -2,7 +2,9 @@
 
 An inbound connection passed the listener's gate (a current member's certificate); an
 outbound one is checked here after TLS. Both carry the wall clock in a header (``doctor``
-shows the skew) and the listening port (so the other side can dial back later). The
+shows the skew), the listening port (so the other side can dial back later) and a run ID,
+random for each start of the daemon (a link from a new run replaces an old one at once,
+``peers.py``). The
 peer manager decides when and where to dial; this module only opens what it asks for
 and runs each link from attach to detach.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
+import string
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,11 +37,21 @@ log = logging.getLogger("wifisync.daemon")
 
 LISTEN_PORT_HEADER = "Wifisync-Listen-Port"
 CLOCK_HEADER = "Wifisync-Time"  # each side's wall clock at the handshake: `doctor` shows skew
+RUN_HEADER = "Wifisync-Run"  # random for each start of a daemon: tells a restart apart
+RUN_ID_CHARS = 16
 # How each way a link ends is logged: a duplicate is routine, a timeout is worth a look.
 END_LEVELS: dict[int, int] = {
     CloseCode.DUPLICATE: logging.DEBUG, CloseCode.TIMEOUT: logging.WARNING,
     CloseCode.PROTOCOL_ERROR: logging.WARNING, CloseCode.TOO_BIG: logging.WARNING,
     CloseCode.UNSUPPORTED: logging.WARNING}
+
+
+def run_id_of(header: str | None) -> str:
+    """The peer's run ID from its header; empty when missing or not one."""
+    text = header or ""
+    if len(text) == RUN_ID_CHARS and all(c in string.hexdigits for c in text):
+        return text.lower()
+    return ""
 
 
 def clock_skew(header: str | None) -> float | None:
@@ -68,6 +82,8 @@ class Connections:
         self._update_status = on_change
         self._http: aiohttp.ClientSession | None = None  # made on the loop, by start()
         self._handshake_clocks: dict[str, float] = {}  # dialed URL -> the peer's clock skew
+        self._handshake_runs: dict[str, str] = {}  # dialed URL -> the peer's run ID
+        self.run_id = secrets.token_hex(RUN_ID_CHARS // 2)
 
     def start(self, port: int) -> None:
         """Ready to dial (on the loop): the HTTP client, and our port to announce."""
@@ -83,7 +99,7 @@ class Connections:
             await self._http.close()
 
     async def run_link(self, link: Link) -> LinkEnd:
-        if not self.peers.attach(link):
+        if not await self.peers.admit(link):
             end = LinkEnd(CloseCode.GOING_AWAY, "daemon stopping") if self.peers.closing \
                 else LinkEnd(CloseCode.DUPLICATE, "duplicate connection")
             await link.ws.close(code=end.code, message=end.reason.encode())
@@ -114,6 +130,7 @@ class Connections:
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=MAX_FRAME_BYTES,
                                    autoclose=True)
         ws.headers[CLOCK_HEADER] = f"{time.time():.3f}"
+        ws.headers[RUN_HEADER] = self.run_id
         await ws.prepare(request)
         remote = request.remote or "?"
         port_text = request.headers.get(LISTEN_PORT_HEADER, "")
@@ -129,6 +146,7 @@ class Connections:
         self.peers.heard_from(peer_id)
         link = Link(self.hub, ws, peer_id, Direction.INBOUND, address, self.self_id, self.timing)
         link.clock_skew = clock_skew(request.headers.get(CLOCK_HEADER))
+        link.peer_run = run_id_of(request.headers.get(RUN_HEADER))
         await self.run_link(link)
         return ws
 
@@ -142,7 +160,8 @@ class Connections:
                 sync_url, ssl=self.trust.client_context,
                 server_hostname=tls.member_server_name(self.vault_id), autoping=False,
                 compress=0, max_msg_size=MAX_FRAME_BYTES,
-                headers={LISTEN_PORT_HEADER: str(self.port), CLOCK_HEADER: f"{time.time():.3f}"})
+                headers={LISTEN_PORT_HEADER: str(self.port), CLOCK_HEADER: f"{time.time():.3f}",
+                         RUN_HEADER: self.run_id})
         except aiohttp.ClientConnectorCertificateError as exc:
             raise AuthenticationError("its certificate is not a member's") from exc
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
@@ -161,11 +180,17 @@ class Connections:
             raise AuthenticationError("that address is this device")
         link = Link(self.hub, ws, peer_id, Direction.OUTBOUND, address, self.self_id, self.timing)
         link.clock_skew = self._handshake_clocks.pop(sync_url, None)
+        link.peer_run = self._handshake_runs.pop(sync_url, "")
         return link, lambda: self.run_link(link)
 
     async def _on_handshake_answer(self, _session: aiohttp.ClientSession, _ctx: Any,
                                    params: aiohttp.TraceRequestEndParams) -> None:
-        """Note the peer's clock from its handshake answer (a trace hook: public aiohttp API)."""
-        skew = clock_skew(params.response.headers.get(CLOCK_HEADER))
+        """Note the peer's clock and run ID from its handshake answer (a trace hook: public
+        aiohttp API)."""
+        headers = params.response.headers
+        skew = clock_skew(headers.get(CLOCK_HEADER))
         if skew is not None:
             self._handshake_clocks[str(params.url)] = skew
+        run = run_id_of(headers.get(RUN_HEADER))
+        if run:
+            self._handshake_runs[str(params.url)] = run

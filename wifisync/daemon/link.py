@@ -109,6 +109,7 @@ class Link:
         self.stats: SessionStats | None = None  # the session's counters, once it ended
         self.synced_at: float | None = None  # wall clock of the last exchange that completed
         self.clock_skew: float | None = None  # the peer's clock minus ours, at the handshake
+        self.peer_run = ""  # the peer daemon's run ID, at the handshake (empty: not said)
         self._loop = asyncio.get_running_loop()
         self._live_in = 0
         self._live_log: asyncio.TimerHandle | None = None

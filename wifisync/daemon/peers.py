@@ -2,11 +2,16 @@
 
 When two devices dial each other at once, both end up holding two links; the one
 dialed by the device with the smaller ID survives on both sides, so they agree
-without talking about it. Dialers back off exponentially with jitter from the first
-failure (capped low for a device reached lately, so a restarted peer is back within half a
-second), never try one device more than three times a second, sleep without polling while
-their device is connected, and treat an authentication failure (the peer's certificate is
-not a member's, or it refuses ours) as something retrying soon cannot fix.
+without talking about it. Neither streams on the link that loses: the device with the
+smaller ID holds back a link its peer dialed while its own dial to that peer is on its
+way, and the peer's session waits for its HELLO. A link from a peer that restarted since
+the old one opened (it says so with a new run ID) replaces the old one at once, whoever
+dialed: the old one is dead, even if this side has not noticed yet. Dialers back off
+exponentially with jitter from the first failure (capped low for a device reached lately,
+so a restarted peer is back within half a second), never try one device more than three
+times a second, sleep without polling while their device is connected, and treat an
+authentication failure (the peer's certificate is not a member's, or it refuses ours) as
+something retrying soon cannot fix.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ STALE_PINGS = 1.5  # ping intervals without a frame after which an old link is t
 # (a live link hears a ping or a pong at least once an interval, plus a round trip)
 RECENT_WINDOW = 120.0  # a device reached this recently is retried on RECENT_CAP
 RECENT_CAP = 0.45  # so a restarted peer that cannot dial us is back within half a second
+HOLD_MAX = 1.0  # at most this long a link the peer dialed waits for our own dial to it
 
 
 def backoff(attempt: int, first: float, cap: float) -> float:
@@ -65,6 +71,7 @@ class Dialer:
     failures: int = 0  # failed attempts since the last good link
     auth_failures: int = 0  # refusals (not a member, or it refuses us) since the last link
     last_good: float | None = None  # monotonic time a link over this address last ended well
+    dialing: bool = False  # a dial is on its way (from the connect to the attach)
 
 
 class PeerManager:
@@ -87,16 +94,47 @@ class PeerManager:
     def survives(self, new: Link, old: Link) -> bool:
         """The tie-break: the link dialed by the smaller device ID wins; else the newer one.
 
-        An old link that has heard nothing for longer than its pings allow is taken for dead
-        (its peer came back without closing it: a power cut, a suspended laptop) and the new
-        one wins whoever dialed it; the peer holds no old link then, so both sides agree.
+        An old link opened by an earlier run of the peer's daemon (it restarted: a kill -9
+        whose end this side has not read yet), or that has heard nothing for longer than its
+        pings allow (its peer came back without closing it: a power cut, a suspended laptop),
+        is taken for dead and the new one wins whoever dialed it; the peer holds no old link
+        then, so both sides agree.
         """
+        if new.peer_run and old.peer_run and new.peer_run != old.peer_run:
+            return True
         if old.quiet_for() > STALE_PINGS * old.timing.ping_interval:
             return True
         preferred = min(self.self_id, new.peer_id)
         if (new.dialer == preferred) != (old.dialer == preferred):
             return new.dialer == preferred
         return True
+
+    def would_lose_to_our_dial(self, link: Link) -> bool:
+        """Whether a dial of ours to the link's device, if one is on its way, would replace
+        ``link`` (the peer dialed it and we hold the smaller ID): then it waits for that dial."""
+        return link.dialer != self.self_id and self.self_id < link.peer_id
+
+    def dialing_to(self, device: bytes) -> bool:
+        """Whether a dial that may reach ``device`` is on its way (one to an address whose
+        device is not known yet may)."""
+        return any(d.dialing and d.device in (device, None) for d in self.dialers.values())
+
+    async def admit(self, link: Link) -> bool:
+        """Attach ``link`` once no dial of ours could still replace it (:data:`HOLD_MAX` at
+        most); False when it must close as the duplicate. Its session has not started, so
+        a link that loses never streams a record."""
+        device = link.peer_id
+        if self.would_lose_to_our_dial(link) and device not in self.links \
+                and self.dialing_to(device):
+            held = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HOLD_MAX), self._changed:
+                    await self._changed.wait_for(
+                        lambda: self._closing or device in self.links
+                        or not self.dialing_to(device))
+            log.debug("held the link %s dialed for %.3f s while our dial to it was on its way",
+                      link.name, time.monotonic() - held)
+        return self.attach(link)
 
     def attach(self, link: Link) -> bool:
         """Register an authenticated link; False when it must close as the duplicate."""
@@ -153,6 +191,8 @@ class PeerManager:
             self.dialers[address] = dialer
             dialer.task = asyncio.get_running_loop().create_task(self._run_dialer(dialer))
         dialer.static = dialer.static or static
+        if dialer.device is None and device is not None:
+            dialer.device = device  # a static address the address book or the peer named
         dialer.discovered = dialer.discovered and discovered and device is None
         return dialer
 
@@ -214,8 +254,10 @@ class PeerManager:
             await self._pace(dialer)
             if self._closing:
                 break
+            if dialer.device is not None and dialer.device in self.links:
+                continue  # a link came while we waited for our turn: no second one
             try:
-                link, run = await asyncio.wait_for(self._dial(dialer.address), DIAL_TIMEOUT)
+                link, run = await self._dial_once(dialer)
             except AuthenticationError as exc:
                 dialer.last_error = str(exc)
                 delay = backoff(dialer.auth_failures, AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)
@@ -243,6 +285,21 @@ class PeerManager:
             pause = self._after_link(dialer, end, time.monotonic() - started)
             if pause is not None:
                 await self._sleep(dialer, pause)
+
+    async def _dial_once(self, dialer: Dialer
+                         ) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
+        """One dial, marked as on its way while it lasts.
+
+        A link the peer dialed that waits for it is told once it ended, in a task of its
+        own: a dial that succeeded attaches its link before that task runs (nothing is
+        awaited in between), so the waiting link meets it and loses.
+        """
+        dialer.dialing = True
+        try:
+            return await asyncio.wait_for(self._dial(dialer.address), DIAL_TIMEOUT)
+        finally:
+            dialer.dialing = False
+            self._notify()
 
     def _after_link(self, dialer: Dialer, end: LinkEnd, lasted: float) -> float | None:
         """How long a dialer waits after its link ended (None: its next turn at once)."""
