@@ -48,7 +48,8 @@ class FaultProxy:
         return f"127.0.0.1:{self.port}"
 
     def stall(self) -> None:
-        """Stop moving bytes either way; connections stay open (a hung peer)."""
+        """Stop moving bytes either way, and ends too: connections stay open (a hung peer, or
+        one whose machine lost power)."""
         self.stalled.set()
 
     def resume(self) -> None:
@@ -98,10 +99,10 @@ class FaultProxy:
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         while True:
             data = await src.read(65536)
+            while self.stalled.is_set():  # hold the bytes and the end, bounded by the test's
+                await asyncio.sleep(0.01)  # own timeouts
             if not data:
                 dst.write_eof() if dst.can_write_eof() else dst.close()
                 return
-            while self.stalled.is_set():  # hold the bytes, bounded by the test's own timeouts
-                await asyncio.sleep(0.01)
             dst.write(data)
             await dst.drain()

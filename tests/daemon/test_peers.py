@@ -157,9 +157,11 @@ class _HeldDial:
         self.fails = fails
         self.release = asyncio.Event()
         self.kept = asyncio.Event()
+        self.calls = 0
         self.manager = PeerManager(ours.dialer, self, lambda _d, _a: None)
 
     async def __call__(self, _address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
+        self.calls += 1
         await self.release.wait()
         if self.fails:
             raise OSError("connection refused")
@@ -205,6 +207,9 @@ async def test_a_link_the_peer_dialed_waits_for_our_dial_and_loses_to_it() -> No
         dial.manager.admit(_link(LOW, HIGH, Direction.INBOUND)))
     await asyncio.sleep(0.1)
     assert not admitting.done() and HIGH not in dial.manager.links  # held: no session yet
+    dial.manager.add_address("127.0.0.2:1", device=HIGH)  # the address HIGH's link told
+    await asyncio.sleep(0.1)
+    assert dial.calls == 1  # no second dial while a link is held: it would be one link more
     dial.release.set()
     assert await admitting is False  # the duplicate: closed before its session started
     assert dial.manager.links[HIGH] is dial.ours

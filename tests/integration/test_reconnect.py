@@ -3,15 +3,41 @@ whichever side it is, is reconnected at once."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
 
 from tests.daemon.faultproxy import FaultProxy
 from tests.integration.conftest import Device, wait_for
+from tests.integration.test_live_sync import _write_items
+from wifisync.model.deviceid import short_device_id
+from wifisync.model.identity import DeviceIdentity
 
 MAX_ATTEMPTS_PER_SECOND = 3
 RECONNECT_SECONDS = 1.0  # the target is 0.5 s (bench/reconnect.py); slack for a loaded machine
+SENT = re.compile(r"disconnected from (\S+): .*; records sent (\d+)")
+ITEMS = 1500  # an initial sync long enough that a link streaming a moment sends some
+
+
+def _raw_id(device: Device) -> bytes:
+    return DeviceIdentity.load(device.home.data_dir).device_id
+
+
+def _direction(device: Device, other: Device) -> str | None:
+    """Which way ``device``'s link to ``other`` was dialed ("in", "out"; None: no link)."""
+    live = device.status()
+    for p in live["peers"] if live else []:
+        if p["id"] == other.device_id and p.get("connected"):
+            return str(p["direction"])
+    return None
+
+
+def _records_sent(sender: Device, to: Device) -> int:
+    """Records ``sender`` sent ``to`` over every link it logged the end of (duplicates too:
+    they end at DEBUG)."""
+    name = short_device_id(_raw_id(to))
+    return sum(int(n) for who, n in SENT.findall(sender.log()) if who == name)
 
 
 def attempts_per_second(proxy: FaultProxy, seconds: float) -> list[int]:
@@ -71,3 +97,73 @@ def test_a_returning_dialer_reconnects_at_once(devices: Callable[..., list[Devic
     answered = time.monotonic()
     wait_for(lambda: a.connected_to(b), 10, "the session after B's restart")
     assert time.monotonic() - answered < RECONNECT_SECONDS
+
+
+def test_when_both_dial_at_once_one_link_is_kept_and_no_record_is_sent_twice(
+        devices: Callable[..., list[Device]]) -> None:
+    """LOW (the smaller device ID) dials HIGH while HIGH dials LOW. LOW's dial is held in a
+    stalled proxy, so HIGH's link gets to LOW first; LOW's arrives up to 0.4 s later and wins
+    the tie-break on both sides. Main started a session on HIGH's link at once and both streamed
+    on it until LOW's link closed it: HIGH sent the records it had streamed there twice."""
+    low, high = sorted(devices(2, log_level="debug"), key=_raw_id)
+    for d in (low, high):
+        (d.home.data_dir / "peers.json").unlink(missing_ok=True)  # only the dials below
+    _write_items(high, ITEMS)
+    moved = high.record_count() - low.record_count()
+    proxy = FaultProxy(high.port).start()
+    try:
+        high.start()
+        proxy.stall()
+        low.start("--peer", proxy.address)
+        wait_for(lambda: proxy.connections >= 1, 10, "LOW's dial to reach the proxy")
+        high.configure(peers=[low.address], log_level="debug")
+        assert high.proc is not None
+        high.proc.send_signal(signal.SIGHUP)  # HIGH dials LOW directly
+        wait_for(lambda: high.connected_to(low), 10, "HIGH's link")
+        before, until = low.record_count(), time.monotonic() + 0.4  # LOW holds it 1 s at most
+        while low.record_count() == before and time.monotonic() < until:
+            time.sleep(0.02)  # main: records come on HIGH's link
+        proxy.resume()
+        wait_for(lambda: low.record_count() == high.record_count(), 30, "the initial sync")
+        wait_for(lambda: _direction(low, high) == "out" and _direction(high, low) == "in", 10,
+                 "the link LOW dialed, on both sides")
+        time.sleep(0.5)
+        assert (_direction(low, high), _direction(high, low)) == ("out", "in")  # it stays
+    finally:
+        low.stop()
+        high.stop()
+        proxy.close()
+    assert "held the link" in low.log()  # HIGH's link waited for LOW's own dial
+    assert _records_sent(high, low) == moved
+
+
+def test_a_restarted_peer_replaces_a_link_we_still_think_alive_at_once(
+        devices: Callable[..., list[Device]]) -> None:
+    """HIGH is killed and restarted while LOW has not read the end of their link (a frozen
+    proxy holds it, as a power cut would) and pings only every 10 s: HIGH's new link loses
+    the plain tie-break (the old one is LOW's own dial and not silent for long), yet it is
+    from a new run of HIGH's daemon, so it replaces the old one at once. Main turned it
+    away until the old link timed out (30 s here)."""
+    low, high = sorted(devices(2, ping_interval=10.0, peer_timeout=30.0), key=_raw_id)
+    for d in (low, high):
+        (d.home.data_dir / "peers.json").unlink(missing_ok=True)
+    proxy = FaultProxy(high.port).start()
+    try:
+        high.start()
+        low.start("--peer", proxy.address)  # the old link: LOW dialed it, through the proxy
+        wait_for(lambda: _direction(low, high) == "out" and high.connected_to(low), 10,
+                 "the first link")
+        proxy.stall()
+        assert high.proc is not None
+        high.proc.send_signal(signal.SIGKILL)
+        high.proc.wait(5)
+        high.proc = None
+        high.start()  # dials LOW at the address LOW told it
+        answered = time.monotonic()
+        wait_for(lambda: _direction(low, high) == "in" and high.connected_to(low), 10,
+                 "HIGH's new link on both sides")
+        assert time.monotonic() - answered < RECONNECT_SECONDS
+    finally:
+        low.stop()
+        high.stop()
+        proxy.close()

@@ -88,6 +88,7 @@ class PeerManager:
         self._changed = asyncio.Condition()
         self._closing = False
         self._last_attempt: dict[bytes | str, float] = {}
+        self._held: dict[bytes, int] = {}  # links held back by admit(), per device
 
     # --- links ----------------------------------------------------------------------------
 
@@ -127,11 +128,17 @@ class PeerManager:
         if self.would_lose_to_our_dial(link) and device not in self.links \
                 and self.dialing_to(device):
             held = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HOLD_MAX), self._changed:
-                    await self._changed.wait_for(
-                        lambda: self._closing or device in self.links
-                        or not self.dialing_to(device))
+            self._held[device] = self._held.get(device, 0) + 1  # no new dial meanwhile
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HOLD_MAX), self._changed:
+                        await self._changed.wait_for(
+                            lambda: self._closing or device in self.links
+                            or not self.dialing_to(device))
+            finally:
+                self._held[device] -= 1
+                if not self._held[device]:
+                    del self._held[device]
             log.debug("held the link %s dialed for %.3f s while our dial to it was on its way",
                       link.name, time.monotonic() - held)
         return self.attach(link)
@@ -168,11 +175,18 @@ class PeerManager:
                 self._changed.notify_all()
         asyncio.get_running_loop().create_task(notify())
 
-    async def _wait_gone(self, device: bytes, wake: asyncio.Event) -> None:
-        """Sleep while ``device`` is connected: woken by detach, wake() or close, never polled."""
+    def _busy(self, device: bytes, dialer: Dialer) -> bool:
+        """Whether a dial to ``device`` now would open a second link: one is up, held back
+        by :meth:`admit`, or being dialed by another of its dialers."""
+        return device in self.links or device in self._held or any(
+            d is not dialer and d.dialing and d.device == device for d in self.dialers.values())
+
+    async def _wait_gone(self, dialer: Dialer, device: bytes) -> None:
+        """Sleep while ``device`` is busy (:meth:`_busy`): woken by detach, the end of a dial,
+        wake() or close, never polled."""
         async with self._changed:
             await self._changed.wait_for(
-                lambda: device not in self.links or self._closing or wake.is_set())
+                lambda: not self._busy(device, dialer) or self._closing or dialer.wake.is_set())
 
     # --- dialers --------------------------------------------------------------------------
 
@@ -248,13 +262,13 @@ class PeerManager:
                 del self.dialers[dialer.address]
                 return
             dialer.wake.clear()
-            if dialer.device is not None and dialer.device in self.links:
-                await self._wait_gone(dialer.device, dialer.wake)
+            if dialer.device is not None and self._busy(dialer.device, dialer):
+                await self._wait_gone(dialer, dialer.device)
                 continue
             await self._pace(dialer)
             if self._closing:
                 break
-            if dialer.device is not None and dialer.device in self.links:
+            if dialer.device is not None and self._busy(dialer.device, dialer):
                 continue  # a link came while we waited for our turn: no second one
             try:
                 link, run = await self._dial_once(dialer)
