@@ -4,9 +4,8 @@ An inbound connection passed the listener's gate (a current member's certificate
 outbound one is checked here after TLS. Both carry the wall clock in a header (``doctor``
 shows the skew), the listening port (so the other side can dial back later) and a run ID,
 random for each start of the daemon (a link from a new run replaces an old one at once,
-``peers.py``). The
-peer manager decides when and where to dial; this module only opens what it asks for
-and runs each link from attach to detach.
+``peers.py``). The peer manager decides when and where to dial, and which link to keep;
+this module only opens what it asks for and runs each link from attach to detach.
 """
 
 from __future__ import annotations
