@@ -12,9 +12,16 @@ import pytest
 
 from wifisync.daemon import peers
 from wifisync.daemon.link import CloseCode, Direction, Link, LinkEnd, Timing
-from wifisync.daemon.peers import MIN_ATTEMPT_INTERVAL, STALE_PINGS, PeerManager, backoff
+from wifisync.daemon.peers import (
+    MIN_ATTEMPT_INTERVAL,
+    RECENT_CAP,
+    STALE_PINGS,
+    PeerManager,
+    backoff,
+)
 
 LOW, HIGH = b"\x01" * 32, b"\x02" * 32
+ABNORMAL_CLOSURE = 1006  # the connection dropped without a close frame
 
 
 class _Ws:
@@ -121,6 +128,33 @@ async def test_a_link_turned_away_at_once_is_not_redialed_in_a_storm() -> None:
     for code in (CloseCode.DUPLICATE, CloseCode.GOING_AWAY, CloseCode.PROTOCOL_ERROR):
         times = await _attempts(code, 1, 1.6)
         assert len(times) >= 2 and _most_in_one_second(times) <= 3, (code, len(times))
+
+
+async def _after_a_link_that_died_at_once(code: int) -> tuple[list[float], PeerManager]:
+    """A dialer's first link ends at once with ``code``; the peer is then down for 2.2 s."""
+    times: list[float] = []
+    first = _counting_dial(code, times)
+    refused = _counting_dial(None, times)
+
+    async def dial(address: str) -> tuple[Link, Callable[[], Awaitable[LinkEnd]]]:
+        return await (first if not times else refused)(address)
+    manager = PeerManager(LOW, dial, lambda _d, _a: None)
+    manager.add_address("127.0.0.1:1")  # a fresh daemon: never reached before
+    await asyncio.sleep(2.2)
+    return times, manager
+
+
+async def test_a_peer_whose_first_link_died_at_once_is_retried_as_one_reached_lately() -> None:
+    """Killed (or its close frame lost as it stopped) right after the link came up: it is
+    restarting. Main backed off from scratch (0.2, 0.4, 0.8, 1.6, 3.2 s...) and came back
+    seconds after the peer did; the bench's 7.13-s reconnect."""
+    times, manager = await _after_a_link_that_died_at_once(ABNORMAL_CLOSURE)
+    await manager.close()
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) >= 6 and max(gaps) < RECENT_CAP + 0.1, gaps
+    times, manager = await _after_a_link_that_died_at_once(CloseCode.PROTOCOL_ERROR)
+    assert all(d.last_good is None for d in manager.dialers.values())  # that one backs off
+    await manager.close()
 
 
 async def test_one_device_is_dialed_at_most_3_times_a_second_over_all_its_addresses() -> None:

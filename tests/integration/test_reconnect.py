@@ -167,3 +167,27 @@ def test_a_restarted_peer_replaces_a_link_we_still_think_alive_at_once(
         low.stop()
         high.stop()
         proxy.close()
+
+
+def test_a_peer_killed_just_after_connecting_is_reconnected_at_once_when_back(
+        devices: Callable[..., list[Device]]) -> None:
+    """A is killed right after B's first link to it came up (so the link "died at once"),
+    and comes back 3.5 s later with no address for B. Main's B backed off from scratch
+    after such a link (0.2, 0.4, ... 3.2 s) and came back seconds after A did (2.9, 3.3,
+    1.2 and 0.46 s in 4 runs), the bench's 7.13-s reconnect; A was reached, so it is
+    retried as a peer reached lately."""
+    a, b = devices(2)
+    b.peers = [a]
+    a.start()
+    b.start()
+    wait_for(lambda: a.connected_to(b), 10, "the session")
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(5)
+    a.proc = None
+    (a.home.data_dir / "peers.json").unlink(missing_ok=True)  # A cannot dial B
+    time.sleep(3.5)
+    a.start()
+    answered = time.monotonic()
+    wait_for(lambda: a.connected_to(b), 10, "the session after A's restart")
+    assert time.monotonic() - answered < RECONNECT_SECONDS

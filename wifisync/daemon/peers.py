@@ -49,6 +49,9 @@ RECENT_WINDOW = 120.0  # a device reached this recently is retried on RECENT_CAP
 RECENT_CAP = MIN_ATTEMPT_INTERVAL  # as often as allowed: a restarted peer that cannot dial
 # us is back within half a second (a try every 0.34 s, plus the handshake)
 HOLD_MAX = 1.0  # at most this long a link the peer dialed waits for our own dial to it
+# Links that end at once for these reasons do not make their peer "reached lately": retrying
+# it soon will not help, so it backs off exponentially once RECENT_WINDOW has passed.
+PEER_FAULTS = frozenset({CloseCode.PROTOCOL_ERROR, CloseCode.UNSUPPORTED, CloseCode.TOO_BIG})
 
 
 def backoff(attempt: int, first: float, cap: float) -> float:
@@ -325,9 +328,12 @@ class PeerManager:
             return backoff(dialer.auth_failures, AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)
         if end.code == CloseCode.GOING_AWAY or lasted >= 1.0:
             dialer.failures = 0  # it was good or it is restarting: come back quickly
-            dialer.last_good = time.monotonic()
         else:
-            dialer.failures += 1  # a link that dies at once must not spin
+            dialer.failures += 1  # a link that dies at once must not spin (the pace bounds it)
+        if lasted >= 1.0 or end.code not in PEER_FAULTS:
+            # it was reached: if it died at once (killed, or its close lost as it stopped),
+            # it is likely restarting; backing off from seconds would miss its return
+            dialer.last_good = time.monotonic()
         return self.retry_delay(dialer)
 
     async def close(self) -> None:
