@@ -46,8 +46,9 @@ MIN_ATTEMPT_INTERVAL = 0.34  # at most 3 connection attempts a second to one dev
 STALE_PINGS = 1.5  # ping intervals without a frame after which an old link is taken for dead
 # (a live link hears a ping or a pong at least once an interval, plus a round trip)
 RECENT_WINDOW = 120.0  # a device reached this recently is retried on RECENT_CAP
-RECENT_CAP = MIN_ATTEMPT_INTERVAL  # as often as allowed: a restarted peer that cannot dial
-# us is back within half a second (a try every 0.34 s, plus the handshake)
+RECENT_CAP = 0.45  # so a restarted peer that cannot dial us is back within half a second;
+# above MIN_ATTEMPT_INTERVAL, so retries keep their jitter (at the pace's limit they would
+# all land 0.34 s apart)
 HOLD_MAX = 1.0  # at most this long a link the peer dialed waits for our own dial to it
 # Links that end at once for these reasons do not make their peer "reached lately": retrying
 # it soon will not help, so it backs off exponentially once RECENT_WINDOW has passed.
