@@ -83,14 +83,10 @@ class Acceptance:
 
     # --- entry ----------------------------------------------------------------------------
 
-    def refusal(self, record: Record) -> str | None:
-        """Why ``record`` may not be stored at all (signature aside), or None."""
-        return self.refusals([record])[0][0]
-
     def refusals(self, records: Iterable[Record]) -> list[tuple[str | None, bytes | None]]:
-        """For each record, :meth:`refusal`'s answer and the key that must have signed it
-        (None: unknown author). The clock is read once: a sync batch is a thousand records.
-        """
+        """For each record, why it may not be stored at all (signature aside; None: it may)
+        and the key that must have signed it (None: unknown author). The clock is read
+        once: a sync batch is a thousand records."""
         latest = self.now_ms() + MAX_FUTURE_MS
         vault_id, key_of = self.vault_id, self.view.key_of
         out: list[tuple[str | None, bytes | None]] = []
